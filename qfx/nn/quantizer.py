@@ -1,0 +1,113 @@
+"""A quantizer module whose binary point (and optionally width) is learned with the model."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from qfx.format import FixedFormat
+from qfx.functional import MAX_CAST_WIDTH, _Mode, cast, fixed_quantize
+
+__all__ = ["FixedQuantizer"]
+
+
+class FixedQuantizer(nn.Module):
+    """Casts its input to a fixed-point format, exactly as ``ap_fixed`` assignment does.
+
+    With ``learn_binary_point`` the fraction bits are a trainable parameter (rounded in the forward pass), so at a
+    fixed width the quantizer trades precision against range; with ``learn_width`` the width is trainable too.
+    ``channels``/``channel_axis`` give one format per channel (e.g. per output channel of a weight).
+    The gradient estimator is described in docs/concepts.md.
+    """
+
+    def __init__(
+        self,
+        fmt: FixedFormat | str,
+        *,
+        learn_binary_point: bool = True,
+        learn_width: bool = False,
+        channels: int | None = None,
+        channel_axis: int = 0,
+        frac_bits_range: tuple[int, int] | None = None,
+        max_width: int | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(fmt, str):
+            fmt = FixedFormat.parse(fmt)
+        if fmt.width > MAX_CAST_WIDTH:
+            raise ValueError(f"FixedQuantizer supports width <= {MAX_CAST_WIDTH}, not {fmt.width} ({fmt})")
+        if channels is not None and channels < 1:
+            raise ValueError(f"channels must be >= 1, not {channels}")
+        self.mode = _Mode(fmt.signed, fmt.quant, fmt.overflow, fmt.sat_bits)
+        self.channel_axis = channel_axis
+        self.learn_binary_point = learn_binary_point
+        self.learn_width = learn_width
+        self.max_width = max_width if max_width is not None else (2 * fmt.width if learn_width else fmt.width)
+        self.max_width = min(self.max_width, MAX_CAST_WIDTH)
+        if self.max_width < fmt.width:
+            raise ValueError(f"max_width ({self.max_width}) must be >= the initial width {fmt.width}")
+        if frac_bits_range is None:
+            frac_bits_range = (fmt.frac_bits - 16, fmt.frac_bits + 16)
+        lo, hi = frac_bits_range
+        if not lo <= fmt.frac_bits <= hi:
+            raise ValueError(f"frac_bits_range {frac_bits_range} must contain the initial frac_bits {fmt.frac_bits}")
+        self.frac_bits_range = (int(lo), int(hi))
+        shape = () if channels is None else (channels,)
+        frac = torch.full(shape, float(fmt.frac_bits))
+        width = torch.full(shape, float(fmt.width))
+        self.frac_bits = nn.Parameter(frac, requires_grad=learn_binary_point)
+        self.width = nn.Parameter(width, requires_grad=learn_width)
+
+    def _broadcast(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if p.dim() == 0:
+            return p
+        axis = self.channel_axis % x.dim()
+        if x.shape[axis] != p.shape[0]:
+            raise ValueError(f"input has {x.shape[axis]} channels on axis {axis}, the quantizer {p.shape[0]}")
+        shape = [1] * x.dim()
+        shape[axis] = p.shape[0]
+        return p.reshape(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.learn_binary_point or self.learn_width) and self.frac_bits.dim() == 0:
+            return cast(x, self.format)
+        return fixed_quantize(
+            x,
+            self._broadcast(self.frac_bits, x),
+            self._broadcast(self.width, x),
+            signed=self.mode.signed,
+            quant=self.mode.quant,
+            overflow=self.mode.overflow,
+            sat_bits=self.mode.sat_bits,
+            frac_bits_range=self.frac_bits_range,
+            max_width=self.max_width,
+        )
+
+    def _rounded(self) -> tuple[list[int], list[int]]:
+        lo, hi = self.frac_bits_range
+        frac = torch.round(self.frac_bits.detach().clamp(lo, hi)).reshape(-1).tolist()
+        width = torch.round(self.width.detach().clamp(max(1, self.mode.sat_bits), self.max_width)).reshape(-1)
+        return [int(f) for f in frac], [int(w) for w in width.tolist()]
+
+    def formats(self) -> list[FixedFormat]:
+        """The current format of every channel (one entry for a per-tensor quantizer)."""
+        m = self.mode
+        return [
+            FixedFormat(w, w - f, m.signed, m.quant, m.overflow, m.sat_bits) for f, w in zip(*self._rounded())
+        ]
+
+    @property
+    def format(self) -> FixedFormat:
+        """The current format; for a per-channel quantizer, the narrowest one that holds every channel's values."""
+        formats = self.formats()
+        if len(formats) == 1:
+            return formats[0]
+        frac = max(f.frac_bits for f in formats)
+        int_bits = max(f.int_bits for f in formats)
+        m = self.mode
+        return FixedFormat(frac + int_bits, int_bits, m.signed, m.quant, m.overflow, m.sat_bits)
+
+    def extra_repr(self) -> str:
+        learned = [n for n, on in (("binary point", self.learn_binary_point), ("width", self.learn_width)) if on]
+        what = ", ".join(learned) if learned else "fixed"
+        return f"{self.format}, learned: {what}"

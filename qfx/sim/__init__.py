@@ -1,0 +1,1 @@
+"""Simulation against the real thing: C++ programs compiled with g++ against the Xilinx ``ap_fixed`` headers."""
