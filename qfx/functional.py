@@ -23,7 +23,7 @@ import torch
 
 from qfx.format import FixedFormat, Overflow, Quant
 
-__all__ = ["cast", "fixed_quantize", "result_dtype", "codes"]
+__all__ = ["cast", "codes", "fixed_quantize", "result_dtype"]
 
 LN2 = math.log(2.0)
 
@@ -54,10 +54,10 @@ def result_dtype(fmt: FixedFormat, dtype: torch.dtype = torch.float32) -> torch.
     """The dtype :func:`cast` returns for an input of ``dtype``: the input's own when it holds every value of
     ``fmt`` exactly, otherwise the narrowest wider float dtype that does (float64 at most)."""
     _check_castable(fmt)
-    return _pick_dtype(dtype, fmt.width, fmt.frac_bits, fmt.frac_bits, str(fmt))
+    return _pick_dtype(dtype, fmt.width, fmt.frac_bits, fmt.frac_bits, fmt)
 
 
-def _pick_dtype(dtype: torch.dtype, width: int, f_min: int, f_max: int, what: str) -> torch.dtype:
+def _pick_dtype(dtype: torch.dtype, width: int, f_min: int, f_max: int, what: object) -> torch.dtype:
     if dtype not in _FLOAT_LIMITS:
         raise TypeError(f"cast needs a floating-point tensor (float16, bfloat16, float32 or float64), not {dtype}")
     for candidate in _PROMOTION[_PROMOTION.index(dtype) :]:

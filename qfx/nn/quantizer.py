@@ -92,9 +92,9 @@ class FixedQuantizer(nn.Module):
     def formats(self) -> list[FixedFormat]:
         """The current format of every channel (one entry for a per-tensor quantizer)."""
         m = self.mode
-        return [
-            FixedFormat(w, w - f, m.signed, m.quant, m.overflow, m.sat_bits) for f, w in zip(*self._rounded())
-        ]
+        frac, width = self._rounded()
+        pairs = zip(frac, width, strict=True)
+        return [FixedFormat(w, w - f, m.signed, m.quant, m.overflow, m.sat_bits) for f, w in pairs]
 
     @property
     def format(self) -> FixedFormat:
