@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from qfx.format import FixedFormat
-from qfx.functional import MAX_CAST_WIDTH, _Mode, cast, fixed_quantize
+from qfx.functional import MAX_CAST_WIDTH, cast, fixed_quantize
+from qfx.kernel import Mode
 
 __all__ = ["FixedQuantizer"]
 
@@ -38,7 +39,7 @@ class FixedQuantizer(nn.Module):
             raise ValueError(f"FixedQuantizer supports width <= {MAX_CAST_WIDTH}, not {fmt.width} ({fmt})")
         if channels is not None and channels < 1:
             raise ValueError(f"channels must be >= 1, not {channels}")
-        self.mode = _Mode(fmt.signed, fmt.quant, fmt.overflow, fmt.sat_bits)
+        self.mode = Mode(fmt.signed, fmt.quant, fmt.overflow, fmt.sat_bits)
         self.channel_axis = channel_axis
         self.learn_binary_point = learn_binary_point
         self.learn_width = learn_width
