@@ -11,7 +11,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-__all__ = ["Quant", "Overflow", "FixedFormat", "MAX_WIDTH"]
+__all__ = ["MAX_WIDTH", "FixedFormat", "Overflow", "Quant"]
 
 #: Widest type the Xilinx headers accept by default (``AP_INT_MAX_W``).
 MAX_WIDTH = 1024

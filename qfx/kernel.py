@@ -47,8 +47,11 @@ class Pow2:
     scale: Scalar  # 2**F
     inv_scale: Scalar  # 2**-F
     modulus: Scalar  # 2**W
+    inv_modulus: Scalar
     half: Scalar  # 2**(W-1)
+    inv_half: Scalar
     low: Scalar  # 2**(W-N): the bits AP_WRAP keeps when sat_bits N > 0
+    inv_low: Scalar
 
     def code_range(self, signed: bool) -> tuple[Scalar, Scalar]:
         """(smallest, largest) integer code of the format."""
@@ -57,9 +60,14 @@ class Pow2:
         return 0.0, self.modulus - 1.0
 
 
+def _exponents(width, frac_bits, sat_bits: int) -> tuple:
+    # Divisions are multiplications by exact reciprocals: some GPU compilers divide approximately.
+    return (frac_bits, -frac_bits, width, -width, width - 1, 1 - width, width - sat_bits, sat_bits - width)
+
+
 def pow2_static(width: int, frac_bits: int, sat_bits: int) -> Pow2:
     """Powers of two for a fixed format, as exact Python floats."""
-    return Pow2(2.0**frac_bits, 2.0**-frac_bits, 2.0**width, 2.0 ** (width - 1), 2.0 ** (width - sat_bits))
+    return Pow2(*(2.0**e for e in _exponents(width, frac_bits, sat_bits)))
 
 
 _POW2_MIN, _POW2_MAX = -1074, 1023
@@ -77,8 +85,7 @@ def exp2_exact(k: torch.Tensor) -> torch.Tensor:
 
 def pow2_tensor(width: torch.Tensor, frac_bits: torch.Tensor, sat_bits: int, dtype: torch.dtype) -> Pow2:
     """Powers of two for tensor-valued (learned, per-channel) widths and binary points."""
-    pows = (frac_bits, -frac_bits, width, width - 1, width - sat_bits)
-    return Pow2(*(exp2_exact(p).to(dtype) for p in pows))
+    return Pow2(*(exp2_exact(e).to(dtype) for e in _exponents(width, frac_bits, sat_bits)))
 
 
 # ------------------------------------------------------------------------------------------------ rounding
@@ -108,22 +115,22 @@ def round_codes_(y: torch.Tensor, quant: Quant) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ overflow
-def mod_pow2(a: torch.Tensor, m: Scalar) -> torch.Tensor:
-    """``a mod m`` in ``[0, m)`` for integer-valued ``a`` and a power of two ``m``, exactly (not in place)."""
-    return a - torch.floor(a / m) * m
+def mod_pow2(a: torch.Tensor, m: Scalar, inv_m: Scalar) -> torch.Tensor:
+    """``a mod m`` in ``[0, m)`` for integer-valued ``a`` and a power of two ``m = 1 / inv_m``, exactly."""
+    return a - torch.floor(a * inv_m) * m
 
 
-def _bit(u: torch.Tensor, weight: Scalar) -> torch.Tensor:
-    """Bit of weight ``weight`` (a power of two) in the integer-valued ``u`` (two's complement if negative)."""
-    return mod_pow2(torch.floor(u / weight), 2.0) >= 1.0
+def _bit(u: torch.Tensor, inv_weight: Scalar) -> torch.Tensor:
+    """Bit of weight ``1 / inv_weight`` (a power of two) in the integer-valued ``u`` (two's complement)."""
+    return mod_pow2(torch.floor(u * inv_weight), 2.0, 0.5) >= 1.0
 
 
 def _wrap_(r: torch.Tensor, p: Pow2, signed: bool) -> torch.Tensor:
     """Keep the W low bits of the codes ``r``, in place: two's complement if ``signed``, else in ``[0, 2**W)``."""
-    scratch = torch.div(r, p.modulus).floor_()
+    scratch = torch.mul(r, p.inv_modulus).floor_()
     r.sub_(scratch.mul_(p.modulus))  # r mod 2**W
     if signed:  # codes >= 2**(W-1) stand for negative values
-        r.sub_(torch.div(r, p.half, out=scratch).floor_().mul_(p.modulus))
+        r.sub_(torch.mul(r, p.inv_half, out=scratch).floor_().mul_(p.modulus))
     return r
 
 
@@ -149,7 +156,7 @@ def overflow_codes_(r: torch.Tensor, first_deleted_bit: torch.Tensor | None, mod
     # AP_WRAP with saturation bits, AP_WRAP_SM: the header's overflow_adjust, bit by bit.
     out_of_range = (r < lo) | (r > hi)
     negative = r < lo
-    u = mod_pow2(r, p.modulus)
+    u = mod_pow2(r, p.modulus, p.inv_modulus)
     if overflow is Overflow.WRAP_SM:
         msb_set = u >= p.half
         if mode.sat_bits == 0:
@@ -157,12 +164,12 @@ def overflow_codes_(r: torch.Tensor, first_deleted_bit: torch.Tensor | None, mod
         elif mode.sat_bits == 1:
             flip = negative != msb_set
         else:
-            flip = _bit(u, p.low) == negative
+            flip = _bit(u, p.inv_low) == negative
         u = torch.where(out_of_range & flip, (p.modulus - 1.0) - u, u)  # ~u on W bits
     if mode.sat_bits > 0:
         # Keep the low W-N bits; the top N are the sign then its inverse (signed), or all ones (unsigned).
         top = torch.where(negative, p.half, p.half - p.low) if mode.signed else p.modulus - p.low
-        u = torch.where(out_of_range, mod_pow2(u, p.low) + top, u)
+        u = torch.where(out_of_range, mod_pow2(u, p.low, p.inv_low) + top, u)
     return _to_signed(u, p) if mode.signed else u
 
 
@@ -191,7 +198,7 @@ def fixed_kernel(
         y.clamp_(-big, big)
     first_deleted = None
     if mode.overflow is Overflow.WRAP_SM and mode.sat_bits == 0:
-        first_deleted = _bit(torch.floor(y), p.modulus)
+        first_deleted = _bit(torch.floor(y), p.inv_modulus)
     r = round_codes_(y, mode.quant)
     inside = in_range(r, mode, p) if want_mask else None
     out = overflow_codes_(r, first_deleted, mode, p)
