@@ -147,7 +147,8 @@ def overflow_codes_(r: torch.Tensor, first_deleted_bit: torch.Tensor | None, mod
     if overflow is Overflow.SAT or (overflow is Overflow.SAT_SYM and not mode.signed):
         return r.clamp_(lo, hi)
     if overflow is Overflow.SAT_SYM:
-        return r.clamp_(-hi, hi)
+        # The header saturates low to the code min | 1: -max, except at W = 1 where that is min itself.
+        return r.clamp_(-p.half + (p.half >= 2.0), hi)
     if overflow is Overflow.SAT_ZERO:
         return r.masked_fill_((r < lo) | (r > hi), 0.0)
     if overflow is Overflow.WRAP and mode.sat_bits == 0:

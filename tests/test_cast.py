@@ -65,6 +65,12 @@ def test_sat_sym_never_produces_the_minimum() -> None:
     assert fmt.min not in y.tolist()
 
 
+def test_sat_sym_one_bit_is_sat() -> None:
+    # The header saturates low to the code (min | 1); with one bit that is min itself.
+    x = torch.tensor([-3.0, -0.5, 0.0, 2.0], dtype=torch.float64)
+    assert qfx.cast(x, "ap_fixed<1,1,AP_TRN,AP_SAT_SYM>").tolist() == [-1.0, -1.0, 0.0, 0.0]
+
+
 def test_negative_and_large_int_bits() -> None:
     # ap_fixed<4,-2>: LSB 2**-6, range [-1/8, 1/8)
     y = qfx.cast(torch.tensor([0.05, -0.2], dtype=torch.float64), "ap_fixed<4,-2,AP_RND,AP_SAT>")
