@@ -129,26 +129,29 @@ def _sum_to(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return t.sum(dim=dims, keepdim=True).reshape(shape) if dims else t.reshape(shape)
 
 
+def _learned_pow2(frac_bits: torch.Tensor, width: torch.Tensor, mode: Mode, compute: torch.dtype):
+    return pow2_tensor(torch.round(width.detach()), torch.round(frac_bits.detach()), mode.sat_bits, compute)
+
+
 class _LearnedCast(torch.autograd.Function):
     """Cast with a tensor-valued binary point and width; LSQ-style gradients for both (see docs/concepts.md)."""
 
     @staticmethod
     def forward(ctx, x, frac_bits, width, mode: Mode, compute: torch.dtype, out_dtype: torch.dtype, may_underflow):
-        f_int = torch.round(frac_bits.detach()).to(compute)
-        w_int = torch.round(width.detach()).to(compute)
-        p = pow2_tensor(w_int, f_int, mode.sat_bits, compute)
-        xc = x.to(compute)
-        values, _ = fixed_kernel(xc, p, mode, may_underflow=may_underflow)
-        ctx.mode, ctx.in_dtype = mode, x.dtype
-        ctx.save_for_backward(xc, values, f_int, w_int)
+        p = _learned_pow2(frac_bits, width, mode, compute)
+        values, _ = fixed_kernel(x.to(compute), p, mode, may_underflow=may_underflow)
+        ctx.mode, ctx.compute = mode, compute
+        ctx.save_for_backward(x, frac_bits, width)
         ctx.shapes = (frac_bits.shape, width.shape)
         return values.to(out_dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        xc, values, f_int, w_int = ctx.saved_tensors
+        x, frac_bits, width = ctx.saved_tensors
         mode: Mode = ctx.mode
-        p = pow2_tensor(w_int, f_int, mode.sat_bits, xc.dtype)
+        p = _learned_pow2(frac_bits, width, mode, ctx.compute)
+        xc = x.to(ctx.compute)
+        values, _ = fixed_kernel(xc, p, mode, may_underflow=False)  # recomputed: cheaper than keeping it
         grad = grad.to(xc.dtype)
         r = round_codes_(xc * p.scale, mode.quant)
         inside = in_range(r, mode, p)
@@ -162,7 +165,7 @@ class _LearnedCast(torch.autograd.Function):
         frac_shape, width_shape = ctx.shapes
         grad_f = _sum_to(grad * d_frac, frac_shape) if ctx.needs_input_grad[1] else None
         grad_w = _sum_to(grad * d_width, width_shape) if ctx.needs_input_grad[2] else None
-        return grad_x.to(ctx.in_dtype), grad_f, grad_w, None, None, None, None
+        return grad_x.to(x.dtype), grad_f, grad_w, None, None, None, None
 
 
 def fixed_quantize(

@@ -109,3 +109,17 @@ def test_fixed_quantizer_errors() -> None:
 
 def test_repr_names_format_and_what_is_learned() -> None:
     assert "ap_fixed<8,4,AP_RND,AP_SAT>, learned: binary point" in repr(FixedQuantizer("ap_fixed<8,4,AP_RND,AP_SAT>"))
+
+
+def test_torch_compile_forward_and_gradients_match_eager() -> None:
+    torch.manual_seed(0)
+    q = FixedQuantizer("ap_fixed<8,1,AP_RND,AP_SAT>", channels=4, channel_axis=1)
+    x = torch.randn(32, 4) * 10
+    compiled = torch.compile(q, fullgraph=True)
+    y_compiled, y_eager = compiled(x), q(x)
+    assert torch.equal(y_compiled, y_eager)
+    y_compiled.sum().backward()
+    grad_compiled = q.frac_bits.grad.clone()
+    q.frac_bits.grad = None
+    y_eager.sum().backward()
+    assert torch.allclose(grad_compiled, q.frac_bits.grad)

@@ -1,0 +1,280 @@
+"""Bit-exact reference for ``ap_fixed`` assignment: C++ compiled with g++ against the Xilinx headers.
+
+The headers are the ones shipped inside the installed hls4ml package (never copied into this repository).
+Executables are cached under ``$QFX_CACHE_DIR`` (default ``~/.cache/qfx``), keyed by a hash of everything that
+goes into them, so a second run with the same formats compiles nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from qfx.format import FixedFormat
+
+__all__ = [
+    "DEFAULT_FLAGS",
+    "CompileError",
+    "cache_dir",
+    "compile_cached",
+    "gxx",
+    "headers_dir",
+    "reference_cast",
+    "stats",
+]
+
+#: g++ flags for the reference programs. -O1 keeps compile time near -O0 while the instantiated ap_private
+#: code runs several times faster (see ``tests/test_cast_exact.py`` for the measurement that picked them).
+DEFAULT_FLAGS: tuple[str, ...] = ("-std=c++14", "-O1", "-w")
+
+#: How often :func:`compile_cached` ran the compiler or found its result cached (tests read this).
+stats: dict[str, int] = {"compiled": 0, "cached": 0}
+
+_TAIL_CHARS = 4000
+
+
+class CompileError(RuntimeError):
+    """g++ failed; the message ends with the tail of its stderr."""
+
+
+def headers_dir() -> Path:
+    """The ``ap_types`` folder of the installed hls4ml package, found without importing hls4ml."""
+    spec = importlib.util.find_spec("hls4ml")
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    for root in roots:
+        path = Path(root) / "templates" / "vivado" / "ap_types"
+        if (path / "ap_fixed.h").is_file():
+            return path
+    raise RuntimeError("the ap_fixed headers come from the hls4ml package: pip install 'qfx[sim]'")
+
+
+def gxx() -> str:
+    """The C++ compiler: ``$CXX`` if set, else ``g++`` on PATH."""
+    name = os.environ.get("CXX") or "g++"
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"C++ compiler {name!r} not found (set CXX or install g++) for the ap_fixed reference")
+    return found
+
+
+def cache_dir() -> Path:
+    """Where compiled programs are kept: ``$QFX_CACHE_DIR`` or ``~/.cache/qfx``."""
+    path = Path(os.environ.get("QFX_CACHE_DIR") or Path.home() / ".cache" / "qfx")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@cache
+def _compiler_id(cxx: str) -> str:
+    proc = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False)
+    return f"{os.path.realpath(cxx)}\n{proc.stdout}"
+
+
+@cache
+def _dir_digest(path: str) -> str:
+    digest = hashlib.sha256(path.encode())
+    for file in sorted(Path(path).rglob("*")):
+        if file.is_file():
+            digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def _tail(text: str) -> str:
+    return text if len(text) <= _TAIL_CHARS else "..." + text[-_TAIL_CHARS:]
+
+
+def _run_compiler(cmd: list[str], cwd: Path) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise CompileError(f"g++ failed (exit {proc.returncode}): {' '.join(cmd)}\n{_tail(proc.stderr)}")
+
+
+def compile_cached(
+    sources: Mapping[str, str],
+    *,
+    flags: Sequence[str] = DEFAULT_FLAGS,
+    include_dirs: Sequence[Path | str] | None = None,
+    name: str = "prog",
+    jobs: int | None = None,
+) -> Path:
+    """Compile and link ``sources`` (file name -> text) into an executable and return its cached path.
+
+    Every ``*.cpp``/``*.cc`` file is one translation unit; the units compile in parallel on ``jobs`` processes
+    (default ``os.cpu_count()``); other files (headers) are only written next to them. ``include_dirs``
+    defaults to :func:`headers_dir`. The cache key covers the sources, flags, compiler version and the
+    contents of the include folders; the executable appears atomically (built in a temporary folder, renamed).
+    """
+    cxx = gxx()
+    incs = [str(Path(d).resolve()) for d in (include_dirs if include_dirs is not None else [headers_dir()])]
+    key = hashlib.sha256(
+        json.dumps(
+            {
+                "sources": sorted(sources.items()),
+                "flags": list(flags),
+                "compiler": _compiler_id(cxx),
+                "includes": [_dir_digest(d) for d in incs],
+            }
+        ).encode()
+    ).hexdigest()
+    root = cache_dir()
+    exe = root / f"{name}-{key[:32]}"
+    if exe.is_file():
+        stats["cached"] += 1
+        return exe
+    units = sorted(f for f in sources if f.endswith((".cpp", ".cc")))
+    if not units:
+        raise ValueError("compile_cached needs at least one .cpp/.cc translation unit")
+    inc_flags = [f"-I{d}" for d in incs]
+    build = Path(tempfile.mkdtemp(prefix=f".{name}-build-", dir=root))
+    try:
+        for fname, text in sources.items():
+            (build / fname).parent.mkdir(parents=True, exist_ok=True)
+            (build / fname).write_text(text)
+        cmds = [[cxx, *flags, *inc_flags, "-c", u, "-o", f"{u}.o"] for u in units]
+        with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+            for fut in [pool.submit(_run_compiler, cmd, build) for cmd in cmds]:
+                fut.result()
+        _run_compiler([cxx, *flags, *[f"{u}.o" for u in units], "-o", "a.out"], build)
+        os.replace(build / "a.out", exe)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    stats["compiled"] += 1
+    return exe
+
+
+_UNIT_HEAD = """#include <ap_fixed.h>
+#include <cstddef>
+#include <cstdint>
+
+template <class T>
+static void qfx_cast(const double* in, std::uint64_t* out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    T v = in[i];
+    out[i] = v.bits_to_uint64();
+  }
+}
+"""
+
+_MAIN = """#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+typedef void (*qfx_fn)(const double*, std::uint64_t*, std::size_t);
+%(decls)s
+static const qfx_fn table[] = {%(table)s};
+
+// usage: prog VALUES FNS OUT FIRST LAST N PER_ROW
+// Row r in [FIRST, LAST) casts N doubles (row r of VALUES if PER_ROW, else its only row) with function FNS[r].
+int main(int argc, char** argv) {
+  if (argc != 8) return 2;
+  long first = std::atol(argv[4]), last = std::atol(argv[5]);
+  std::size_t n = std::strtoull(argv[6], 0, 10);
+  bool per_row = std::atoi(argv[7]) != 0;
+  std::FILE* fv = std::fopen(argv[1], "rb");
+  std::FILE* ff = std::fopen(argv[2], "rb");
+  std::FILE* fo = std::fopen(argv[3], "wb");
+  if (!fv || !ff || !fo) return 3;
+  std::vector<double> in(n + 1);
+  std::vector<std::uint64_t> out(n + 1);
+  std::vector<std::int32_t> fns(last - first + 1);
+  if (std::fseek(ff, first * 4L, SEEK_SET) != 0) return 4;
+  if (std::fread(fns.data(), 4, last - first, ff) != std::size_t(last - first)) return 4;
+  if (per_row && std::fseek(fv, first * long(n) * 8L, SEEK_SET) != 0) return 4;
+  for (long r = first; r < last; ++r) {
+    if ((per_row || r == first) && std::fread(in.data(), sizeof(double), n, fv) != n) return 4;
+    table[fns[r - first]](in.data(), out.data(), n);
+    if (std::fwrite(out.data(), sizeof(std::uint64_t), n, fo) != n) return 6;
+  }
+  return std::fclose(fo) == 0 ? 0 : 7;
+}
+"""
+
+
+def _cpp_type(fmt: FixedFormat) -> str:
+    name = "ap_fixed" if fmt.signed else "ap_ufixed"
+    return f"{name}<{fmt.width},{fmt.int_bits},{fmt.quant.cpp},{fmt.overflow.cpp},{fmt.sat_bits}>"
+
+
+def cast_sources(formats: Sequence[FixedFormat], units: int) -> dict[str, str]:
+    """C++ sources of a program casting doubles into each of ``formats`` (function ``k`` for format ``k``)."""
+    units = max(1, min(units, len(formats)))
+    # Formats sharing width and signedness share most instantiated code: keep them in the same unit.
+    order = sorted(range(len(formats)), key=lambda k: (formats[k].width, formats[k].signed))
+    bounds = np.linspace(0, len(formats), units + 1).astype(int)
+    sources: dict[str, str] = {}
+    for u in range(units):
+        body = [_UNIT_HEAD]
+        for k in order[bounds[u] : bounds[u + 1]]:
+            body.append(
+                f"void qfx_cast_{k}(const double* i, std::uint64_t* o, std::size_t n) "
+                f"{{ qfx_cast<{_cpp_type(formats[k])} >(i, o, n); }}\n"
+            )
+        sources[f"cast{u}.cpp"] = "".join(body)
+    decls = "".join(f"void qfx_cast_{k}(const double*, std::uint64_t*, std::size_t);\n" for k in range(len(formats)))
+    table = ", ".join(f"qfx_cast_{k}" for k in range(len(formats)))
+    sources["main.cpp"] = _MAIN % {"decls": decls, "table": table}
+    return sources
+
+
+def reference_cast(
+    values: np.ndarray, formats: Sequence[FixedFormat], *, flags: Sequence[str] = DEFAULT_FLAGS
+) -> np.ndarray:
+    """Integer codes of ``T v = d;`` for every double ``d`` in ``values`` and every format ``T``.
+
+    ``values`` is 1-D (the same doubles for every format) or 2-D with one row per format. Returns int64 codes of
+    shape ``(len(formats), n)``, sign-extended for signed formats (value = code * 2**-frac_bits). Widths 1..63
+    are supported; ±inf goes through the header like any other double, NaN raises ValueError.
+    """
+    formats = list(formats)
+    vals = np.asarray(values, dtype=np.float64)
+    per_row = vals.ndim == 2
+    if vals.ndim not in (1, 2) or (per_row and vals.shape[0] != len(formats)):
+        raise ValueError(f"values must be 1-D or have one row per format, not shape {vals.shape}")
+    if np.isnan(vals).any():
+        raise ValueError("NaN has no ap_fixed value (the header only warns); remove NaN from values")
+    for fmt in formats:
+        if not isinstance(fmt, FixedFormat) or not 1 <= fmt.width <= 63:
+            raise ValueError(f"reference_cast supports FixedFormat of width 1..63, not {fmt!r}")
+    unique = sorted(set(formats), key=_cpp_type)  # canonical order: any permutation reuses the program
+    index = {fmt: k for k, fmt in enumerate(unique)}
+    rows = formats if per_row else unique
+    n = vals.shape[-1]
+    codes = np.zeros((len(rows), n), dtype=np.int64)
+    if rows and n:
+        jobs = os.cpu_count() or 1
+        exe = compile_cached(cast_sources(unique, jobs), flags=flags, name="apfixed-cast")
+        spans = list(itertools.pairwise(np.linspace(0, len(rows), min(jobs, len(rows)) + 1).astype(int).tolist()))
+        with tempfile.TemporaryDirectory(prefix="qfx-cast-") as tmp:
+            np.ascontiguousarray(vals, dtype="<f8").tofile(Path(tmp) / "values.bin")
+            np.array([index[f] for f in rows], dtype="<i4").tofile(Path(tmp) / "fns.bin")
+            procs = []
+            for j, (lo, hi) in enumerate(spans):
+                cmd = [str(exe), "values.bin", "fns.bin", f"out{j}.bin", str(lo), str(hi), str(n), str(int(per_row))]
+                with open(Path(tmp) / f"err{j}.txt", "wb") as err:
+                    procs.append(subprocess.Popen(cmd, cwd=tmp, stderr=err))
+            for j, proc in enumerate(procs):
+                if proc.wait() != 0:
+                    err = (Path(tmp) / f"err{j}.txt").read_text(errors="replace")
+                    raise RuntimeError(f"reference program failed (exit {proc.returncode}): {proc.args}\n{_tail(err)}")
+            for j, (lo, hi) in enumerate(spans):
+                codes[lo:hi] = np.fromfile(Path(tmp) / f"out{j}.bin", dtype="<i8").reshape(hi - lo, n)
+        widths = np.array([f.width for f in rows], dtype=np.int64)[:, None]
+        signed = np.array([f.signed for f in rows])[:, None]
+        codes &= (np.int64(1) << widths) - 1
+        negative = signed & (((codes >> (widths - 1)) & 1) == 1)
+        codes -= np.where(negative, np.int64(1) << widths, 0)
+    return codes if per_row else codes[[index[f] for f in formats]]
