@@ -106,8 +106,8 @@ def bench_cuda(n: int, repeats: int, rows: list[list[str]]) -> None:
         grad = torch.ones_like(x)
         step = torch.compile(lambda t, f=fmt: qfx.cast(t, f))
 
-        def fwd_bwd(s=step) -> None:
-            s(xg).backward(grad)
+        def fwd_bwd(s=step, t=xg, g=grad) -> None:
+            s(t).backward(g)
 
         fb_t = best_time(fwd_bwd, repeats, sync)
         rows.append(

@@ -7,6 +7,7 @@ goes into them, so a second run with the same formats compiles nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import itertools
@@ -15,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -28,21 +30,24 @@ __all__ = [
     "DEFAULT_FLAGS",
     "CompileError",
     "cache_dir",
+    "cast_sources",
     "compile_cached",
     "gxx",
     "headers_dir",
     "reference_cast",
+    "reference_cast_rows",
     "stats",
 ]
 
-#: g++ flags for the reference programs. -O1 keeps compile time near -O0 while the instantiated ap_private
-#: code runs several times faster (see ``tests/test_cast_exact.py`` for the measurement that picked them).
-DEFAULT_FLAGS: tuple[str, ...] = ("-std=c++14", "-O1", "-w")
+#: g++ flags for the reference programs. Compiling the header's per-format template code dominates: for 2000
+#: formats x 5000 values on 2 cores, -O0 took 41 s to compile + 8 s to run, -O1 105 s + 1 s (-Og is like -O1).
+DEFAULT_FLAGS: tuple[str, ...] = ("-std=c++14", "-O0", "-w")
 
 #: How often :func:`compile_cached` ran the compiler or found its result cached (tests read this).
 stats: dict[str, int] = {"compiled": 0, "cached": 0}
 
 _TAIL_CHARS = 4000
+_STALE_S = 24 * 3600
 
 
 class CompileError(RuntimeError):
@@ -106,6 +111,7 @@ def compile_cached(
     *,
     flags: Sequence[str] = DEFAULT_FLAGS,
     include_dirs: Sequence[Path | str] | None = None,
+    ldflags: Sequence[str] = (),
     name: str = "prog",
     jobs: int | None = None,
 ) -> Path:
@@ -113,8 +119,9 @@ def compile_cached(
 
     Every ``*.cpp``/``*.cc`` file is one translation unit; the units compile in parallel on ``jobs`` processes
     (default ``os.cpu_count()``); other files (headers) are only written next to them. ``include_dirs``
-    defaults to :func:`headers_dir`. The cache key covers the sources, flags, compiler version and the
-    contents of the include folders; the executable appears atomically (built in a temporary folder, renamed).
+    defaults to :func:`headers_dir`; ``ldflags`` go to the link step. The cache key covers the sources, flags,
+    compiler version and the contents of the include folders; the executable appears atomically (built in a
+    temporary folder, then renamed). Raises :class:`CompileError` with the tail of g++'s stderr on failure.
     """
     cxx = gxx()
     incs = [str(Path(d).resolve()) for d in (include_dirs if include_dirs is not None else [headers_dir()])]
@@ -122,7 +129,7 @@ def compile_cached(
         json.dumps(
             {
                 "sources": sorted(sources.items()),
-                "flags": list(flags),
+                "flags": [*flags, "--link", *ldflags],
                 "compiler": _compiler_id(cxx),
                 "includes": [_dir_digest(d) for d in incs],
             }
@@ -137,6 +144,10 @@ def compile_cached(
     if not units:
         raise ValueError("compile_cached needs at least one .cpp/.cc translation unit")
     inc_flags = [f"-I{d}" for d in incs]
+    for stale in root.glob(f".{name}-build-*"):  # left by a killed process (a live build touches its folder)
+        with contextlib.suppress(OSError):
+            if time.time() - stale.stat().st_mtime > _STALE_S:
+                shutil.rmtree(stale, ignore_errors=True)
     build = Path(tempfile.mkdtemp(prefix=f".{name}-build-", dir=root))
     try:
         for fname, text in sources.items():
@@ -146,7 +157,7 @@ def compile_cached(
         with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
             for fut in [pool.submit(_run_compiler, cmd, build) for cmd in cmds]:
                 fut.result()
-        _run_compiler([cxx, *flags, *[f"{u}.o" for u in units], "-o", "a.out"], build)
+        _run_compiler([cxx, *flags, *[f"{u}.o" for u in units], "-o", "a.out", *ldflags], build)
         os.replace(build / "a.out", exe)
     finally:
         shutil.rmtree(build, ignore_errors=True)
@@ -177,29 +188,29 @@ typedef void (*qfx_fn)(const double*, std::uint64_t*, std::size_t);
 %(decls)s
 static const qfx_fn table[] = {%(table)s};
 
-// usage: prog VALUES FNS OUT FIRST LAST N PER_ROW
-// Row r in [FIRST, LAST) casts N doubles (row r of VALUES if PER_ROW, else its only row) with function FNS[r].
+// usage: prog VALUES ROWS OUT FIRST LAST. ROWS holds int64 triples (function, offset, count): row r casts the
+// doubles VALUES[offset : offset + count] with table[function]; rows FIRST..LAST-1 append their codes to OUT.
 int main(int argc, char** argv) {
-  if (argc != 8) return 2;
+  if (argc != 6) return 2;
   long first = std::atol(argv[4]), last = std::atol(argv[5]);
-  std::size_t n = std::strtoull(argv[6], 0, 10);
-  bool per_row = std::atoi(argv[7]) != 0;
   std::FILE* fv = std::fopen(argv[1], "rb");
-  std::FILE* ff = std::fopen(argv[2], "rb");
+  std::FILE* fr = std::fopen(argv[2], "rb");
   std::FILE* fo = std::fopen(argv[3], "wb");
-  if (!fv || !ff || !fo) return 3;
-  std::vector<double> in(n + 1);
-  std::vector<std::uint64_t> out(n + 1);
-  std::vector<std::int32_t> fns(last - first + 1);
-  if (std::fseek(ff, first * 4L, SEEK_SET) != 0) return 4;
-  if (std::fread(fns.data(), 4, last - first, ff) != std::size_t(last - first)) return 4;
-  if (per_row && std::fseek(fv, first * long(n) * 8L, SEEK_SET) != 0) return 4;
-  for (long r = first; r < last; ++r) {
-    if ((per_row || r == first) && std::fread(in.data(), sizeof(double), n, fv) != n) return 4;
-    table[fns[r - first]](in.data(), out.data(), n);
-    if (std::fwrite(out.data(), sizeof(std::uint64_t), n, fo) != n) return 6;
+  if (!fv || !fr || !fo) return 3;
+  std::vector<std::int64_t> rows(3 * (last - first) + 1);
+  if (std::fseek(fr, first * 24L, SEEK_SET) != 0) return 4;
+  if (std::fread(rows.data(), 24, last - first, fr) != std::size_t(last - first)) return 4;
+  std::vector<double> in;
+  std::vector<std::uint64_t> out;
+  for (long r = 0; r < last - first; ++r) {
+    std::size_t n = rows[3 * r + 2];
+    in.resize(n + 1);
+    out.resize(n + 1);
+    if (std::fseek(fv, rows[3 * r + 1] * 8L, SEEK_SET) != 0 || std::fread(in.data(), 8, n, fv) != n) return 4;
+    table[rows[3 * r]](in.data(), out.data(), n);
+    if (std::fwrite(out.data(), 8, n, fo) != n) return 5;
   }
-  return std::fclose(fo) == 0 ? 0 : 7;
+  return std::fclose(fo) == 0 ? 0 : 6;
 }
 """
 
@@ -241,40 +252,65 @@ def reference_cast(
     """
     formats = list(formats)
     vals = np.asarray(values, dtype=np.float64)
-    per_row = vals.ndim == 2
-    if vals.ndim not in (1, 2) or (per_row and vals.shape[0] != len(formats)):
+    if vals.ndim == 1:  # one copy of the values, read by every format
+        unique = sorted(set(formats), key=_cpp_type)
+        counts = np.full(len(unique), vals.size, dtype=np.int64)
+        codes = _run_rows(unique, vals, np.zeros_like(counts), counts, flags).reshape(len(unique), vals.size)
+        index = {fmt: k for k, fmt in enumerate(unique)}
+        return codes[[index[f] for f in formats]]
+    if vals.ndim != 2 or vals.shape[0] != len(formats):
         raise ValueError(f"values must be 1-D or have one row per format, not shape {vals.shape}")
-    if np.isnan(vals).any():
-        raise ValueError("NaN has no ap_fixed value (the header only warns); remove NaN from values")
+    counts = np.full(len(formats), vals.shape[1], dtype=np.int64)
+    return _run_rows(formats, vals.reshape(-1), np.cumsum(counts) - counts, counts, flags).reshape(vals.shape)
+
+
+def reference_cast_rows(
+    rows: Sequence[np.ndarray], formats: Sequence[FixedFormat], *, flags: Sequence[str] = DEFAULT_FLAGS
+) -> list[np.ndarray]:
+    """Like :func:`reference_cast`, with each format casting a 1-D array of doubles of its own (any length)."""
+    formats = list(formats)
+    arrays = [np.asarray(r, dtype=np.float64).reshape(-1) for r in rows]
+    if len(arrays) != len(formats):
+        raise ValueError(f"need one row of values per format: {len(arrays)} rows, {len(formats)} formats")
+    counts = np.array([a.size for a in arrays], dtype=np.int64)
+    flat = np.concatenate([np.zeros(0), *arrays])
+    return np.split(_run_rows(formats, flat, np.cumsum(counts) - counts, counts, flags), np.cumsum(counts)[:-1])
+
+
+def _run_rows(
+    formats: list[FixedFormat], flat: np.ndarray, offsets: np.ndarray, counts: np.ndarray, flags: Sequence[str]
+) -> np.ndarray:
+    """Codes of row k (``flat[offsets[k]:][:counts[k]]`` cast to ``formats[k]``), concatenated."""
     for fmt in formats:
         if not isinstance(fmt, FixedFormat) or not 1 <= fmt.width <= 63:
             raise ValueError(f"reference_cast supports FixedFormat of width 1..63, not {fmt!r}")
+    if np.isnan(flat).any():
+        raise ValueError("NaN has no ap_fixed value (the header only warns); remove NaN from values")
+    if not counts.sum():
+        return np.zeros(0, dtype=np.int64)
     unique = sorted(set(formats), key=_cpp_type)  # canonical order: any permutation reuses the program
     index = {fmt: k for k, fmt in enumerate(unique)}
-    rows = formats if per_row else unique
-    n = vals.shape[-1]
-    codes = np.zeros((len(rows), n), dtype=np.int64)
-    if rows and n:
-        jobs = os.cpu_count() or 1
-        exe = compile_cached(cast_sources(unique, jobs), flags=flags, name="apfixed-cast")
-        spans = list(itertools.pairwise(np.linspace(0, len(rows), min(jobs, len(rows)) + 1).astype(int).tolist()))
-        with tempfile.TemporaryDirectory(prefix="qfx-cast-") as tmp:
-            np.ascontiguousarray(vals, dtype="<f8").tofile(Path(tmp) / "values.bin")
-            np.array([index[f] for f in rows], dtype="<i4").tofile(Path(tmp) / "fns.bin")
-            procs = []
-            for j, (lo, hi) in enumerate(spans):
-                cmd = [str(exe), "values.bin", "fns.bin", f"out{j}.bin", str(lo), str(hi), str(n), str(int(per_row))]
-                with open(Path(tmp) / f"err{j}.txt", "wb") as err:
-                    procs.append(subprocess.Popen(cmd, cwd=tmp, stderr=err))
-            for j, proc in enumerate(procs):
-                if proc.wait() != 0:
-                    err = (Path(tmp) / f"err{j}.txt").read_text(errors="replace")
-                    raise RuntimeError(f"reference program failed (exit {proc.returncode}): {proc.args}\n{_tail(err)}")
-            for j, (lo, hi) in enumerate(spans):
-                codes[lo:hi] = np.fromfile(Path(tmp) / f"out{j}.bin", dtype="<i8").reshape(hi - lo, n)
-        widths = np.array([f.width for f in rows], dtype=np.int64)[:, None]
-        signed = np.array([f.signed for f in rows])[:, None]
-        codes &= (np.int64(1) << widths) - 1
-        negative = signed & (((codes >> (widths - 1)) & 1) == 1)
-        codes -= np.where(negative, np.int64(1) << widths, 0)
-    return codes if per_row else codes[[index[f] for f in formats]]
+    table = np.stack([np.array([index[f] for f in formats], dtype=np.int64), offsets, counts], axis=1)
+    jobs = os.cpu_count() or 1
+    exe = compile_cached(cast_sources(unique, jobs), flags=flags, name="apfixed-cast")
+    # One process per core, each running a contiguous slice of rows holding about the same number of values.
+    cuts = np.searchsorted(np.cumsum(counts), np.linspace(0, counts.sum(), jobs + 1)[1:-1]).tolist()
+    spans = [(lo, hi) for lo, hi in itertools.pairwise([0, *cuts, len(formats)]) if hi > lo]
+    with tempfile.TemporaryDirectory(prefix="qfx-cast-") as tmp:
+        np.ascontiguousarray(flat, dtype=np.float64).tofile(Path(tmp) / "values.bin")
+        table.tofile(Path(tmp) / "rows.bin")
+        procs = []
+        for j, (lo, hi) in enumerate(spans):
+            with open(Path(tmp) / f"err{j}.txt", "wb") as err:
+                cmd = [str(exe), "values.bin", "rows.bin", f"out{j}.bin", str(lo), str(hi)]
+                procs.append(subprocess.Popen(cmd, cwd=tmp, stderr=err))
+        for j, rc in enumerate([proc.wait() for proc in procs]):
+            if rc != 0:
+                err = (Path(tmp) / f"err{j}.txt").read_text(errors="replace")
+                raise RuntimeError(f"reference program failed (exit {rc}): {procs[j].args}\n{_tail(err)}")
+        codes = np.concatenate([np.fromfile(Path(tmp) / f"out{j}.bin", dtype=np.int64) for j in range(len(spans))])
+    widths = np.repeat(np.array([f.width for f in formats], dtype=np.int64), counts)
+    negative = np.repeat(np.array([f.signed for f in formats], dtype=bool), counts) & ((codes >> (widths - 1)) & 1 == 1)
+    codes &= (np.int64(1) << widths) - 1
+    codes -= np.where(negative, np.int64(1) << widths, 0)
+    return codes
