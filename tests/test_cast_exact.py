@@ -7,6 +7,7 @@ see how many formats and values were compared.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -148,7 +149,8 @@ def distinct(values: np.ndarray) -> np.ndarray:
     return np.unique(np.ascontiguousarray(values, dtype=np.float64).view(np.int64)).view(np.float64)
 
 
-def compare(formats: list[FixedFormat], rows: list[np.ndarray], label: str) -> None:
+def compare(formats: list[FixedFormat], rows: list[np.ndarray], label: str) -> str:
+    """Compare cast with g++ on every row; returns the summary line for the test report."""
     rows = [distinct(r) for r in rows]
     start = time.perf_counter()
     expected = apfixed.reference_cast_rows(rows, formats)
@@ -162,21 +164,23 @@ def compare(formats: list[FixedFormat], rows: list[np.ndarray], label: str) -> N
                 failures.append(report)
     cast_s = time.perf_counter() - start
     total = sum(r.size for r in rows)
-    print(f"\n[{label}] {len(formats)} formats, {total} values compared with g++ (float64 and float32 inputs)")
-    print(f"[{label}] g++ reference {ref_s:.1f}s (compile included unless cached), qfx.cast {cast_s:.1f}s")
     assert not failures, f"{len(failures)} format/dtype pairs differ from g++:\n" + "\n".join(failures[:10])
+    return (
+        f"{label}: {len(formats)} formats, {total} values (float64 and float32 inputs), 0 mismatches; "
+        f"g++ {ref_s:.1f}s (compile included unless cached), qfx.cast {cast_s:.1f}s"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ tests
-def test_cast_matches_gxx_exhaustive_small_widths(toolchain: None) -> None:
+def test_cast_matches_gxx_exhaustive_small_widths(toolchain: None, summary: Callable[[str], None]) -> None:
     formats = exhaustive_formats()
-    compare(formats, [exhaustive_values(f) for f in formats], "exhaustive w<=8")
+    summary(compare(formats, [exhaustive_values(f) for f in formats], "exhaustive, widths 1-8"))
 
 
-def test_cast_matches_gxx_randomized(toolchain: None) -> None:
+def test_cast_matches_gxx_randomized(toolchain: None, summary: Callable[[str], None]) -> None:
     rng = np.random.default_rng(20240611)
     formats = random_formats(rng, 300)
-    compare(formats, [random_values(f, rng, 3000) for f in formats], "randomized w<=48")
+    summary(compare(formats, [random_values(f, rng, 3000) for f in formats], "randomized, widths 1-48"))
 
 
 NAN_FORMATS = [
