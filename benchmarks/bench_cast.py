@@ -138,16 +138,27 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"qfx {qfx.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} CPU threads")
+    print(
+        f"qfx {qfx.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} CPU threads"
+    )
     cpu_rows: list[list[str]] = []
     for n in args.sizes:
         bench_cpu(int(n), args.repeats, cpu_rows)
     print("\nCPU, float32 input, format ap_fixed<8,3,Q,O>; times in ms (best of repeats)")
     print(
         table(
-            ["case", "qfx eager", "qfx compiled", "apytypes", "clone", "apy/compiled", "apy/eager", "compiled/clone",
-             "results"],
+            [
+                "case",
+                "qfx eager",
+                "qfx compiled",
+                "apytypes",
+                "clone",
+                "apy/compiled",
+                "apy/eager",
+                "compiled/clone",
+                "results",
+            ],
             cpu_rows,
         )
     )

@@ -21,19 +21,6 @@ TINY = (5e-324, 1e-300, 2.0**-1022)
 HUGE = (1e300, np.inf)
 
 
-@pytest.fixture(scope="module")
-def toolchain() -> None:
-    """Skip a test that needs g++ and the ap_fixed headers when either is missing."""
-    try:
-        apfixed.gxx()
-    except RuntimeError:
-        pytest.skip("g++ not found")
-    try:
-        apfixed.headers_dir()
-    except RuntimeError:
-        pytest.skip("hls4ml (ap_fixed headers) not installed")
-
-
 # ------------------------------------------------------------------------------------------------ formats
 def overflow_modes(width: int, signed: bool) -> list[tuple[Overflow, int]]:
     """Every overflow mode valid for the signedness, with sat_bits N in 0..min(3, width) for the wrap modes."""
