@@ -26,7 +26,6 @@ _FLOAT_LIMITS = {
     torch.float32: (24, -126, 127),
     torch.float64: (53, -1022, 1023),
 }
-_PROMOTION = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 #: Widest format :func:`cast` emulates: every value and intermediate code is exact in float64 up to here.
 MAX_CAST_WIDTH = 53
@@ -52,7 +51,7 @@ def result_dtype(fmt: FixedFormat, dtype: torch.dtype = torch.float32) -> torch.
 def _pick_dtype(dtype: torch.dtype, width: int, f_min: int, f_max: int, what: object) -> torch.dtype:
     if dtype not in _FLOAT_LIMITS:
         raise TypeError(f"cast needs a floating-point tensor (float16, bfloat16, float32 or float64), not {dtype}")
-    for candidate in _PROMOTION[_PROMOTION.index(dtype) :]:
+    for candidate in dict.fromkeys((dtype, torch.float32, torch.float64)):
         if _fits(width, f_min, f_max, candidate):
             return candidate
     raise ValueError(f"{what}: no float dtype holds its values exactly (float64 needs width <= 53)")

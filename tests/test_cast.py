@@ -95,6 +95,7 @@ def test_output_dtype_follows_the_format() -> None:
     assert qfx.cast(x32.half(), "ap_fixed<8,4>").dtype == torch.float16
     assert qfx.cast(x32.half(), "ap_fixed<16,4>").dtype == torch.float32
     assert qfx.cast(x32.bfloat16(), "ap_fixed<8,4>").dtype == torch.bfloat16
+    assert qfx.cast(x32.half(), "ap_fixed<8,-20>").dtype == torch.float32  # LSB below float16's normals
     assert qfx.result_dtype(FixedFormat(8, 200), torch.float32) == torch.float64  # values beyond float32's range
     assert qfx.result_dtype(FixedFormat(8, -130), torch.float32) == torch.float64  # LSB below float32's normals
 
