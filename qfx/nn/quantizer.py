@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from qfx.format import FixedFormat
-from qfx.functional import MAX_CAST_WIDTH, cast, fixed_quantize
+from qfx.functional import MAX_CAST_WIDTH, _pick_dtype, cast, fixed_quantize
 from qfx.kernel import Mode
 
 __all__ = ["FixedQuantizer"]
@@ -83,6 +83,11 @@ class FixedQuantizer(nn.Module):
             frac_bits_range=self.frac_bits_range,
             max_width=self.max_width,
         )
+
+    def result_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        """The narrowest dtype, ``dtype`` or wider, that holds every value of every format this quantizer can take."""
+        lo, hi = self.frac_bits_range
+        return _pick_dtype(dtype, self.max_width, lo, hi, self)
 
     def _rounded(self) -> tuple[list[int], list[int]]:
         lo, hi = self.frac_bits_range

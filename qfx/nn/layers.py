@@ -1,0 +1,170 @@
+"""QFX layers: every tensor they produce is an exact fixed-point value in a declared format.
+
+A compute layer quantizes its weight and bias, multiplies-and-accumulates exactly (the accumulator format follows
+the ap_fixed result-type rules, see :mod:`qfx.nn.exact`), and casts the accumulator into its output format with
+:func:`qfx.cast` semantics, as the hardware's assignment does. The input format is declared (a format, or the
+quantizer of the layer that produces the input); only its width bound decides the compute dtype, so the choice is
+static and ``torch.compile`` friendly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from qfx.format import FixedFormat
+from qfx.nn.exact import accumulator_format, exact_arithmetic, sum_dtype
+from qfx.nn.quantizer import FixedQuantizer
+
+__all__ = ["FormatSource", "QConv2d", "QLinear", "input_format"]
+
+FormatSource = FixedFormat | FixedQuantizer | str
+
+DEFAULT_WEIGHT = "ap_fixed<8,1,AP_RND_CONV,AP_SAT>"
+DEFAULT_BIAS = "ap_fixed<12,4,AP_RND_CONV,AP_SAT>"
+DEFAULT_OUTPUT = "ap_fixed<8,4,AP_RND,AP_SAT>"
+
+
+def input_format(source: FormatSource) -> FixedFormat:
+    """The current format of an input source."""
+    if isinstance(source, FixedQuantizer):
+        return source.format
+    return FixedFormat.parse(source) if isinstance(source, str) else source
+
+
+def _width_bound(source: FormatSource) -> int:
+    return source.max_width if isinstance(source, FixedQuantizer) else input_format(source).width
+
+
+class _Source:
+    """Holds an input source without registering a producer's quantizer as a second parent module."""
+
+    def __init__(self, source: FormatSource) -> None:
+        if not isinstance(source, FixedQuantizer):
+            source = input_format(source)
+        self.source = source
+
+
+def _quantizer(fmt: FixedFormat | str, learn: bool, channels: int | None = None) -> FixedQuantizer:
+    return FixedQuantizer(fmt, learn_binary_point=learn, channels=channels, channel_axis=0)
+
+
+class _QMac(nn.Module):
+    """Shared parts of QLinear and QConv2d: quantizers, exact accumulation, output cast."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+    def _setup_quantizers(
+        self,
+        input: FormatSource,
+        weight: FixedFormat | str,
+        bias: FixedFormat | str,
+        output: FixedFormat | str,
+        learn_binary_point: bool,
+        per_channel: bool,
+        out_channels: int,
+    ) -> None:
+        self._input = _Source(input)
+        self.weight_quantizer = _quantizer(weight, learn_binary_point, out_channels if per_channel else None)
+        self.bias_quantizer = _quantizer(bias, learn_binary_point) if self.bias is not None else None
+        self.output_quantizer = _quantizer(output, learn_binary_point)
+
+    @property
+    def input_source(self) -> FormatSource:
+        """Where the input format comes from: a fixed format or the producer's output quantizer."""
+        return self._input.source
+
+    @input_source.setter
+    def input_source(self, source: FormatSource) -> None:
+        self._input = _Source(source)
+
+    def terms(self) -> int:
+        """Products summed into one output (the fan-in)."""
+        raise NotImplementedError
+
+    def accumulator_format(self) -> FixedFormat:
+        """The exact accumulator format for the current input, weight and bias formats."""
+        bias = self.bias_quantizer.format if self.bias_quantizer is not None else None
+        return accumulator_format(input_format(self.input_source), self.weight_quantizer.format, self.terms(), bias)
+
+    def _mac_dtype(self) -> torch.dtype:
+        # Static: from width bounds only. Products of a Wx-bit and a Ww-bit code summed over n terms need
+        # Wx + Ww + ceil(log2 n) bits; the bias is added afterwards in float64.
+        n = self.terms()
+        grow = math.ceil(math.log2(n)) if n > 1 else 0
+        return sum_dtype(_width_bound(self.input_source) + self.weight_quantizer.max_width + grow)
+
+    def _mac(self, x: torch.Tensor, op) -> torch.Tensor:
+        w = self.weight_quantizer(self.weight)
+        dtype = self._mac_dtype()
+        with exact_arithmetic(x.device.type):
+            acc = op(x.to(dtype), w.to(dtype))
+            if self.bias_quantizer is not None:
+                b = self.bias_quantizer(self.bias).to(torch.float64)
+                acc = acc.to(torch.float64) + b.reshape((-1,) + (1,) * (acc.dim() - 2))
+        return self.output_quantizer(acc).to(self.output_quantizer.result_dtype(x.dtype))
+
+
+class QLinear(_QMac, nn.Linear):
+    """``nn.Linear`` with fixed-point weight, bias and output (and a declared input format)."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        input: FormatSource,
+        weight: FixedFormat | str = DEFAULT_WEIGHT,
+        bias_format: FixedFormat | str = DEFAULT_BIAS,
+        output: FixedFormat | str = DEFAULT_OUTPUT,
+        learn_binary_point: bool = True,
+        per_channel: bool = False,
+    ) -> None:
+        nn.Linear.__init__(self, in_features, out_features, bias)
+        self._setup_quantizers(input, weight, bias_format, output, learn_binary_point, per_channel, out_features)
+
+    def terms(self) -> int:
+        return self.in_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._mac(x, F.linear)
+
+
+class QConv2d(_QMac, nn.Conv2d):
+    """``nn.Conv2d`` (stride, padding, dilation, groups) with fixed-point weight, bias and output."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        *,
+        input: FormatSource,
+        weight: FixedFormat | str = DEFAULT_WEIGHT,
+        bias_format: FixedFormat | str = DEFAULT_BIAS,
+        output: FixedFormat | str = DEFAULT_OUTPUT,
+        learn_binary_point: bool = True,
+        per_channel: bool = False,
+    ) -> None:
+        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        self._setup_quantizers(input, weight, bias_format, output, learn_binary_point, per_channel, out_channels)
+
+    def terms(self) -> int:
+        kh, kw = self.kernel_size
+        return (self.in_channels // self.groups) * kh * kw
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def conv(xc: torch.Tensor, wc: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(xc, wc, None, self.stride, self.padding, self.dilation, self.groups)
+
+        return self._mac(x, conv)

@@ -1,0 +1,252 @@
+"""QFX layers against integer references: output codes equal, for random formats, in float32 and float64 paths."""
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+import qfx
+from qfx import FixedFormat, Quant
+from qfx.nn import (
+    QAdd,
+    QAvgPool2d,
+    QBatchNorm2d,
+    QConv2d,
+    QGlobalAvgPool2d,
+    QInput,
+    QLinear,
+    QMaxPool2d,
+    QReLU,
+    accumulator_format,
+)
+from qfx.nn.exact import add_format, product_format
+
+
+def random_values(fmt: FixedFormat, shape: tuple[int, ...], gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact values of ``fmt`` (float64) and their int64 codes, uniformly over the whole code range."""
+    span = fmt.max_code - fmt.min_code + 1
+    codes = torch.randint(0, span, shape, generator=gen, dtype=torch.int64) + fmt.min_code
+    return codes.to(torch.float64) * fmt.lsb, codes
+
+
+def cast_exact(acc_codes: torch.Tensor, frac_bits: int, out: FixedFormat) -> torch.Tensor:
+    """Integer reference for the output: the exact accumulator (code, LSB) cast into ``out``; returns codes."""
+    assert acc_codes.abs().max().item() < 2**53
+    value = acc_codes.to(torch.float64) * 2.0**-frac_bits  # exact: fewer than 53 significant bits
+    return qfx.codes(qfx.cast(value, out), out)
+
+
+def align(codes: torch.Tensor, frac_from: int, frac_to: int) -> torch.Tensor:
+    assert frac_to >= frac_from
+    return codes * (1 << (frac_to - frac_from))
+
+
+CASES = [
+    # (input, weight, bias, output, fan-in): the last two need float64 (more than 24 accumulator bits)
+    ("ap_ufixed<8,1>", "ap_fixed<8,1,AP_RND_CONV,AP_SAT>", "ap_fixed<12,4>", "ap_fixed<8,4,AP_RND,AP_SAT>", 16),
+    ("ap_fixed<6,2>", "ap_fixed<4,0,AP_RND,AP_SAT>", "ap_fixed<8,6>", "ap_fixed<10,5,AP_TRN,AP_WRAP>", 64),
+    ("ap_fixed<12,3>", "ap_fixed<12,2,AP_RND_CONV,AP_SAT>", "ap_fixed<16,6>", "ap_fixed<16,8,AP_RND_ZERO,AP_SAT>", 256),
+    ("ap_ufixed<16,8>", "ap_fixed<14,-1,AP_RND,AP_SAT>", "ap_fixed<20,10>", "ap_fixed<18,12,AP_RND,AP_SAT_SYM>", 300),
+]
+
+
+@pytest.mark.parametrize(("fx", "fw", "fb", "fo", "n"), CASES)
+def test_qlinear_matches_integer_reference(fx: str, fw: str, fb: str, fo: str, n: int) -> None:
+    gen = torch.Generator().manual_seed(n)
+    fmt_x, fmt_w, fmt_b, fmt_o = (FixedFormat.parse(t) for t in (fx, fw, fb, fo))
+    layer = QLinear(n, 7, input=fmt_x, weight=fmt_w, bias_format=fmt_b, output=fmt_o, learn_binary_point=False)
+    x, x_codes = random_values(fmt_x, (33, n), gen)
+    w, w_codes = random_values(fmt_w, (7, n), gen)
+    b, b_codes = random_values(fmt_b, (7,), gen)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(b)
+    y = layer(x.to(torch.float32) if fmt_x.width <= 24 else x)
+    frac = max(fmt_x.frac_bits + fmt_w.frac_bits, fmt_b.frac_bits)
+    acc = align(x_codes @ w_codes.T, fmt_x.frac_bits + fmt_w.frac_bits, frac) + align(b_codes, fmt_b.frac_bits, frac)
+    assert torch.equal(qfx.codes(y, fmt_o), cast_exact(acc, frac, fmt_o))
+    acc_fmt = layer.accumulator_format()
+    assert acc_fmt.frac_bits == frac
+    assert acc.abs().max().item() <= acc_fmt.max_code  # the declared accumulator holds it
+
+
+def test_float32_would_not_be_exact_here() -> None:
+    # The third case's accumulator has 12 + 12 + 8 = 32 bits: float32 arithmetic drops low bits, QFX does not.
+    gen = torch.Generator().manual_seed(0)
+    fmt_x, fmt_w = FixedFormat.parse("ap_fixed<12,3>"), FixedFormat.parse("ap_fixed<12,2>")
+    x, x_codes = random_values(fmt_x, (64, 256), gen)
+    w, w_codes = random_values(fmt_w, (5, 256), gen)
+    exact = (x_codes @ w_codes.T).to(torch.float64) * 2.0 ** -(fmt_x.frac_bits + fmt_w.frac_bits)
+    naive = (x.float() @ w.float().T).double()
+    assert not torch.equal(naive, exact)
+    layer = QLinear(256, 5, bias=False, input=fmt_x, weight=fmt_w, output="ap_fixed<40,20>", learn_binary_point=False)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+    assert torch.equal(layer(x.float()).double(), exact)
+
+
+@pytest.mark.parametrize(("stride", "padding", "groups"), [(1, 1, 1), (2, 0, 1), (1, 1, 2)])
+@pytest.mark.parametrize("wide", [False, True])
+def test_qconv2d_matches_integer_reference(stride: int, padding: int, groups: int, wide: bool) -> None:
+    gen = torch.Generator().manual_seed(stride * 10 + padding + groups)
+    fmt_x = FixedFormat.parse("ap_fixed<10,4>" if wide else "ap_ufixed<6,1>")
+    fmt_w = FixedFormat.parse("ap_fixed<10,1,AP_RND,AP_SAT>" if wide else "ap_fixed<5,1,AP_RND,AP_SAT>")
+    fmt_b, fmt_o = FixedFormat.parse("ap_fixed<12,5>"), FixedFormat.parse("ap_fixed<9,5,AP_RND_CONV,AP_SAT>")
+    cin, cout, k = 4, 6, 3
+    layer = QConv2d(
+        cin,
+        cout,
+        k,
+        stride,
+        padding,
+        groups=groups,
+        input=fmt_x,
+        weight=fmt_w,
+        bias_format=fmt_b,
+        output=fmt_o,
+        learn_binary_point=False,
+    )
+    x, x_codes = random_values(fmt_x, (2, cin, 9, 9), gen)
+    w, w_codes = random_values(fmt_w, (cout, cin // groups, k, k), gen)
+    b, b_codes = random_values(fmt_b, (cout,), gen)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(b)
+    y = layer(x.float())
+    # integer reference: unfold moves codes (exactly representable), then an int64 matmul per group
+    cols = F.unfold(x_codes.double(), k, padding=padding, stride=stride).long()  # (N, cin*k*k, L)
+    per_group = cin // groups * k * k
+    outs = []
+    for g in range(groups):
+        wg = w_codes[g * cout // groups : (g + 1) * cout // groups].reshape(cout // groups, -1)
+        outs.append(wg @ cols[:, g * per_group : (g + 1) * per_group])
+    acc = torch.cat(outs, dim=1)
+    frac = max(fmt_x.frac_bits + fmt_w.frac_bits, fmt_b.frac_bits)
+    acc = align(acc, fmt_x.frac_bits + fmt_w.frac_bits, frac) + align(b_codes, fmt_b.frac_bits, frac)[None, :, None]
+    side = (9 + 2 * padding - k) // stride + 1
+    expected = cast_exact(acc, frac, fmt_o).reshape(2, cout, side, side)
+    assert torch.equal(qfx.codes(y, fmt_o), expected)
+
+
+def test_qbatchnorm_is_a_fixed_point_affine() -> None:
+    gen = torch.Generator().manual_seed(3)
+    fmt_x = FixedFormat.parse("ap_fixed<8,4>")
+    bn = QBatchNorm2d(3, learn=False, output="ap_fixed<10,5,AP_RND,AP_SAT>")
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.5, 1.7, -2.2]))
+        bn.bias.copy_(torch.tensor([0.1, -0.3, 1.0]))
+    x, x_codes = random_values(fmt_x, (4, 3, 5, 5), gen)
+    for training in (True, False):
+        bn.train(training)
+        scale, shift = bn.folded_affine(x.float())
+        s_fmt, t_fmt, o_fmt = bn.scale_quantizer.format, bn.shift_quantizer.format, bn.output_quantizer.format
+        s_codes = qfx.codes(qfx.cast(scale.detach().double(), s_fmt), s_fmt)
+        t_codes = qfx.codes(qfx.cast(shift.detach().double(), t_fmt), t_fmt)
+        if training:
+            bn.running_mean.zero_()  # forward below updates the statistics again; undo the update from above
+            bn.running_var.fill_(1.0)
+            bn.num_batches_tracked.zero_()
+        y = bn(x.float())
+        frac = max(fmt_x.frac_bits + s_fmt.frac_bits, t_fmt.frac_bits)
+        acc = align(x_codes * s_codes[None, :, None, None], fmt_x.frac_bits + s_fmt.frac_bits, frac)
+        acc = acc + align(t_codes, t_fmt.frac_bits, frac)[None, :, None, None]
+        assert torch.equal(qfx.codes(y, o_fmt), cast_exact(acc, frac, o_fmt))
+
+
+def test_relu_add_and_pools_match_integer_reference() -> None:
+    gen = torch.Generator().manual_seed(5)
+    fmt = FixedFormat.parse("ap_fixed<9,4>")
+    x, x_codes = random_values(fmt, (2, 3, 6, 6), gen)
+    out = FixedFormat.parse("ap_ufixed<6,3,AP_RND,AP_SAT>")
+    relu = QReLU(out, learn=False)
+    assert torch.equal(qfx.codes(relu(x.float()), out), cast_exact(x_codes.clamp(min=0), fmt.frac_bits, out))
+    clipped = QReLU(out, max_value=2.0, learn=False)
+    ref = cast_exact(x_codes.clamp(0, 2 << fmt.frac_bits), fmt.frac_bits, out)
+    assert torch.equal(qfx.codes(clipped(x.float()), out), ref)
+
+    fmt_b = FixedFormat.parse("ap_fixed<7,2>")
+    b, b_codes = random_values(fmt_b, x.shape, gen)
+    add_out = FixedFormat.parse("ap_fixed<8,4,AP_RND_CONV,AP_WRAP>")
+    frac = max(fmt.frac_bits, fmt_b.frac_bits)
+    ref = cast_exact(align(x_codes, fmt.frac_bits, frac) + align(b_codes, fmt_b.frac_bits, frac), frac, add_out)
+    assert torch.equal(qfx.codes(QAdd(add_out, learn=False)(x.float(), b.float()), add_out), ref)
+    assert add_format(fmt, fmt_b) == FixedFormat(10, 5)  # F = max(5, 5), I = max(4, 2) + 1
+
+    assert torch.equal(QMaxPool2d(2)(x.float()).double(), F.max_pool2d(x, 2))
+
+    pool_out = FixedFormat.parse("ap_fixed<10,4,AP_TRN,AP_SAT>")
+    sums = F.avg_pool2d(x_codes.double(), 2, divisor_override=1).long()  # area 4: a shift by 2
+    ref = cast_exact(sums, fmt.frac_bits + 2, pool_out)
+    assert torch.equal(qfx.codes(QAvgPool2d(2, output=pool_out, learn=False)(x.float()), pool_out), ref)
+
+    # area 9 is no power of two: multiply by 1/9 rounded into ap_ufixed<18,0,AP_RND,AP_SAT>
+    recip = FixedFormat.parse("ap_ufixed<18,0,AP_RND,AP_SAT>")
+    r_code = round(2**18 / 9)
+    sums = F.avg_pool2d(x_codes.double(), 3, divisor_override=1).long()
+    ref = cast_exact(sums * r_code, fmt.frac_bits + 18, pool_out)
+    layer = QAvgPool2d(3, output=pool_out, reciprocal=recip, learn=False)
+    assert torch.equal(qfx.codes(layer(x.float()), pool_out), ref)
+
+    sums = x_codes.sum(dim=(-2, -1))  # 36 = not a power of two
+    ref = cast_exact(sums * round(2**18 / 36), fmt.frac_bits + 18, pool_out)
+    gap = QGlobalAvgPool2d(output=pool_out, reciprocal=recip, learn=False)
+    assert torch.equal(qfx.codes(gap(x.float()), pool_out), ref)
+
+
+def test_autocast_and_tf32_cannot_change_results() -> None:
+    gen = torch.Generator().manual_seed(1)
+    fmt_x = FixedFormat.parse("ap_fixed<8,2>")
+    layer = QLinear(32, 4, input=fmt_x, learn_binary_point=False)
+    x, _ = random_values(fmt_x, (16, 32), gen)
+    plain = layer(x.float())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = layer(x.float())
+    assert torch.equal(plain, under_autocast)
+
+
+def test_accumulator_and_product_formats() -> None:
+    x, w = FixedFormat.parse("ap_ufixed<8,1>"), FixedFormat.parse("ap_fixed<6,2>")
+    assert product_format(x, w) == FixedFormat(14, 3)
+    assert accumulator_format(x, w, 64) == FixedFormat(20, 9)
+    assert accumulator_format(x, w, 1) == FixedFormat(14, 3)
+    with pytest.raises(ValueError, match="terms must be >= 1, not 0"):
+        accumulator_format(x, w, 0)
+
+
+def test_layers_train_end_to_end() -> None:
+    torch.manual_seed(0)
+    qin = QInput("ap_ufixed<8,1,AP_RND,AP_SAT>", learn_binary_point=False)
+    conv = QConv2d(1, 4, 3, padding=1, input=qin)
+    bn, relu, gap = QBatchNorm2d(4), QReLU(), QGlobalAvgPool2d()
+    fc = QLinear(4, 3, input=gap.output_quantizer)
+    params = [p for m in (conv, bn, fc) for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=0.05)
+    x, target = torch.rand(16, 1, 8, 8), torch.randint(0, 3, (16,))
+    losses = []
+    for _ in range(30):
+        y = fc(gap(relu(bn(conv(qin(x))))))
+        loss = F.cross_entropy(y, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    out = fc.output_quantizer.format
+    assert torch.equal(y, qfx.cast(y, out))  # outputs lie on the output grid
+
+
+def test_quant_modes_reach_the_output() -> None:
+    layer = QLinear(
+        2,
+        1,
+        bias=False,
+        input="ap_fixed<8,4>",
+        weight="ap_fixed<8,4>",
+        learn_binary_point=False,
+        output=FixedFormat(8, 8, quant=Quant.RND_CONV),
+    )
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.5, 0.5]]))
+    y = layer(torch.tensor([[1.0, 2.0], [1.0, 4.0]]))  # 1.5 -> 2 (ties to even), 2.5 -> 2
+    assert y.flatten().tolist() == [2.0, 2.0]
+    assert np.isfinite(y.detach().numpy()).all()
