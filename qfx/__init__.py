@@ -3,6 +3,20 @@
 from qfx import nn
 from qfx.format import MAX_WIDTH, FixedFormat, Overflow, Quant
 from qfx.functional import cast, codes, fixed_quantize, result_dtype
+from qfx.quantize import LayerConfig, QuantizeConfig, quantize_
 
-__all__ = ["MAX_WIDTH", "FixedFormat", "Overflow", "Quant", "cast", "codes", "fixed_quantize", "nn", "result_dtype"]
+__all__ = [
+    "MAX_WIDTH",
+    "FixedFormat",
+    "LayerConfig",
+    "Overflow",
+    "Quant",
+    "QuantizeConfig",
+    "cast",
+    "codes",
+    "fixed_quantize",
+    "nn",
+    "quantize_",
+    "result_dtype",
+]
 __version__ = "0.1.0"
