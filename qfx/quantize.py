@@ -61,6 +61,7 @@ class QuantizeConfig:
     weight_quant: Quant = Quant.RND_CONV
     mode: Literal["qat", "ptq"] = "qat"
     per_channel_weights: bool = False
+    khot: int | None = None
     overrides: Mapping[str, LayerConfig] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -68,6 +69,8 @@ class QuantizeConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 24:
                 raise ValueError(f"{name} must be an integer from 1 to 24, not {value!r}")
+        if self.khot is not None and (isinstance(self.khot, bool) or self.khot not in range(1, 9)):
+            raise ValueError(f"khot must be None or an integer from 1 to 8, not {self.khot!r}")
         if self.mode not in ("qat", "ptq"):
             raise ValueError(f"mode must be 'qat' or 'ptq', not {self.mode!r}")
         object.__setattr__(self, "quant", Quant.from_name(self.quant))
@@ -191,7 +194,7 @@ def _convert(module, node, c, learn, recorder, producer, act) -> nn.Module | Non
         b_fmt = _fmt(bias_w, b_max, True, c.weight_quant, Overflow.SAT)
         kwargs = dict(
             input=source, weight=w_fmt, bias_format=b_fmt, output=act(node, out_w),
-            learn_binary_point=learn, per_channel=c.per_channel_weights,
+            learn_binary_point=learn, per_channel=c.per_channel_weights, khot=c.khot,
         )  # fmt: skip
         if isinstance(module, nn.Linear):
             q = QLinear(module.in_features, module.out_features, module.bias is not None, **kwargs)
@@ -210,7 +213,7 @@ def _convert(module, node, c, learn, recorder, producer, act) -> nn.Module | Non
             module.num_features, module.eps, module.momentum if module.momentum is not None else 0.1,
             scale=_fmt(weight_w, scale.abs().max().item(), True, c.weight_quant, Overflow.SAT),
             shift=_fmt(bias_w, shift.abs().max().item(), True, c.weight_quant, Overflow.SAT),
-            output=act(node, out_w), learn=learn,
+            output=act(node, out_w), learn=learn, khot=c.khot,
         )  # fmt: skip
         q.load_state_dict(module.state_dict(), strict=False)
     elif isinstance(module, nn.ReLU):

@@ -89,3 +89,20 @@ def test_bad_config_and_unsupported_modules() -> None:
         QuantizeConfig(mode="int8")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"module 1: LSTM is not supported by quantize_"):
         quantize_(nn.Sequential(nn.Flatten(), nn.LSTM(4, 4)), QuantizeConfig(), torch.rand(2, 1, 2, 2))
+
+
+def test_khot_layers_have_at_most_k_digits_per_weight() -> None:
+    from qfx.khot import khot_digits
+    from qfx.nn import QConv2d
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 8, 8)
+    q = quantize_(ResNetLet(), QuantizeConfig(khot=2), x)
+    layers = [m for m in q.modules() if isinstance(m, (QLinear, QConv2d))]
+    assert len(layers) == 3 and all(m.khot == 2 for m in layers)
+    for m in layers:
+        w = m.quantized_weight().detach()
+        shifts, signs = khot_digits(w, m.weight_quantizer.format, 2)  # raises if any weight needs more digits
+        assert torch.equal((signs.double() * torch.exp2(shifts.double())).sum(-1), w.double())
+    with pytest.raises(ValueError, match="khot must be None or an integer from 1 to 8, not 0"):
+        QuantizeConfig(khot=0)

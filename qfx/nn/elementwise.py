@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from qfx.format import FixedFormat
 from qfx.functional import cast
+from qfx.khot import project_khot
 from qfx.nn.quantizer import FixedQuantizer
 
 __all__ = [
@@ -153,8 +154,10 @@ class QBatchNorm2d(nn.BatchNorm2d):
         shift: FixedFormat | str = "ap_fixed<12,5,AP_RND_CONV,AP_SAT>",
         output: FixedFormat | str = DEFAULT_SUM,
         learn: bool = True,
+        khot: int | None = None,
     ) -> None:
         super().__init__(num_features, eps, momentum, affine=True, track_running_stats=True)
+        self.khot = khot
         self.scale_quantizer = FixedQuantizer(scale, learn_binary_point=learn, channels=num_features)
         self.shift_quantizer = FixedQuantizer(shift, learn_binary_point=learn, channels=num_features)
         self.output_quantizer = FixedQuantizer(output, learn_binary_point=learn)
@@ -178,6 +181,9 @@ class QBatchNorm2d(nn.BatchNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scale, shift = self.folded_affine(x)
-        scale_q = self.scale_quantizer(scale).to(torch.float64).reshape(1, -1, 1, 1)
+        scale_q = self.scale_quantizer(scale)
+        if self.khot is not None:  # multiplier-free scale: shifts and adds
+            scale_q = project_khot(scale_q, self.scale_quantizer.format, self.khot)
+        scale_q = scale_q.to(torch.float64).reshape(1, -1, 1, 1)
         shift_q = self.shift_quantizer(shift).to(torch.float64).reshape(1, -1, 1, 1)
         return _out(self.output_quantizer, x.to(torch.float64) * scale_q + shift_q, x)

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from qfx.format import FixedFormat
+from qfx.khot import project_khot
 from qfx.nn.exact import accumulator_format, exact_arithmetic, sum_dtype
 from qfx.nn.quantizer import FixedQuantizer
 
@@ -67,7 +68,11 @@ class _QMac(nn.Module):
         learn_binary_point: bool,
         per_channel: bool,
         out_channels: int,
+        khot: int | None,
     ) -> None:
+        if khot is not None and not 1 <= khot <= 8:
+            raise ValueError(f"khot must be between 1 and 8 nonzero digits, not {khot}")
+        self.khot = khot
         self._input = _Source(input)
         self.weight_quantizer = _quantizer(weight, learn_binary_point, out_channels if per_channel else None)
         self.bias_quantizer = _quantizer(bias, learn_binary_point) if self.bias is not None else None
@@ -98,8 +103,15 @@ class _QMac(nn.Module):
         grow = math.ceil(math.log2(n)) if n > 1 else 0
         return sum_dtype(_width_bound(self.input_source) + self.weight_quantizer.max_width + grow)
 
-    def _mac(self, x: torch.Tensor, op) -> torch.Tensor:
+    def quantized_weight(self) -> torch.Tensor:
+        """The weight as the hardware holds it: in the weight format, K-hot projected when ``khot`` is set."""
         w = self.weight_quantizer(self.weight)
+        if self.khot is not None:  # at most khot signed powers of two per weight: shift-and-add hardware
+            w = project_khot(w, self.weight_quantizer.format, self.khot)
+        return w
+
+    def _mac(self, x: torch.Tensor, op) -> torch.Tensor:
+        w = self.quantized_weight()
         dtype = self._mac_dtype()
         with exact_arithmetic(x.device.type):
             acc = op(x.to(dtype), w.to(dtype))
@@ -124,9 +136,10 @@ class QLinear(_QMac, nn.Linear):
         output: FixedFormat | str = DEFAULT_OUTPUT,
         learn_binary_point: bool = True,
         per_channel: bool = False,
+        khot: int | None = None,
     ) -> None:
         nn.Linear.__init__(self, in_features, out_features, bias)
-        self._setup_quantizers(input, weight, bias_format, output, learn_binary_point, per_channel, out_features)
+        self._setup_quantizers(input, weight, bias_format, output, learn_binary_point, per_channel, out_features, khot)
 
     def terms(self) -> int:
         return self.in_features
@@ -155,9 +168,10 @@ class QConv2d(_QMac, nn.Conv2d):
         output: FixedFormat | str = DEFAULT_OUTPUT,
         learn_binary_point: bool = True,
         per_channel: bool = False,
+        khot: int | None = None,
     ) -> None:
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
-        self._setup_quantizers(input, weight, bias_format, output, learn_binary_point, per_channel, out_channels)
+        self._setup_quantizers(input, weight, bias_format, output, learn_binary_point, per_channel, out_channels, khot)
 
     def terms(self) -> int:
         kh, kw = self.kernel_size
