@@ -120,7 +120,7 @@ def run(
         q = quantize_(float_model, config, calibration)
         if mode == "qat":
             torch.manual_seed(seed)
-            q = train(q, train_set, qat_epochs, 1e-3, seed, f"{model_name} {method} W={width} s{seed}")
+            q = train(q, train_set, qat_epochs, 3e-3, seed, f"{model_name} {method} W={width} s{seed}")
         results.append(RunResult(model_name, method, width, seed, evaluate(q, test_set)))
     return results
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--widths", nargs="+", type=int, default=[4, 6, 8])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=40, help="float training epochs")
-    parser.add_argument("--qat-epochs", type=int, default=20, help="QAT fine-tuning epochs")
+    parser.add_argument("--qat-epochs", type=int, default=40, help="QAT fine-tuning epochs")
     parser.add_argument("--khot", type=int, default=2, help="K of the K-hot variant at the widest width (0: none)")
     parser.add_argument("--out", default=None, help="write the markdown table to this file")
     args = parser.parse_args(argv)
