@@ -106,3 +106,28 @@ def test_khot_layers_have_at_most_k_digits_per_weight() -> None:
         assert torch.equal((signs.double() * torch.exp2(shifts.double())).sum(-1), w.double())
     with pytest.raises(ValueError, match="khot must be None or an integer from 1 to 8, not 0"):
         QuantizeConfig(khot=0)
+
+
+def test_resource_cost_shrinks_learned_widths() -> None:
+    from qfx.nn import enable_width_learning, resource_cost
+
+    torch.manual_seed(0)
+    x, target = torch.rand(64, 1, 8, 8), torch.randint(0, 10, (64,))
+    q = quantize_(mlp(), QuantizeConfig(), x)
+    with pytest.raises(ValueError, match="needs a forward pass first"):
+        resource_cost(q)
+    enable_width_learning(q, max_width=16)
+    q(x)
+    start = resource_cost(q).item()
+    assert start == 8 * 8 * 64 * 32 + 8 * 8 * 32 * 10  # input bits x weight bits x MACs, both layers
+    opt = torch.optim.Adam(q.parameters(), lr=0.05)
+    for _ in range(30):
+        loss = nn.functional.cross_entropy(q(x), target) + 1e-4 * resource_cost(q)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    q(x)
+    assert resource_cost(q).item() < start
+    assert q.get_submodule("1").weight_quantizer.format.width < 8
+    with pytest.raises(ValueError, match="max_width must be between 1 and 24, not 30"):
+        enable_width_learning(q, max_width=30)

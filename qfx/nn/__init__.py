@@ -1,5 +1,6 @@
 """QFX layers: PyTorch modules whose every tensor is an exact fixed-point value."""
 
+from qfx.nn.cost import enable_width_learning, resource_cost
 from qfx.nn.elementwise import QAdd, QAvgPool2d, QBatchNorm2d, QFlatten, QGlobalAvgPool2d, QInput, QMaxPool2d, QReLU
 from qfx.nn.exact import accumulator_format, add_format, product_format
 from qfx.nn.layers import QConv2d, QLinear
@@ -19,5 +20,7 @@ __all__ = [
     "QReLU",
     "accumulator_format",
     "add_format",
+    "enable_width_learning",
     "product_format",
+    "resource_cost",
 ]

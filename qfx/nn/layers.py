@@ -73,6 +73,7 @@ class _QMac(nn.Module):
         if khot is not None and not 1 <= khot <= 8:
             raise ValueError(f"khot must be between 1 and 8 nonzero digits, not {khot}")
         self.khot = khot
+        self.last_macs: int | None = None  # multiply-accumulates per sample in the last forward (resource_cost)
         self._input = _Source(input)
         self.weight_quantizer = _quantizer(weight, learn_binary_point, out_channels if per_channel else None)
         self.bias_quantizer = _quantizer(bias, learn_binary_point) if self.bias is not None else None
@@ -118,6 +119,7 @@ class _QMac(nn.Module):
             if self.bias_quantizer is not None:
                 b = self.bias_quantizer(self.bias).to(torch.float64)
                 acc = acc.to(torch.float64) + b.reshape((-1,) + (1,) * (acc.dim() - 2))
+        self.last_macs = (acc[0].numel() if acc.dim() > 1 else acc.numel()) * self.terms()
         return self.output_quantizer(acc).to(self.output_quantizer.result_dtype(x.dtype))
 
 
