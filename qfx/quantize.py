@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -246,8 +246,3 @@ def _set_submodule(gm: fx.GraphModule, target: str, module: nn.Module) -> None:
     parent_name, _, child = target.rpartition(".")
     parent = gm.get_submodule(parent_name) if parent_name else gm
     setattr(parent, child, module)
-
-
-def with_mode(config: QuantizeConfig, mode: Literal["qat", "ptq"]) -> QuantizeConfig:
-    """The same config in another mode."""
-    return replace(config, mode=mode)
