@@ -250,3 +250,34 @@ def test_quant_modes_reach_the_output() -> None:
     y = layer(torch.tensor([[1.0, 2.0], [1.0, 4.0]]))  # 1.5 -> 2 (ties to even), 2.5 -> 2
     assert y.flatten().tolist() == [2.0, 2.0]
     assert np.isfinite(y.detach().numpy()).all()
+
+
+def test_fold_batchnorm_into_conv() -> None:
+    from qfx.nn import fold_batchnorm
+
+    torch.manual_seed(0)
+    qin = QInput("ap_ufixed<8,1,AP_RND,AP_SAT>", learn_binary_point=False)
+    conv = QConv2d(1, 4, 3, padding=1, input=qin, weight="ap_fixed<12,1,AP_RND,AP_SAT>", learn_binary_point=False)
+    bn = QBatchNorm2d(
+        4,
+        learn=False,
+        scale="ap_fixed<16,4,AP_RND,AP_SAT>",
+        shift="ap_fixed<16,6,AP_RND,AP_SAT>",
+        output="ap_fixed<12,5,AP_RND,AP_SAT>",
+    )
+    x = qin(torch.rand(8, 1, 8, 8))
+    bn.train()
+    bn(conv(x))  # running statistics
+    bn.eval()
+    folded = fold_batchnorm(conv, bn)
+    assert isinstance(folded, QConv2d) and folded.bias is not None
+    assert folded.output_quantizer.format == bn.output_quantizer.format
+    y_two, y_one = bn(conv(x)), folded(x)
+    assert torch.equal(y_one, qfx.cast(y_one, folded.output_quantizer.format))  # on the output grid
+    # Not bit-exact by design (the unfolded pair rounds twice): they differ by at most the conv output's rounding
+    # seen through the scale, plus the output roundings.
+    scale, _ = bn.folded_affine()
+    tol = conv.output_quantizer.format.lsb * scale.abs().max().item() + 2 * bn.output_quantizer.format.lsb
+    assert (y_two - y_one).abs().max().item() <= tol
+    with pytest.raises(ValueError, match="needs a QBatchNorm2d with 4 channels"):
+        fold_batchnorm(conv, QBatchNorm2d(3))

@@ -20,7 +20,7 @@ from qfx.khot import project_khot
 from qfx.nn.exact import accumulator_format, exact_arithmetic, sum_dtype
 from qfx.nn.quantizer import FixedQuantizer
 
-__all__ = ["FormatSource", "QConv2d", "QLinear", "input_format"]
+__all__ = ["FormatSource", "QConv2d", "QLinear", "fold_batchnorm", "input_format"]
 
 FormatSource = FixedFormat | FixedQuantizer | str
 
@@ -184,3 +184,39 @@ class QConv2d(_QMac, nn.Conv2d):
             return F.conv2d(xc, wc, None, self.stride, self.padding, self.dilation, self.groups)
 
         return self._mac(x, conv)
+
+
+def fold_batchnorm(conv: QConv2d, bn: nn.Module) -> QConv2d:
+    """A QConv2d computing ``bn(conv(x))`` with one multiply-accumulate: weight ``w * scale``, bias
+    ``b * scale + shift`` (the batch norm's running statistics), in the conv's weight and bias widths with binary
+    points re-calibrated to the folded values, and the batch norm's output format.
+
+    Folding changes the arithmetic (one rounding instead of two), so the folded layer is a new fixed-point layer,
+    not a bit-exact rewrite: fine-tune it with QAT after folding, as the hardware will run the folded one.
+    """
+    from qfx.nn.elementwise import QBatchNorm2d
+
+    if not isinstance(bn, QBatchNorm2d) or bn.num_features != conv.out_channels:
+        raise ValueError(f"fold_batchnorm needs a QBatchNorm2d with {conv.out_channels} channels, not {bn!r}")
+    with torch.no_grad():
+        scale, shift = bn.eval().folded_affine()
+        weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+        bias = (conv.bias if conv.bias is not None else torch.zeros_like(shift)) * scale + shift
+
+    def fitted(q: FixedQuantizer, values: torch.Tensor) -> FixedFormat:
+        fmt = q.format
+        top = values.abs().max().item()
+        int_bits = math.floor(math.log2(top)) + 2 if top > 0 else fmt.int_bits
+        return FixedFormat(fmt.width, int_bits, True, fmt.quant, fmt.overflow)
+
+    bias_q = conv.bias_quantizer if conv.bias_quantizer is not None else _quantizer(DEFAULT_BIAS, False)
+    folded = QConv2d(
+        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+        conv.groups, True, input=conv.input_source, weight=fitted(conv.weight_quantizer, weight),
+        bias_format=fitted(bias_q, bias), output=bn.output_quantizer.format,
+        learn_binary_point=conv.weight_quantizer.learn_binary_point, khot=conv.khot,
+    )  # fmt: skip
+    with torch.no_grad():
+        folded.weight.copy_(weight)
+        folded.bias.copy_(bias)
+    return folded.train(conv.training)
