@@ -150,14 +150,13 @@ class _LearnedCast(torch.autograd.Function):
         mode: Mode = ctx.mode
         p = _learned_pow2(frac_bits, width, mode, ctx.compute)
         xc = x.to(ctx.compute)
-        values, _ = fixed_kernel(xc, p, mode, may_underflow=False)  # recomputed: cheaper than keeping it
         grad = grad.to(xc.dtype)
-        r = round_codes_(xc * p.scale, mode.quant)
+        r = round_codes_(xc * p.scale, mode.quant)  # recomputed: cheaper than keeping it
         inside = in_range(r, mode, p)
         lo, hi = p.code_range(mode.signed)
-        saturated = torch.clamp(r, lo, hi).mul_(p.inv_scale)
+        saturated = torch.clamp(r, lo, hi).mul_(p.inv_scale)  # the value itself wherever the code is in range
         # d value / d frac_bits: rounding error inside the range, loss of range outside it (LSQ, s = 2**-F).
-        d_frac = torch.where(inside, LN2 * (xc - values), -LN2 * saturated)
+        d_frac = torch.where(inside, LN2 * (xc - saturated), -LN2 * saturated)
         # d value / d width (frac_bits fixed): only the range grows.
         d_width = torch.where(inside, 0.0, LN2 * saturated)
         grad_x = grad if mode.overflow.wraps else grad * inside

@@ -56,7 +56,7 @@ class QReLU(nn.Module):
         self.output_quantizer = FixedQuantizer(output, learn_binary_point=learn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(x.to(torch.float64))
+        y = torch.relu(x)  # exact in any dtype: no arithmetic
         if self.max_value is not None:
             y = torch.clamp(y, max=self.max_value)
         return _out(self.output_quantizer, y, x)
