@@ -2,7 +2,8 @@
 
 A layer's multiply-accumulate is exact in floating point when every partial sum, whatever order the library adds
 in, is a multiple of the accumulator's LSB that the dtype's significand holds: then no addition rounds. The
-accumulator format below bounds every partial sum, so its width decides float32 (<= 24 bits) or float64 (<= 53).
+accumulator format below bounds every partial sum, so its width decides float32 (<= 24 bits) or float64 (<= 53)
+(:func:`sum_dtype`).
 TF32 and autocast would round products and sums: :func:`exact_arithmetic` turns both off around the computation.
 """
 
@@ -16,7 +17,7 @@ import torch
 
 from qfx.format import FixedFormat
 
-__all__ = ["accumulator_format", "add_format", "compute_dtype", "exact_arithmetic", "product_format", "sum_dtype"]
+__all__ = ["accumulator_format", "add_format", "exact_arithmetic", "product_format", "sum_dtype"]
 
 MAX_EXACT_WIDTH = 53
 
@@ -49,17 +50,6 @@ def accumulator_format(x: FixedFormat, w: FixedFormat, terms: int, bias: FixedFo
     grow = math.ceil(math.log2(terms)) if terms > 1 else 0
     acc = FixedFormat(p.width + grow, p.int_bits + grow, p.signed)
     return add_format(acc, bias) if bias is not None else acc
-
-
-def compute_dtype(acc: FixedFormat) -> torch.dtype:
-    """float32 when its 24-bit significand holds every partial sum at the accumulator's LSB, else float64."""
-    if acc.width > MAX_EXACT_WIDTH:
-        raise ValueError(
-            f"accumulator {acc} is wider than {MAX_EXACT_WIDTH} bits: floating point cannot hold it exactly; "
-            "use narrower inputs or weights, or fewer terms per output"
-        )
-    float32_ok = acc.width <= 24 and -126 <= -acc.frac_bits and acc.int_bits <= 127
-    return torch.float32 if float32_ok else torch.float64
 
 
 def sum_dtype(bits: int) -> torch.dtype:
