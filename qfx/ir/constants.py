@@ -1,0 +1,86 @@
+"""Constants and names in the IR: exact formats of float constants, per-channel codes, C-identifier names."""
+
+from __future__ import annotations
+
+import keyword
+import re
+
+import numpy as np
+
+from qfx.format import FixedFormat
+from qfx.ir.intcast import float_codes
+
+__all__ = ["fitted_format", "per_channel_codes", "sanitize"]
+
+
+def _lowest_bit_exponents(values: np.ndarray) -> np.ndarray:
+    """For each nonzero double, the exponent of its lowest set bit (value = odd * 2**that)."""
+    mantissa, exponent = np.frexp(values)
+    m = np.abs(mantissa * 2.0**53).astype(np.int64)
+    e = exponent.astype(np.int64) - 53
+    trailing = np.zeros_like(m)
+    rest = m.copy()
+    for bits in (32, 16, 8, 4, 2, 1):  # count trailing zero bits
+        mask = (rest & ((1 << bits) - 1)) == 0
+        trailing += np.where(mask, bits, 0)
+        rest = np.where(mask, rest >> bits, rest)
+    return e + trailing
+
+
+def fitted_format(values: np.ndarray) -> FixedFormat:
+    """The narrowest format holding every value of the float array exactly (unsigned when none is negative)."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if not np.isfinite(values).all():
+        raise ValueError("a constant holds inf or NaN, which no fixed-point format does")
+    nonzero = values[values != 0]
+    if nonzero.size == 0:
+        return FixedFormat(1, 1, signed=False)
+    frac = int(-_lowest_bit_exponents(nonzero).min())
+    codes = [int(v) for v in np.ldexp(values, frac)]  # exact integers
+    signed = min(codes) < 0
+    bits = max(max(abs(c) for c in codes).bit_length(), (-min(codes) - 1).bit_length() if signed else 0)
+    width = bits + signed
+    return FixedFormat(width, width - frac, signed)
+
+
+def per_channel_codes(values: np.ndarray, formats: list[FixedFormat], axis: int) -> tuple[np.ndarray, FixedFormat]:
+    """Cast each channel (along ``axis``) of float ``values`` into its own format, then express all the codes in
+    one format that holds every channel's values exactly (finest LSB, widest range)."""
+    from qfx.result_types import union_format
+
+    union = union_format(formats)
+    moved = np.moveaxis(np.asarray(values, dtype=np.float64), axis, 0)
+    out = np.empty(moved.shape, dtype=object)
+    for c, fmt in enumerate(formats):
+        codes = float_codes(moved[c], fmt)
+        out[c] = np.asarray(codes, dtype=object) * (1 << (union.frac_bits - fmt.frac_bits))
+    codes = np.moveaxis(out, 0, axis)
+    return (codes.astype(np.int64) if union.width <= 62 else codes), union
+
+
+_NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]")
+
+
+def sanitize(name: str, taken: set[str]) -> str:
+    """A C (and Verilog) identifier for ``name``, unique among ``taken`` (which it is added to)."""
+    ident = _NOT_IDENTIFIER.sub("_", name).strip("_") or "node"
+    if ident[0].isdigit():
+        ident = "n_" + ident
+    if keyword.iskeyword(ident) or ident in _RESERVED:
+        ident += "_"
+    base, k = ident, 1
+    while ident in taken:
+        ident, k = f"{base}_{k}", k + 1
+    taken.add(ident)
+    return ident
+
+
+# C++ and Verilog words a layer name must not become.
+_RESERVED = {
+    "auto", "bool", "break", "case", "char", "class", "const", "continue", "default", "delete", "do", "double",
+    "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "namespace", "new",
+    "operator", "private", "public", "register", "return", "short", "signed", "sizeof", "static", "struct",
+    "switch", "template", "this", "typedef", "union", "unsigned", "void", "volatile", "while", "module",
+    "input", "output", "wire", "reg", "assign", "always", "begin", "end", "endmodule", "integer", "parameter",
+    "main", "qfx", "std",
+}  # fmt: skip

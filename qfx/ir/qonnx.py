@@ -1,0 +1,421 @@
+"""QONNX file -> IR graph: ours, or any producer's (e.g. Brevitas' ``export_qonnx``) with power-of-two quantizers.
+
+The file goes through qonnx's cleanup transformations first (shape inference, constant folding that keeps the
+quantizers, unique parameter tensors). Then every node is mapped to an IR node, with the exact format of each
+result derived from its operands' (ap_fixed result types); quantized constants become integer codes. Anything that
+cannot be fixed point exactly gets one error naming the node and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from qfx.format import FixedFormat, Overflow, Quant
+from qfx.ir.constants import fitted_format, per_channel_codes, sanitize
+from qfx.ir.graph import (
+    Add,
+    Affine,
+    Cast,
+    Conv2d,
+    Dense,
+    GlobalSum,
+    Graph,
+    MaxPool2d,
+    Node,
+    Relu,
+    Reshape,
+    SumPool2d,
+    Tensor,
+)
+from qfx.ir.intcast import float_codes
+from qfx.result_types import accumulator_format, add_format, grow_bits, product_format
+
+__all__ = ["IRError", "from_qonnx"]
+
+_ROUNDING = {
+    "ROUND": Quant.RND_CONV, "HALF_EVEN": Quant.RND_CONV, "FLOOR": Quant.TRN, "DOWN": Quant.TRN_ZERO,
+    "HALF_UP": Quant.RND_INF, "HALF_DOWN": Quant.RND_ZERO,
+}  # fmt: skip
+_ALIASES = {"Identity", "Dropout", "Cast"}
+
+
+class IRError(ValueError):
+    """The QONNX graph cannot become an exact fixed-point IR; the message names the node and why."""
+
+
+class _Const:
+    """A constant: float values, and codes + format once a quantizer (or exactness) gave it one."""
+
+    def __init__(self, values: np.ndarray, codes: np.ndarray | None = None, fmt: FixedFormat | None = None):
+        self.values, self.codes, self.fmt = values, codes, fmt
+
+    def quantized(self) -> tuple[np.ndarray, FixedFormat]:
+        if self.fmt is None:  # an unquantized float constant: take the format that holds it exactly
+            self.fmt = fitted_format(self.values)
+            self.codes = np.asarray(float_codes(self.values, self.fmt))
+        return self.codes, self.fmt
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _power_of_two_exponent(node: str, scale: np.ndarray) -> np.ndarray:
+    mantissa, exponent = np.frexp(scale)
+    if not (np.all(mantissa == 0.5) and np.all(scale > 0)):
+        bad = scale.ravel()[np.argmax((mantissa.ravel() != 0.5) | (scale.ravel() <= 0))]
+        raise IRError(f"node {node}: scale {bad:g} is not a power of two")
+    return exponent.astype(np.int64) - 1  # scale = 2**that
+
+
+def _quant_formats(node: onnx.NodeProto, consts: dict[str, _Const]) -> tuple[list[FixedFormat], int | None]:
+    """The format(s) a QONNX Quant node casts into: one, or one per channel with the channel axis."""
+    name = node.name
+    for i, what in ((1, "scale"), (2, "zero point"), (3, "bit width")):
+        if node.input[i] not in consts:
+            raise IRError(f"node {name}: the {what} must be a constant")
+    scale = np.asarray(consts[node.input[1]].values, dtype=np.float64)
+    zero = np.asarray(consts[node.input[2]].values)
+    bits = np.asarray(consts[node.input[3]].values)
+    if np.any(zero != 0):
+        raise IRError(f"node {name}: zero point {zero.ravel()[np.argmax(zero.ravel() != 0)]:g} is not 0")
+    if bits.size != 1 or bits.item() != int(bits.item()) or bits.item() < 1:
+        raise IRError(f"node {name}: bit width must be one integer >= 1, not {bits.ravel().tolist()}")
+    width = int(bits.item())
+    a = _attrs(node)
+    signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+    mode = a.get("rounding_mode", "ROUND")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode.upper() not in _ROUNDING:
+        raise IRError(f"node {name}: rounding mode {mode} has no ap_fixed equivalent")
+    if signed and width == 1:
+        raise IRError(f"node {name}: a signed 1-bit Quant is bipolar (+-1), which no ap_fixed type is")
+    if narrow and not signed:
+        raise IRError(f"node {name}: an unsigned narrow-range Quant (max 2**W - 2) is not an ap_fixed type")
+    overflow = Overflow.SAT_SYM if narrow else Overflow.SAT
+    exps = _power_of_two_exponent(name, scale)
+    fmts = [FixedFormat(width, width + int(e), signed, _ROUNDING[mode.upper()], overflow) for e in exps.ravel()]
+    if len(fmts) == 1:
+        return fmts, None
+    axes = [i for i, n in enumerate(scale.shape) if n > 1]
+    if len(axes) != 1:
+        raise IRError(f"node {name}: scale of shape {scale.shape} is neither per tensor nor per channel")
+    return fmts, axes[0] - scale.ndim  # negative: counted from the last axis of the data
+
+
+class _Builder:
+    def __init__(self, model) -> None:
+        self.model = model
+        self.consts: dict[str, _Const] = {
+            t.name: _Const(onnx.numpy_helper.to_array(t)) for t in model.graph.initializer
+        }
+        self.alias: dict[str, str] = {}
+        self.tensors: dict[str, Tensor] = {}
+        self.nodes: list[Node] = []
+        self.names: set[str] = set()
+
+    # ------------------------------------------------------------------------------------------------ helpers
+    def shape(self, name: str) -> tuple[int, ...]:
+        shape = self.model.get_tensor_shape(name)
+        if shape is None:
+            raise IRError(f"tensor {name}: no shape (run shape inference)")
+        return tuple(int(d) for d in shape[1:])
+
+    def act(self, node: onnx.NodeProto, i: int) -> str:
+        """Name of the IR tensor behind input ``i`` of ``node`` (which must not be a constant)."""
+        name = self.alias.get(node.input[i], node.input[i])
+        if name in self.consts:
+            raise IRError(f"node {node.name}: input {i} is a constant where a tensor is expected")
+        if name not in self.tensors:
+            raise IRError(f"node {node.name}: input {node.input[i]} is not produced by any supported node")
+        return name
+
+    def const(self, node: onnx.NodeProto, i: int, what: str) -> _Const:
+        name = self.alias.get(node.input[i], node.input[i])
+        if name not in self.consts:
+            raise IRError(f"node {node.name}: the {what} must be a constant")
+        return self.consts[name]
+
+    def fmt(self, tensor: str, node: onnx.NodeProto) -> FixedFormat:
+        fmt = self.tensors[tensor].fmt
+        if fmt is None:
+            raise IRError(f"node {node.name}: its input {tensor} is a float tensor; quantize it first (Quant node)")
+        return fmt
+
+    def emit(self, cls, node: onnx.NodeProto, inputs: list[str], acc: FixedFormat | None, out_fmt=None, **kw):
+        out = node.output[0]
+        self.tensors[out] = Tensor(out, self.shape(out), out_fmt if out_fmt is not None else acc)
+        ir = cls(sanitize(node.name or f"{node.op_type}_{len(self.nodes)}", self.names), inputs, out, acc, **kw)
+        self.nodes.append(ir)
+        return ir
+
+    def sole_consumer(self, tensor: str) -> bool:
+        return len(self.model.find_consumers(tensor)) == 1 and tensor not in {o.name for o in self.model.graph.output}
+
+    # ------------------------------------------------------------------------------------------------ ops
+    def quant(self, node: onnx.NodeProto, fmts: list[FixedFormat], axis: int | None) -> None:
+        src = self.alias.get(node.input[0], node.input[0])
+        if src in self.consts:
+            c = self.consts[src]
+            if axis is None:
+                codes, fmt = np.asarray(float_codes(c.values, fmts[0])), fmts[0]
+            else:
+                codes, fmt = per_channel_codes(c.values, fmts, axis % np.ndim(c.values))
+            self.consts[node.output[0]] = _Const(codes * 2.0**-fmt.frac_bits, codes, fmt)
+            return
+        if axis is not None:
+            raise IRError(f"node {node.name}: per-channel quantization of an activation has no single format")
+        self.emit(Cast, node, [self.act(node, 0)], None, out_fmt=fmts[0])
+        self.nodes[-1].acc = self.tensors[self.nodes[-1].inputs[0]].fmt
+
+    def dense(self, node: onnx.NodeProto, weight: _Const, transposed: bool, bias: _Const | None) -> None:
+        x = self.act(node, 0)
+        w, w_fmt = weight.quantized()
+        w = w if transposed else w.T  # IR weights are (out, in)
+        b, b_fmt = bias.quantized() if bias is not None else (None, None)
+        acc = accumulator_format(self.fmt(x, node), w_fmt, w.shape[1], b_fmt)
+        b = None if b is None else b.reshape(-1)
+        self.emit(Dense, node, [x], acc, weight=w, weight_fmt=w_fmt, bias=b, bias_fmt=b_fmt)
+
+    def conv(self, node: onnx.NodeProto) -> None:
+        a = _attrs(node)
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise IRError(f"node {node.name}: auto_pad is not supported; give explicit pads")
+        x = self.act(node, 0)
+        w, w_fmt = self.const(node, 1, "weight").quantized()
+        if w.ndim != 4:
+            raise IRError(f"node {node.name}: only 2-D convolutions are supported, not weight shape {w.shape}")
+        groups, kernel = int(a.get("group", 1)), tuple(w.shape[2:])
+        stride, dilation = tuple(a.get("strides", (1, 1))), tuple(a.get("dilations", (1, 1)))
+        pads = tuple(a.get("pads", (0, 0, 0, 0)))
+        padding = (pads[0], pads[1], pads[2], pads[3])
+        x_fmt, channels = self.fmt(x, node), self.tensors[x].shape[0]
+        if (
+            groups == channels == w.shape[0]
+            and w.shape[1] == 1
+            and np.all(w == 1)
+            and dilation == (1, 1)
+            and (w_fmt.frac_bits == 0 and len(node.input) < 3)
+        ):  # a depthwise convolution by ones is a window sum
+            acc = FixedFormat(
+                x_fmt.width + grow_bits(math.prod(kernel)), x_fmt.int_bits + grow_bits(math.prod(kernel)), x_fmt.signed
+            )
+            self.emit(SumPool2d, node, [x], acc, kernel=kernel, stride=stride, padding=padding)
+            return
+        b, b_fmt = self.const(node, 2, "bias").quantized() if len(node.input) > 2 and node.input[2] else (None, None)
+        acc = accumulator_format(x_fmt, w_fmt, w.shape[1] * kernel[0] * kernel[1], b_fmt)
+        self.emit(
+            Conv2d, node, [x], acc, weight=w, weight_fmt=w_fmt, bias=None if b is None else b.reshape(-1),
+            bias_fmt=b_fmt, stride=stride, padding=padding, dilation=dilation, groups=groups,
+        )  # fmt: skip
+
+    def channel_codes(self, node: onnx.NodeProto, c: _Const, channels: int) -> tuple[np.ndarray, FixedFormat]:
+        codes, fmt = c.quantized()
+        codes = np.asarray(codes).reshape(-1)
+        if codes.size == 1:
+            codes = np.repeat(codes, channels)
+        if codes.size != channels:
+            raise IRError(f"node {node.name}: constant of shape {c.values.shape} is not per channel ({channels})")
+        return codes, fmt
+
+    def add_const(self, node: onnx.NodeProto, x: str, c: _Const) -> None:
+        """``x + constant``: folded into the producer's bias/shift when it has none, else a shift-only affine."""
+        prev = self.nodes[-1] if self.nodes and self.nodes[-1].output == x else None
+        channels = self.tensors[x].shape[0]
+        codes, fmt = self.channel_codes(node, c, channels)
+        if isinstance(prev, (Dense, Conv2d)) and prev.bias is None and self.sole_consumer(x):
+            prev.bias, prev.bias_fmt, prev.acc = codes, fmt, add_format(prev.acc, fmt)
+        elif isinstance(prev, Affine) and prev.shift is None and self.sole_consumer(x):
+            prev.shift, prev.shift_fmt, prev.acc = codes, fmt, add_format(prev.acc, fmt)
+        else:
+            self.emit(Affine, node, [x], add_format(self.fmt(x, node), fmt), shift=codes, shift_fmt=fmt)
+            return
+        del self.tensors[x]
+        prev.output = node.output[0]
+        self.tensors[prev.output] = Tensor(prev.output, self.shape(prev.output), prev.acc)
+
+    def scale(self, node: onnx.NodeProto, x: str, c: _Const) -> None:
+        codes, fmt = self.channel_codes(node, c, self.tensors[x].shape[0])
+        self.emit(Affine, node, [x], product_format(self.fmt(x, node), fmt), scale=codes, scale_fmt=fmt)
+
+    def pow2_mean(self, node: onnx.NodeProto, sums: str, area: int) -> None:
+        """Divide the window sums by a power-of-two ``area``: an exact multiplication by 2**-k."""
+        if area & (area - 1):
+            raise IRError(
+                f"node {node.name}: averaging over {area} values is not exact in fixed point (not a power "
+                "of two); use a sum and a multiplication by a quantized reciprocal"
+            )
+        k = int(math.log2(area))
+        fmt = FixedFormat(1, 1 - k, signed=False)
+        x_fmt = self.tensors[sums].fmt
+        codes = np.ones(self.tensors[sums].shape[0], dtype=np.int64)
+        self.tensors[node.output[0]] = Tensor(node.output[0], self.shape(node.output[0]), product_format(x_fmt, fmt))
+        self.nodes.append(
+            Affine(
+                sanitize(node.name + "_mean", self.names),
+                [sums],
+                node.output[0],
+                product_format(x_fmt, fmt),
+                scale=codes,
+                scale_fmt=fmt,
+            )
+        )
+
+    def summed(self, node: onnx.NodeProto, cls, x: str, area: int, **kw) -> str:
+        """Emit a window/global sum of ``x`` under a private name; returns it (the caller divides)."""
+        x_fmt = self.fmt(x, node)
+        acc = FixedFormat(x_fmt.width + grow_bits(area), x_fmt.int_bits + grow_bits(area), x_fmt.signed)
+        out = node.output[0] + "_sum"
+        shape = self.shape(node.output[0])
+        self.tensors[out] = Tensor(out, shape, acc)
+        self.nodes.append(cls(sanitize(node.name + "_sum", self.names), [x], out, acc, **kw))
+        return out
+
+    # ------------------------------------------------------------------------------------------------ dispatch
+    def visit(self, node: onnx.NodeProto) -> None:
+        op, a = node.op_type, _attrs(node)
+        if op in _ALIASES:
+            self.alias[node.output[0]] = self.alias.get(node.input[0], node.input[0])
+            if self.alias[node.output[0]] in self.consts:
+                self.consts[node.output[0]] = self.consts[self.alias[node.output[0]]]
+        elif op == "Quant":
+            self.quant(node, *_quant_formats(node, self.consts))
+        elif op == "FixedCast":
+            fmt = FixedFormat.parse(a["format"].decode() if isinstance(a["format"], bytes) else a["format"])
+            self.quant(node, [fmt], None)
+        elif op == "MatMul":
+            self.dense(node, self.const(node, 1, "weight"), transposed=False, bias=None)
+        elif op == "Gemm":
+            if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
+                raise IRError(f"node {node.name}: Gemm with transA, alpha or beta != 1 is not supported")
+            bias = self.const(node, 2, "bias") if len(node.input) > 2 and node.input[2] else None
+            self.dense(node, self.const(node, 1, "weight"), transposed=bool(a.get("transB", 0)), bias=bias)
+        elif op == "Conv":
+            self.conv(node)
+        elif op in ("Add", "Mul"):
+            ins = [self.alias.get(i, i) for i in node.input]
+            const = [i for i in ins if i in self.consts]
+            if op == "Add" and not const:
+                x, y = self.act(node, 0), self.act(node, 1)
+                self.emit(Add, node, [x, y], add_format(self.fmt(x, node), self.fmt(y, node)))
+            elif len(const) == 1:
+                x = next(i for i in ins if i not in self.consts)
+                x = self.act(node, ins.index(x))
+                (self.add_const if op == "Add" else self.scale)(node, x, self.consts[const[0]])
+            else:
+                raise IRError(f"node {node.name}: {op} of two constants should have been folded")
+        elif op == "Relu":
+            x = self.act(node, 0)
+            self.emit(Relu, node, [x], self.fmt(x, node))
+        elif op == "Clip":
+            self.clip(node)
+        elif op == "MaxPool":
+            self.pool(node, a, MaxPool2d)
+        elif op == "AveragePool":
+            if any(a.get("pads", ())) and not a.get("count_include_pad", 0):
+                raise IRError(f"node {node.name}: AveragePool excluding padding divides by a varying count")
+            sums = self.pool(node, a, SumPool2d, divide=True)
+            self.pow2_mean(node, sums, math.prod(a["kernel_shape"]))
+        elif op in ("GlobalAveragePool", "ReduceSum"):
+            self.global_sum(node, a)
+        elif op in ("Flatten", "Reshape"):
+            x = self.act(node, 0)
+            self.emit(Reshape, node, [x], self.fmt(x, node))
+        else:
+            raise IRError(f"node {node.name}: op {op} is not supported by the QFX IR")
+
+    def clip(self, node: onnx.NodeProto) -> None:
+        x = self.act(node, 0)
+        lo = self.const(node, 1, "minimum").values if len(node.input) > 1 and node.input[1] else None
+        hi = self.const(node, 2, "maximum").values if len(node.input) > 2 and node.input[2] else None
+        if lo is None or float(lo) != 0.0:
+            raise IRError(f"node {node.name}: only Clip(min=0, max) (a clipped ReLU) is supported")
+        x_fmt = self.fmt(x, node)
+        if hi is None:
+            self.emit(Relu, node, [x], x_fmt)
+            return
+        from qfx.result_types import union_format
+
+        acc = union_format([x_fmt, fitted_format(np.asarray(hi))])
+        self.emit(Relu, node, [x], acc, max_code=int(float(hi) * 2.0**acc.frac_bits))
+
+    def pool(self, node: onnx.NodeProto, a: dict, cls, divide: bool = False) -> str:
+        if a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", ())) or a.get("storage_order", 0):
+            raise IRError(f"node {node.name}: pooling with ceil_mode, dilations or storage_order is not supported")
+        kernel = tuple(a["kernel_shape"])
+        kw = dict(kernel=kernel, stride=tuple(a.get("strides", (1, 1))), padding=tuple(a.get("pads", (0, 0, 0, 0))))
+        x = self.act(node, 0)
+        if divide:
+            return self.summed(node, cls, x, math.prod(kernel), **kw)
+        self.emit(cls, node, [x], self.fmt(x, node), **kw)
+        return node.output[0]
+
+    def global_sum(self, node: onnx.NodeProto, a: dict) -> None:
+        x = self.act(node, 0)
+        shape = self.tensors[x].shape
+        if len(shape) != 3:
+            raise IRError(f"node {node.name}: expects a (C, H, W) tensor, not {shape}")
+        if node.op_type == "ReduceSum":
+            axes = a.get("axes") or (self.const(node, 1, "axes").values.tolist() if len(node.input) > 1 else None)
+            if axes is None or sorted(ax % 4 for ax in axes) != [2, 3]:
+                raise IRError(f"node {node.name}: ReduceSum over axes {axes} is not a spatial sum")
+            x_fmt = self.fmt(x, node)
+            grow = grow_bits(shape[1] * shape[2])
+            acc = FixedFormat(x_fmt.width + grow, x_fmt.int_bits + grow, x_fmt.signed)
+            self.emit(GlobalSum, node, [x], acc)
+            return
+        sums = self.summed(node, GlobalSum, x, shape[1] * shape[2])
+        self.pow2_mean(node, sums, shape[1] * shape[2])
+
+
+def _clean(model):
+    from qonnx.transformation.fold_constants import FoldConstants
+    from qonnx.transformation.general import (
+        GiveUniqueParameterTensors,
+        RemoveStaticGraphInputs,
+        RemoveUnusedTensors,
+        SortGraph,
+    )
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    for q in model.get_nodes_by_op_type("Quant"):
+        q.domain = "qonnx.custom_op.general"  # Brevitas' older exports name it onnx.brevitas
+    keep = ["Quant", "BipolarQuant", "FixedCast", "QuantizeLinear", "DequantizeLinear"]
+    for t in (InferShapes(), GiveUniqueParameterTensors(), FoldConstants(exclude_op_types=keep), RemoveUnusedTensors(),
+              RemoveStaticGraphInputs(), SortGraph(), InferShapes()):  # fmt: skip
+        model = model.transform(t)
+    return model
+
+
+def from_qonnx(source: str | os.PathLike | onnx.ModelProto, *, name: str | None = None) -> Graph:
+    """Build the IR graph of a QONNX model (a path or a loaded ``ModelProto``); see the module docstring."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"no QONNX file at {path}")
+        try:
+            proto = onnx.load(str(path))
+        except Exception as e:  # protobuf's DecodeError and friends
+            raise IRError(f"{path}: not a readable ONNX file ({type(e).__name__}: {e})") from None
+        name = name or path.stem
+    else:
+        proto = source
+    model = _clean(ModelWrapper(proto))
+    b = _Builder(model)
+    inputs = [i.name for i in model.graph.input if i.name not in b.consts]
+    for i in inputs:
+        b.tensors[i] = Tensor(i, b.shape(i), None)
+    for node in model.graph.node:
+        b.visit(node)
+    outputs = [b.alias.get(o.name, o.name) for o in model.graph.output]
+    for o in outputs:
+        if o not in b.tensors or b.tensors[o].fmt is None:
+            raise IRError(f"graph output {o} is not a fixed-point tensor (end the model with a quantizer)")
+    return Graph(b.tensors, b.nodes, inputs, outputs, name=sanitize(name or "qfx_model", set()))
