@@ -10,6 +10,7 @@ layer whose sums would not fit float32's 24-bit significand (the QONNX file coul
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import os
@@ -43,6 +44,7 @@ from qfx.result_types import grow_bits
 __all__ = ["ExportError", "export_qonnx"]
 
 OPSET = 13
+KHOT_METADATA = "qfx.khot"  # model metadata: JSON {ONNX node name: K} of the K-hot products
 F64, F32 = TensorProto.DOUBLE, TensorProto.FLOAT
 _LEAVES = (FixedQuantizer, QLinear, QConv2d, QBatchNorm2d, QReLU, QAdd, QAvgPool2d, QGlobalAvgPool2d)
 _IDENTITY = (nn.Dropout, nn.Identity)
@@ -66,6 +68,8 @@ class _Builder:
     names: set = field(default_factory=set)
     dtypes: dict = field(default_factory=dict)  # tensor name -> ONNX element type
     widened: dict = field(default_factory=dict)  # float32 tensor -> its float64 copy
+    label: str = ""  # the module being exported, as named in the model (for error messages)
+    khot: dict = field(default_factory=dict)  # ONNX node multiplying by K-hot constants -> K
 
     def unique(self, name: str) -> str:
         base, k = name, 1
@@ -131,10 +135,10 @@ def _weight_format(q: FixedQuantizer) -> FixedFormat:
     return formats[0] if len(formats) == 1 else union_format(formats)
 
 
-def _check_float32(name: str, bits: int, what: str) -> None:
+def _check_float32(b: _Builder, bits: int, what: str) -> None:
     if bits > 24:
         raise ExportError(
-            f"module {name}: {what} needs {bits} bits, but onnxruntime runs it in float32 (24-bit significand), "
+            f"module {b.label}: {what} needs {bits} bits, but onnxruntime runs it in float32 (24-bit significand), "
             "so the QONNX file could not be executed exactly; narrow the input or weight widths"
         )
 
@@ -146,10 +150,12 @@ def _mac(b: _Builder, name: str, m: QLinear | QConv2d, x: str) -> str:
     if isinstance(m, QLinear):
         w = b.constant(f"{name}_weight", m.quantized_weight().t(), w_fmt)
         acc = b.arith("MatMul", [x, w], f"{name}_matmul")
+        if m.khot is not None:
+            b.khot[acc] = m.khot
     else:
-        _check_float32(name, x_fmt.width + w_fmt.width + grow_bits(m.terms()), "the convolution's product sum")
+        _check_float32(b, x_fmt.width + w_fmt.width + grow_bits(m.terms()), "the convolution's product sum")
         if m.padding_mode != "zeros" or isinstance(m.padding, str):
-            raise ExportError(f"module {name}: only numeric zero padding can be exported")
+            raise ExportError(f"module {b.label}: only numeric zero padding can be exported")
         w = b.constant(f"{name}_weight", m.quantized_weight(), w_fmt, dtype=np.float32)
         ph, pw = m.padding
         conv = b.node(
@@ -157,6 +163,8 @@ def _mac(b: _Builder, name: str, m: QLinear | QConv2d, x: str) -> str:
             strides=list(m.stride), pads=[ph, pw, ph, pw], dilations=list(m.dilation), group=m.groups,
         )  # fmt: skip
         acc = conv
+        if m.khot is not None:
+            b.khot[acc] = m.khot
     if m.bias_quantizer is not None:
         bias = m.bias_quantizer(m.bias)
         if isinstance(m, QConv2d):
@@ -174,7 +182,10 @@ def _batchnorm(b: _Builder, name: str, m: QBatchNorm2d, x: str) -> str:
         scale_q = project_khot(scale_q, m.scale_quantizer.format, m.khot)
     s = b.constant(f"{name}_scale", scale_q.reshape(-1, 1, 1), _weight_format(m.scale_quantizer))
     t = b.constant(f"{name}_shift", m.shift_quantizer(shift).reshape(-1, 1, 1), _weight_format(m.shift_quantizer))
-    y = b.arith("Add", [b.arith("Mul", [x, s], f"{name}_mul"), t], f"{name}_add")
+    product = b.arith("Mul", [x, s], f"{name}_mul")
+    if m.khot is not None:
+        b.khot[product] = m.khot
+    y = b.arith("Add", [product, t], f"{name}_add")
     return b.cast(y, m.output_quantizer.format, name)
 
 
@@ -188,7 +199,7 @@ def _pool_factor(b: _Builder, name: str, area: int, reciprocal: FixedFormat) -> 
 
 def _avgpool(b: _Builder, name: str, m: QAvgPool2d, x: str, shape: tuple[int, ...], x_fmt: FixedFormat) -> str:
     (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
-    _check_float32(name, x_fmt.width + grow_bits(kh * kw), "the window sum")
+    _check_float32(b, x_fmt.width + grow_bits(kh * kw), "the window sum")
     channels = shape[1]
     ones = b.init(f"{name}_ones", np.ones((channels, 1, kh, kw), dtype=np.float32))
     sums = b.node(
@@ -212,7 +223,7 @@ def _module(b: _Builder, node: fx.Node, m: nn.Module, args: list[str], shapes: d
     in_shape, in_fmt = shapes.get(src), fmts.get(src)
     if isinstance(m, FixedQuantizer):
         if m.frac_bits.dim() > 0:
-            raise ExportError(f"module {name}: a per-channel activation quantizer cannot be exported")
+            raise ExportError(f"module {b.label}: a per-channel activation quantizer cannot be exported")
         return b.cast(args[0], m.format, name)
     if isinstance(m, (QLinear, QConv2d)):
         return _mac(b, name, m, args[0])
@@ -236,13 +247,13 @@ def _module(b: _Builder, node: fx.Node, m: nn.Module, args: list[str], shapes: d
     if isinstance(m, nn.MaxPool2d):
         k, s, p, d = (nn.modules.utils._pair(v) for v in (m.kernel_size, m.stride, m.padding, m.dilation))
         if m.ceil_mode or d != (1, 1) or m.return_indices:
-            raise ExportError(f"module {name}: MaxPool2d with ceil_mode, dilation or indices cannot be exported")
+            raise ExportError(f"module {b.label}: MaxPool2d with ceil_mode, dilation or indices cannot be exported")
         return b.node("MaxPool", [args[0]], name, kernel_shape=list(k), strides=list(s), pads=[p[0], p[1], p[0], p[1]])
     if isinstance(m, nn.Flatten):
         return _flatten(b, name, args[0], m.start_dim, m.end_dim, shapes[name])
     if isinstance(m, _IDENTITY):
         return args[0]
-    raise ExportError(f"module {name}: {type(m).__name__} is not a QFX layer; run qfx.quantize_ on the model first")
+    raise ExportError(f"module {b.label}: {type(m).__name__} is not a QFX layer; run qfx.quantize_ on the model first")
 
 
 def _flatten(b: _Builder, name: str, x: str, start: int, end: int, out_shape: tuple[int, ...]) -> str:
@@ -331,6 +342,7 @@ def _build(model: nn.Module, example: torch.Tensor) -> tuple[onnx.ModelProto, np
             src = node.args[0].name if node.args and isinstance(node.args[0], fx.Node) else None
             if node.op == "call_module":
                 m = modules[node.target]
+                b.label = node.target
                 names[node.name] = _module(b, node, m, args, shapes, fmts)
                 quantizer = m if isinstance(m, FixedQuantizer) else getattr(m, "output_quantizer", None)
                 fmts[node.name] = quantizer.format if quantizer is not None else fmts.get(src)
@@ -347,6 +359,8 @@ def _build(model: nn.Module, example: torch.Tensor) -> tuple[onnx.ModelProto, np
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.infer_shapes import InferShapes
 
+    if b.khot:  # which products are shift-and-add: the IR reads this back
+        onnx.helper.set_model_props(m, {KHOT_METADATA: json.dumps(b.khot)})
     m = ModelWrapper(m).transform(InferShapes()).model
     for info in m.graph.value_info:  # shape inference guesses float32 behind custom ops: set the real types
         info.type.tensor_type.elem_type = b.dtypes.get(info.name, info.type.tensor_type.elem_type)

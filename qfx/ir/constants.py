@@ -10,7 +10,7 @@ import numpy as np
 from qfx.format import FixedFormat
 from qfx.ir.intcast import float_codes
 
-__all__ = ["fitted_format", "per_channel_codes", "sanitize"]
+__all__ = ["fitted_format", "khot_tables", "naf_digits", "per_channel_codes", "sanitize"]
 
 
 def _lowest_bit_exponents(values: np.ndarray) -> np.ndarray:
@@ -84,3 +84,35 @@ _RESERVED = {
     "input", "output", "wire", "reg", "assign", "always", "begin", "end", "endmodule", "integer", "parameter",
     "main", "qfx", "std",
 }  # fmt: skip
+
+
+def naf_digits(code: int) -> list[tuple[int, int]]:
+    """The non-adjacent form of an integer: (shift, sign) pairs with ``code = sum(sign * 2**shift)``, fewest
+    nonzero digits (canonical signed digits), lowest shift first."""
+    digits, shift, c = [], 0, int(code)
+    while c:
+        if c & 1:
+            sign = 2 - (c & 3)  # +1 when c = 1 (mod 4), -1 when c = 3 (mod 4)
+            digits.append((shift, sign))
+            c -= sign
+        c >>= 1
+        shift += 1
+    return digits
+
+
+def khot_tables(codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(shift, sign) tables of shape ``codes.shape + (k,)`` (unused slots: sign 0) for K-hot constants.
+
+    Raises when a code needs more than ``k`` nonzero digits.
+    """
+    flat = np.asarray(codes).ravel()
+    shift = np.zeros((flat.size, k), dtype=np.int64)
+    sign = np.zeros((flat.size, k), dtype=np.int64)
+    for i, c in enumerate(flat):
+        digits = naf_digits(int(c))
+        if len(digits) > k:
+            raise ValueError(f"code {int(c)} has {len(digits)} nonzero digits, more than K = {k}")
+        for j, (s, d) in enumerate(digits):
+            shift[i, j], sign[i, j] = s, d
+    shape = (*np.shape(codes), k)
+    return shift.reshape(shape), sign.reshape(shape)

@@ -78,6 +78,7 @@ class Dense(Node):
     weight_fmt: FixedFormat = None
     bias: np.ndarray | None = field(repr=False, default=None)
     bias_fmt: FixedFormat | None = None
+    khot: int | None = None  # weights have at most this many nonzero signed digits: shift-and-add hardware
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Conv2d(Node):
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
+    khot: int | None = None
 
 
 @dataclass
@@ -107,6 +109,7 @@ class Affine(Node):
     scale_fmt: FixedFormat | None = None
     shift: np.ndarray | None = field(repr=False, default=None)
     shift_fmt: FixedFormat | None = None
+    khot: int | None = None  # for the scale
 
 
 @dataclass
@@ -189,11 +192,11 @@ class Graph:
             raise ValueError(f"tensor {tensor!r} is a float input and has no fixed-point format")
         return fmt
 
-    def run(self, x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
-        """Integer codes of the outputs for the float input batch ``x`` (see :mod:`qfx.ir.interpret`)."""
+    def run(self, x: np.ndarray | dict[str, np.ndarray], *, trace: bool = False) -> np.ndarray | dict:
+        """Integer codes of the outputs for the float input batch ``x`` (see :func:`qfx.ir.interpret.run`)."""
         from qfx.ir.interpret import run
 
-        return run(self, x)
+        return run(self, x, trace=trace)
 
     def summary(self) -> str:
         """One line per node: op, output tensor, shape, result and output formats."""

@@ -122,10 +122,13 @@ def _compute(node: Node, graph: Graph, env: dict[str, np.ndarray]) -> np.ndarray
     raise TypeError(f"node {node.name}: the interpreter has no rule for {type(node).__name__}")
 
 
-def run(graph: Graph, x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+def run(
+    graph: Graph, x: np.ndarray | dict[str, np.ndarray], *, trace: bool = False
+) -> np.ndarray | dict[str, np.ndarray]:
     """Output codes for the batch ``x`` (float values of the graph input, batch first).
 
     ``x`` may be a dict by input name; the result is a dict by output name when the graph has several outputs.
+    With ``trace`` the result is a dict of every tensor's codes (to find the first layer where two links differ).
     """
     inputs = x if isinstance(x, dict) else {graph.inputs[0]: x}
     env: dict[str, np.ndarray] = {}
@@ -148,5 +151,7 @@ def run(graph: Graph, x: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dic
             if out.fmt != node.acc:
                 codes = requantize(codes, node.acc.frac_bits, out.fmt)
         env[node.output] = codes.reshape((codes.shape[0], *out.shape))
+    if trace:
+        return env
     outputs = {name: env[name] for name in graph.outputs}
     return outputs if isinstance(x, dict) or len(outputs) > 1 else outputs[graph.outputs[0]]

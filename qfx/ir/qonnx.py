@@ -8,6 +8,7 @@ cannot be fixed point exactly gets one error naming the node and the reason.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import onnx
 
 from qfx.format import FixedFormat, Overflow, Quant
-from qfx.ir.constants import fitted_format, per_channel_codes, sanitize
+from qfx.ir.constants import fitted_format, khot_tables, per_channel_codes, sanitize
 from qfx.ir.graph import (
     Add,
     Affine,
@@ -118,6 +119,8 @@ class _Builder:
         self.tensors: dict[str, Tensor] = {}
         self.nodes: list[Node] = []
         self.names: set[str] = set()
+        props = {p.key: p.value for p in model.model.metadata_props}
+        self.khot: dict[str, int] = json.loads(props.get("qfx.khot", "{}"))
 
     # ------------------------------------------------------------------------------------------------ helpers
     def shape(self, name: str) -> tuple[int, ...]:
@@ -151,6 +154,14 @@ class _Builder:
         out = node.output[0]
         self.tensors[out] = Tensor(out, self.shape(out), out_fmt if out_fmt is not None else acc)
         ir = cls(sanitize(node.name or f"{node.op_type}_{len(self.nodes)}", self.names), inputs, out, acc, **kw)
+        k = self.khot.get(node.name)
+        if k is not None:
+            constant = ir.scale if isinstance(ir, Affine) else ir.weight
+            try:
+                khot_tables(constant, k)
+            except ValueError as e:
+                raise IRError(f"node {node.name}: marked K-hot with K = {k}, but {e}") from None
+            ir.khot = k
         self.nodes.append(ir)
         return ir
 
@@ -382,12 +393,14 @@ def _clean(model):
         SortGraph,
     )
     from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
 
     for q in model.get_nodes_by_op_type("Quant"):
         q.domain = "qonnx.custom_op.general"  # Brevitas' older exports name it onnx.brevitas
     keep = ["Quant", "BipolarQuant", "FixedCast", "QuantizeLinear", "DequantizeLinear"]
-    for t in (InferShapes(), GiveUniqueParameterTensors(), FoldConstants(exclude_op_types=keep), RemoveUnusedTensors(),
-              RemoveStaticGraphInputs(), SortGraph(), InferShapes()):  # fmt: skip
+    for t in (InferShapes(), GiveUniqueParameterTensors(), FoldConstants(exclude_op_types=keep),
+              FoldTransposeIntoQuantInit(), RemoveUnusedTensors(), RemoveStaticGraphInputs(), SortGraph(),
+              InferShapes()):  # fmt: skip
         model = model.transform(t)
     return model
 

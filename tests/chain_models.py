@@ -1,0 +1,79 @@
+"""The four models every link of the verification chain is checked on, built once per test session.
+
+Each starts from a float model trained for a few epochs on digits and is quantized with PTQ (training is not
+what these tests check): an MLP, a CNN with batch norm + residual add + max and global average pooling, a K-hot
+CNN, and an MLP whose output casts use the wrap-around and unusual rounding modes (AP_WRAP, AP_WRAP_SM with 0-2
+saturation bits, AP_SAT_ZERO, AP_RND, AP_RND_MIN_INF, ...) with binary points moved so that overflows happen.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from qfx import FixedFormat, Overflow, Quant, QuantizeConfig, quantize_
+from qfx.data import load_digits
+from qfx.kernel import Mode
+from qfx.nn import FixedQuantizer
+from qfx.train import DigitsCNN, DigitsMLP, train
+
+MODEL_NAMES = ("mlp", "cnn", "khot", "wrap")
+
+EXOTIC = [
+    ("AP_RND", "AP_WRAP", 0),
+    ("AP_RND_MIN_INF", "AP_WRAP_SM", 0),
+    ("AP_RND_ZERO", "AP_WRAP", 2),
+    ("AP_RND_INF", "AP_WRAP_SM", 1),
+    ("AP_TRN_ZERO", "AP_SAT_ZERO", 0),
+    ("AP_RND", "AP_WRAP_SM", 2),
+]
+
+
+def digits_test() -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = load_digits("test", seed=0).tensors
+    return x, y
+
+
+@functools.cache
+def _float_model(kind: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = DigitsCNN(channels=8) if kind == "cnn" else DigitsMLP()
+    return train(model, load_digits("train", seed=0), epochs=3, lr=3e-3, seed=0, desc=f"{kind} float")
+
+
+def _exotic(model: nn.Module) -> None:
+    """Give every output quantizer of ``model`` one of the exotic modes, one integer bit short of calibration."""
+    quantizers = [m.output_quantizer for m in model.modules() if hasattr(m, "output_quantizer")]
+    for k, q in enumerate(quantizers):
+        quant, overflow, sat_bits = EXOTIC[k % len(EXOTIC)]
+        q.mode = Mode(True, Quant.from_name(quant), Overflow.from_name(overflow), sat_bits)
+        with torch.no_grad():
+            q.frac_bits += 1  # one integer bit fewer: the largest values now overflow
+        q.max_width = max(q.max_width, sat_bits)
+
+
+@functools.cache
+def chain_model(name: str) -> nn.Module:
+    """A quantized model by name (see the module docstring); evaluation mode."""
+    train_x = load_digits("train", seed=0).tensors[0]
+    if name == "mlp":
+        model = quantize_(_float_model("mlp"), QuantizeConfig(mode="ptq"), train_x)
+    elif name == "cnn":
+        model = quantize_(_float_model("cnn"), QuantizeConfig(mode="ptq"), train_x)
+    elif name == "khot":
+        model = quantize_(_float_model("cnn"), QuantizeConfig(mode="ptq", khot=2), train_x)
+    elif name == "wrap":
+        model = quantize_(_float_model("mlp"), QuantizeConfig(mode="ptq", activation_width=7), train_x)
+        _exotic(model)
+    else:
+        raise KeyError(name)
+    return model.eval()
+
+
+def output_format(model: torch.fx.GraphModule) -> FixedFormat:
+    """Format of the model's output: the output quantizer of the module that produces it."""
+    out = next(n for n in model.graph.nodes if n.op == "output").args[0]
+    module = model.get_submodule(out.target)
+    return module.format if isinstance(module, FixedQuantizer) else module.output_quantizer.format
