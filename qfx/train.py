@@ -166,8 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--freeze-bn", action="store_true", help="QAT keeps batch norms on running statistics")
     parser.add_argument("--khot", type=int, default=2, help="K of the K-hot variant at the widest width (0: none)")
     parser.add_argument("--out", default=None, help="write the markdown table to this file")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU threads (float sums depend on it; 1 reproduces docs/results.md)"
+    )
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(max(1, args.threads))
     start = time.perf_counter()
     results = [
         r
@@ -185,8 +188,9 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.out, "w") as f:
             f.write(
                 "# Results: float vs PTQ vs QFX-QAT on digits\n\n"
-                f"Produced by `{command}` (CPU, torch {torch.__version__}). Test split: 450 images of the "
-                "scikit-learn digits data set (stratified, seed 0); mean ± std over seeds.\n\n" + text + "\n"
+                f"Produced by `{command}` (CPU, {args.threads} thread(s), torch {torch.__version__}). "
+                "Test split: 450 images of the scikit-learn digits data set (stratified, seed 0); "
+                "mean ± std over seeds.\n\n" + text + "\n"
             )
 
 
