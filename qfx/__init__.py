@@ -14,9 +14,19 @@ __all__ = [
     "QuantizeConfig",
     "cast",
     "codes",
+    "export_qonnx",
     "fixed_quantize",
     "nn",
     "quantize_",
     "result_dtype",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``qfx.export_qonnx`` without importing onnx/qonnx at ``import qfx``."""
+    if name == "export_qonnx":
+        from qfx.export import export_qonnx
+
+        return export_qonnx
+    raise AttributeError(f"module 'qfx' has no attribute {name!r}")

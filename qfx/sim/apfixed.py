@@ -87,12 +87,19 @@ def _compiler_id(cxx: str) -> str:
     return f"{os.path.realpath(cxx)}\n{proc.stdout}"
 
 
-@cache
 def _dir_digest(path: str) -> str:
-    digest = hashlib.sha256(path.encode())
-    for file in sorted(Path(path).rglob("*")):
-        if file.is_file():
-            digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
+    """Digest of a folder's file names and contents (not its location: a project compiles the same anywhere)."""
+    files = sorted(f for f in Path(path).rglob("*") if f.is_file())
+    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    return _contents_digest(path, stamp)
+
+
+@cache
+def _contents_digest(path: str, stamp: tuple) -> str:
+    digest = hashlib.sha256()
+    for name, _, _ in stamp:
+        file = Path(name)
+        digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()
 
 

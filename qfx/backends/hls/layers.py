@@ -1,0 +1,224 @@
+"""IR nodes -> calls of the HLS layer library (hls/include/qfx), with every C++ type spelled out.
+
+The generator only decides types, constants and template arguments here; the C++ text lives in the Jinja2
+templates of hls/templates. Each node becomes one call ``qfx::<func><targs>(args);``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qfx.format import FixedFormat
+from qfx.ir.constants import khot_tables, sanitize
+from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, GlobalSum, Graph, MaxPool2d, Node, Relu, Reshape, SumPool2d
+
+__all__ = ["Constant", "Lowered", "lower"]
+
+MAX_LITERAL_WIDTH = 53  # constants are written as C double literals, exact up to 53 bits
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A ``static const`` array of the weights header."""
+
+    name: str
+    ctype: str
+    values: list[str]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One layer: ``qfx::func<targs>(args);``, with a comment naming the IR node."""
+
+    node: str
+    func: str
+    targs: list[str]
+    args: list[str]
+
+
+@dataclass
+class Lowered:
+    """Everything the templates render: typedefs, constants, intermediate arrays, calls, ports."""
+
+    typedefs: dict[str, FixedFormat] = field(default_factory=dict)  # C name -> format
+    constants: list[Constant] = field(default_factory=list)
+    arrays: list[tuple[str, str, int]] = field(default_factory=list)  # (type, name, size) of intermediates
+    calls: list[Call] = field(default_factory=list)
+    input: tuple[str, str, int] = ("", "", 0)  # (type, name, size)
+    output: tuple[str, str, int] = ("", "", 0)
+    multipliers: int = 0  # multiplications by a non-constant-power-of-two constant (an estimate of DSP use)
+
+
+def _literal(code: int, fmt: FixedFormat) -> str:
+    """Exact C++ literal of a fixed-point constant (a double holds it exactly)."""
+    if fmt.width > MAX_LITERAL_WIDTH:
+        raise ValueError(f"constant format {fmt} is wider than {MAX_LITERAL_WIDTH} bits: not a C double literal")
+    return repr(math.ldexp(float(int(code)), -fmt.frac_bits))
+
+
+def _sh_format(x: FixedFormat, acc: FixedFormat, max_exponent: int) -> FixedFormat:
+    """Type in which ``x << e`` (e <= max_exponent) is exact, for the K-hot shift-and-add templates."""
+    frac = max(x.frac_bits, acc.frac_bits)
+    int_bits = max(acc.int_bits, x.int_bits + (not x.signed) + max(max_exponent, 0))
+    return FixedFormat(int_bits + frac, int_bits, True)
+
+
+class _Lowering:
+    def __init__(self, graph: Graph) -> None:
+        self.g = graph
+        self.out = Lowered()
+        self.taken: set[str] = {"x", "y"}
+        self.arrays: dict[str, str] = {}  # tensor -> C array name
+        self.types: dict[str, str] = {}  # tensor -> C type name
+
+    def typedef(self, name: str, fmt: FixedFormat) -> str:
+        ident = sanitize(f"{name}_t", self.taken)
+        self.out.typedefs[ident] = fmt
+        return ident
+
+    def tensor(self, tensor: str) -> tuple[str, str]:
+        """(C type, C array) of an IR tensor, declared on first use."""
+        if tensor not in self.arrays:
+            ident = sanitize(tensor, self.taken)
+            self.arrays[tensor] = ident
+            self.types[tensor] = self.typedef(ident, self.g.fmt(tensor))
+            if tensor not in self.g.outputs:
+                self.out.arrays.append((self.types[tensor], ident, self.g.tensors[tensor].size))
+        return self.types[tensor], self.arrays[tensor]
+
+    def constant(self, node: Node, what: str, codes: np.ndarray, fmt: FixedFormat) -> tuple[str, str]:
+        ctype = self.typedef(f"{node.name}_{what}", fmt)
+        name = sanitize(f"{node.name}_{what}", self.taken)
+        self.out.constants.append(Constant(name, ctype, [_literal(c, fmt) for c in np.asarray(codes).ravel()]))
+        return ctype, name
+
+    def digits(self, node: Node, codes: np.ndarray, fmt: FixedFormat, k: int) -> tuple[str, str, int]:
+        """Sign and shift tables of K-hot constants; returns their names and the largest value exponent."""
+        shifts, signs = khot_tables(codes, k)
+        exponents = shifts - fmt.frac_bits  # weight value = sum sign * 2**(shift - F)
+        used = exponents[signs != 0]
+        sign_name = sanitize(f"{node.name}_sign", self.taken)
+        shift_name = sanitize(f"{node.name}_shift", self.taken)
+        self.out.constants.append(Constant(sign_name, "signed char", [str(int(s)) for s in signs.ravel()]))
+        self.out.constants.append(Constant(shift_name, "signed char", [str(int(e)) for e in exponents.ravel()]))
+        return sign_name, shift_name, int(used.max()) if used.size else 0
+
+    def bias(self, node: Node, codes: np.ndarray | None, fmt: FixedFormat | None, n: int, acc_t: str):
+        if codes is None:  # no bias: zeros in the accumulator type (adds nothing, widens nothing)
+            name = sanitize(f"{node.name}_zero", self.taken)
+            self.out.constants.append(Constant(name, acc_t, ["0"] * n))
+            return acc_t, name
+        return self.constant(node, "b", codes, fmt)
+
+    def multipliers(self, codes: np.ndarray) -> None:
+        powers = [c for c in np.asarray(codes).ravel() if int(c) == 0 or (abs(int(c)) & (abs(int(c)) - 1)) == 0]
+        self.out.multipliers += int(np.asarray(codes).size - len(powers))
+
+    # ------------------------------------------------------------------------------------------------ nodes
+    def node(self, n: Node) -> None:
+        if isinstance(n, Reshape) and n.output not in self.g.outputs:
+            self.arrays[n.output], self.types[n.output] = self.tensor(n.inputs[0])[1], self.tensor(n.inputs[0])[0]
+            return
+        ins = [self.tensor(t) for t in n.inputs]
+        out_t, out = self.tensor(n.output)
+        x_t, x = ins[0]
+        in_fmt = self.g.fmt(n.inputs[0])
+        size = self.g.tensors[n.output].size
+        acc_t = self.typedef(f"{n.name}_acc", n.acc) if n.acc is not None else None
+        call = lambda func, targs, args: self.out.calls.append(Call(n.name, func, targs, args))  # noqa: E731
+        if isinstance(n, (Cast, Reshape)):
+            call("cast", [x_t, out_t, str(size)], [x, out])
+        elif isinstance(n, Dense):
+            n_in, n_out = n.weight.shape[1], n.weight.shape[0]
+            b_t, b = self.bias(n, n.bias, n.bias_fmt, n_out, acc_t)
+            if n.khot:
+                sign, shift, top = self.digits(n, n.weight, n.weight_fmt, n.khot)
+                sh_t = self.typedef(f"{n.name}_sh", _sh_format(in_fmt, n.acc, top))
+                call("dense_khot", [x_t, sh_t, b_t, acc_t, out_t, str(n_in), str(n_out), str(n.khot)],
+                     [x, out, sign, shift, b])  # fmt: skip
+            else:
+                w_t, w = self.constant(n, "w", n.weight, n.weight_fmt)
+                self.multipliers(n.weight)
+                call("dense", [x_t, w_t, b_t, acc_t, out_t, str(n_in), str(n_out)], [x, out, w, b])
+        elif isinstance(n, Conv2d):
+            (c_in, h_in, w_in) = self.g.tensors[n.inputs[0]].shape
+            (c_out, h_out, w_out) = self.g.tensors[n.output].shape
+            kh, kw = n.weight.shape[2:]
+            geometry = [c_in, h_in, w_in, c_out, h_out, w_out, kh, kw, *n.stride, n.padding[0], n.padding[1],
+                        *n.dilation, n.groups]  # fmt: skip
+            b_t, b = self.bias(n, n.bias, n.bias_fmt, c_out, acc_t)
+            if n.khot:
+                sign, shift, top = self.digits(n, n.weight, n.weight_fmt, n.khot)
+                sh_t = self.typedef(f"{n.name}_sh", _sh_format(in_fmt, n.acc, top))
+                call("conv2d_khot", [x_t, sh_t, b_t, acc_t, out_t, *map(str, geometry), str(n.khot)],
+                     [x, out, sign, shift, b])  # fmt: skip
+            else:
+                w_t, w = self.constant(n, "w", n.weight, n.weight_fmt)
+                self.multipliers(n.weight)
+                call("conv2d", [x_t, w_t, b_t, acc_t, out_t, *map(str, geometry)], [x, out, w, b])
+        elif isinstance(n, Affine):
+            self.affine(n, x_t, x, out_t, out, acc_t, call)
+        elif isinstance(n, Add):
+            call("add", [x_t, ins[1][0], out_t, str(size)], [x, ins[1][1], out])
+        elif isinstance(n, Relu):
+            if n.max_code is None:
+                call("relu", [x_t, out_t, str(size)], [x, out])
+            else:
+                call("relu_clip", [x_t, acc_t, out_t, str(size)], [x, out, _literal(n.max_code, n.acc)])
+        elif isinstance(n, (MaxPool2d, SumPool2d)):
+            (c, h_in, w_in), (_, h_out, w_out) = self.g.tensors[n.inputs[0]].shape, self.g.tensors[n.output].shape
+            geometry = [c, h_in, w_in, h_out, w_out, *n.kernel, *n.stride, n.padding[0], n.padding[1]]
+            targs = [x_t, out_t] if isinstance(n, MaxPool2d) else [x_t, acc_t, out_t]
+            call(n.op, targs + [str(v) for v in geometry], [x, out])
+        elif isinstance(n, GlobalSum):
+            c, h, w = self.g.tensors[n.inputs[0]].shape
+            call("global_sum", [x_t, acc_t, out_t, str(c), str(h * w)], [x, out])
+        else:
+            raise ValueError(f"node {n.name}: the HLS backend has no template for {type(n).__name__}")
+
+    def affine(self, n: Affine, x_t, x, out_t, out, acc_t, call) -> None:
+        shape = self.g.tensors[n.inputs[0]].shape
+        channels, hw = shape[0], int(np.prod(shape[1:], dtype=np.int64))
+        in_fmt = self.g.fmt(n.inputs[0])
+        if n.shift is None:
+            t_t, t = self.bias(n, None, None, channels, acc_t)
+        else:
+            t_t, t = self.constant(n, "shift", n.shift, n.shift_fmt)
+        if n.khot and n.scale is not None:
+            sign, shift, top = self.digits(n, n.scale, n.scale_fmt, n.khot)
+            sh_t = self.typedef(f"{n.name}_sh", _sh_format(in_fmt, n.acc, top))
+            call("affine_khot", [x_t, sh_t, t_t, acc_t, out_t, str(channels), str(hw), str(n.khot)],
+                 [x, out, sign, shift, t])  # fmt: skip
+            return
+        scale = n.scale if n.scale is not None else np.ones(channels, dtype=np.int64)
+        s_fmt = n.scale_fmt if n.scale is not None else FixedFormat(1, 1, signed=False)
+        s_t, s = self.constant(n, "scale", scale, s_fmt)
+        self.multipliers(scale)
+        call("affine", [x_t, s_t, t_t, acc_t, out_t, str(channels), str(hw)], [x, out, s, t])
+
+
+def lower(graph: Graph) -> Lowered:
+    """Lower a (cast-fused) graph whose first node casts the float input: that cast's output is the input port."""
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ValueError("the HLS backend takes graphs with exactly one input and one output")
+    first = graph.nodes[0] if graph.nodes else None
+    if not isinstance(first, Cast) or first.inputs != graph.inputs:
+        raise ValueError("the graph must start by casting its float input into a fixed-point format (a Quant node)")
+    if any(graph.inputs[0] in n.inputs for n in graph.nodes[1:]):
+        raise ValueError(f"the float input {graph.inputs[0]} may only feed the first cast")
+    lowering = _Lowering(graph)
+    out = lowering.out
+    in_t, in_name = lowering.typedef("input", graph.fmt(first.output)), "x"
+    lowering.types[first.output], lowering.arrays[first.output] = in_t, in_name
+    out.input = (in_t, in_name, graph.tensors[first.output].size)
+    o = graph.outputs[0]
+    if o == first.output:
+        raise ValueError("the graph has no layers between its input and output")
+    lowering.types[o], lowering.arrays[o] = lowering.typedef("result", graph.fmt(o)), "y"
+    out.output = (lowering.types[o], "y", graph.tensors[o].size)
+    for node in graph.nodes[1:]:
+        lowering.node(node)
+    return out
