@@ -77,3 +77,48 @@ def output_format(model: torch.fx.GraphModule) -> FixedFormat:
     out = next(n for n in model.graph.nodes if n.op == "output").args[0]
     module = model.get_submodule(out.target)
     return module.format if isinstance(module, FixedQuantizer) else module.output_quantizer.format
+
+
+def brevitas_export(path: str, kind: str) -> str:
+    """Export a small network quantized with Brevitas' fixed-point quantizers, with Brevitas' own QONNX exporter
+    (as a user would): ``kind`` "cnn" (conv, ReLU, max pool, linear) or "mlp" (two linear layers)."""
+    import pytest
+
+    brevitas_nn = pytest.importorskip("brevitas.nn", reason="brevitas not installed")
+    from brevitas.export import export_qonnx
+    from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
+
+    torch.manual_seed(0)
+    act, weight = Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
+    first = brevitas_nn.QuantIdentity(act_quant=act, return_quant_tensor=True)
+    if kind == "cnn":
+        body = [
+            brevitas_nn.QuantConv2d(1, 8, 3, padding=1, weight_quant=weight, bias=False, return_quant_tensor=True),
+            brevitas_nn.QuantReLU(act_quant=act, return_quant_tensor=True),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            brevitas_nn.QuantLinear(8 * 16, 10, weight_quant=weight, bias=False),
+        ]
+    else:
+        body = [
+            nn.Flatten(),
+            brevitas_nn.QuantLinear(64, 32, weight_quant=weight, bias=False, return_quant_tensor=True),
+            brevitas_nn.QuantReLU(act_quant=act, return_quant_tensor=True),
+            brevitas_nn.QuantLinear(32, 10, weight_quant=weight, bias=False),
+        ]
+    net = nn.Sequential(first, *body, brevitas_nn.QuantIdentity(act_quant=act)).eval()
+    export_qonnx(net, digits_test()[0][:1], path, dynamo=False)
+    return path
+
+
+def qonnx_codes(path: str, x: torch.Tensor, fmt: FixedFormat):
+    """Output codes of qonnx's ``execute_onnx`` on the batch ``x`` (the file's batch size changed to fit)."""
+    import numpy as np
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    wrapper = ModelWrapper(path).transform(ChangeBatchSize(x.shape[0])).transform(InferShapes())
+    out = execute_onnx(wrapper, {wrapper.graph.input[0].name: x.numpy()})[wrapper.graph.output[0].name]
+    return (out.astype(np.float64) * 2.0**fmt.frac_bits).astype(np.int64)

@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from chain_models import MODEL_NAMES, chain_model, digits_test, output_format
+from chain_models import MODEL_NAMES, brevitas_export, chain_model, digits_test, output_format, qonnx_codes
 
 from qfx import codes
 from qfx.backends.hls import csim, csim_run, generate, read_project
@@ -118,32 +118,11 @@ def _renamed(graphs, tmp_path) -> str:
 
 
 def test_brevitas_model_through_hls(tmp_path, toolchain, summary) -> None:
-    brevitas_nn = pytest.importorskip("brevitas.nn", reason="brevitas not installed")
-    from brevitas.export import export_qonnx as brevitas_export
-    from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.transformation.change_batchsize import ChangeBatchSize
-    from qonnx.transformation.infer_shapes import InferShapes
-
-    torch.manual_seed(1)
-    act, weight = Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
-    net = torch.nn.Sequential(
-        brevitas_nn.QuantIdentity(act_quant=act, return_quant_tensor=True),
-        torch.nn.Flatten(),
-        brevitas_nn.QuantLinear(64, 32, weight_quant=weight, bias=False, return_quant_tensor=True),
-        brevitas_nn.QuantReLU(act_quant=act, return_quant_tensor=True),
-        brevitas_nn.QuantLinear(32, 10, weight_quant=weight, bias=False),
-        brevitas_nn.QuantIdentity(act_quant=act),
-    ).eval()
-    x, _ = digits_test()
-    path = str(tmp_path / "brevitas.onnx")
-    brevitas_export(net, x[:1], path, dynamo=False)
+    path = brevitas_export(str(tmp_path / "brevitas.onnx"), "mlp")
     graph = from_qonnx(path)
+    x, _ = digits_test()
     got = csim(generate(graph, tmp_path / "brevitas_hls"), x.numpy())
-    wrapper = ModelWrapper(path).transform(ChangeBatchSize(x.shape[0])).transform(InferShapes())
-    ref = execute_onnx(wrapper, {wrapper.graph.input[0].name: x.numpy()})[wrapper.graph.output[0].name]
-    expected = (ref.astype(np.float64) * 2.0 ** graph.fmt(graph.outputs[0]).frac_bits).astype(np.int64)
+    expected = qonnx_codes(path, x, graph.fmt(graph.outputs[0]))
     mismatches = int((got != expected).sum())
     summary(f"HLS C-sim vs qonnx on a Brevitas export: {x.shape[0]} inputs, {expected.size} codes, {mismatches} "
             "mismatches")  # fmt: skip

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from chain_models import MODEL_NAMES, chain_model, digits_test, output_format
+from chain_models import MODEL_NAMES, brevitas_export, chain_model, digits_test, output_format, qonnx_codes
 from onnx import helper, numpy_helper
 
 from qfx import codes
@@ -130,35 +130,11 @@ def test_corrupt_and_missing_files(tmp_path) -> None:
 
 def test_brevitas_export_matches_qonnx(tmp_path, summary) -> None:
     """A network quantized with Brevitas' fixed-point quantizers, exported by Brevitas as it comes."""
-    brevitas_nn = pytest.importorskip("brevitas.nn", reason="brevitas not installed")
-    from brevitas.export import export_qonnx as brevitas_export
-    from brevitas.quant import Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.transformation.change_batchsize import ChangeBatchSize
-    from qonnx.transformation.infer_shapes import InferShapes
-
-    torch.manual_seed(0)
-    act, weight = Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint
-    net = torch.nn.Sequential(
-        brevitas_nn.QuantIdentity(act_quant=act, return_quant_tensor=True),
-        brevitas_nn.QuantConv2d(1, 8, 3, padding=1, weight_quant=weight, bias=False, return_quant_tensor=True),
-        brevitas_nn.QuantReLU(act_quant=act, return_quant_tensor=True),
-        torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(),
-        brevitas_nn.QuantLinear(8 * 16, 10, weight_quant=weight, bias=False),
-        brevitas_nn.QuantIdentity(act_quant=act),
-    ).eval()
+    graph = from_qonnx(brevitas_export(str(tmp_path / "brevitas.onnx"), "cnn"))
     x, _ = digits_test()
-    path = str(tmp_path / "brevitas.onnx")
-    brevitas_export(net, x[:1], path, dynamo=False)
-    graph = from_qonnx(path)
-    wrapper = ModelWrapper(path).transform(ChangeBatchSize(x.shape[0])).transform(InferShapes())
-    ref = execute_onnx(wrapper, {wrapper.graph.input[0].name: x.numpy()})[wrapper.graph.output[0].name]
-    fmt = graph.fmt(graph.outputs[0])
-    expected = ref.astype(np.float64) * 2.0**fmt.frac_bits
+    expected = qonnx_codes(str(tmp_path / "brevitas.onnx"), x, graph.fmt(graph.outputs[0]))
     mismatches = int((np.asarray(graph.run(x.numpy()), dtype=np.int64) != expected).sum())
-    summary(f"IR interpreter vs qonnx on a Brevitas export: {x.shape[0]} inputs, {ref.size} codes, {mismatches} "
+    summary(f"IR interpreter vs qonnx on a Brevitas export: {x.shape[0]} inputs, {expected.size} codes, {mismatches} "
             "mismatches")  # fmt: skip
     assert mismatches == 0
 
