@@ -9,7 +9,7 @@ domain is this module's import path, which is how qonnx's registry finds the cla
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
+from onnx import TensorProto, helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
@@ -41,7 +41,8 @@ class FixedCast(CustomOp):
         return FixedFormat.parse(self.get_nodeattr("format"))
 
     def make_shape_compatible_op(self, model):
-        return helper.make_node("Identity", [self.onnx_node.input[0]], [self.onnx_node.output[0]])
+        to = TensorProto.FLOAT if fits_float32(self.fixed_format) else TensorProto.DOUBLE
+        return helper.make_node("Cast", [self.onnx_node.input[0]], [self.onnx_node.output[0]], to=to)
 
     def infer_node_datatype(self, model) -> None:
         model.set_tensor_datatype(self.onnx_node.output[0], DataType["FLOAT32"])

@@ -286,6 +286,7 @@ def export_qonnx(model: nn.Module, example_input: torch.Tensor, path: str | os.P
     executed by qonnx on that batch and must reproduce the model's outputs bit for bit, else nothing is written.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
     try:
@@ -293,7 +294,7 @@ def export_qonnx(model: nn.Module, example_input: torch.Tensor, path: str | os.P
             onnx_model, expected = _build(model, example_input)
     finally:
         model.train(was_training)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent if path.parent.exists() else None)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
     os.close(fd)
     try:
         onnx.save(onnx_model, tmp)

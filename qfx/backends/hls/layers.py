@@ -100,8 +100,8 @@ class _Lowering:
         shifts, signs = khot_tables(codes, k)
         exponents = shifts - fmt.frac_bits  # weight value = sum sign * 2**(shift - F)
         used = exponents[signs != 0]
-        sign_name = sanitize(f"{node.name}_sign", self.taken)
-        shift_name = sanitize(f"{node.name}_shift", self.taken)
+        sign_name = sanitize(f"{node.name}_digit_sign", self.taken)
+        shift_name = sanitize(f"{node.name}_digit_shift", self.taken)
         self.out.constants.append(Constant(sign_name, "signed char", [str(int(s)) for s in signs.ravel()]))
         self.out.constants.append(Constant(shift_name, "signed char", [str(int(e)) for e in exponents.ravel()]))
         return sign_name, shift_name, int(used.max()) if used.size else 0
