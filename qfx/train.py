@@ -64,23 +64,13 @@ class DigitsCNN(nn.Module):
 MODELS: dict[str, Callable[[], nn.Module]] = {"mlp": DigitsMLP, "cnn": DigitsCNN}
 
 
-def train(
-    model: nn.Module, data: TensorDataset, epochs: int, lr: float, seed: int, desc: str, freeze_bn: bool = False
-) -> nn.Module:
-    """Adam with cosine decay on cross entropy; a progress bar per run.
-
-    ``freeze_bn`` keeps batch norms on their running statistics (QAT fine-tuning: then every training forward
-    pass computes exactly what the deployed model will, instead of using per-batch scales).
-    """
+def train(model: nn.Module, data: TensorDataset, epochs: int, lr: float, seed: int, desc: str) -> nn.Module:
+    """Adam with cosine decay on cross entropy; a progress bar per run."""
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(data, batch_size=64, shuffle=True, generator=gen)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(loader))
     model.train()
-    if freeze_bn:
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
     bar = tqdm(range(epochs), desc=desc, leave=False, file=sys.stderr, disable=None)
     for _ in bar:
         for x, y in loader:
@@ -118,7 +108,6 @@ def run(
     qat_epochs: int,
     khot: int | None = None,
     qat_lr: float = 3e-3,
-    freeze_bn: bool = False,
 ) -> list[RunResult]:
     """Float, then PTQ and QAT at each width (and K-hot at the widest), all from one float model."""
     train_set, test_set = load_digits("train", seed=0), load_digits("test", seed=0)
@@ -137,7 +126,7 @@ def run(
         q = quantize_(float_model, config, calibration)
         if mode == "qat":
             torch.manual_seed(seed)
-            q = train(q, train_set, qat_epochs, qat_lr, seed, f"{model_name} {method} W={width} s{seed}", freeze_bn)
+            q = train(q, train_set, qat_epochs, qat_lr, seed, f"{model_name} {method} W={width} s{seed}")
         results.append(RunResult(model_name, method, width, seed, evaluate(q, test_set)))
     return results
 
@@ -163,7 +152,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=40, help="float training epochs")
     parser.add_argument("--qat-epochs", type=int, default=40, help="QAT fine-tuning epochs")
     parser.add_argument("--qat-lr", type=float, default=3e-3, help="QAT fine-tuning learning rate")
-    parser.add_argument("--freeze-bn", action="store_true", help="QAT keeps batch norms on running statistics")
     parser.add_argument("--khot", type=int, default=2, help="K of the K-hot variant at the widest width (0: none)")
     parser.add_argument("--out", default=None, help="write the markdown table to this file")
     parser.add_argument(
@@ -177,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.models
         for seed in range(args.seeds)
         for r in run(
-            name, seed, args.widths, args.epochs, args.qat_epochs, args.khot or None, args.qat_lr, args.freeze_bn
+            name, seed, args.widths, args.epochs, args.qat_epochs, args.khot or None, args.qat_lr
         )
     ]
     text = table(results)

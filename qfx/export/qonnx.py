@@ -39,7 +39,7 @@ from qfx.nn import (
 )
 from qfx.nn.elementwise import _shift_or_reciprocal
 from qfx.nn.layers import input_format
-from qfx.result_types import grow_bits
+from qfx.result_types import grow_bits, union_format
 
 __all__ = ["ExportError", "export_qonnx"]
 
@@ -130,8 +130,6 @@ class _Builder:
 
 def _weight_format(q: FixedQuantizer) -> FixedFormat:
     formats = q.formats() if q.frac_bits.dim() > 0 else [q.format]
-    from qfx.result_types import union_format
-
     return formats[0] if len(formats) == 1 else union_format(formats)
 
 

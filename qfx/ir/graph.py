@@ -174,18 +174,6 @@ class Graph:
     outputs: list[str]
     name: str = "qfx_model"
 
-    def node(self, name: str) -> Node:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(f"no node named {name!r}")
-
-    def producer(self, tensor: str) -> Node | None:
-        return next((n for n in self.nodes if n.output == tensor), None)
-
-    def consumers(self, tensor: str) -> list[Node]:
-        return [n for n in self.nodes if tensor in n.inputs]
-
     def fmt(self, tensor: str) -> FixedFormat:
         fmt = self.tensors[tensor].fmt
         if fmt is None:

@@ -28,7 +28,7 @@ def _per_channel(values: np.ndarray, ndim: int) -> np.ndarray:
     return values.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def _windows(x: np.ndarray, kernel, stride, dilation, out_hw, pad_value) -> np.ndarray:
+def _windows(x: np.ndarray, kernel, stride, dilation, out_hw) -> np.ndarray:
     """(N, C, KH, KW, Ho, Wo) views of the padded input ``x`` (N, C, Hp, Wp) under each kernel position."""
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
     n, c = x.shape[:2]
@@ -59,7 +59,7 @@ def _dense(node: Dense, x: np.ndarray, fx: int) -> np.ndarray:
 def _conv(node: Conv2d, x: np.ndarray, fx: int, out_shape: tuple[int, ...]) -> np.ndarray:
     acc, w = node.acc, as_ints(node.weight, node.acc.width + 1)
     x = _pad(as_ints(x, acc.width + 1), node.padding, 0)
-    cols = _windows(x, w.shape[2:], node.stride, node.dilation, out_shape[1:], 0)
+    cols = _windows(x, w.shape[2:], node.stride, node.dilation, out_shape[1:])
     g, cin_g, cout_g = node.groups, w.shape[1], w.shape[0] // node.groups
     axes = ([1, 2, 3], [1, 2, 3])
     parts = [
@@ -89,9 +89,9 @@ def _pool(node: MaxPool2d | SumPool2d, x: np.ndarray, out_shape: tuple[int, ...]
     x = as_ints(x, acc.width + 1)
     if isinstance(node, MaxPool2d):
         low = -(1 << (acc.width + 1))  # below every code: padding never wins
-        cols = _windows(_pad(x, node.padding, low), node.kernel, node.stride, (1, 1), out_shape[1:], low)
+        cols = _windows(_pad(x, node.padding, low), node.kernel, node.stride, (1, 1), out_shape[1:])
         return cols.max(axis=(2, 3))
-    cols = _windows(_pad(x, node.padding, 0), node.kernel, node.stride, (1, 1), out_shape[1:], 0)
+    cols = _windows(_pad(x, node.padding, 0), node.kernel, node.stride, (1, 1), out_shape[1:])
     return cols.sum(axis=(2, 3))
 
 
