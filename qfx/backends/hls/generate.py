@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +12,7 @@ import jinja2
 import numpy as np
 
 import qfx
+from qfx.backends.output import check_target, staged_folder
 from qfx.boards import Board, load_board
 from qfx.ir.constants import sanitize
 from qfx.ir.graph import Graph
@@ -48,13 +48,6 @@ def read_project(project_dir: str | os.PathLike) -> dict:
     return json.loads(path.read_text())
 
 
-def _check_target(out_dir: Path, force: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir} exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file() and not force:
-        raise FileExistsError(f"{out_dir} exists and is not a QFX project; pass force=True to replace it")
-
-
 def generate(
     graph: Graph,
     out_dir: str | os.PathLike,
@@ -77,7 +70,7 @@ def generate(
         raise ValueError(f"tool must be 'vivado' or 'vitis', not {tool!r}")
     board = board if isinstance(board, Board) else load_board(board)
     out_dir = Path(out_dir)
-    _check_target(out_dir, force)
+    check_target(out_dir, MARKER, force, "QFX project")
     top = sanitize(name or graph.name, set())
     fused = fuse_casts(graph)
     lowered = lower(fused)
@@ -105,10 +98,7 @@ def generate(
     if tool == "vitis":
         files["hls_config.cfg"] = "hls_config.cfg.j2"
     env = _environment()
-    parent = out_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
-    try:
+    with staged_folder(out_dir) as staging:
         for rel, template in files.items():
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             (staging / rel).write_text(env.get_template(template).render(**context))
@@ -126,12 +116,6 @@ def generate(
             multipliers=lowered.multipliers,
         )  # fmt: skip
         (staging / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir
 
 

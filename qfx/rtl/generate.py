@@ -1,0 +1,159 @@
+"""IR graph -> synthesizable Verilog-2001: one combinational module per layer, a pipelined top with HLS ports.
+
+The architecture is fully parallel: every multiply-accumulate of the network is its own piece of logic and a new
+input vector enters every clock cycle. Its size therefore grows with the number of nonzero weights (each is an
+adder, plus a multiplier unless it is a power of two or K-hot); it suits the small, low-latency networks of
+trigger and edge applications, up to some tens of thousands of weights on a large device (docs/flow.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+import qfx
+from qfx.backends.hls.generate import hls_root
+from qfx.backends.output import check_target, staged_folder
+from qfx.ir.constants import sanitize
+from qfx.ir.graph import Cast, Graph, Reshape
+from qfx.ir.passes import fuse_casts
+from qfx.rtl.lower import Layer, lower_node
+
+__all__ = ["MARKER", "generate", "read_rtl"]
+
+MARKER = "qfx_rtl.json"  # marks a folder QFX generated (and may overwrite); simulate() and report() read it
+LIBRARY = "qfx_cast.v"  # the cast module, copied from hls/rtl into every generated folder
+
+
+@dataclass(frozen=True)
+class _Port:
+    name: str
+    bus: str
+    size: int
+    width: int
+    format: str
+    shape: tuple[int, ...]
+
+
+def read_rtl(rtl_dir: str | os.PathLike) -> dict:
+    """The metadata of a QFX-generated RTL folder (raises when the folder is not one)."""
+    path = Path(rtl_dir) / MARKER
+    if not path.is_file():
+        raise FileNotFoundError(f"{rtl_dir} is not a QFX RTL folder (no {MARKER})")
+    return json.loads(path.read_text())
+
+
+def _check_graph(graph: Graph) -> None:
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ValueError("the RTL backend takes graphs with exactly one input and one output")
+    first = graph.nodes[0] if graph.nodes else None
+    if not isinstance(first, Cast) or first.inputs != graph.inputs:
+        raise ValueError("the graph must start by casting its float input into a fixed-point format (a Quant node)")
+    if any(graph.inputs[0] in n.inputs for n in graph.nodes[1:]):
+        raise ValueError(f"the float input {graph.inputs[0]} may only feed the first cast")
+    if graph.outputs[0] == first.output:
+        raise ValueError("the graph has no layers between its input and output")
+
+
+def _plan(graph: Graph, top: str, register_every: int) -> tuple[list[Layer], list[dict], dict, int]:
+    """Layers, the top module's items (layer instances and delay registers in declaration order), each
+    tensor's bus, and the latency."""
+    taken = {top, "ap_clk", "ap_rst", "ap_start", "ap_done", "ap_idle", "ap_ready", "valid"}
+    first = graph.nodes[0]
+    bus = {first.output: sanitize("t_" + first.output, taken)}
+    stage = {first.output: 0}
+    delayed: dict[tuple[str, int], str] = {}
+    layers, items = [], []
+    count = 0
+
+    def at_stage(tensor: str, s: int, node: str) -> str:
+        """The bus carrying ``tensor`` delayed to pipeline stage ``s`` (delay registers made on demand)."""
+        name, have = bus[tensor], stage[tensor]
+        while have < s:
+            have += 1
+            key = (tensor, have)
+            if key not in delayed:
+                delayed[key] = sanitize(f"{bus[tensor]}_d{have - stage[tensor]}", taken)
+                width = graph.tensors[tensor].size * graph.fmt(tensor).width
+                items.append(dict(kind="delay", bus=delayed[key], source=name, width=width, node=node))
+            name = delayed[key]
+        return name
+
+    for node in graph.nodes[1:]:
+        if isinstance(node, Reshape):  # same bits in the same order: the output is the input's bus
+            bus[node.output], stage[node.output] = bus[node.inputs[0]], stage[node.inputs[0]]
+            continue
+        count += 1
+        layer = lower_node(graph, node, sanitize(f"{top}_{node.name}", taken))
+        s_in = max(stage[t] for t in node.inputs)
+        inputs = [(port, at_stage(t, s_in, node.name)) for port, t, _ in layer.inputs]
+        registered = register_every > 0 and count % register_every == 0
+        bus[node.output] = sanitize("t_" + node.output, taken)
+        stage[node.output] = s_in + registered
+        layers.append(layer)
+        items.append(dict(kind="layer", node=node.name, op=node.op, module=layer.module, inputs=inputs,
+                          bus=bus[node.output], width=layer.output[1], registered=registered,
+                          stage=stage[node.output]))  # fmt: skip
+    return layers, items, bus, stage[graph.outputs[0]]
+
+
+def generate(
+    graph: Graph,
+    out_dir: str | os.PathLike,
+    *,
+    name: str | None = None,
+    register_every: int = 1,
+    force: bool = False,
+) -> Path:
+    """Write Verilog for ``graph`` to ``out_dir`` and return its path.
+
+    The folder holds ``qfx_cast.v`` (the cast library), ``<name>_layers.v`` (one module per IR node),
+    ``<name>.v`` (the top) and ``qfx_rtl.json`` (ports, formats, latency, layers) for :func:`qfx.rtl.simulate`
+    and :func:`qfx.synth.report`. ``register_every`` = k puts a register stage after every k-th layer (1: after
+    each; 0: none, a purely combinational datapath). Branches that meet (a residual add) are delayed to the same
+    stage. An existing folder is replaced only when QFX made it (or with ``force``); nothing is left half-written.
+    """
+    if isinstance(register_every, bool) or not isinstance(register_every, int) or register_every < 0:
+        raise ValueError(f"register_every must be an integer >= 0, not {register_every!r}")
+    out_dir = Path(out_dir)
+    check_target(out_dir, MARKER, force, "QFX RTL folder")
+    _check_graph(graph)
+    fused = fuse_casts(graph)
+    top = sanitize(name or graph.name, set())
+    layers, items, bus, latency = _plan(fused, top, register_every)
+    ports = {}
+    for key, tensor, port in (("input", fused.nodes[0].output, "x"), ("output", fused.outputs[0], "y")):
+        t = fused.tensors[tensor]
+        ports[key] = _Port(port, bus[tensor], t.size, t.fmt.width, str(t.fmt), t.shape)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(hls_root() / "templates" / "rtl"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # Verilog, not HTML
+    )
+    context = dict(top=top, version=qfx.__version__, graph=graph.name, layers=layers, items=items,
+                   latency=latency, input=ports["input"], output=ports["output"])  # fmt: skip
+    sources = [LIBRARY, f"{top}_layers.v", f"{top}.v"]
+    meta = dict(
+        generator="qfx.rtl", qfx_version=qfx.__version__, top=top, graph=graph.name, sources=sources,
+        latency=latency, register_every=register_every,
+        input=dict(name="x", size=ports["input"].size, shape=list(ports["input"].shape), format=ports["input"].format),
+        output=dict(name="y", size=ports["output"].size, shape=list(ports["output"].shape),
+                    format=ports["output"].format),
+        layers=[dict(node=la.node, op=la.op, module=la.module, multipliers=la.multipliers) for la in layers],
+        multipliers=int(np.sum([la.multipliers for la in layers])),
+    )  # fmt: skip
+    with staged_folder(out_dir) as staging:
+        shutil.copy(hls_root() / "rtl" / LIBRARY, staging / LIBRARY)
+        (staging / sources[1]).write_text(env.get_template("layers.v.j2").render(**context))
+        (staging / sources[2]).write_text(env.get_template("top.v.j2").render(**context))
+        (staging / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
+    return out_dir

@@ -1,0 +1,152 @@
+"""qfx.synth: Yosys synth_xilinx cell counts per layer and in total, family and board handling, the cache, errors.
+
+The designs are hand-written Verilog in ``tests/synth_fixtures`` (copied to a temporary folder, since Yosys' files
+go next to the sources). Each Yosys run takes 5-10 s, so the runs are shared through module-scoped fixtures.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qfx import synth
+from qfx.boards import load_board
+from qfx.synth import CellCounts, classify
+
+FIXTURES = Path(__file__).parent / "synth_fixtures"
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the fixture designs, with a cache folder beside them."""
+    root = tmp_path_factory.mktemp("synth")
+    for name in ("hier", "mul", "bad"):
+        shutil.copytree(FIXTURES / name, root / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def hier_xc7(work: Path) -> synth.SynthReport:
+    return synth.report(work / "hier", cache=work / "cache")
+
+
+def test_hierarchy_per_layer_counts(hier_xc7: synth.SynthReport) -> None:
+    r = hier_xc7
+    assert (r.family, r.top, r.board, r.utilization, r.cached) == ("xc7", "hier", None, {}, False)
+    assert list(r.layers) == ["sa_a", "mul"]
+    assert r.modules == {"sa_a": "hier_sa", "mul": "hier_mul"}
+    mul, sa = r.layers["mul"], r.layers["sa_a"]
+    assert mul.dsp >= 1  # a multiply of two variables goes to a DSP slice
+    assert sa.dsp == 0 and sa.lut > 0 and sa.carry > 0  # shifts and adds: LUTs and carry chains only
+    assert r.total.dsp == mul.dsp
+    # The top's own logic (a registered 14-bit sum) is the rest: layers plus glue add up to the total.
+    glue = synth._difference(r.total, mul + sa)
+    assert glue.lut > 0 and glue.ff == 14 and glue.carry > 0
+    assert r.yosys_s > 0 and r.log_path is not None and r.log_path.is_file()
+    table = r.table()
+    assert "| sa_a | hier_sa |" in table and "| (top) | hier |" in table and "| **total** | hier |" in table
+    assert "% of" not in table
+
+
+def test_module_instantiated_twice_counts_twice(work: Path, hier_xc7: synth.SynthReport) -> None:
+    # The same folder, its marker overridden by top=: one instance of the shift-add module on its own.
+    one = synth.report(work / "hier", top="hier_sa", sources=["blocks.v"], cache=False)
+    assert one.top == "hier_sa" and one.total.lut > 0 and one.total.ff == 13
+    assert hier_xc7.layers["sa_a"] == one.total.times(2)
+    assert one.layers == {}  # layer modules of the marker are not under this top
+
+
+def test_folder_without_marker(work: Path) -> None:
+    r = synth.report(work / "mul", top="mul8", cache=False)  # sources: every *.v in the folder
+    assert r.total.dsp == 1 and r.total.lut == 0 and r.total.carry == 0
+    assert r.layers == {}
+
+
+def test_board_sets_family_and_utilization(work: Path) -> None:
+    board = load_board("zcu104")
+    r = synth.report(work / "hier", board="ZCU104", cache=False)
+    assert r.family == "xcup" == board.yosys_family and r.board == board
+    assert r.layers["mul"].dsp >= 1 and r.layers["sa_a"].dsp == 0
+    assert r.utilization == board.utilization(
+        {"lut": r.total.lut + r.total.lutram + r.total.srl, "ff": r.total.ff, "dsp": r.total.dsp, "bram": 0}
+    )
+    assert 0 < r.utilization["lut"] < 1 and 0 < r.utilization["dsp"] < 1
+    assert "| % of zcu104 |" in r.table()
+
+
+def test_cache_hit_runs_no_yosys(work: Path, hier_xc7: synth.SynthReport, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_yosys(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Yosys ran although the result is cached")
+
+    monkeypatch.setattr(synth, "_run_yosys", no_yosys)
+    again = synth.report(work / "hier", cache=work / "cache")
+    assert again.cached and again.total == hier_xc7.total and again.layers == hier_xc7.layers
+    assert again.yosys_s == hier_xc7.yosys_s and again.log_path is not None and again.log_path.is_file()
+    entries = list((work / "cache").glob("*.json"))
+    assert len(entries) == 1 and len(entries[0].stem) == 64  # sha256 of sources + top + family
+
+
+def test_cache_key_follows_contents_top_family(
+    work: Path, hier_xc7: synth.SynthReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[Path] = []
+
+    def fake_yosys(cmd: list[str], script: Path, cwd: Path, log_path: Path, *rest: object) -> None:
+        calls.append(script)
+        raise RuntimeError("stub")
+
+    monkeypatch.setattr(synth, "_run_yosys", fake_yosys)
+    copy = tmp_path / "hier"
+    shutil.copytree(FIXTURES / "hier", copy)
+    with (copy / "hier.v").open("a") as f:
+        f.write("// a changed comment is a changed design\n")
+    for kwargs in ({}, {"family": "xcup"}, {"top": "hier_mul"}):
+        with pytest.raises(RuntimeError, match="stub"):
+            synth.report(copy, cache=work / "cache", **kwargs)
+    assert len(calls) == 3
+    assert synth.report(work / "hier", cache=work / "cache").cached  # the unchanged design still hits
+
+
+def test_family_validation(work: Path) -> None:
+    with pytest.raises(ValueError, match=r"'xc7', 'xcup'.*not 'xc6s'"):
+        synth.report(work / "hier", "xc6s")
+    with pytest.raises(ValueError, match="not 'XC7'"):
+        synth.report(work / "hier", family="XC7")
+
+
+def test_missing_folder_marker_and_source(work: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        synth.report(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match=r"qfx_rtl\.json"):
+        synth.report(work / "mul")
+    with pytest.raises(FileNotFoundError, match=r"missing\.v"):
+        synth.report(work / "hier", sources=["blocks.v", "missing.v"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no Verilog sources"):
+        synth.report(tmp_path / "empty", top="x")
+
+
+def test_yosys_failure_reports_log_tail(work: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"(?s)Yosys failed.*broken\.v:3: ERROR: syntax error") as info:
+        synth.report(work / "bad", top="broken", cache=False)
+    log = work / "bad" / "yosys" / "broken_xc7.log"
+    assert str(log) in str(info.value) and log.is_file()  # the log is kept
+
+
+def test_classify_cell_types() -> None:
+    cells = {
+        "LUT1": 1, "LUT6": 2, "FDRE": 3, "FDCE": 1, "CARRY4": 2, "CARRY8": 1, "DSP48E2": 1, "RAMB18E1": 1,
+        "RAMB36E2": 2, "RAM32M": 1, "RAM64X1D": 1, "SRL16E": 2, "SRLC32E": 1, "MUXF7": 1, "URAM288": 1, "BUFG": 1,
+        "INV": 2, "$scopeinfo": 3,
+    }  # fmt: skip
+    c = classify(cells)
+    assert c == CellCounts(lut=5, ff=4, carry=3, dsp=1, bram=2.5, lutram=6, srl=3, muxf=1, uram=1, other={"BUFG": 1})
+    assert c.total_luts == 14 and c.resources()["lut"] == 14
+    assert c + c == c.times(2)
+
+
+def test_timeout_stops_yosys(work: Path) -> None:
+    with pytest.raises(RuntimeError, match="timeout"):
+        synth.report(work / "hier", timeout=0.2, cache=False)
