@@ -72,11 +72,11 @@ def qfx_design(weights: np.ndarray, khot: int | None, out: Path) -> Path:
 
 
 def check_qfx(rtl: Path, weights: np.ndarray, x: np.ndarray) -> tuple[str, str]:
-    """(result, vectors/s) of the RTL simulation against ``x @ W.T``; needs :mod:`qfx.rtl.simulate`."""
+    """(result, vectors/s) of the RTL simulation against ``x @ W.T``; needs :mod:`qfx.rtl.runner`."""
     try:
-        from qfx.rtl.simulate import simulate_codes
+        from qfx.rtl.runner import simulate_codes
     except ImportError:
-        return "not simulated (no qfx.rtl.simulate)", "-"
+        return "not simulated (no qfx.rtl.runner)", "-"
     res = simulate_codes(rtl, x)
     ok = np.array_equal(np.asarray(res.codes, dtype=np.int64), x @ weights.T)
     return ("equal" if ok else "DIFFER"), f"{res.vectors_per_s:,.0f}"

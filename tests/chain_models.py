@@ -2,8 +2,9 @@
 
 Each starts from a float model trained for a few epochs on digits and is quantized with PTQ (training is not
 what these tests check): an MLP, a CNN with batch norm + residual add + max and global average pooling, a K-hot
-CNN, and an MLP whose output casts use the wrap-around and unusual rounding modes (AP_WRAP, AP_WRAP_SM with 0-2
-saturation bits, AP_SAT_ZERO, AP_RND, AP_RND_MIN_INF, ...) with binary points moved so that overflows happen.
+CNN (both CNNs also with 2 channels instead of 8, ``*_tiny``, for the fully parallel RTL), and an MLP whose
+output casts use the wrap-around and unusual rounding modes (AP_WRAP, AP_WRAP_SM with 0-2 saturation bits,
+AP_SAT_ZERO, AP_RND, AP_RND_MIN_INF, ...) with binary points moved so that overflows happen.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from qfx.nn import FixedQuantizer
 from qfx.train import DigitsCNN, DigitsMLP, train
 
 MODEL_NAMES = ("mlp", "cnn", "khot", "wrap")
+# The RTL is fully parallel (one adder per weight), so its tests use the same CNN with 2 channels, not 8.
+RTL_MODEL_NAMES = ("mlp", "cnn_tiny", "khot_tiny", "wrap")
 
 EXOTIC = [
     ("AP_RND", "AP_WRAP", 0),
@@ -37,9 +40,9 @@ def digits_test() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @functools.cache
-def _float_model(kind: str) -> nn.Module:
+def _float_model(kind: str, channels: int = 8) -> nn.Module:
     torch.manual_seed(0)
-    model = DigitsCNN(channels=8) if kind == "cnn" else DigitsMLP()
+    model = DigitsCNN(channels=channels) if kind == "cnn" else DigitsMLP()
     return train(model, load_digits("train", seed=0), epochs=3, lr=3e-3, seed=0, desc=f"{kind} float")
 
 
@@ -64,6 +67,10 @@ def chain_model(name: str) -> nn.Module:
         model = quantize_(_float_model("cnn"), QuantizeConfig(mode="ptq"), train_x)
     elif name == "khot":
         model = quantize_(_float_model("cnn"), QuantizeConfig(mode="ptq", khot=2), train_x)
+    elif name == "cnn_tiny":
+        model = quantize_(_float_model("cnn", channels=2), QuantizeConfig(mode="ptq"), train_x)
+    elif name == "khot_tiny":
+        model = quantize_(_float_model("cnn", channels=2), QuantizeConfig(mode="ptq", khot=2), train_x)
     elif name == "wrap":
         model = quantize_(_float_model("mlp"), QuantizeConfig(mode="ptq", activation_width=7), train_x)
         _exotic(model)

@@ -61,6 +61,7 @@ class _Builder:
         self.g, self.n = graph, node
         self.net = Netlist()
         self.elements: dict[tuple[str, int], Operand] = {}
+        self.pending: list[tuple[int, list[Operand], int]] = []  # sums, built together in finish()
         ports = ["x", "x2"]
         self.ports = {t: ports[k] for k, t in enumerate(node.inputs)}
         out = graph.tensors[node.output]
@@ -92,9 +93,13 @@ class _Builder:
         operands = []
         for tensor, i, code, shift in terms:
             operands += self.net.terms(self.element(tensor, i), int(code), shift, khot)
-        self.emit(index, self.net.sum(operands, int(constant)), self.n.acc.frac_bits)
+        self.pending.append((index, operands, int(constant)))
 
     def finish(self) -> Layer:
+        results = self.net.sums([(operands, constant) for _, operands, constant in self.pending])
+        for (index, _, _), result in zip(self.pending, results, strict=True):
+            self.emit(index, result, self.n.acc.frac_bits)
+        self.layer.casts.sort(key=lambda c: c.index)
         self.layer.wires = self.net.wires
         self.layer.multipliers = self.net.multipliers
         return self.layer

@@ -10,11 +10,17 @@ a shift, and a K-hot constant is a few shifts; only other constants produce a ``
 from __future__ import annotations
 
 import heapq
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from qfx.ir.constants import naf_digits
 
 __all__ = ["Netlist", "Operand", "Wire", "signed_bits"]
+
+#: Largest number of term pairs (summed over a layer's outputs) for which shared sub-sums are searched.
+MAX_SHARING_PAIRS = 400_000
+
+_Term = tuple[int, int, int]  # (variable, shift, sign): sign * variable * 2**shift
 
 
 def signed_bits(lo: int, hi: int) -> int:
@@ -147,3 +153,86 @@ class Netlist:
             count += 1
         root = self.add_constant(heap[0][2], constant)
         return self.negate(root) if root.sign < 0 else root
+
+    # ------------------------------------------------------------------------------------------------ sharing
+    def sums(self, rows: list[tuple[list[Operand], int]]) -> list[Operand]:
+        """:meth:`sum` of each (operands, constant) row, sharing sub-sums between rows.
+
+        A pair of terms that occurs in several rows with the same relative shift and sign (``x3 + (x7 << 2)``,
+        wherever it appears) is computed once and reused: the pair found in the most rows goes first, until no
+        pair repeats (the greedy common-subexpression search of multiple-constant-multiplication work). K-hot
+        layers, whose weights are a few shifted copies of the inputs, lose a large share of their adders to it.
+        """
+        variables: list[Operand] = []
+        index: dict[str, int] = {}
+        terms: list[list[_Term]] = []
+        for operands, _ in rows:
+            row = []
+            for op in operands:
+                if op.wire not in index:
+                    index[op.wire] = len(variables)
+                    variables.append(Operand(op.wire, op.lo, op.hi))
+                row.append((index[op.wire], op.shift, op.sign))
+            terms.append(row)
+        if sum(len(r) * (len(r) - 1) // 2 for r in terms) <= MAX_SHARING_PAIRS:
+            self._share(terms, variables)
+        out = []
+        for row, (_, constant) in zip(terms, rows, strict=True):
+            ops = [
+                Operand(variables[v].wire, variables[v].lo, variables[v].hi, variables[v].shift + s,
+                        variables[v].sign * g)
+                for v, s, g in row
+            ]  # fmt: skip
+            out.append(self.sum(ops, constant))
+        return out
+
+    def _share(self, terms: list[list[_Term]], variables: list[Operand]) -> None:
+        """Rewrite ``terms`` in place, replacing repeated pairs by new shared variables (appended to
+        ``variables``)."""
+        rows_with: dict[tuple, set[int]] = defaultdict(set)
+        keys_of: list[set[tuple]] = [set() for _ in terms]
+
+        def index_row(r: int) -> None:
+            for key in keys_of[r]:
+                rows_with[key].discard(r)
+                if not rows_with[key]:
+                    del rows_with[key]
+            row = sorted(terms[r])
+            keys_of[r] = {(a, b, sb - sa, ga * gb) for k, (a, sa, ga) in enumerate(row) for b, sb, gb in row[k + 1 :]}
+            for key in keys_of[r]:
+                rows_with[key].add(r)
+
+        for r in range(len(terms)):
+            index_row(r)
+        while rows_with:
+            key = max(rows_with, key=lambda k: len(rows_with[k]))
+            users = sorted(rows_with[key])
+            if len(users) < 2:
+                break
+            a, b, d, g = key
+            va, vb = variables[a], variables[b]
+            shared = self.add(Operand(va.wire, va.lo, va.hi, va.shift + max(0, -d), va.sign),
+                              Operand(vb.wire, vb.lo, vb.hi, vb.shift + max(0, d), vb.sign * g))  # fmt: skip
+            variables.append(shared)
+            new = len(variables) - 1
+            for r in users:
+                terms[r] = _replace(terms[r], key, new)
+                index_row(r)
+
+
+def _replace(row: list[_Term], key: tuple, new: int) -> list[_Term]:
+    """``row`` with disjoint occurrences of the pair ``key`` replaced by the variable ``new``."""
+    a, b, d, g = key
+    pool = sorted(row)
+    used = [False] * len(pool)
+    out = []
+    for k, (v, s, sign) in enumerate(pool):
+        if used[k] or v != a:
+            continue
+        partner = (b, s + d, sign * g)
+        for j in range(len(pool)):
+            if not used[j] and j != k and pool[j] == partner:
+                used[k] = used[j] = True
+                out.append((new, min(s, s + d), sign))
+                break
+    return out + [t for k, t in enumerate(pool) if not used[k]]

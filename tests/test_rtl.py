@@ -1,0 +1,116 @@
+"""RTL: generated Verilog, simulated through cocotb on Verilator and Icarus, equals PyTorch and the IR bit for bit;
+K-hot layers synthesize (Yosys) without DSP slices."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from chain_models import RTL_MODEL_NAMES, chain_model, digits_test, output_format
+
+from qfx import codes
+from qfx.export import export_qonnx
+from qfx.format import FixedFormat
+from qfx.ir import from_qonnx
+from qfx.ir.graph import Add, Cast, Dense, Graph, Relu, Tensor
+from qfx.rtl import generate, read_rtl, simulate
+
+SIMULATORS = ("verilator", "icarus")
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("qonnx")
+    x, _ = digits_test()
+    return {n: from_qonnx(export_qonnx(chain_model(n), x, folder / f"{n}.onnx")) for n in RTL_MODEL_NAMES}
+
+
+@pytest.fixture(scope="module")
+def designs(graphs, tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("rtl")
+    return {n: generate(g, folder / n) for n, g in graphs.items()}
+
+
+def need(simulator: str) -> None:
+    if simulator == "icarus" and shutil.which("iverilog") is None:
+        pytest.skip("iverilog not found: install Icarus Verilog (apt install iverilog) to run the Icarus cases")
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("name", RTL_MODEL_NAMES)
+def test_rtl_equals_pytorch_and_ir(name: str, simulator: str, graphs, designs, summary) -> None:
+    need(simulator)
+    x, _ = digits_test()
+    result = simulate(designs[name], x.numpy(), simulator=simulator)
+    with torch.no_grad():
+        reference = codes(chain_model(name)(x), output_format(chain_model(name))).numpy()
+    ir = np.asarray(graphs[name].run(x.numpy()), dtype=np.int64)
+    assert result.codes.shape == reference.shape
+    mismatches = int((result.codes != reference).sum()) + int((result.codes != ir).sum())
+    summary(f"RTL ({simulator}) vs PyTorch and IR, {name}: {x.shape[0]} inputs, {reference.size} codes, "
+            f"{mismatches} mismatches (build {result.build_s:.1f} s, {result.vectors_per_s:.0f} vectors/s)")
+    assert mismatches == 0
+
+
+def test_metadata_and_ports(designs, graphs) -> None:
+    meta = read_rtl(designs["cnn_tiny"])
+    assert meta["input"] == {"name": "x", "size": 64, "shape": [1, 8, 8], "format": meta["input"]["format"]}
+    assert meta["output"]["size"] == 10 and meta["latency"] == len(meta["layers"])
+    top = (designs["cnn_tiny"] / meta["sources"][-1]).read_text()
+    for port in ("ap_clk", "ap_rst", "ap_start", "ap_done", "ap_idle", "ap_ready", "x_63", "y_9", "y_9_ap_vld"):
+        assert f" {port}" in top
+    assert "_d1" in top  # the residual branch is delayed to meet the add
+    khot = read_rtl(designs["khot_tiny"])
+    assert khot["multipliers"] == 0 and meta["multipliers"] > 0
+    layers = (designs["khot_tiny"] / khot["sources"][1]).read_text()
+    assert " * " not in layers  # shifts and adds only
+
+
+def _tiny_graph(register_every_layer: bool = True) -> Graph:
+    """x (4 values) -> cast -> dense 4->3 -> relu, and a residual add of the dense output."""
+    f = FixedFormat(6, 2)
+    acc = FixedFormat(14, 6)
+    t = {"x": Tensor("x", (4,), None), "q": Tensor("q", (4,), f), "d": Tensor("d", (3,), FixedFormat(8, 4)),
+         "r": Tensor("r", (3,), FixedFormat(8, 4)), "s": Tensor("s", (3,), FixedFormat(9, 5))}  # fmt: skip
+    w = np.array([[3, -5, 0, 7], [1, 2, 4, -8], [-6, 0, 5, 1]])
+    nodes = [Cast("in", ["x"], "q", f), Dense("fc", ["q"], "d", acc, weight=w, weight_fmt=FixedFormat(5, 2)),
+             Relu("relu", ["d"], "r", FixedFormat(8, 4)), Add("add", ["r", "d"], "s", FixedFormat(9, 5))]  # fmt: skip
+    return Graph(t, nodes, ["x"], ["s"], name="tiny")
+
+
+@pytest.mark.parametrize("register_every", [0, 1, 2])
+def test_register_stages(register_every: int, tmp_path) -> None:
+    graph = _tiny_graph()
+    rtl = generate(graph, tmp_path / "tiny", register_every=register_every)
+    meta = read_rtl(rtl)
+    assert meta["latency"] == {0: 0, 1: 3, 2: 1}[register_every]
+    x = np.random.default_rng(0).uniform(-10, 10, size=(200, 4))
+    result = simulate(rtl, x, simulator="verilator")
+    assert np.array_equal(result.codes, np.asarray(graph.run(x)))
+
+
+def test_bad_input(tmp_path, graphs) -> None:
+    graph = graphs["mlp"]
+    with pytest.raises(ValueError, match="register_every must be an integer >= 0, not -1"):
+        generate(graph, tmp_path / "a", register_every=-1)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="is not a QFX RTL folder; pass force=True"):
+        generate(graph, tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    with pytest.raises(FileNotFoundError, match="is not a QFX RTL folder"):
+        read_rtl(tmp_path / "mine")
+    no_cast = Graph(graph.tensors, graph.nodes[1:], graph.inputs, graph.outputs)
+    with pytest.raises(ValueError, match="must start by casting its float input"):
+        generate(no_cast, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+def test_regenerate_replaces_own_folder(graphs, tmp_path) -> None:
+    first = generate(graphs["wrap"], tmp_path / "r", name="first")
+    second = generate(graphs["wrap"], tmp_path / "r", name="second")
+    assert first == second and json.loads((second / "qfx_rtl.json").read_text())["top"] == "second"
+    assert not (second / "first.v").exists() and not list(tmp_path.glob(".r.*"))
