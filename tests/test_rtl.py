@@ -114,3 +114,44 @@ def test_regenerate_replaces_own_folder(graphs, tmp_path) -> None:
     second = generate(graphs["wrap"], tmp_path / "r", name="second")
     assert first == second and json.loads((second / "qfx_rtl.json").read_text())["top"] == "second"
     assert not (second / "first.v").exists() and not list(tmp_path.glob(".r.*"))
+
+
+def _small_model(khot: int | None) -> Graph:
+    """A two-layer network (8 -> 6 -> ReLU -> 3) with 6-bit weights; K-hot weights have at most ``khot`` nonzero
+    signed digits (NAF), ordinary ones are random codes."""
+    from qfx.ir.constants import naf_digits
+    from qfx.result_types import accumulator_format
+
+    rng = np.random.default_rng(1)
+    f_in, f_w, f_h = FixedFormat(8, 2), FixedFormat(6, 1), FixedFormat(8, 3)
+    allowed = np.array([c for c in range(-32, 32) if khot is None or len(naf_digits(c)) <= khot])
+    w1, w2 = rng.choice(allowed, size=(6, 8)), rng.choice(allowed, size=(3, 6))
+    acc1, acc2 = accumulator_format(f_in, f_w, 8), accumulator_format(f_h, f_w, 6)
+    t = {"x": Tensor("x", (8,), None), "q": Tensor("q", (8,), f_in), "h": Tensor("h", (6,), f_h),
+         "r": Tensor("r", (6,), f_h), "y": Tensor("y", (3,), acc2)}  # fmt: skip
+    nodes = [
+        Cast("in", ["x"], "q", f_in),
+        Dense("fc1", ["q"], "h", acc1, weight=w1, weight_fmt=f_w, khot=khot),
+        Relu("relu", ["h"], "r", f_h),
+        Dense("fc2", ["r"], "y", acc2, weight=w2, weight_fmt=f_w, khot=khot),
+    ]
+    return Graph(t, nodes, ["x"], ["y"], name="khot" if khot else "plain")
+
+
+def test_khot_synthesizes_without_dsp(tmp_path, summary) -> None:
+    from qfx.synth import report
+
+    reports = {}
+    for khot in (2, None):
+        graph = _small_model(khot)
+        rtl = generate(graph, tmp_path / graph.name)
+        x = np.random.default_rng(2).uniform(-40, 40, size=(300, 8))
+        assert np.array_equal(simulate(rtl, x).codes, np.asarray(graph.run(x)))
+        reports[graph.name] = report(rtl, board="ultra96v2")
+        total = reports[graph.name].total
+        summary(f"Yosys synth_xilinx (xcup), 8-6-3 network, {graph.name} weights: {total.lut} LUT, {total.ff} FF, "
+                f"{total.carry} CARRY, {total.dsp} DSP")  # fmt: skip
+    assert reports["khot"].total.dsp == 0 and reports["khot"].total.lut > 0
+    assert reports["plain"].total.dsp > 0
+    assert set(reports["khot"].layers) == {"fc1", "relu", "fc2"}
+    assert all(layer.dsp == 0 for layer in reports["khot"].layers.values())
