@@ -18,10 +18,11 @@ import jinja2
 import numpy as np
 
 import qfx
+from qfx.backends import check_graph
 from qfx.backends.hls.generate import hls_root
 from qfx.backends.output import check_target, staged_folder
 from qfx.ir.constants import sanitize
-from qfx.ir.graph import Cast, Graph, Reshape
+from qfx.ir.graph import Graph, Reshape
 from qfx.ir.passes import fuse_casts
 from qfx.rtl.lower import Layer, lower_node
 
@@ -47,18 +48,6 @@ def read_rtl(rtl_dir: str | os.PathLike) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{rtl_dir} is not a QFX RTL folder (no {MARKER})")
     return json.loads(path.read_text())
-
-
-def _check_graph(graph: Graph) -> None:
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise ValueError("the RTL backend takes graphs with exactly one input and one output")
-    first = graph.nodes[0] if graph.nodes else None
-    if not isinstance(first, Cast) or first.inputs != graph.inputs:
-        raise ValueError("the graph must start by casting its float input into a fixed-point format (a Quant node)")
-    if any(graph.inputs[0] in n.inputs for n in graph.nodes[1:]):
-        raise ValueError(f"the float input {graph.inputs[0]} may only feed the first cast")
-    if graph.outputs[0] == first.output:
-        raise ValueError("the graph has no layers between its input and output")
 
 
 def _plan(graph: Graph, top: str, register_every: int) -> tuple[list[Layer], list[dict], dict, int]:
@@ -123,7 +112,7 @@ def generate(
         raise ValueError(f"register_every must be an integer >= 0, not {register_every!r}")
     out_dir = Path(out_dir)
     check_target(out_dir, MARKER, force, "QFX RTL folder")
-    _check_graph(graph)
+    check_graph(graph, "RTL")
     fused = fuse_casts(graph)
     top = sanitize(name or graph.name, set())
     layers, items, bus, latency = _plan(fused, top, register_every)

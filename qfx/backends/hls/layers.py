@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from qfx.backends import check_graph
 from qfx.format import FixedFormat
 from qfx.ir.constants import khot_tables, sanitize
 from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, GlobalSum, Graph, MaxPool2d, Node, Relu, Reshape, SumPool2d
@@ -202,21 +203,14 @@ class _Lowering:
 
 def lower(graph: Graph) -> Lowered:
     """Lower a (cast-fused) graph whose first node casts the float input: that cast's output is the input port."""
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise ValueError("the HLS backend takes graphs with exactly one input and one output")
-    first = graph.nodes[0] if graph.nodes else None
-    if not isinstance(first, Cast) or first.inputs != graph.inputs:
-        raise ValueError("the graph must start by casting its float input into a fixed-point format (a Quant node)")
-    if any(graph.inputs[0] in n.inputs for n in graph.nodes[1:]):
-        raise ValueError(f"the float input {graph.inputs[0]} may only feed the first cast")
+    check_graph(graph, "HLS")
+    first = graph.nodes[0]
     lowering = _Lowering(graph)
     out = lowering.out
     in_t, in_name = lowering.typedef("input", graph.fmt(first.output)), "x"
     lowering.types[first.output], lowering.arrays[first.output] = in_t, in_name
     out.input = (in_t, in_name, graph.tensors[first.output].size)
     o = graph.outputs[0]
-    if o == first.output:
-        raise ValueError("the graph has no layers between its input and output")
     lowering.types[o], lowering.arrays[o] = lowering.typedef("result", graph.fmt(o)), "y"
     out.output = (lowering.types[o], "y", graph.tensors[o].size)
     for node in graph.nodes[1:]:
