@@ -8,6 +8,7 @@ equality with numpy references; builds are cached, so a second run of this file 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -76,6 +77,19 @@ def test_pipeline_exact(tmp_path: Path, simulator: str) -> None:
     np.testing.assert_array_equal(result.codes, np.stack([codes[:, 0] + codes[:, 1], codes[:, 0] - codes[:, 1]], 1))
     assert result.cycles == len(codes) + 2  # streamed back to back
     assert result.run_s > 0 and result.vectors_per_s > 0 and result.build_s >= 0
+
+
+def test_vivado_port_names(tmp_path: Path) -> None:
+    """Vivado HLS names the ports of ap_fixed arrays x_0_V, y_0_V, y_0_V_ap_vld: the testbench finds them too."""
+    _require("verilator")
+    folder = _addsub(tmp_path)
+    text = (folder / "addsub_pipe.v").read_text()
+    text = re.sub(r"\b([xy]_\d+)(_ap_vld)?\b", lambda m: f"{m[1]}_V{m[2] or ''}", text)
+    assert "y_1_V_ap_vld" in text and "x_0_V" in text
+    (folder / "addsub_pipe.v").write_text(text)
+    codes = _signed_codes(np.random.default_rng(3), 50, 8)
+    result = simulate_codes(folder, codes, simulator="verilator")
+    np.testing.assert_array_equal(result.codes, np.stack([codes[:, 0] + codes[:, 1], codes[:, 0] - codes[:, 1]], 1))
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)

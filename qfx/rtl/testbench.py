@@ -41,6 +41,19 @@ def _port(dut: Any, name: str, width: int | None = None) -> Any:
     return handle
 
 
+def _data_port(dut: Any, name: str, width: int | None) -> Any:
+    """Port ``name``, or ``name_V``: Vivado HLS adds ``_V`` to the ports of ap_fixed arrays (``x_0_V``,
+    ``y_0_V_ap_vld``), Vitis HLS does not."""
+    try:
+        return _port(dut, name, width)
+    except ProtocolError as exc:
+        suffix = "_ap_vld" if name.endswith("_ap_vld") else ""
+        try:
+            return _port(dut, f"{name.removesuffix(suffix)}_V{suffix}", width)
+        except ProtocolError:
+            raise exc from None
+
+
 def _reader(handle: Any) -> Callable[[], str]:
     """A function returning the port's value as 0/1/X/Z characters, MSB first.
 
@@ -72,9 +85,9 @@ async def _stream(dut: Any, cfg: dict[str, Any], report: dict[str, Any]) -> None
             rst, rst_on = _port(dut, "ap_rst_n"), 0
         except ProtocolError:
             raise exc from None
-    ins = [_port(dut, f"{in_name}_{i}", cfg["input_width"]) for i in range(cfg["input_size"])]
-    outs = [_reader(_port(dut, f"{out_name}_{i}", cfg["output_width"])) for i in range(n_out)]
-    vlds = [_reader(_port(dut, f"{out_name}_{i}_ap_vld", 1)) for i in range(n_out)]
+    ins = [_data_port(dut, f"{in_name}_{i}", cfg["input_width"]) for i in range(cfg["input_size"])]
+    outs = [_reader(_data_port(dut, f"{out_name}_{i}", cfg["output_width"])) for i in range(n_out)]
+    vlds = [_reader(_data_port(dut, f"{out_name}_{i}_ap_vld", 1)) for i in range(n_out)]
     ready_bit = _reader(ready)
     queues: list[list[int]] = [[] for _ in range(n_out)]
     report["outputs"] = queues
