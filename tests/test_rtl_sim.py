@@ -177,7 +177,7 @@ def test_argument_errors(tmp_path: Path) -> None:
         simulate(tmp_path / "nowhere", np.zeros((1, 2)))
     with pytest.raises(FileNotFoundError, match=r"neither qfx_rtl\.json"):
         simulate(tmp_path, np.zeros((1, 2)))
-    with pytest.raises(ValueError, match=r"x must have shape \(batch, 2\) or \(batch, 2\), not \(2,\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 2\), not \(2,\)"):
         simulate(folder, np.zeros(2))
     with pytest.raises(ValueError, match=r"codes must have shape .* not \(4, 3\)"):
         simulate_codes(folder, np.zeros((4, 3), dtype=np.int64))

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
-import numpy as np
 
 import qfx
 from qfx.backends import check_graph
@@ -138,7 +137,7 @@ def generate(
         output=dict(name="y", size=ports["output"].size, shape=list(ports["output"].shape),
                     format=ports["output"].format),
         layers=[dict(node=la.node, op=la.op, module=la.module, multipliers=la.multipliers) for la in layers],
-        multipliers=int(np.sum([la.multipliers for la in layers])),
+        multipliers=sum(la.multipliers for la in layers),
     )  # fmt: skip
     with staged_folder(out_dir) as staging:
         shutil.copy(hls_root() / "rtl" / LIBRARY, staging / LIBRARY)

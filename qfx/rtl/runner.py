@@ -352,10 +352,10 @@ def _as_batch(arr: np.ndarray, port: Port, what: str) -> np.ndarray:
     """``arr`` of shape (batch, *shape) or (batch, size) as (batch, size)."""
     if arr.ndim >= 1 and (arr.shape[1:] == port.shape or arr.shape[1:] == (port.size,)):
         return arr.reshape(arr.shape[0], port.size)
-    raise ValueError(
-        f"{what} must have shape (batch, {', '.join(map(str, port.shape))}) or (batch, {port.size}), "
-        f"not {tuple(arr.shape)}"
-    )
+    shapes = [f"(batch, {', '.join(map(str, port.shape))})"]
+    if port.shape != (port.size,):
+        shapes.append(f"(batch, {port.size})")
+    raise ValueError(f"{what} must have shape {' or '.join(shapes)}, not {tuple(arr.shape)}")
 
 
 def simulate_codes(
