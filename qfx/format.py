@@ -176,15 +176,21 @@ class FixedFormat:
             if len(args) != 1:
                 raise ValueError(f"{kind} takes exactly one argument (the width), got {len(args)} in {text!r}")
             width = _parse_int("width", args[0], text)
-            return cls(width, width, signed=kind == "ap_int")
+            try:
+                return cls(width, width, signed=kind == "ap_int")
+            except ValueError as e:
+                raise ValueError(f"{e} (in {text!r})") from None
         if not 2 <= len(args) <= 5:
             raise ValueError(f"{kind} takes 2 to 5 arguments (W, I, Q, O, N), got {len(args)} in {text!r}")
         width = _parse_int("width", args[0], text)
         int_bits = _parse_int("int_bits", args[1], text)
-        quant = Quant.from_name(args[2]) if len(args) > 2 else Quant.TRN
-        overflow = Overflow.from_name(args[3]) if len(args) > 3 else Overflow.WRAP
         sat_bits = _parse_int("sat_bits", args[4], text) if len(args) > 4 else 0
-        return cls(width, int_bits, kind == "ap_fixed", quant, overflow, sat_bits)
+        try:
+            quant = Quant.from_name(args[2]) if len(args) > 2 else Quant.TRN
+            overflow = Overflow.from_name(args[3]) if len(args) > 3 else Overflow.WRAP
+            return cls(width, int_bits, kind == "ap_fixed", quant, overflow, sat_bits)
+        except ValueError as e:  # name the text the bad field came from
+            raise ValueError(f"{e} (in {text!r})") from None
 
 
 _TYPE_RE = re.compile(r"^\s*(?P<kind>ap_fixed|ap_ufixed|ap_int|ap_uint)\s*<(?P<args>[^<>]*)>\s*$")

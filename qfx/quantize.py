@@ -43,6 +43,16 @@ class LayerConfig:
     bias_width: int | None = None
     output_width: int | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("weight_width", "bias_width", "output_width"):
+            if getattr(self, name) is not None:
+                _check_width(name, getattr(self, name), "None or ")
+
+
+def _check_width(name: str, value: object, also: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 24:
+        raise ValueError(f"{name} must be {also}an integer from 1 to 24, not {value!r}")
+
 
 @dataclass(frozen=True)
 class QuantizeConfig:
@@ -66,9 +76,7 @@ class QuantizeConfig:
 
     def __post_init__(self) -> None:
         for name in ("input_width", "weight_width", "bias_width", "activation_width"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 24:
-                raise ValueError(f"{name} must be an integer from 1 to 24, not {value!r}")
+            _check_width(name, getattr(self, name))
         if self.khot is not None and (isinstance(self.khot, bool) or self.khot not in range(1, 9)):
             raise ValueError(f"khot must be None or an integer from 1 to 8, not {self.khot!r}")
         if self.mode not in ("qat", "ptq"):
@@ -76,6 +84,9 @@ class QuantizeConfig:
         object.__setattr__(self, "quant", Quant.from_name(self.quant))
         object.__setattr__(self, "overflow", Overflow.from_name(self.overflow))
         object.__setattr__(self, "weight_quant", Quant.from_name(self.weight_quant))
+        for key, value in self.overrides.items():
+            if not isinstance(value, LayerConfig):
+                raise ValueError(f"overrides[{key!r}] must be a LayerConfig, not {type(value).__name__}")
 
     def widths(self, name: str) -> tuple[int, int, int]:
         """(weight, bias, output) widths of module ``name``."""
@@ -128,7 +139,25 @@ def quantize_(
     ``calibration`` is a batch (or a list of batches) of inputs: the binary point of every tensor is set so its
     largest magnitude on that data fits. With ``mode="ptq"`` the formats stay there; with ``"qat"`` they train.
     """
-    gm = fx.symbolic_trace(model)
+    if not isinstance(config, QuantizeConfig):
+        raise TypeError(f"config must be a qfx.QuantizeConfig, not {type(config).__name__}")
+    modules = dict(model.named_modules())
+    unknown = [name for name in config.overrides if name not in modules]
+    if unknown:
+        raise ValueError(
+            f"overrides name module {unknown[0]!r}, which the model does not have; its modules: "
+            + ", ".join(repr(n) for n in modules if n)
+        )
+    try:
+        gm = fx.symbolic_trace(model)
+    except SyntaxError:  # torch.fx writes getattr(self, "<name>") without escaping the name
+        bad = [n for n in modules if '"' in n or "\\" in n or not n.isprintable()]
+        if not bad:
+            raise
+        raise ValueError(
+            f"module {bad[0]!r}: torch.fx cannot trace a submodule whose name holds a double quote, a backslash "
+            "or a control character; rename it"
+        ) from None
     batches = calibration if isinstance(calibration, list) else [calibration]
     recorder = _Recorder(gm)
     with torch.no_grad():

@@ -199,11 +199,16 @@ def _read_design(
 ) -> tuple[str, list[Path], dict[str, str] | None]:
     """(top, source paths, layer -> module or None) from the marker, overridden by ``top``/``sources``."""
     if not rtl_dir.is_dir():
-        raise FileNotFoundError(f"RTL folder {rtl_dir} does not exist")
+        raise FileNotFoundError(f"RTL folder {rtl_dir} {'is a file' if rtl_dir.exists() else 'does not exist'}")
     marker = rtl_dir / MARKER
     layers: dict[str, str] | None = None
     if marker.is_file():
-        meta = json.loads(marker.read_text(encoding="utf-8"))
+        try:
+            meta = json.loads(marker.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{marker}: unreadable QFX metadata ({type(e).__name__}: {e})") from None
+        if not isinstance(meta, dict) or "top" not in meta or "sources" not in meta:
+            raise ValueError(f"{marker}: QFX metadata without 'top' and 'sources'")
         if sources is None:
             sources = list(meta["sources"])
         if top is None or top == meta["top"]:  # another top: layers are the modules it instantiates

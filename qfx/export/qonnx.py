@@ -282,9 +282,15 @@ def export_qonnx(model: nn.Module, example_input: torch.Tensor, path: str | os.P
     ``example_input`` (a batch) fixes the shapes, batch size included (qonnx executes fixed shapes; its
     ``ChangeBatchSize`` transformation changes it). With ``check`` the file is
     executed by qonnx on that batch and must reproduce the model's outputs bit for bit, else nothing is written.
+    The folder of ``path`` must exist (it is not created).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give the path of the file to write, e.g. {path / 'model.onnx'}")
+    if not path.parent.is_dir():
+        if path.parent.exists():
+            raise NotADirectoryError(f"cannot write {path}: {path.parent} is a file, not a folder")
+        raise FileNotFoundError(f"cannot write {path}: its folder {path.parent} does not exist")
     was_training = model.training
     model.eval()
     try:

@@ -10,7 +10,7 @@ import numpy as np
 from qfx.format import FixedFormat
 from qfx.ir.intcast import float_codes
 
-__all__ = ["fitted_format", "khot_tables", "naf_digits", "per_channel_codes", "sanitize"]
+__all__ = ["fitted_format", "khot_tables", "naf_digits", "per_channel_codes", "printable", "sanitize"]
 
 
 def _lowest_bit_exponents(values: np.ndarray) -> np.ndarray:
@@ -73,6 +73,12 @@ def sanitize(name: str, taken: set[str]) -> str:
         ident, k = f"{base}_{k}", k + 1
     taken.add(ident)
     return ident
+
+
+def printable(name: str) -> str:
+    """``name`` with every non-printable character (a newline, a tab, ...) replaced by a space: safe in the
+    ``//`` comments of generated C++ and Verilog, which a line break would end."""
+    return "".join(c if c.isprintable() else " " for c in name)
 
 
 # C++ and Verilog words a layer name must not become.

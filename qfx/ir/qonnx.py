@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,11 @@ _ROUNDING = {
     "HALF_UP": Quant.RND_INF, "HALF_DOWN": Quant.RND_ZERO,
 }  # fmt: skip
 _ALIASES = {"Identity", "Dropout", "Cast"}
+#: Every ONNX op type the IR reads (what the "not supported" error lists).
+SUPPORTED_OPS = (
+    "Add", "AveragePool", "Cast", "Clip", "Conv", "Dropout", "FixedCast", "Flatten", "Gemm", "GlobalAveragePool",
+    "Identity", "MatMul", "MaxPool", "Mul", "Quant", "ReduceSum", "Relu", "Reshape",
+)  # fmt: skip
 
 
 class IRError(ValueError):
@@ -62,6 +68,11 @@ class _Const:
         return self.codes, self.fmt
 
 
+def _q(name: str) -> str:
+    """A node or tensor name as messages show it: bare when it is a plain token, else in double quotes."""
+    return name if re.fullmatch(r"[\w./:-]+", name) else json.dumps(name, ensure_ascii=False)
+
+
 def _attrs(node: onnx.NodeProto) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
@@ -70,7 +81,7 @@ def _power_of_two_exponent(node: str, scale: np.ndarray) -> np.ndarray:
     mantissa, exponent = np.frexp(scale)
     if not (np.all(mantissa == 0.5) and np.all(scale > 0)):
         bad = scale.ravel()[np.argmax((mantissa.ravel() != 0.5) | (scale.ravel() <= 0))]
-        raise IRError(f"node {node}: scale {bad:g} is not a power of two")
+        raise IRError(f"node {_q(node)}: scale {bad:g} is not a power of two")
     return exponent.astype(np.int64) - 1  # scale = 2**that
 
 
@@ -79,25 +90,27 @@ def _quant_formats(node: onnx.NodeProto, consts: dict[str, _Const]) -> tuple[lis
     name = node.name
     for i, what in ((1, "scale"), (2, "zero point"), (3, "bit width")):
         if node.input[i] not in consts:
-            raise IRError(f"node {name}: the {what} must be a constant")
+            raise IRError(f"node {_q(name)}: the {what} must be a constant")
     scale = np.asarray(consts[node.input[1]].values, dtype=np.float64)
     zero = np.asarray(consts[node.input[2]].values)
     bits = np.asarray(consts[node.input[3]].values)
     if np.any(zero != 0):
-        raise IRError(f"node {name}: zero point {zero.ravel()[np.argmax(zero.ravel() != 0)]:g} is not 0")
-    if bits.size != 1 or bits.item() != int(bits.item()) or bits.item() < 1:
-        raise IRError(f"node {name}: bit width must be one integer >= 1, not {bits.ravel().tolist()}")
+        raise IRError(f"node {_q(name)}: zero point {zero.ravel()[np.argmax(zero.ravel() != 0)]:g} is not 0")
+    if bits.size != 1:
+        raise IRError(f"node {_q(name)}: bit width must be one number, not an array of shape {bits.shape}")
+    if not (np.isfinite(bits.item()) and bits.item() == int(bits.item()) and bits.item() >= 1):
+        raise IRError(f"node {_q(name)}: bit width must be an integer >= 1, not {bits.item():g}")
     width = int(bits.item())
     a = _attrs(node)
     signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
     mode = a.get("rounding_mode", "ROUND")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode.upper() not in _ROUNDING:
-        raise IRError(f"node {name}: rounding mode {mode} has no ap_fixed equivalent")
+        raise IRError(f"node {_q(name)}: rounding mode {mode} has no ap_fixed equivalent")
     if signed and width == 1:
-        raise IRError(f"node {name}: a signed 1-bit Quant is bipolar (+-1), which no ap_fixed type is")
+        raise IRError(f"node {_q(name)}: a signed 1-bit Quant is bipolar (+-1), which no ap_fixed type is")
     if narrow and not signed:
-        raise IRError(f"node {name}: an unsigned narrow-range Quant (max 2**W - 2) is not an ap_fixed type")
+        raise IRError(f"node {_q(name)}: an unsigned narrow-range Quant (max 2**W - 2) is not an ap_fixed type")
     overflow = Overflow.SAT_SYM if narrow else Overflow.SAT
     exps = _power_of_two_exponent(name, scale)
     fmts = [FixedFormat(width, width + int(e), signed, _ROUNDING[mode.upper()], overflow) for e in exps.ravel()]
@@ -105,7 +118,7 @@ def _quant_formats(node: onnx.NodeProto, consts: dict[str, _Const]) -> tuple[lis
         return fmts, None
     axes = [i for i, n in enumerate(scale.shape) if n > 1]
     if len(axes) != 1:
-        raise IRError(f"node {name}: scale of shape {scale.shape} is neither per tensor nor per channel")
+        raise IRError(f"node {_q(name)}: scale of shape {scale.shape} is neither per tensor nor per channel")
     return fmts, axes[0] - scale.ndim  # negative: counted from the last axis of the data
 
 
@@ -133,21 +146,21 @@ class _Builder:
         """Name of the IR tensor behind input ``i`` of ``node`` (which must not be a constant)."""
         name = self.alias.get(node.input[i], node.input[i])
         if name in self.consts:
-            raise IRError(f"node {node.name}: input {i} is a constant where a tensor is expected")
+            raise IRError(f"node {_q(node.name)}: input {i} is a constant where a tensor is expected")
         if name not in self.tensors:
-            raise IRError(f"node {node.name}: input {node.input[i]} is not produced by any supported node")
+            raise IRError(f"node {_q(node.name)}: input {node.input[i]} is not produced by any supported node")
         return name
 
     def const(self, node: onnx.NodeProto, i: int, what: str) -> _Const:
         name = self.alias.get(node.input[i], node.input[i])
         if name not in self.consts:
-            raise IRError(f"node {node.name}: the {what} must be a constant")
+            raise IRError(f"node {_q(node.name)}: the {what} must be a constant")
         return self.consts[name]
 
     def fmt(self, tensor: str, node: onnx.NodeProto) -> FixedFormat:
         fmt = self.tensors[tensor].fmt
         if fmt is None:
-            raise IRError(f"node {node.name}: its input {tensor} is a float tensor; quantize it first (Quant node)")
+            raise IRError(f"node {_q(node.name)}: its input {tensor} is a float tensor; quantize it first (Quant node)")
         return fmt
 
     def emit(self, cls, node: onnx.NodeProto, inputs: list[str], acc: FixedFormat | None, out_fmt=None, **kw):
@@ -160,7 +173,7 @@ class _Builder:
             try:
                 khot_tables(constant, k)
             except ValueError as e:
-                raise IRError(f"node {node.name}: marked K-hot with K = {k}, but {e}") from None
+                raise IRError(f"node {_q(node.name)}: marked K-hot with K = {k}, but {e}") from None
             ir.khot = k
         self.nodes.append(ir)
         return ir
@@ -180,7 +193,7 @@ class _Builder:
             self.consts[node.output[0]] = _Const(codes * 2.0**-fmt.frac_bits, codes, fmt)
             return
         if axis is not None:
-            raise IRError(f"node {node.name}: per-channel quantization of an activation has no single format")
+            raise IRError(f"node {_q(node.name)}: per-channel quantization of an activation has no single format")
         self.emit(Cast, node, [self.act(node, 0)], None, out_fmt=fmts[0])
         self.nodes[-1].acc = self.tensors[self.nodes[-1].inputs[0]].fmt
 
@@ -196,11 +209,11 @@ class _Builder:
     def conv(self, node: onnx.NodeProto) -> None:
         a = _attrs(node)
         if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-            raise IRError(f"node {node.name}: auto_pad is not supported; give explicit pads")
+            raise IRError(f"node {_q(node.name)}: auto_pad is not supported; give explicit pads")
         x = self.act(node, 0)
         w, w_fmt = self.const(node, 1, "weight").quantized()
         if w.ndim != 4:
-            raise IRError(f"node {node.name}: only 2-D convolutions are supported, not weight shape {w.shape}")
+            raise IRError(f"node {_q(node.name)}: only 2-D convolutions are supported, not weight shape {w.shape}")
         groups, kernel = int(a.get("group", 1)), tuple(w.shape[2:])
         stride, dilation = tuple(a.get("strides", (1, 1))), tuple(a.get("dilations", (1, 1)))
         pads = tuple(a.get("pads", (0, 0, 0, 0)))
@@ -231,7 +244,7 @@ class _Builder:
         if codes.size == 1:
             codes = np.repeat(codes, channels)
         if codes.size != channels:
-            raise IRError(f"node {node.name}: constant of shape {c.values.shape} is not per channel ({channels})")
+            raise IRError(f"node {_q(node.name)}: constant of shape {c.values.shape} is not per channel ({channels})")
         return codes, fmt
 
     def add_const(self, node: onnx.NodeProto, x: str, c: _Const) -> None:
@@ -258,7 +271,7 @@ class _Builder:
         """Divide the window sums by a power-of-two ``area``: an exact multiplication by 2**-k."""
         if area & (area - 1):
             raise IRError(
-                f"node {node.name}: averaging over {area} values is not exact in fixed point (not a power "
+                f"node {_q(node.name)}: averaging over {area} values is not exact in fixed point (not a power "
                 "of two); use a sum and a multiplication by a quantized reciprocal"
             )
         k = int(math.log2(area))
@@ -303,7 +316,7 @@ class _Builder:
             self.dense(node, self.const(node, 1, "weight"), transposed=False, bias=None)
         elif op == "Gemm":
             if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
-                raise IRError(f"node {node.name}: Gemm with transA, alpha or beta != 1 is not supported")
+                raise IRError(f"node {_q(node.name)}: Gemm with transA, alpha or beta != 1 is not supported")
             bias = self.const(node, 2, "bias") if len(node.input) > 2 and node.input[2] else None
             self.dense(node, self.const(node, 1, "weight"), transposed=bool(a.get("transB", 0)), bias=bias)
         elif op == "Conv":
@@ -319,7 +332,7 @@ class _Builder:
                 x = self.act(node, ins.index(x))
                 (self.add_const if op == "Add" else self.scale)(node, x, self.consts[const[0]])
             else:
-                raise IRError(f"node {node.name}: {op} of two constants should have been folded")
+                raise IRError(f"node {_q(node.name)}: {op} of two constants should have been folded")
         elif op == "Relu":
             x = self.act(node, 0)
             self.emit(Relu, node, [x], self.fmt(x, node))
@@ -329,7 +342,7 @@ class _Builder:
             self.pool(node, a, MaxPool2d)
         elif op == "AveragePool":
             if any(a.get("pads", ())) and not a.get("count_include_pad", 0):
-                raise IRError(f"node {node.name}: AveragePool excluding padding divides by a varying count")
+                raise IRError(f"node {_q(node.name)}: AveragePool excluding padding divides by a varying count")
             sums = self.pool(node, a, SumPool2d, divide=True)
             self.pow2_mean(node, sums, math.prod(a["kernel_shape"]))
         elif op in ("GlobalAveragePool", "ReduceSum"):
@@ -338,14 +351,16 @@ class _Builder:
             x = self.act(node, 0)
             self.emit(Reshape, node, [x], self.fmt(x, node))
         else:
-            raise IRError(f"node {node.name}: op {op} is not supported by the QFX IR")
+            raise IRError(
+                f"node {_q(node.name)}: op {op} is not supported by the QFX IR (supported: {', '.join(SUPPORTED_OPS)})"
+            )
 
     def clip(self, node: onnx.NodeProto) -> None:
         x = self.act(node, 0)
         lo = self.const(node, 1, "minimum").values if len(node.input) > 1 and node.input[1] else None
         hi = self.const(node, 2, "maximum").values if len(node.input) > 2 and node.input[2] else None
         if lo is None or float(lo) != 0.0:
-            raise IRError(f"node {node.name}: only Clip(min=0, max) (a clipped ReLU) is supported")
+            raise IRError(f"node {_q(node.name)}: only Clip(min=0, max) (a clipped ReLU) is supported")
         x_fmt = self.fmt(x, node)
         if hi is None:
             self.emit(Relu, node, [x], x_fmt)
@@ -357,7 +372,7 @@ class _Builder:
 
     def pool(self, node: onnx.NodeProto, a: dict, cls, divide: bool = False) -> str:
         if a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", ())) or a.get("storage_order", 0):
-            raise IRError(f"node {node.name}: pooling with ceil_mode, dilations or storage_order is not supported")
+            raise IRError(f"node {_q(node.name)}: pooling with ceil_mode, dilations or storage_order is not supported")
         kernel = tuple(a["kernel_shape"])
         kw = dict(kernel=kernel, stride=tuple(a.get("strides", (1, 1))), padding=tuple(a.get("pads", (0, 0, 0, 0))))
         x = self.act(node, 0)
@@ -370,11 +385,11 @@ class _Builder:
         x = self.act(node, 0)
         shape = self.tensors[x].shape
         if len(shape) != 3:
-            raise IRError(f"node {node.name}: expects a (C, H, W) tensor, not {shape}")
+            raise IRError(f"node {_q(node.name)}: expects a (C, H, W) tensor, not {shape}")
         if node.op_type == "ReduceSum":
             axes = a.get("axes") or (self.const(node, 1, "axes").values.tolist() if len(node.input) > 1 else None)
             if axes is None or sorted(ax % 4 for ax in axes) != [2, 3]:
-                raise IRError(f"node {node.name}: ReduceSum over axes {axes} is not a spatial sum")
+                raise IRError(f"node {_q(node.name)}: ReduceSum over axes {axes} is not a spatial sum")
             x_fmt = self.fmt(x, node)
             grow = grow_bits(shape[1] * shape[2])
             acc = FixedFormat(x_fmt.width + grow, x_fmt.int_bits + grow, x_fmt.signed)
@@ -405,30 +420,89 @@ def _clean(model):
     return model
 
 
-def from_qonnx(source: str | os.PathLike | onnx.ModelProto, *, name: str | None = None) -> Graph:
-    """Build the IR graph of a QONNX model (a path or a loaded ``ModelProto``); see the module docstring."""
-    from qonnx.core.modelwrapper import ModelWrapper
+def _check_structure(graph: onnx.GraphProto) -> None:
+    """What qonnx's cleanup would trip over with an obscure error: no nodes, no inputs or outputs, FixedCast
+    nodes without a valid format."""
+    if not graph.node:
+        raise IRError("not an ONNX model with a graph: it has no nodes")
+    consts = {t.name for t in graph.initializer}
+    if not [i for i in graph.input if i.name not in consts]:
+        raise IRError("the graph has no input (every graph input is a constant)")
+    if not graph.output:
+        raise IRError("the graph has no output")
+    for node in graph.node:
+        if node.op_type == "FixedCast":
+            fmt = _attrs(node).get("format")
+            if fmt is None:
+                raise IRError(f"node {_q(node.name)}: FixedCast has no format attribute")
+            try:
+                FixedFormat.parse(fmt.decode() if isinstance(fmt, bytes) else fmt)
+            except ValueError as e:
+                raise IRError(f"node {_q(node.name)}: FixedCast format: {e}") from None
 
+
+def _name_nodes(graph: onnx.GraphProto) -> None:
+    """Give unnamed nodes a name (``<op>_<index>``), so that every message can name its node."""
+    taken = {n.name for n in graph.node}
+    for i, node in enumerate(graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{i}"
+            while node.name in taken:
+                node.name += "_"
+            taken.add(node.name)
+
+
+def from_qonnx(source: str | os.PathLike | onnx.ModelProto, *, name: str | None = None) -> Graph:
+    """Build the IR graph of a QONNX model (a path or a loaded ``ModelProto``); see the module docstring.
+
+    Raises :class:`IRError` naming the file (when given a path), the node and what is wrong.
+    """
+    where = ""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder, not a QONNX file")
         if not path.is_file():
             raise FileNotFoundError(f"no QONNX file at {path}")
+        if path.stat().st_size == 0:
+            raise IRError(f"{path}: the file is empty, not an ONNX model")
         try:
             proto = onnx.load(str(path))
         except Exception as e:  # protobuf's DecodeError and friends
             raise IRError(f"{path}: not a readable ONNX file ({type(e).__name__}: {e})") from None
-        name = name or path.stem
-    else:
+        name, where = name or path.stem, f"{path}: "
+    elif isinstance(source, onnx.ModelProto):
         proto = source
-    model = _clean(ModelWrapper(proto))
+    else:
+        raise TypeError(f"from_qonnx takes a path or an onnx.ModelProto, not {type(source).__name__}")
+    try:
+        return _graph(proto, name)
+    except IRError as e:
+        raise IRError(f"{where}{e}") from None
+
+
+def _graph(proto: onnx.ModelProto, name: str | None) -> Graph:
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    _check_structure(proto.graph)
+    try:
+        model = _clean(ModelWrapper(proto))
+    except Exception as e:  # qonnx's shape inference and folding on a graph they cannot process
+        raise IRError(f"qonnx cannot process the graph ({type(e).__name__}: {str(e).strip()})") from None
+    _name_nodes(model.graph)
     b = _Builder(model)
     inputs = [i.name for i in model.graph.input if i.name not in b.consts]
     for i in inputs:
         b.tensors[i] = Tensor(i, b.shape(i), None)
     for node in model.graph.node:
-        b.visit(node)
+        try:
+            b.visit(node)
+        except IRError:
+            raise
+        except ValueError as e:  # a format no ap_fixed type has (FixedFormat's checks), a malformed constant
+            raise IRError(f"node {_q(node.name)} ({node.op_type}): {e}") from None
     outputs = [b.alias.get(o.name, o.name) for o in model.graph.output]
     for o in outputs:
         if o not in b.tensors or b.tensors[o].fmt is None:
-            raise IRError(f"graph output {o} is not a fixed-point tensor (end the model with a quantizer)")
+            raise IRError(f"graph output {_q(o)} is not a fixed-point tensor (end the model with a quantizer)")
     return Graph(b.tensors, b.nodes, inputs, outputs, name=sanitize(name or "qfx_model", set()))

@@ -19,8 +19,8 @@ import jinja2
 import qfx
 from qfx.backends import check_graph
 from qfx.backends.hls.generate import hls_root
-from qfx.backends.output import check_target, staged_folder
-from qfx.ir.constants import sanitize
+from qfx.backends.output import check_target, read_marker, staged_folder
+from qfx.ir.constants import printable, sanitize
 from qfx.ir.graph import Graph, Reshape
 from qfx.ir.passes import fuse_casts
 from qfx.rtl.lower import Layer, lower_node
@@ -43,10 +43,7 @@ class _Port:
 
 def read_rtl(rtl_dir: str | os.PathLike) -> dict:
     """The metadata of a QFX-generated RTL folder (raises when the folder is not one)."""
-    path = Path(rtl_dir) / MARKER
-    if not path.is_file():
-        raise FileNotFoundError(f"{rtl_dir} is not a QFX RTL folder (no {MARKER})")
-    return json.loads(path.read_text())
+    return read_marker(Path(rtl_dir) / MARKER, "QFX RTL folder", ("top", "sources", "input", "output"))
 
 
 def _plan(graph: Graph, top: str, register_every: int) -> tuple[list[Layer], list[dict], dict, int]:
@@ -69,7 +66,7 @@ def _plan(graph: Graph, top: str, register_every: int) -> tuple[list[Layer], lis
             if key not in delayed:
                 delayed[key] = sanitize(f"{bus[tensor]}_d{have - stage[tensor]}", taken)
                 width = graph.tensors[tensor].size * graph.fmt(tensor).width
-                items.append(dict(kind="delay", bus=delayed[key], source=name, width=width, node=node))
+                items.append(dict(kind="delay", bus=delayed[key], source=name, width=width, node=printable(node)))
             name = delayed[key]
         return name
 
@@ -81,11 +78,14 @@ def _plan(graph: Graph, top: str, register_every: int) -> tuple[list[Layer], lis
         layer = lower_node(graph, node, sanitize(f"{top}_{node.name}", taken))
         s_in = max(stage[t] for t in node.inputs)
         inputs = [(port, at_stage(t, s_in, node.name)) for port, t, _ in layer.inputs]
+        # Names appear in // comments, which a line break inside a name would end.
+        layer.node, layer.output = printable(layer.node), (printable(layer.output[0]), layer.output[1])
+        layer.inputs = [(port, printable(tensor), width) for port, tensor, width in layer.inputs]
         registered = register_every > 0 and count % register_every == 0
         bus[node.output] = sanitize("t_" + node.output, taken)
         stage[node.output] = s_in + registered
         layers.append(layer)
-        items.append(dict(kind="layer", node=node.name, op=node.op, module=layer.module, inputs=inputs,
+        items.append(dict(kind="layer", node=layer.node, op=node.op, module=layer.module, inputs=inputs,
                           bus=bus[node.output], width=layer.output[1], registered=registered,
                           stage=stage[node.output]))  # fmt: skip
     return layers, items, bus, stage[graph.outputs[0]]
@@ -127,7 +127,7 @@ def generate(
         lstrip_blocks=True,
         autoescape=False,  # Verilog, not HTML
     )
-    context = dict(top=top, version=qfx.__version__, graph=graph.name, layers=layers, items=items,
+    context = dict(top=top, version=qfx.__version__, graph=printable(graph.name), layers=layers, items=items,
                    latency=latency, input=ports["input"], output=ports["output"])  # fmt: skip
     sources = [LIBRARY, f"{top}_layers.v", f"{top}.v"]
     meta = dict(

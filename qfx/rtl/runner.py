@@ -32,6 +32,7 @@ from typing import Literal
 
 import numpy as np
 
+from qfx.backends.output import read_marker
 from qfx.format import FixedFormat
 from qfx.ir.intcast import float_codes
 from qfx.sim.apfixed import cache_dir
@@ -41,6 +42,7 @@ __all__ = ["Design", "SimResult", "SimulatorError", "load_design", "simulate", "
 Simulator = Literal["verilator", "icarus"]
 RTL_MARKER = "qfx_rtl.json"  # written by the QFX Verilog emitter
 HLS_MARKER = "qfx_project.json"  # written by qfx.hls.generate
+HLS_KEYS = ("top", "input_size", "output_size", "input_format", "output_format")
 TIMESCALE = ("1ns", "1ps")  # Icarus needs one for the clock; Verilator gets the same for modules without one
 # Verilator: warnings never stop a build (vendor HLS Verilog is full of width and unused-signal lint).
 # --no-public-flat-rw undoes the flag cocotb's runner always passes: it makes every internal wire of every layer
@@ -129,20 +131,19 @@ def load_design(
     """
     root = Path(rtl_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"{rtl_dir} is not a folder")
+        raise FileNotFoundError(f"{rtl_dir} is not a folder{'' if root.exists() else ': it does not exist'}")
     if (root / RTL_MARKER).is_file():
-        meta = json.loads((root / RTL_MARKER).read_text())
+        meta = read_marker(root / RTL_MARKER, "QFX RTL folder", ("top", "sources", "input", "output"))
         top = top or meta["top"]
         found = [root / s for s in meta["sources"]]
         inp, out = _port(meta["input"], root / RTL_MARKER), _port(meta["output"], root / RTL_MARKER)
         latency = meta.get("latency")
     elif (root / HLS_MARKER).is_file():
-        meta = json.loads((root / HLS_MARKER).read_text())
+        meta = read_marker(root / HLS_MARKER, "QFX HLS project", HLS_KEYS)
         top = top or meta["top"]
         found = [] if sources is not None else _hls_sources(root, top)
-        n_in, n_out = int(meta["input_size"]), int(meta["output_size"])
-        inp = Port("x", n_in, (n_in,), FixedFormat.parse(meta["input_format"]))
-        out = Port("y", n_out, (n_out,), FixedFormat.parse(meta["output_format"]))
+        inp = _port({"name": "x", "size": meta["input_size"], "format": meta["input_format"]}, root / HLS_MARKER)
+        out = _port({"name": "y", "size": meta["output_size"], "format": meta["output_format"]}, root / HLS_MARKER)
         latency = None
     else:
         raise FileNotFoundError(f"{rtl_dir} has neither {RTL_MARKER} (QFX Verilog) nor {HLS_MARKER} (HLS project)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,9 +13,9 @@ import jinja2
 import numpy as np
 
 import qfx
-from qfx.backends.output import check_target, staged_folder
+from qfx.backends.output import check_target, read_marker, staged_folder
 from qfx.boards import Board, load_board
-from qfx.ir.constants import sanitize
+from qfx.ir.constants import printable, sanitize
 from qfx.ir.graph import Graph
 from qfx.ir.passes import fuse_casts
 
@@ -42,10 +43,7 @@ def _environment() -> jinja2.Environment:
 
 def read_project(project_dir: str | os.PathLike) -> dict:
     """The metadata of a QFX-generated project (raises when the folder is not one)."""
-    path = Path(project_dir) / MARKER
-    if not path.is_file():
-        raise FileNotFoundError(f"{project_dir} is not a QFX HLS project (no {MARKER})")
-    return json.loads(path.read_text())
+    return read_marker(Path(project_dir) / MARKER, "QFX HLS project", ("top", "input_size", "output_size"))
 
 
 def generate(
@@ -79,10 +77,11 @@ def generate(
         raise ValueError("input and output formats wider than 53 bits cannot pass through the testbench's doubles")
     run = "vitis_hls -f build_prj.tcl" if tool == "vitis" else "vivado_hls -f build_prj.tcl"
     context = dict(
-        name=top, guard=top.upper(), version=qfx.__version__, graph_name=graph.name, board=board, tool=tool,
+        name=top, guard=top.upper(), version=qfx.__version__, graph_name=printable(graph.name), board=board, tool=tool,
         tool_title="Vitis HLS" if tool == "vitis" else "Vivado HLS", run_command=run,
         typedefs={k: str(v) for k, v in lowered.typedefs.items()}, constants=lowered.constants,
-        arrays=lowered.arrays, calls=lowered.calls, input=lowered.input, output=lowered.output,
+        arrays=lowered.arrays, calls=[dataclasses.replace(c, node=printable(c.node)) for c in lowered.calls],
+        input=lowered.input, output=lowered.output,
         output_frac_bits=out_fmt.frac_bits, input_format=str(fused.fmt(fused.nodes[0].output)),
         output_format=str(out_fmt), khot=any(c.func.endswith("_khot") for c in lowered.calls),
     )  # fmt: skip
