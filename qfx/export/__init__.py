@@ -1,5 +1,7 @@
-"""Export a QFX model to QONNX (standard Quant nodes, and a qfx-domain FixedCast where Quant cannot say it)."""
+"""Export a QFX model to QONNX (standard Quant nodes, and a qfx-domain FixedCast where Quant cannot say it), and an
+IR graph or QFX model to an hls4ml model that computes the same bits (hls4ml is imported only when called)."""
 
+from qfx.export.hls4ml import Hls4mlExportError, hls4ml_codes, to_hls4ml
 from qfx.export.qonnx import ExportError, export_qonnx
 
-__all__ = ["ExportError", "export_qonnx"]
+__all__ = ["ExportError", "Hls4mlExportError", "export_qonnx", "hls4ml_codes", "to_hls4ml"]

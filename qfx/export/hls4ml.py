@@ -1,0 +1,525 @@
+"""IR graph (or QFX model) -> hls4ml ``ModelGraph`` whose ``compile()`` + ``predict()`` equal the IR bit for bit.
+
+Every precision of every hls4ml layer is set from the IR: the input's, each result's (the output tensor's format,
+with its quantization and overflow modes), each accumulator (the IR node's exact ``acc``), weights, biases and
+batch-norm scales (the constants' formats), so that hls4ml's C++ computes what :func:`qfx.ir.interpret.run` does.
+After conversion each layer's types are read back and compared with what was set; a difference is an error.
+
+Layout: the IR is NCHW (as PyTorch); hls4ml's ``io_parallel`` layers are channels-last, so an image tensor
+(C, H, W) is (H, W, C) in hls4ml, conv weights are stored (KH, KW, C_in, C_out), dense weights (in, out), and a
+flatten of an image with several channels and pixels goes through a ``Transpose`` back to NCHW order first.
+:func:`hls4ml_codes` does the input/output transposes and returns integer codes.
+
+Only hls4ml is imported here, and only inside the functions (it is the ``sim`` extra); torch only for a model.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qfx.backends.output import check_target, staged_folder
+from qfx.format import FixedFormat, Overflow, Quant
+from qfx.ir.constants import sanitize
+from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, GlobalSum, Graph, MaxPool2d, Node, Relu, Reshape, SumPool2d
+from qfx.ir.passes import fuse_casts
+
+__all__ = ["MARKER", "Hls4mlExportError", "hls4ml_codes", "hls4ml_precision", "to_hls4ml"]
+
+#: File QFX writes into each hls4ml project: layouts and output formats (for :func:`hls4ml_codes`).
+MARKER = "qfx_hls4ml.json"
+BACKENDS = ("Vivado", "Vitis")  # ap_fixed backends with the nnet templates checked here
+IO_TYPES = ("io_parallel",)
+_ONE = FixedFormat(1, 1, signed=False)  # holds 0 and 1: a missing bias, shift or scale
+
+
+class Hls4mlExportError(ValueError):
+    """The graph cannot become an exact hls4ml model; the message names the node and why."""
+
+
+class _ExtraOverflow(enum.Enum):
+    """Overflow modes ap_fixed has and hls4ml's ``SaturationMode`` lacks; printed as hls4ml prints its own."""
+
+    WRAP_SM = "WRAP_SM"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _require_hls4ml():
+    try:
+        import hls4ml
+    except ImportError:
+        raise ImportError("to_hls4ml needs hls4ml (pip install 'qfx[sim]')") from None
+    return hls4ml
+
+
+def hls4ml_precision(fmt: FixedFormat) -> Any:
+    """hls4ml's precision for ``fmt``: a string such as ``ap_fixed<8,3,AP_RND_CONV,AP_SAT,0>`` (which hls4ml
+    parses), or for AP_WRAP_SM (which its parser lacks) a ``FixedPrecisionType`` that prints ``AP_WRAP_SM``."""
+    if fmt.overflow is not Overflow.WRAP_SM:
+        return _cpp(fmt)
+    from hls4ml.model.types import FixedPrecisionType, RoundingMode
+
+    mode = RoundingMode[fmt.quant.name]
+    return FixedPrecisionType(fmt.width, fmt.int_bits, fmt.signed, mode, _ExtraOverflow.WRAP_SM, fmt.sat_bits)
+
+
+def _cpp(fmt: FixedFormat) -> str:
+    """``fmt`` with all five template arguments, as hls4ml writes types."""
+    kind = "ap_fixed" if fmt.signed else "ap_ufixed"
+    return f"{kind}<{fmt.width},{fmt.int_bits},{fmt.quant.cpp},{fmt.overflow.cpp},{fmt.sat_bits}>"
+
+
+def _format_of(precision: Any) -> FixedFormat | None:
+    """A read-back hls4ml precision as a FixedFormat (None when it is not fixed point)."""
+    integer = getattr(precision, "integer", None)
+    if integer is None or not hasattr(precision, "rounding_mode"):
+        return None
+    try:
+        return FixedFormat(
+            int(precision.width), int(integer), bool(precision.signed), Quant.from_name(str(precision.rounding_mode)),
+            Overflow.from_name(str(precision.saturation_mode)), int(precision.saturation_bits or 0),
+        )  # fmt: skip
+    except ValueError:
+        return None
+
+
+def _values(codes: np.ndarray, fmt: FixedFormat) -> np.ndarray:
+    """Float64 values of integer codes (exact: hls4ml prints them with ``frac_bits`` decimals)."""
+    codes = np.asarray(codes)
+    if codes.size and max(abs(int(codes.max())), abs(int(codes.min()))) >= 1 << 53:
+        raise Hls4mlExportError(f"constant codes of {fmt} do not fit a double, which hls4ml stores weights as")
+    return np.ldexp(codes.astype(np.float64), -fmt.frac_bits)
+
+
+# ------------------------------------------------------------------------------------------------------ lowering
+@dataclass
+class _Loc:
+    """Where an IR tensor lives in hls4ml: the layer producing it and that layer's (channels-last) shape."""
+
+    layer: str
+    shape: tuple[int, ...]
+
+
+def _channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
+
+
+def _mixed(ir_shape: tuple[int, ...], hls_shape: tuple[int, ...]) -> bool:
+    """True when hls4ml's flat order differs from NCHW: an (H, W, C) image with several channels and pixels."""
+    return len(ir_shape) == 3 and len(hls_shape) == 3 and ir_shape[0] > 1 and ir_shape[1] * ir_shape[2] > 1
+
+
+class _Lowering:
+    """Walks the cast-fused IR graph and produces hls4ml layer dicts and, per layer, the precisions to set."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.g = fuse_casts(graph)
+        self.layers: list[dict] = []
+        self.types: dict[str, dict[str, FixedFormat]] = {}
+        self.where: dict[str, _Loc] = {}
+        self.names: set[str] = {"input"}
+        self.consumers = {t: [n for n in self.g.nodes if t in n.inputs] for t in self.g.tensors}
+        self.skip: set[str] = set()  # nodes folded into the layer of the node before them
+        self.inputs: list[str] = []
+
+    def fail(self, node: Node, why: str) -> Hls4mlExportError:
+        return Hls4mlExportError(f'node "{node.name}": {why}')
+
+    def add(self, kind: str, name: str, inputs: list[str], shape: tuple[int, ...], types: dict, **attrs) -> str:
+        name = sanitize(name, self.names)
+        self.layers.append({"class_name": kind, "name": name, "inputs": inputs, **attrs})
+        self.types[name] = types
+        self.shapes[name] = shape
+        return name
+
+    def fmt(self, tensor: str) -> FixedFormat:
+        return self.g.tensors[tensor].fmt
+
+    # ---------------------------------------------------------------------------------------------- layouts
+    def image(self, tensor: str, node: Node) -> _Loc:
+        """``tensor`` as an (H, W, C) hls4ml tensor (inserting a reshape / transpose when it is flat)."""
+        ir = self.g.tensors[tensor].shape
+        if len(ir) != 3:
+            raise self.fail(node, f"expects a (C, H, W) input, not {list(ir)}")
+        loc, want = self.where[tensor], _channels_last(ir)
+        if loc.shape == want:
+            return loc
+        fmt = self.fmt(tensor)
+        if not (ir[0] > 1 and ir[1] * ir[2] > 1):  # same flat order either way
+            return _Loc(self.add("Reshape", f"{loc.layer}_hwc", [loc.layer], want, {"result": fmt},
+                                 target_shape=list(want)), want)  # fmt: skip
+        flat = self.flat(tensor, node)
+        chw = self.add("Reshape", f"{flat.layer}_chw", [flat.layer], ir, {"result": fmt}, target_shape=list(ir))
+        return _Loc(self.add("Transpose", f"{chw}_hwc", [chw], want, {"result": fmt}, perm=[1, 2, 0]), want)
+
+    def flat(self, tensor: str, node: Node) -> _Loc:
+        """``tensor`` as a 1-D hls4ml tensor in NCHW order (a transpose first when it is a mixed image)."""
+        loc, ir, fmt = self.where[tensor], self.g.tensors[tensor].shape, self.fmt(tensor)
+        if len(loc.shape) == 1:
+            return loc
+        src = loc.layer
+        if _mixed(ir, loc.shape):  # (via a 2-D reshape, so that hls4ml keeps the transpose: see the docs)
+            src = self.add("Transpose", f"{src}_chw", [src], ir, {"result": fmt}, perm=[2, 0, 1])
+            two_d = (ir[0], ir[1] * ir[2])
+            src = self.add("Reshape", f"{src}_2d", [src], two_d, {"result": fmt}, target_shape=list(two_d))
+        size = int(np.prod(ir))
+        return _Loc(self.add("Reshape", f"{src}_flat", [src], (size,), {"result": fmt}, target_shape=[size]), (size,))
+
+    # ---------------------------------------------------------------------------------------------- nodes
+    def run(self) -> None:
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        for name in self.g.inputs:
+            users = self.consumers[name]
+            if len(users) != 1 or not isinstance(users[0], Cast):
+                raise Hls4mlExportError(
+                    f'input "{name}": hls4ml converts its float input once, into the input layer\'s type, so the '
+                    "input must be read by exactly one cast (a quantizer)"
+                )
+            cast = users[0]
+            shape = _channels_last(self.g.tensors[name].shape)
+            layer = self.add("InputLayer", name, [], shape, {"result": self.fmt(cast.output)}, input_shape=list(shape))
+            self.inputs.append(layer)
+            self.where[cast.output] = _Loc(layer, shape)
+            self.skip.add(cast.name)
+        for node in self.g.nodes:
+            if node.name not in self.skip:
+                self.visit(node)
+
+    def visit(self, node: Node) -> None:
+        out = node.output
+        res = self.fmt(out)
+        shape = self.g.tensors[out].shape
+        if isinstance(node, Cast):  # a cast hls4ml cannot fold into a layer: an assignment in a linear activation
+            self.activation(node, "linear", res)
+        elif isinstance(node, Dense):
+            self.dense(node, res)
+        elif isinstance(node, Conv2d):
+            self.conv(node, res)
+        elif isinstance(node, Affine):
+            self.affine(node, res)
+        elif isinstance(node, Add):
+            a, b = (self.where[t] for t in node.inputs)
+            if a.shape != b.shape:  # one is flat, the other an image: meet in the image layout
+                a, b = self.image(node.inputs[0], node), self.image(node.inputs[1], node)
+            name = self.add("Merge", node.name, [a.layer, b.layer], a.shape, {"result": res}, op="add")
+            self.where[out] = _Loc(name, a.shape)
+        elif isinstance(node, Relu):
+            self.relu(node, res)
+        elif isinstance(node, MaxPool2d):
+            x_fmt = self.fmt(node.inputs[0])
+            if any(node.padding) and not x_fmt.signed:
+                raise self.fail(node, f"hls4ml pads a max pool with the code whose MSB alone is set, which for the "
+                                f"unsigned {x_fmt} is a large value, not one below every input")  # fmt: skip
+            self.pool(node, res, "MaxPooling2D", node.acc or x_fmt)
+        elif isinstance(node, (SumPool2d, GlobalSum)):
+            self.average(node)
+        elif isinstance(node, Reshape):
+            if len(shape) == 1:
+                self.where[out] = self.flat(node.inputs[0], node)
+            elif len(shape) == 3:
+                self.where[out] = self.reshaped_image(node, shape)
+            else:
+                raise self.fail(node, f"reshape to rank {len(shape)} has no channels-last layout in hls4ml")
+        else:
+            raise self.fail(node, f"hls4ml export has no rule for {type(node).__name__}")
+
+    def reshaped_image(self, node: Reshape, shape: tuple[int, ...]) -> _Loc:
+        flat = self.flat(node.inputs[0], node)
+        fmt, want = self.fmt(node.output), _channels_last(shape)
+        if not (shape[0] > 1 and shape[1] * shape[2] > 1):
+            return _Loc(self.add("Reshape", node.name, [flat.layer], want, {"result": fmt},
+                                 target_shape=list(want)), want)  # fmt: skip
+        chw = self.add("Reshape", f"{node.name}_chw", [flat.layer], shape, {"result": fmt}, target_shape=list(shape))
+        return _Loc(self.add("Transpose", node.name, [chw], want, {"result": fmt}, perm=[1, 2, 0]), want)
+
+    def activation(self, node: Node, kind: str, res: FixedFormat) -> None:
+        loc = self.where[node.inputs[0]]
+        size = int(np.prod(loc.shape))
+        types = {"result": res, "table": res}  # relu / linear read no lookup table; set it all the same
+        name = self.add("Activation", node.name, [loc.layer], loc.shape, types, activation=kind, n_in=size)
+        self.where[node.output] = _Loc(name, loc.shape)
+
+    def relu(self, node: Relu, res: FixedFormat) -> None:
+        if node.max_code is None:
+            return self.activation(node, "relu", res)
+        top = node.max_code * 2.0**-node.acc.frac_bits
+        if top not in (1.0, 6.0):
+            raise self.fail(node, f"a ReLU clipped at {top:g}: hls4ml's clipped ReLUs stop at 1 (relu1) or 6 (relu6)")
+        return self.activation(node, f"relu{int(top)}", res)
+
+    def dense(self, node: Dense, res: FixedFormat) -> None:
+        loc = self.flat(node.inputs[0], node)
+        n_out, n_in = node.weight.shape
+        bias, bias_fmt = (node.bias, node.bias_fmt) if node.bias is not None else (np.zeros(n_out, np.int64), _ONE)
+        name = self.add(
+            "Dense", node.name, [loc.layer], (n_out,),
+            {"result": res, "accum": node.acc, "weight": node.weight_fmt, "bias": bias_fmt},
+            n_in=n_in, n_out=n_out, weight_data=_values(node.weight, node.weight_fmt).T.copy(),
+            bias_data=_values(bias, bias_fmt),
+        )  # fmt: skip
+        self.where[node.output] = _Loc(name, (n_out,))
+
+    def conv(self, node: Conv2d, res: FixedFormat) -> None:
+        if node.groups != 1:
+            raise self.fail(node, f"a grouped convolution (groups={node.groups}) is not exported to hls4ml")
+        if node.dilation != (1, 1):
+            raise self.fail(node, f"hls4ml's Conv2D has no dilation (dilation={list(node.dilation)})")
+        loc = self.image(node.inputs[0], node)
+        c_out, c_in, kh, kw = node.weight.shape
+        (h, w, _), (_, ho, wo) = loc.shape, self.g.tensors[node.output].shape
+        top, left, bottom, right = node.padding
+        bias, bias_fmt = (node.bias, node.bias_fmt) if node.bias is not None else (np.zeros(c_out, np.int64), _ONE)
+        shape = (ho, wo, c_out)
+        name = self.add(
+            "Conv2D", node.name, [loc.layer], shape,
+            {"result": res, "accum": node.acc, "weight": node.weight_fmt, "bias": bias_fmt},
+            data_format="channels_last", in_height=h, in_width=w, out_height=ho, out_width=wo, n_chan=c_in,
+            n_filt=c_out, filt_height=kh, filt_width=kw, stride_height=node.stride[0], stride_width=node.stride[1],
+            pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right, dilation=1,
+            weight_data=_values(node.weight, node.weight_fmt).transpose(2, 3, 1, 0).copy(),
+            bias_data=_values(bias, bias_fmt),
+        )  # fmt: skip
+        self.where[node.output] = _Loc(name, shape)
+
+    def affine(self, node: Affine, res: FixedFormat) -> None:
+        loc = self.where[node.inputs[0]]
+        ir = self.g.tensors[node.inputs[0]].shape
+        channels = ir[0]
+        scale, scale_fmt = (node.scale, node.scale_fmt) if node.scale is not None else (np.ones(channels, int), _ONE)
+        shift, shift_fmt = (node.shift, node.shift_fmt) if node.shift is not None else (np.zeros(channels, int), _ONE)
+        s, b = _values(scale, scale_fmt), _values(shift, shift_fmt)
+        if np.all(s == 1) and np.all(b == 0):  # hls4ml deletes such a batch norm: it is only the cast
+            return self.activation(node, "linear", res)
+        if len(ir) == 3 and ir[1] * ir[2] > 1:
+            loc, n_filt = self.image(node.inputs[0], node), channels
+        else:
+            n_filt = -1  # one scale per element of a flat tensor (channels only, or 1x1 images)
+        name = self.add(
+            "BatchNormalization", node.name, [loc.layer], loc.shape,
+            {"result": res, "scale": scale_fmt, "bias": shift_fmt},
+            n_in=int(np.prod(loc.shape)), n_filt=n_filt, scale_data=s, bias_data=b,
+        )  # fmt: skip
+        self.where[node.output] = _Loc(name, loc.shape)
+
+    def pool(self, node: MaxPool2d | SumPool2d, res: FixedFormat, kind: str, accum: FixedFormat, **kw) -> str:
+        loc = self.image(node.inputs[0], node)
+        (h, w, c), (_, ho, wo) = loc.shape, self.g.tensors[node.output].shape
+        top, left, bottom, right = node.padding
+        shape = (ho, wo, c)
+        name = self.add(
+            kind, node.name, [loc.layer], shape, {"result": res, "accum": accum},
+            data_format="channels_last", in_height=h, in_width=w, out_height=ho, out_width=wo, n_filt=c,
+            pool_height=node.kernel[0], pool_width=node.kernel[1], stride_height=node.stride[0],
+            stride_width=node.stride[1], pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right, **kw,
+        )  # fmt: skip
+        self.where[node.output] = _Loc(name, shape)
+        return name
+
+    def average(self, node: SumPool2d | GlobalSum) -> None:
+        """A window / global sum followed by a multiplication by 2**-k, k = log2(window): hls4ml's average pooling
+        (sum in ``accum_t``, then ``/= 2**k``, exact with k more fraction bits)."""
+        shape = self.g.tensors[node.inputs[0]].shape
+        area = int(np.prod(node.kernel if isinstance(node, SumPool2d) else shape[1:]))
+        users = self.consumers[node.output]
+        scale = users[0] if len(users) == 1 and isinstance(users[0], Affine) else None
+        k = area.bit_length() - 1
+        exact = (
+            scale is not None and node.output not in self.g.outputs and scale.shift is None
+            and scale.scale is not None and area == 1 << k
+            and np.all(_values(scale.scale, scale.scale_fmt) == 2.0**-k) and self.fmt(node.output) == node.acc
+        )  # fmt: skip
+        if not exact:
+            raise self.fail(
+                node, "hls4ml has no exact window sum: its average pooling divides by the window size, which QFX "
+                "can only match when the sum is followed by a multiplication by 1/size, a power of two (an average "
+                "pool over 2**k values)"
+            )  # fmt: skip
+        acc = node.acc
+        accum = FixedFormat(acc.width + k, acc.int_bits, acc.signed)  # the sum, then k more fraction bits
+        res = self.fmt(scale.output)
+        self.skip.add(scale.name)
+        if isinstance(node, SumPool2d):
+            name = self.pool(node, res, "AveragePooling2D", accum, count_pad=True)
+        else:
+            loc = self.image(node.inputs[0], node)
+            h, w, c = loc.shape
+            name = self.add("GlobalAveragePooling2D", node.name, [loc.layer], (c,), {"result": res, "accum": accum},
+                            data_format="channels_last", in_height=h, in_width=w, n_filt=c)  # fmt: skip
+            self.where[node.output] = _Loc(name, (c,))
+        self.where[scale.output] = self.where.pop(node.output)
+        _ = name
+
+
+# ------------------------------------------------------------------------------------------------------ building
+def _graph_of(source: Any, example_input: Any) -> Graph:
+    """The IR graph of ``source``: itself, or a QFX torch model exported to QONNX and read back."""
+    if isinstance(source, Graph):
+        return source
+    import torch  # only a model needs it
+
+    from qfx.export.qonnx import export_qonnx
+    from qfx.ir.qonnx import from_qonnx
+
+    if not isinstance(source, torch.nn.Module):
+        raise TypeError(f"source must be a qfx.ir.Graph or a QFX torch model, not {type(source).__name__}")
+    if example_input is None:
+        raise ValueError("a torch model needs example_input (a batch of its inputs) to fix the shapes")
+    with tempfile.TemporaryDirectory(prefix="qfx_hls4ml_") as tmp:
+        path = export_qonnx(source, torch.as_tensor(example_input)[:1], Path(tmp) / "model.onnx")
+        return from_qonnx(path, name=type(source).__name__)
+
+
+def _config(low: _Lowering, out_dir: Path, name: str, backend: str, io_type: str, **kw: Any) -> dict:
+    from hls4ml.utils.config import create_config
+
+    cfg = create_config(output_dir=str(out_dir), project_name=name, backend=backend, io_type=io_type,
+                        part=kw["part"], clock_period=kw["clock_period"])  # fmt: skip
+    layers = {}
+    for layer, types in low.types.items():
+        precision = {var: hls4ml_precision(fmt) for var, fmt in types.items()}
+        table = {"table_t": precision.pop("table")} if "table" in precision else {}  # a layer attribute, not a var
+        layers[layer] = {"Precision": precision, "Trace": False, **table}
+    cfg["HLSConfig"] = {
+        "Model": {"Precision": "ap_fixed<16,6>", "ReuseFactor": kw["reuse_factor"], "Strategy": "Latency",
+                  "BramFactor": 1 << 30, "TraceOutput": False, "BitExact": False},
+        "LayerName": layers,
+    }  # fmt: skip
+    return cfg
+
+
+def _check(hls_model: Any, low: _Lowering) -> None:
+    """Every layer QFX made is there with exactly the types QFX set (hls4ml optimizers must not have changed
+    them); Reshapes may be gone (they move no value in io_parallel)."""
+    layers = {layer.name: layer for layer in hls_model.get_layers()}
+    kinds = {d["name"]: d["class_name"] for d in low.layers}
+    for name in layers:
+        if name not in low.types:
+            raise Hls4mlExportError(f'hls4ml added layer "{name}" ({layers[name].class_name}), which QFX did not set')
+    for name, want in low.types.items():
+        layer = layers.get(name)
+        if layer is None:
+            if kinds[name] == "Reshape":
+                continue
+            raise Hls4mlExportError(f'hls4ml removed layer "{name}" ({kinds[name]}), which QFX needs')
+        got = {key.removesuffix("_t"): _format_of(t.precision) for key, t in layer.types.items()}
+        got.pop("index", None)  # indexes compressed weights; compression is off
+        got["result"] = _format_of(layer.get_output_variable().type.precision)
+        if kinds[name] in ("Reshape", "Transpose"):
+            got = {"result": got["result"]}
+        for var in sorted(set(got) | set(want)):
+            if got.get(var) != want.get(var):
+                raise Hls4mlExportError(
+                    f'layer "{name}": hls4ml\'s {var} type is {got.get(var)}, not the {want.get(var)} QFX set'
+                )
+
+
+def _layout(low: _Lowering, hls_model: Any) -> dict:
+    """What :func:`hls4ml_codes` needs: each input's and output's IR shape, layout and format."""
+
+    def entry(tensor: str, shape: tuple[int, ...]) -> dict:
+        ir = low.g.tensors[tensor].shape
+        fmt = low.fmt(tensor)
+        return {"tensor": tensor, "shape": list(ir), "channels_last": len(shape) == 3, "format": str(fmt),
+                "frac_bits": fmt.frac_bits, "width": fmt.width}  # fmt: skip
+
+    inputs = [entry(low.consumers[t][0].output, low.where[low.consumers[t][0].output].shape) for t in low.g.inputs]
+    outputs = [entry(t, low.where[t].shape) for t in low.g.outputs]
+    return {"qfx": 1, "project": hls_model.config.get_project_name(), "inputs": inputs, "outputs": outputs}
+
+
+def to_hls4ml(
+    source: Any,
+    out_dir: str | os.PathLike,
+    *,
+    backend: str = "Vivado",
+    io_type: str = "io_parallel",
+    force: bool = False,
+    project_name: str | None = None,
+    part: str | None = None,
+    clock_period: float = 5,
+    reuse_factor: int = 1,
+    example_input: Any = None,
+) -> Any:
+    """An hls4ml ``ModelGraph`` computing ``source`` bit for bit, its project written to ``out_dir``.
+
+    ``source`` is a :class:`qfx.ir.Graph`, or a QFX torch model (from :func:`qfx.quantize_`) together with
+    ``example_input`` (a batch; it goes through :func:`qfx.export.export_qonnx` and :func:`qfx.ir.from_qonnx`).
+    ``out_dir`` must be absent, empty or an earlier export, unless ``force``. Call ``compile()`` on the result,
+    then :func:`hls4ml_codes` (or ``predict()`` on channels-last input: values, codes times ``2**-frac_bits``).
+    Raises :class:`Hls4mlExportError` naming the node, before anything is written, when a node has no exact
+    hls4ml equivalent; ``ImportError`` without hls4ml.
+    """
+    _require_hls4ml()
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (ap_fixed backends), not {backend!r}")
+    if io_type not in IO_TYPES:
+        raise ValueError(f"io_type must be 'io_parallel' (the one whose arithmetic QFX checks), not {io_type!r}")
+    out_dir = Path(out_dir)
+    check_target(out_dir, MARKER, force, "QFX hls4ml project")
+    graph = _graph_of(source, example_input)
+    low = _Lowering(graph)
+    low.run()
+    name = sanitize(project_name or graph.name, {"input"})
+    import hls4ml
+
+    cfg = _config(low, out_dir, name, backend, io_type, part=part, clock_period=clock_period,
+                  reuse_factor=reuse_factor)  # fmt: skip
+    outputs = [low.where[t].layer for t in graph.outputs]
+    hls_model = hls4ml.model.ModelGraph.from_layer_list(cfg, low.layers, inputs=low.inputs, outputs=outputs)
+    _check(hls_model, low)
+    for layer, types in low.types.items():  # the config keeps C++ strings, also where hls4ml needed an object
+        entry = hls_model.config.config["HLSConfig"]["LayerName"][layer]
+        entry["Precision"] = {var: _cpp(fmt) for var, fmt in types.items() if var != "table"}
+        if "table" in types:
+            entry["table_t"] = _cpp(types["table"])
+    info = _layout(low, hls_model)
+    hls_model.config.config["QFX"] = info
+    with staged_folder(out_dir) as stage:
+        hls_model.config.config["OutputDir"] = str(stage)
+        hls_model.write()
+        (stage / MARKER).write_text(json.dumps(info, indent=1) + "\n")
+    hls_model.config.config["OutputDir"] = str(out_dir)
+    hls_model.write()  # again, so that the project's own config names out_dir
+    return hls_model
+
+
+def hls4ml_codes(hls_model: Any, x: Any) -> np.ndarray | dict[str, np.ndarray]:
+    """Integer codes of the outputs of a compiled :func:`to_hls4ml` model for the NCHW float batch ``x``.
+
+    Transposes images to channels-last for hls4ml, calls ``predict`` on float64 (exact: ap_fixed converts a
+    double once), multiplies the values by ``2**frac_bits`` of each output's format and transposes images back.
+    A dict by output tensor name when the graph has several outputs, as :func:`qfx.ir.interpret.run`.
+    """
+    info = hls_model.config.config.get("QFX")
+    if info is None:
+        raise ValueError("not a model from qfx.export.to_hls4ml (its config has no QFX layout)")
+    xs = list(x.values()) if isinstance(x, dict) else [x]
+    feeds = []
+    for spec, xi in zip(info["inputs"], xs, strict=True):
+        xi = np.asarray(xi, dtype=np.float64).reshape(-1, *spec["shape"])
+        if spec["channels_last"]:
+            xi = xi.transpose(0, 2, 3, 1)
+        feeds.append(np.ascontiguousarray(xi.reshape(xi.shape[0], -1)))
+    batch = feeds[0].shape[0]
+    got = hls_model.predict(feeds[0] if len(feeds) == 1 else feeds)
+    got = [got] if len(info["outputs"]) == 1 else list(got)
+    out = {}
+    for spec, y in zip(info["outputs"], got, strict=True):
+        if spec["width"] > 53:
+            raise ValueError(f"output {spec['tensor']}: {spec['format']} is wider than a double holds exactly")
+        scaled = np.asarray(y, dtype=np.float64).reshape(batch, -1) * 2.0 ** spec["frac_bits"]
+        codes = scaled.astype(np.int64)
+        ir = spec["shape"]
+        codes = (codes.reshape(batch, ir[1], ir[2], ir[0]).transpose(0, 3, 1, 2) if spec["channels_last"] and
+                 len(ir) == 3 else codes.reshape(batch, *ir))  # fmt: skip
+        out[spec["tensor"]] = codes
+    return out if len(out) > 1 else next(iter(out.values()))
