@@ -32,7 +32,7 @@ from qfx.ir import IRError, from_qonnx
 from qfx.ir.constants import sanitize
 from qfx.quantize import LayerConfig, QuantizeConfig, quantize_
 
-ODD_NAME = 'a b;"'  # a space, a semicolon and a double quote: no C, Verilog or Python-string-safe character
+ODD_NAME = 'a b;"'  # none of a space, a semicolon or a double quote may be in a C or Verilog identifier
 
 # --------------------------------------------------------------------------------------------- reusable helpers
 
@@ -417,11 +417,14 @@ def test_quoted_module_name_is_refused_by_quantize() -> None:
         quantize_(model, QuantizeConfig(), torch.rand(4, 4))
 
 
-def test_module_name_with_space_and_semicolon_exports() -> None:
+def test_module_name_with_space_and_semicolon_exports(tmp_path) -> None:
     model = nn.Sequential()
     model.add_module("a b;", nn.Linear(4, 3))
-    q = quantize_(model, QuantizeConfig(mode="ptq"), torch.rand(8, 4))
+    x = torch.rand(8, 4)
+    q = quantize_(model, QuantizeConfig(mode="ptq"), x).eval()
     assert "a b;" in dict(q.named_modules())
+    graph = from_qonnx(export_qonnx(q, x, tmp_path / "m.onnx"))  # torch.fx names the node a_b_
+    assert all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n.name) for n in graph.nodes)
 
 
 def test_sanitized_names_are_distinct() -> None:
