@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m qfx.demo
+	$(VENV)/bin/qfx demo
 
 test: $(STAMP)
 	$(PY) -m pytest

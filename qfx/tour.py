@@ -1,4 +1,4 @@
-"""``python -m qfx.demo``: a short tour of the fixed-point core on bundled (generated) data.
+"""``python -m qfx.tour``: a short tour of the fixed-point core on bundled (generated) data.
 
 Shows formats and their ranges, every quantization and overflow mode on a few values, a float pitfall QFX avoids,
 and a tiny network whose quantizers learn where their binary points sit.

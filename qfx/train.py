@@ -64,14 +64,23 @@ class DigitsCNN(nn.Module):
 MODELS: dict[str, Callable[[], nn.Module]] = {"mlp": DigitsMLP, "cnn": DigitsCNN}
 
 
-def train(model: nn.Module, data: TensorDataset, epochs: int, lr: float, seed: int, desc: str) -> nn.Module:
-    """Adam with cosine decay on cross entropy; a progress bar per run."""
+def train(
+    model: nn.Module,
+    data: TensorDataset,
+    epochs: int,
+    lr: float,
+    seed: int,
+    desc: str,
+    *,
+    on_epoch: Callable[[], None] | None = None,
+) -> nn.Module:
+    """Adam with cosine decay on cross entropy; a progress bar per run (or ``on_epoch`` called after each epoch)."""
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(data, batch_size=64, shuffle=True, generator=gen)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(loader))
     model.train()
-    bar = tqdm(range(epochs), desc=desc, leave=False, file=sys.stderr, disable=None)
+    bar = tqdm(range(epochs), desc=desc, leave=False, file=sys.stderr, disable=True if on_epoch else None)
     for _ in bar:
         for x, y in loader:
             loss = nn.functional.cross_entropy(model(x), y)
@@ -80,6 +89,8 @@ def train(model: nn.Module, data: TensorDataset, epochs: int, lr: float, seed: i
             opt.step()
             sched.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
+        if on_epoch is not None:
+            on_epoch()
     return model
 
 

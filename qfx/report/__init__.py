@@ -1,0 +1,206 @@
+"""A run folder's ``results.json`` -> ``report.md``, ``report.html`` and PNG plots (``qfx report``, ``qfx demo``).
+
+``results.json`` holds sections written by the commands: ``train`` (``qfx train``), ``verify`` and ``synth``
+(``qfx verify/synth --record``), or, from ``qfx demo``, ``meta``, ``accuracy``, ``sweep`` and ``variants`` (one per
+deployed model, each with its formats, verification chain and resources). Whatever is present is shown.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jinja2
+
+from qfx.backends.hls.generate import hls_root
+from qfx.report.plots import plot_accuracy, plot_binary_points, plot_resources
+
+__all__ = ["Table", "record", "synth_summary", "write_report"]
+
+
+def record(path: Path, section: str, data: object) -> None:
+    """Set ``section`` of the JSON file ``path`` (a run's results.json) to ``data``, keeping the other sections."""
+    results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"generator": "qfx"}
+    results[section] = data
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def synth_summary(result) -> dict:
+    """A :class:`qfx.synth.SynthReport` as the JSON a results.json holds."""
+    return {
+        "family": result.family,
+        "board": result.board.name if result.board else None,
+        "total": asdict(result.total),
+        "layers": {name: asdict(c) for name, c in result.layers.items()},
+        "utilization": result.utilization,
+        "yosys_s": result.yosys_s,
+    }
+
+
+@dataclass(frozen=True)
+class Table:
+    """Headers and rows of strings; rendered as Markdown and as HTML."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    align_right: int = 1  # columns from this index on are numbers
+
+    def markdown(self) -> str:
+        rule = ["---" if i < self.align_right else "---:" for i in range(len(self.headers))]
+        lines = [self.headers, rule, *self.rows]
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+    def html(self) -> str:
+        def cell(tag: str, i: int, text: str) -> str:
+            cls = ' class="num"' if i >= self.align_right else ""
+            text = html.escape(text).replace("**", "")
+            return f"<{tag}{cls}>{text}</{tag}>"
+
+        head = "".join(cell("th", i, h) for i, h in enumerate(self.headers))
+        body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(r)) + "</tr>" for r in self.rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _variants(results: dict) -> dict[str, dict]:
+    """Deployed models by key: the demo's ``variants``, or one made of the train/verify/synth sections."""
+    if results.get("variants"):
+        return results["variants"]
+    train = results.get("train", {})
+    single = {
+        "title": f"{train.get('model', 'model')} W={train.get('width', '?')}" if train else "model",
+        "formats": {"calibrated": train.get("calibrated", []), "learned": train.get("learned", [])},
+        "verify": results.get("verify"),
+        "synth": results.get("synth"),
+    }
+    return {"model": single} if any(single[k] for k in ("verify", "synth")) or train else {}
+
+
+def _accuracy_table(results: dict) -> Table | None:
+    rows = results.get("accuracy")
+    if rows:
+        return Table(["model", "method", "width", "test accuracy (%)"], [
+            [r.get("model", ""), r["method"], str(r["width"] or "float32"), _pct(r["accuracy"])] for r in rows
+        ], align_right=2)  # fmt: skip
+    train = results.get("train")
+    if train:
+        acc = train["accuracy"]
+        return Table(["model", "method", "width", "test accuracy (%)"], [
+            [train["model"], method, "float32" if method == "float" else str(train["width"]), _pct(value)]
+            for method, value in acc.items()
+        ], align_right=2)  # fmt: skip
+    return None
+
+
+def _formats_table(variant: dict) -> Table | None:
+    formats = variant.get("formats") or {}
+    learned = formats.get("learned") or []
+    if not learned:
+        return None
+    calibrated = {r["name"]: r["format"] for r in formats.get("calibrated", [])}
+    rows = [[r["name"], calibrated.get(r["name"], ""), r["format"], str(r["int_bits"]), str(r["frac_bits"])]
+            for r in learned]  # fmt: skip
+    return Table(["tensor", "calibrated (PTQ)", "learned (QAT)", "integer bits", "fraction bits"], rows, 3)
+
+
+def _verify_table(chain: dict | None) -> Table | None:
+    if not chain:
+        return None
+    rows = []
+    for r in chain["links"]:
+        status = "reference" if r["link"] == chain["reference"] else str(r["mismatches"])
+        note = f" ({r['note']})" if r.get("note") else ""
+        rows.append([r["link"], r["runs_on"] + note, str(r["vectors"]), str(r["codes"]), status,
+                     f"{r['seconds']:.1f}"])  # fmt: skip
+    return Table(["link", "runs on", "vectors", "codes compared", "mismatches", "time (s)"], rows, 2)
+
+
+def _synth_table(synth: dict | None) -> Table | None:
+    if not synth:
+        return None
+    keys = ["lut", "ff", "carry", "dsp", "bram"]
+    rows = [[name, *(f"{c.get(k, 0):g}" for k in keys)] for name, c in synth["layers"].items()]
+    rows.append(["**total**", *(f"{synth['total'].get(k, 0):g}" for k in keys)])
+    if synth.get("board") and synth.get("utilization"):
+        u = synth["utilization"]
+        rows.append([f"% of {synth['board']}", f"{u['lut']:.2f}%", f"{u['ff']:.2f}%", "", f"{u['dsp']:.2f}%",
+                     f"{u['bram']:.2f}%"])  # fmt: skip
+    return Table(["layer", "LUT", "FF", "CARRY", "DSP", "BRAM"], rows)
+
+
+def _sections(results: dict, folder: Path) -> dict:
+    """Everything the templates show, with the plots written into ``folder/plots``."""
+    plots_dir = folder / "plots"
+    plots_dir.mkdir(exist_ok=True)
+    variants = _variants(results)
+    plots = {}
+    if any((v.get("formats") or {}).get("learned") for v in variants.values()):
+        plots["binary_points"] = plot_binary_points(variants, plots_dir / "binary_points.png")
+    if results.get("sweep"):
+        float_acc = next((r["accuracy"] for r in results.get("accuracy", []) if r["method"] == "float"), None)
+        plots["accuracy"] = plot_accuracy(results["sweep"], float_acc, plots_dir / "accuracy_vs_width.png")
+    if any(v.get("synth") for v in variants.values()):
+        plots["resources"] = plot_resources(variants, plots_dir / "resources.png")
+    chains = [v["verify"] for v in variants.values() if v.get("verify")]
+    total_codes = sum(link["codes"] for chain in chains for link in chain["links"] if link["mismatches"] is not None)
+    sweep = results.get("sweep") or []
+    return {
+        "meta": results.get("meta", {}),
+        "accuracy": _accuracy_table(results),
+        "sweep": Table(["method", "width", "test accuracy (%)"],
+                       [[r["method"], str(r["width"]), _pct(r["accuracy"])] for r in sweep]) if sweep else None,
+        "variants": [
+            {"title": v["title"], "files": v.get("files", {}), "formats": _formats_table(v),
+             "verify": _verify_table(v.get("verify")), "verify_ok": (v.get("verify") or {}).get("ok"),
+             "synth": _synth_table(v.get("synth")), "synth_meta": v.get("synth")}
+            for v in variants.values()
+        ],
+        "all_ok": bool(chains) and all(chain["ok"] for chain in chains),
+        "chains": len(chains),
+        "total_codes": total_codes,
+        "plots": {k: os.path.relpath(p, folder) for k, p in plots.items()},
+        "timings": results.get("timings", {}),
+    }  # fmt: skip
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(hls_root() / "templates" / "report"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=jinja2.select_autoescape(["html.j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def write_report(folder: str | os.PathLike) -> list[Path]:
+    """Render ``folder/results.json`` into ``report.md``, ``report.html`` and ``plots/*.png``; returns the paths."""
+    folder = Path(folder)
+    source = folder / "results.json"
+    try:
+        results = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{source} not found: give a folder written by `qfx demo` or `qfx train`") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source} is not valid JSON ({exc})") from None
+    if not isinstance(results, dict) or results.get("generator") != "qfx":
+        raise ValueError(f"{source} was not written by QFX")
+    context = _sections(results, folder)
+    env = _environment()
+    written = []
+    for template, name in (("report.md.j2", "report.md"), ("report.html.j2", "report.html")):
+        path = folder / name
+        tmp = folder / f".{name}.tmp"
+        tmp.write_text(env.get_template(template).render(**context), encoding="utf-8")
+        os.replace(tmp, path)
+        written.append(path)
+    return written + [folder / p for p in context["plots"].values()]

@@ -1,0 +1,166 @@
+"""The verification chain in one call: the same inputs through every link, integer output codes compared for equality.
+
+Links, in the order a model travels: the PyTorch model, qonnx's ``execute_onnx`` on the QONNX file, the IR's
+integer interpreter (the reference every other link is compared with), the HLS project's C-simulation (g++ against
+the ap_fixed headers), and the RTL simulation (cocotb on Verilator or Icarus). A link is skipped only when it was
+not asked for; one mismatching code anywhere makes the chain fail.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qfx.ir import Graph, from_qonnx
+
+__all__ = ["ChainReport", "LinkResult", "verify_chain"]
+
+REFERENCE = "IR interpreter"
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """One link's outcome against the reference: how many output codes differ (``None`` when skipped)."""
+
+    link: str
+    runs_on: str
+    vectors: int
+    codes: int
+    mismatches: int | None
+    seconds: float
+    note: str = ""
+
+    @property
+    def skipped(self) -> bool:
+        return self.mismatches is None
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Every link's result; ``ok`` when no link that ran disagrees with the reference in any code."""
+
+    links: tuple[LinkResult, ...]
+    reference: str = REFERENCE
+
+    @property
+    def ok(self) -> bool:
+        return all(link.mismatches == 0 for link in self.links if not link.skipped)
+
+    def table(self) -> str:
+        """A Markdown table: one row per link."""
+        lines = [
+            "| link | runs on | vectors | codes compared | mismatches | time (s) |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for r in self.links:
+            shown = "reference" if r.link == self.reference else ("skipped" if r.skipped else str(r.mismatches))
+            note = f" ({r.note})" if r.note else ""
+            lines.append(f"| {r.link} | {r.runs_on}{note} | {r.vectors} | {r.codes} | {shown} | {r.seconds:.1f} |")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {"reference": self.reference, "ok": self.ok, "links": [vars(r) for r in self.links]}
+
+
+def _grid_codes(values: np.ndarray, frac_bits: int) -> np.ndarray:
+    """Float outputs on the output format's grid -> integer codes; a value off the grid becomes a sentinel that
+    can equal no code (so it counts as a mismatch rather than being rounded into agreement)."""
+    scaled = np.asarray(values, dtype=np.float64) * 2.0**frac_bits
+    exact = np.isfinite(scaled) & (scaled == np.round(scaled))
+    return np.where(exact, np.round(np.where(exact, scaled, 0.0)), np.nan)
+
+
+def _mismatches(codes: np.ndarray, reference: np.ndarray) -> int:
+    codes = np.asarray(codes, dtype=np.float64).reshape(reference.shape[0], -1)
+    return int(np.count_nonzero(codes != reference.reshape(reference.shape[0], -1)))
+
+
+def qonnx_codes(path: str | os.PathLike, x: np.ndarray, frac_bits: int) -> np.ndarray:
+    """Output codes of qonnx's ``execute_onnx`` on the batch ``x`` (the file's batch size changed to fit)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    wrapper = ModelWrapper(str(path)).transform(ChangeBatchSize(x.shape[0])).transform(InferShapes())
+    out = execute_onnx(wrapper, {wrapper.graph.input[0].name: x})[wrapper.graph.output[0].name]
+    return _grid_codes(out, frac_bits)
+
+
+def _torch_codes(model, x: np.ndarray, frac_bits: int) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        out = model.eval()(torch.from_numpy(x))
+    return _grid_codes(out.double().numpy(), frac_bits)
+
+
+def verify_chain(
+    qonnx_path: str | os.PathLike,
+    x: np.ndarray,
+    *,
+    model=None,
+    hls_dir: str | os.PathLike | None = None,
+    rtl_dir: str | os.PathLike | None = None,
+    simulators: Sequence[str] = ("verilator",),
+    progress: Callable[[str], None] | None = None,
+) -> ChainReport:
+    """Run the float batch ``x`` through every link given and compare output codes with the IR interpreter's.
+
+    ``qonnx_path`` is the exported model; ``model`` (a QFX torch module), ``hls_dir`` (from :func:`qfx.hls.generate`)
+    and ``rtl_dir`` (from :func:`qfx.rtl.generate`, simulated on each of ``simulators``) add their links.
+    ``progress`` is called with each link's name before it runs.
+    """
+    path = Path(qonnx_path)
+    graph: Graph = from_qonnx(path)
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ValueError(f"{path}: the chain checks models with one input and one output, not {graph.inputs}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    frac_bits = graph.fmt(graph.outputs[0]).frac_bits
+    n = x.shape[0]
+    say = progress or (lambda _name: None)
+
+    say(REFERENCE)
+    start = time.perf_counter()
+    reference = np.asarray(graph.run(x), dtype=np.int64).astype(np.float64)
+    links = [LinkResult(REFERENCE, "numpy, integer codes", n, reference.size, 0, time.perf_counter() - start)]
+
+    def add(link: str, runs_on: str, compute: Callable[[], tuple[np.ndarray, str]]) -> None:
+        say(link)
+        start = time.perf_counter()
+        codes, note = compute()
+        seconds = time.perf_counter() - start
+        links.append(LinkResult(link, runs_on, n, reference.size, _mismatches(codes, reference), seconds, note))
+
+    if model is not None:
+        import torch
+
+        add("PyTorch model", f"torch {torch.__version__}, CPU", lambda: (_torch_codes(model, x, frac_bits), ""))
+    add("QONNX", "qonnx execute_onnx (onnxruntime)", lambda: (qonnx_codes(path, x, frac_bits), ""))
+    if hls_dir is not None:
+        from qfx.hls import csim_run
+
+        def hls() -> tuple[np.ndarray, str]:
+            result = csim_run(hls_dir, x.reshape(n, -1))
+            return result.codes, "cached build" if result.cached else f"build {result.compile_s:.0f} s"
+
+        add("HLS C-simulation", "g++, ap_fixed headers of hls4ml", hls)
+    if rtl_dir is not None:
+        from qfx.rtl import simulate
+
+        for simulator in simulators:
+
+            def rtl(simulator: str = simulator) -> tuple[np.ndarray, str]:
+                result = simulate(rtl_dir, x, simulator=simulator)
+                return result.codes, f"build {result.build_s:.0f} s, {result.vectors_per_s:.0f} vectors/s"
+
+            add(f"RTL ({simulator.capitalize()})", "cocotb testbench", rtl)
+    # Reference first, then the links in the order a model travels through them.
+    order = ["PyTorch model", "QONNX", REFERENCE]
+    links.sort(key=lambda r: order.index(r.link) if r.link in order else len(order))
+    return ChainReport(tuple(links))
