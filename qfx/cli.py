@@ -73,6 +73,12 @@ def _graph(model: Path, tmp: Path):
     return from_qonnx(_qonnx_path(model, tmp))
 
 
+def _check_out_dir(path: Path, force: bool) -> None:
+    """The command line never replaces an existing folder unasked (it may hold a vendor tool's results)."""
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise FileExistsError(f"{path} exists; pass --force to replace it")
+
+
 def _check_new_file(path: Path, force: bool) -> None:
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; give a file name")
@@ -96,6 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from qfx.quantize import QuantizeConfig
 
     out = Path(args.out)
+    _check_out_dir(out, args.force)
     check_target(out, RUN_MARKER, args.force, "QFX run folder")
     w = args.width
     config = QuantizeConfig(
@@ -119,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with steps.step(f"{label} ({args.qat_epochs} epochs)", total=args.qat_epochs) as step:
         outcome = train_quantized(
             float_model, train_set, test_set, config, epochs=args.qat_epochs, lr=args.qat_lr, seed=args.seed,
-            progress=lambda _t, _n: step,
+            progress=lambda _t, _n: step, binary_point_lr=args.binary_point_lr,
         )  # fmt: skip
     with steps.step("writing checkpoint and QONNX"), staged_folder(out) as staging:
         example = test_set.tensors[0][:1]
@@ -158,6 +165,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_hls(args: argparse.Namespace) -> int:
     from qfx.hls import generate
 
+    _check_out_dir(Path(args.out), args.force)
     with tempfile.TemporaryDirectory(prefix="qfx-") as tmp:
         graph = _graph(Path(args.model), Path(tmp))
         with _steps(args).step(f"writing {args.tool} HLS project for {args.board}"):
@@ -171,6 +179,7 @@ def cmd_hls(args: argparse.Namespace) -> int:
 def cmd_rtl(args: argparse.Namespace) -> int:
     from qfx.rtl import generate, read_rtl
 
+    _check_out_dir(Path(args.out), args.force)
     with tempfile.TemporaryDirectory(prefix="qfx-") as tmp:
         graph = _graph(Path(args.model), Path(tmp))
         with _steps(args).step("writing Verilog"):
@@ -186,13 +195,23 @@ def _inputs(args: argparse.Namespace, shape: tuple[int, ...]):
 
     from qfx.data import dataset
 
-    x = dataset(args.dataset, args.data_root, "test").tensors[0].numpy()
+    if args.inputs:
+        try:
+            x = np.load(args.inputs, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--inputs {args.inputs}: not a readable .npy file ({exc})") from None
+        if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
+            raise ValueError(f"--inputs {args.inputs}: expected a numeric batch (N, ...), not {x.dtype} {x.shape}")
+        source = args.inputs
+    else:
+        x = dataset(args.dataset, args.data_root, "test").tensors[0].numpy()
+        source = f"the {args.dataset} test set"
     if args.limit is not None:
         x = x[: args.limit]
     if tuple(x.shape[1:]) != tuple(shape) and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
         x = x.reshape(x.shape[0], *shape)
     if tuple(x.shape[1:]) != tuple(shape):
-        raise ValueError(f"the model takes inputs of shape {shape}, the {args.dataset} test set has {x.shape[1:]}")
+        raise ValueError(f"the model takes inputs of shape {shape}, {source} has {tuple(x.shape[1:])}")
     return x
 
 
@@ -212,7 +231,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             model = load_checkpoint(model_path).model
         graph = _graph(qonnx, Path(tmp))
         x = _inputs(args, graph.tensors[graph.inputs[0]].shape)
-        with steps.step(f"verification chain on {len(x)} {args.dataset} test inputs") as step:
+        with steps.step(f"verification chain on {len(x)} inputs") as step:
             report = verify_chain(
                 qonnx, x, model=model, hls_dir=args.hls, rtl_dir=args.rtl, simulators=args.simulator,
                 progress=lambda link: step.describe(f"verification chain: {link}"),
@@ -252,6 +271,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from qfx.demo import run_demo
 
+    _check_out_dir(Path(args.out), args.force)
     result = run_demo(Path(args.out), force=args.force, steps=_steps(args), threads=args.threads)
     _print(result.summary())
     if not result.ok:
@@ -328,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=30, help="float training epochs (default 30)")
     p.add_argument("--qat-epochs", type=int, default=15, help="QAT epochs (default 15)")
     p.add_argument("--lr", type=float, default=3e-3, help="float learning rate")
-    p.add_argument("--qat-lr", type=float, default=3e-3, help="QAT learning rate")
+    p.add_argument("--qat-lr", type=float, default=3e-3, help="QAT learning rate of the weights")
+    p.add_argument("--binary-point-lr", type=float, default=0.03, help="QAT learning rate of the binary points")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="CPU threads (1 is reproducible)")
     p.add_argument("-o", "--out", default="qfx-run", help="output folder (default qfx-run)")
@@ -367,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="model.qfx (adds the PyTorch link) or model.onnx")
     data_args(p)
+    p.add_argument("--inputs", metavar="X.npy", help="a float batch (N, ...) from numpy.save, instead of --dataset")
     p.add_argument("--limit", type=int, help="use only the first N test inputs")
     p.add_argument("--hls", metavar="DIR", help="an HLS project from `qfx hls` (C-simulation link)")
     p.add_argument("--rtl", metavar="DIR", help="Verilog from `qfx rtl` (RTL simulation link)")
