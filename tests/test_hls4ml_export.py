@@ -80,12 +80,14 @@ def test_hls4ml_equals_ir_and_pytorch(name: str, graphs, tmp_path, toolchain, su
 
 
 def _layout_model() -> nn.Module:
-    """Conv, batch norm, a 2x2 average pool, a padded max pool and a flatten of a 3-channel image (the transpose
-    back to NCHW order), then two linear layers; PTQ on random weights (only exactness is checked)."""
+    """Conv, batch norm, a 2x2 average pool, a 1x1 conv, a padded max pool, a strided conv with uneven padding and
+    a flatten of a 2-channel image (the transpose back to NCHW order), then two linear layers; PTQ on random
+    weights (only exactness is checked)."""
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.AvgPool2d(2), nn.MaxPool2d(2, stride=1, padding=1),
-        nn.Flatten(), nn.Linear(3 * 5 * 5, 16), nn.ReLU(), nn.Linear(16, 10),
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.AvgPool2d(2), nn.Conv2d(4, 3, 1),
+        nn.MaxPool2d(2, stride=1, padding=1), nn.Conv2d(3, 2, 2, stride=2, padding=(1, 0)), nn.Flatten(),
+        nn.Linear(2 * 3 * 2, 16), nn.ReLU(), nn.Linear(16, 10),
     ).eval()  # fmt: skip
     return quantize_(net, QuantizeConfig(mode="ptq"), load_digits("train", seed=0).tensors[0]).eval()
 
@@ -94,13 +96,13 @@ def test_layouts_and_pooling(tmp_path, toolchain, summary) -> None:
     x, _ = digits_test()
     model = _layout_model()
     graph = from_qonnx(export_qonnx(model, x[:1], tmp_path / "layout.onnx"))
-    hls_model = to_hls4ml(model, tmp_path / "layout", example_input=x[:1])
+    hls_model = to_hls4ml(model, tmp_path / "layout", example_input=x[:1], backend="Vitis")  # the other backend
     kinds = {layer.class_name for layer in hls_model.get_layers()}
-    assert {"Conv2D", "BatchNormalization", "Pooling2D", "Transpose", "Dense"} <= kinds
+    assert {"Conv2D", "PointwiseConv2D", "BatchNormalization", "Pooling2D", "Transpose", "Dense"} <= kinds
     hls_model.compile()
     got = hls4ml_codes(hls_model, x.numpy())
     mismatches = int((got != np.asarray(graph.run(x.numpy()))).sum()) + int((got != _torch_codes(model, x)).sum())
-    summary(f"hls4ml predict vs PyTorch and IR, conv/avg-pool/padded max-pool/flatten model: {x.shape[0]} inputs, "
+    summary(f"hls4ml (Vitis) predict vs PyTorch and IR, conv/pool/flatten model: {x.shape[0]} inputs, "
             f"{got.size} codes, {mismatches} mismatches")  # fmt: skip
     assert mismatches == 0
 

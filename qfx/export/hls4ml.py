@@ -1,16 +1,11 @@
 """IR graph (or QFX model) -> hls4ml ``ModelGraph`` whose ``compile()`` + ``predict()`` equal the IR bit for bit.
 
-Every precision of every hls4ml layer is set from the IR: the input's, each result's (the output tensor's format,
-with its quantization and overflow modes), each accumulator (the IR node's exact ``acc``), weights, biases and
-batch-norm scales (the constants' formats), so that hls4ml's C++ computes what :func:`qfx.ir.interpret.run` does.
-After conversion each layer's types are read back and compared with what was set; a difference is an error.
-
-Layout: the IR is NCHW (as PyTorch); hls4ml's ``io_parallel`` layers are channels-last, so an image tensor
-(C, H, W) is (H, W, C) in hls4ml, conv weights are stored (KH, KW, C_in, C_out), dense weights (in, out), and a
-flatten of an image with several channels and pixels goes through a ``Transpose`` back to NCHW order first.
-:func:`hls4ml_codes` does the input/output transposes and returns integer codes.
-
-Only hls4ml is imported here, and only inside the functions (it is the ``sim`` extra); torch only for a model.
+Every precision of every hls4ml layer is set from the IR (input, results with their quantization and overflow
+modes, accumulators = the nodes' exact ``acc``, weights, biases, scales), then read back after hls4ml's optimizers
+ran; a difference is an error. The IR is NCHW, hls4ml's ``io_parallel`` layers channels-last: images are (H, W, C),
+conv weights (KH, KW, C_in, C_out), dense weights (in, out), and flattening an image with several channels and
+pixels goes through a ``Transpose`` to NCHW order; :func:`hls4ml_codes` transposes inputs and outputs.
+hls4ml (the ``sim`` extra) is imported only inside the functions, torch only for a model. See docs/hls4ml.md.
 """
 
 from __future__ import annotations
@@ -51,14 +46,6 @@ class _ExtraOverflow(enum.Enum):
 
     def __str__(self) -> str:
         return self.name
-
-
-def _require_hls4ml():
-    try:
-        import hls4ml
-    except ImportError:
-        raise ImportError("to_hls4ml needs hls4ml (pip install 'qfx[sim]')") from None
-    return hls4ml
 
 
 def hls4ml_precision(fmt: FixedFormat) -> Any:
@@ -134,12 +121,18 @@ class _Lowering:
     def fail(self, node: Node, why: str) -> Hls4mlExportError:
         return Hls4mlExportError(f'node "{node.name}": {why}')
 
-    def add(self, kind: str, name: str, inputs: list[str], shape: tuple[int, ...], types: dict, **attrs) -> str:
+    def add(self, kind: str, name: str, inputs: list[str], types: dict, **attrs) -> str:
+        """Append an hls4ml layer dict; ``types`` are its precisions by variable (result, accum, weight, ...)."""
         name = sanitize(name, self.names)
         self.layers.append({"class_name": kind, "name": name, "inputs": inputs, **attrs})
         self.types[name] = types
-        self.shapes[name] = shape
         return name
+
+    def reshape(self, name: str, src: str, shape: tuple[int, ...], fmt: FixedFormat) -> str:
+        return self.add("Reshape", name, [src], {"result": fmt}, target_shape=list(shape))
+
+    def transpose(self, name: str, src: str, perm: list[int], fmt: FixedFormat) -> str:
+        return self.add("Transpose", name, [src], {"result": fmt}, perm=perm)
 
     def fmt(self, tensor: str) -> FixedFormat:
         return self.g.tensors[tensor].fmt
@@ -154,12 +147,10 @@ class _Lowering:
         if loc.shape == want:
             return loc
         fmt = self.fmt(tensor)
-        if not (ir[0] > 1 and ir[1] * ir[2] > 1):  # same flat order either way
-            return _Loc(self.add("Reshape", f"{loc.layer}_hwc", [loc.layer], want, {"result": fmt},
-                                 target_shape=list(want)), want)  # fmt: skip
-        flat = self.flat(tensor, node)
-        chw = self.add("Reshape", f"{flat.layer}_chw", [flat.layer], ir, {"result": fmt}, target_shape=list(ir))
-        return _Loc(self.add("Transpose", f"{chw}_hwc", [chw], want, {"result": fmt}, perm=[1, 2, 0]), want)
+        if not _mixed(ir, want):  # same flat order either way
+            return _Loc(self.reshape(f"{loc.layer}_hwc", loc.layer, want, fmt), want)
+        chw = self.reshape(f"{loc.layer}_chw", self.flat(tensor, node).layer, ir, fmt)
+        return _Loc(self.transpose(f"{chw}_hwc", chw, [1, 2, 0], fmt), want)
 
     def flat(self, tensor: str, node: Node) -> _Loc:
         """``tensor`` as a 1-D hls4ml tensor in NCHW order (a transpose first when it is a mixed image)."""
@@ -168,15 +159,13 @@ class _Lowering:
             return loc
         src = loc.layer
         if _mixed(ir, loc.shape):  # (via a 2-D reshape, so that hls4ml keeps the transpose: see the docs)
-            src = self.add("Transpose", f"{src}_chw", [src], ir, {"result": fmt}, perm=[2, 0, 1])
-            two_d = (ir[0], ir[1] * ir[2])
-            src = self.add("Reshape", f"{src}_2d", [src], two_d, {"result": fmt}, target_shape=list(two_d))
+            src = self.transpose(f"{src}_chw", src, [2, 0, 1], fmt)
+            src = self.reshape(f"{src}_2d", src, (ir[0], ir[1] * ir[2]), fmt)
         size = int(np.prod(ir))
-        return _Loc(self.add("Reshape", f"{src}_flat", [src], (size,), {"result": fmt}, target_shape=[size]), (size,))
+        return _Loc(self.reshape(f"{src}_flat", src, (size,), fmt), (size,))
 
     # ---------------------------------------------------------------------------------------------- nodes
     def run(self) -> None:
-        self.shapes: dict[str, tuple[int, ...]] = {}
         for name in self.g.inputs:
             users = self.consumers[name]
             if len(users) != 1 or not isinstance(users[0], Cast):
@@ -186,7 +175,7 @@ class _Lowering:
                 )
             cast = users[0]
             shape = _channels_last(self.g.tensors[name].shape)
-            layer = self.add("InputLayer", name, [], shape, {"result": self.fmt(cast.output)}, input_shape=list(shape))
+            layer = self.add("InputLayer", name, [], {"result": self.fmt(cast.output)}, input_shape=list(shape))
             self.inputs.append(layer)
             self.where[cast.output] = _Loc(layer, shape)
             self.skip.add(cast.name)
@@ -210,7 +199,7 @@ class _Lowering:
             a, b = (self.where[t] for t in node.inputs)
             if a.shape != b.shape:  # one is flat, the other an image: meet in the image layout
                 a, b = self.image(node.inputs[0], node), self.image(node.inputs[1], node)
-            name = self.add("Merge", node.name, [a.layer, b.layer], a.shape, {"result": res}, op="add")
+            name = self.add("Merge", node.name, [a.layer, b.layer], {"result": res}, op="add")
             self.where[out] = _Loc(name, a.shape)
         elif isinstance(node, Relu):
             self.relu(node, res)
@@ -219,7 +208,7 @@ class _Lowering:
             if any(node.padding) and not x_fmt.signed:
                 raise self.fail(node, f"hls4ml pads a max pool with the code whose MSB alone is set, which for the "
                                 f"unsigned {x_fmt} is a large value, not one below every input")  # fmt: skip
-            self.pool(node, res, "MaxPooling2D", node.acc or x_fmt)
+            self.pool(node, res, "MaxPooling2D", x_fmt)  # a max is exact in the input's type
         elif isinstance(node, (SumPool2d, GlobalSum)):
             self.average(node)
         elif isinstance(node, Reshape):
@@ -235,17 +224,16 @@ class _Lowering:
     def reshaped_image(self, node: Reshape, shape: tuple[int, ...]) -> _Loc:
         flat = self.flat(node.inputs[0], node)
         fmt, want = self.fmt(node.output), _channels_last(shape)
-        if not (shape[0] > 1 and shape[1] * shape[2] > 1):
-            return _Loc(self.add("Reshape", node.name, [flat.layer], want, {"result": fmt},
-                                 target_shape=list(want)), want)  # fmt: skip
-        chw = self.add("Reshape", f"{node.name}_chw", [flat.layer], shape, {"result": fmt}, target_shape=list(shape))
-        return _Loc(self.add("Transpose", node.name, [chw], want, {"result": fmt}, perm=[1, 2, 0]), want)
+        if not _mixed(shape, want):
+            return _Loc(self.reshape(node.name, flat.layer, want, fmt), want)
+        chw = self.reshape(f"{node.name}_chw", flat.layer, shape, fmt)
+        return _Loc(self.transpose(node.name, chw, [1, 2, 0], fmt), want)
 
     def activation(self, node: Node, kind: str, res: FixedFormat) -> None:
         loc = self.where[node.inputs[0]]
         size = int(np.prod(loc.shape))
         types = {"result": res, "table": res}  # relu / linear read no lookup table; set it all the same
-        name = self.add("Activation", node.name, [loc.layer], loc.shape, types, activation=kind, n_in=size)
+        name = self.add("Activation", node.name, [loc.layer], types, activation=kind, n_in=size)
         self.where[node.output] = _Loc(name, loc.shape)
 
     def relu(self, node: Relu, res: FixedFormat) -> None:
@@ -261,7 +249,7 @@ class _Lowering:
         n_out, n_in = node.weight.shape
         bias, bias_fmt = (node.bias, node.bias_fmt) if node.bias is not None else (np.zeros(n_out, np.int64), _ONE)
         name = self.add(
-            "Dense", node.name, [loc.layer], (n_out,),
+            "Dense", node.name, [loc.layer],
             {"result": res, "accum": node.acc, "weight": node.weight_fmt, "bias": bias_fmt},
             n_in=n_in, n_out=n_out, weight_data=_values(node.weight, node.weight_fmt).T.copy(),
             bias_data=_values(bias, bias_fmt),
@@ -280,7 +268,7 @@ class _Lowering:
         bias, bias_fmt = (node.bias, node.bias_fmt) if node.bias is not None else (np.zeros(c_out, np.int64), _ONE)
         shape = (ho, wo, c_out)
         name = self.add(
-            "Conv2D", node.name, [loc.layer], shape,
+            "Conv2D", node.name, [loc.layer],
             {"result": res, "accum": node.acc, "weight": node.weight_fmt, "bias": bias_fmt},
             data_format="channels_last", in_height=h, in_width=w, out_height=ho, out_width=wo, n_chan=c_in,
             n_filt=c_out, filt_height=kh, filt_width=kw, stride_height=node.stride[0], stride_width=node.stride[1],
@@ -299,30 +287,30 @@ class _Lowering:
         s, b = _values(scale, scale_fmt), _values(shift, shift_fmt)
         if np.all(s == 1) and np.all(b == 0):  # hls4ml deletes such a batch norm: it is only the cast
             return self.activation(node, "linear", res)
-        if len(ir) == 3 and ir[1] * ir[2] > 1:
+        if _mixed(ir, _channels_last(ir)):
             loc, n_filt = self.image(node.inputs[0], node), channels
-        else:
-            n_filt = -1  # one scale per element of a flat tensor (channels only, or 1x1 images)
+        else:  # NCHW and hls4ml order agree: one scale per element, n_filt = -1
+            per = int(np.prod(ir[1:], dtype=np.int64))
+            s, b, n_filt = np.repeat(s, per), np.repeat(b, per), -1
         name = self.add(
-            "BatchNormalization", node.name, [loc.layer], loc.shape,
+            "BatchNormalization", node.name, [loc.layer],
             {"result": res, "scale": scale_fmt, "bias": shift_fmt},
             n_in=int(np.prod(loc.shape)), n_filt=n_filt, scale_data=s, bias_data=b,
         )  # fmt: skip
         self.where[node.output] = _Loc(name, loc.shape)
 
-    def pool(self, node: MaxPool2d | SumPool2d, res: FixedFormat, kind: str, accum: FixedFormat, **kw) -> str:
+    def pool(self, node: MaxPool2d | SumPool2d, res: FixedFormat, kind: str, accum: FixedFormat, **kw) -> None:
         loc = self.image(node.inputs[0], node)
         (h, w, c), (_, ho, wo) = loc.shape, self.g.tensors[node.output].shape
         top, left, bottom, right = node.padding
         shape = (ho, wo, c)
         name = self.add(
-            kind, node.name, [loc.layer], shape, {"result": res, "accum": accum},
+            kind, node.name, [loc.layer], {"result": res, "accum": accum},
             data_format="channels_last", in_height=h, in_width=w, out_height=ho, out_width=wo, n_filt=c,
             pool_height=node.kernel[0], pool_width=node.kernel[1], stride_height=node.stride[0],
             stride_width=node.stride[1], pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right, **kw,
         )  # fmt: skip
         self.where[node.output] = _Loc(name, shape)
-        return name
 
     def average(self, node: SumPool2d | GlobalSum) -> None:
         """A window / global sum followed by a multiplication by 2**-k, k = log2(window): hls4ml's average pooling
@@ -348,15 +336,14 @@ class _Lowering:
         res = self.fmt(scale.output)
         self.skip.add(scale.name)
         if isinstance(node, SumPool2d):
-            name = self.pool(node, res, "AveragePooling2D", accum, count_pad=True)
+            self.pool(node, res, "AveragePooling2D", accum, count_pad=True)
         else:
             loc = self.image(node.inputs[0], node)
             h, w, c = loc.shape
-            name = self.add("GlobalAveragePooling2D", node.name, [loc.layer], (c,), {"result": res, "accum": accum},
+            name = self.add("GlobalAveragePooling2D", node.name, [loc.layer], {"result": res, "accum": accum},
                             data_format="channels_last", in_height=h, in_width=w, n_filt=c)  # fmt: skip
             self.where[node.output] = _Loc(name, (c,))
         self.where[scale.output] = self.where.pop(node.output)
-        _ = name
 
 
 # ------------------------------------------------------------------------------------------------------ building
@@ -375,7 +362,17 @@ def _graph_of(source: Any, example_input: Any) -> Graph:
         raise ValueError("a torch model needs example_input (a batch of its inputs) to fix the shapes")
     with tempfile.TemporaryDirectory(prefix="qfx_hls4ml_") as tmp:
         path = export_qonnx(source, torch.as_tensor(example_input)[:1], Path(tmp) / "model.onnx")
-        return from_qonnx(path, name=type(source).__name__)
+        return from_qonnx(path, name="qfx_model")
+
+
+def _layer_config(low: _Lowering, precision: Any) -> dict:
+    """hls4ml's per-layer config: each layer's precisions, made by ``precision(fmt)``."""
+    layers = {}
+    for layer, types in low.types.items():
+        vars_ = {var: precision(fmt) for var, fmt in types.items()}
+        table = {"table_t": vars_.pop("table")} if "table" in vars_ else {}  # a layer attribute, not a variable
+        layers[layer] = {"Precision": vars_, "Trace": False, **table}
+    return layers
 
 
 def _config(low: _Lowering, out_dir: Path, name: str, backend: str, io_type: str, **kw: Any) -> dict:
@@ -383,15 +380,10 @@ def _config(low: _Lowering, out_dir: Path, name: str, backend: str, io_type: str
 
     cfg = create_config(output_dir=str(out_dir), project_name=name, backend=backend, io_type=io_type,
                         part=kw["part"], clock_period=kw["clock_period"])  # fmt: skip
-    layers = {}
-    for layer, types in low.types.items():
-        precision = {var: hls4ml_precision(fmt) for var, fmt in types.items()}
-        table = {"table_t": precision.pop("table")} if "table" in precision else {}  # a layer attribute, not a var
-        layers[layer] = {"Precision": precision, "Trace": False, **table}
     cfg["HLSConfig"] = {
         "Model": {"Precision": "ap_fixed<16,6>", "ReuseFactor": kw["reuse_factor"], "Strategy": "Latency",
                   "BramFactor": 1 << 30, "TraceOutput": False, "BitExact": False},
-        "LayerName": layers,
+        "LayerName": _layer_config(low, hls4ml_precision),
     }  # fmt: skip
     return cfg
 
@@ -401,15 +393,14 @@ def _check(hls_model: Any, low: _Lowering) -> None:
     them); Reshapes may be gone (they move no value in io_parallel)."""
     layers = {layer.name: layer for layer in hls_model.get_layers()}
     kinds = {d["name"]: d["class_name"] for d in low.layers}
-    for name in layers:
-        if name not in low.types:
-            raise Hls4mlExportError(f'hls4ml added layer "{name}" ({layers[name].class_name}), which QFX did not set')
+    for name in set(layers) - set(kinds):
+        raise Hls4mlExportError(f'hls4ml added layer "{name}" ({layers[name].class_name}), which QFX did not set')
     for name, want in low.types.items():
         layer = layers.get(name)
-        if layer is None:
-            if kinds[name] == "Reshape":
-                continue
+        if layer is None and kinds[name] != "Reshape":
             raise Hls4mlExportError(f'hls4ml removed layer "{name}" ({kinds[name]}), which QFX needs')
+        if layer is None:
+            continue
         got = {key.removesuffix("_t"): _format_of(t.precision) for key, t in layer.types.items()}
         got.pop("index", None)  # indexes compressed weights; compression is off
         got["result"] = _format_of(layer.get_output_variable().type.precision)
@@ -458,7 +449,10 @@ def to_hls4ml(
     Raises :class:`Hls4mlExportError` naming the node, before anything is written, when a node has no exact
     hls4ml equivalent; ``ImportError`` without hls4ml.
     """
-    _require_hls4ml()
+    try:
+        import hls4ml
+    except ImportError:
+        raise ImportError("to_hls4ml needs hls4ml (pip install 'qfx[sim]')") from None
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (ap_fixed backends), not {backend!r}")
     if io_type not in IO_TYPES:
@@ -469,18 +463,12 @@ def to_hls4ml(
     low = _Lowering(graph)
     low.run()
     name = sanitize(project_name or graph.name, {"input"})
-    import hls4ml
-
     cfg = _config(low, out_dir, name, backend, io_type, part=part, clock_period=clock_period,
                   reuse_factor=reuse_factor)  # fmt: skip
     outputs = [low.where[t].layer for t in graph.outputs]
     hls_model = hls4ml.model.ModelGraph.from_layer_list(cfg, low.layers, inputs=low.inputs, outputs=outputs)
     _check(hls_model, low)
-    for layer, types in low.types.items():  # the config keeps C++ strings, also where hls4ml needed an object
-        entry = hls_model.config.config["HLSConfig"]["LayerName"][layer]
-        entry["Precision"] = {var: _cpp(fmt) for var, fmt in types.items() if var != "table"}
-        if "table" in types:
-            entry["table_t"] = _cpp(types["table"])
+    hls_model.config.config["HLSConfig"]["LayerName"] = _layer_config(low, _cpp)  # C++ strings, also for WRAP_SM
     info = _layout(low, hls_model)
     hls_model.config.config["QFX"] = info
     with staged_folder(out_dir) as stage:
@@ -517,7 +505,9 @@ def hls4ml_codes(hls_model: Any, x: Any) -> np.ndarray | dict[str, np.ndarray]:
         if spec["width"] > 53:
             raise ValueError(f"output {spec['tensor']}: {spec['format']} is wider than a double holds exactly")
         scaled = np.asarray(y, dtype=np.float64).reshape(batch, -1) * 2.0 ** spec["frac_bits"]
-        codes = scaled.astype(np.int64)
+        codes = np.rint(scaled).astype(np.int64)
+        if not np.array_equal(codes, scaled):
+            raise ValueError(f"output {spec['tensor']}: predict() returned values that are not {spec['format']} codes")
         ir = spec["shape"]
         codes = (codes.reshape(batch, ir[1], ir[2], ir[0]).transpose(0, 3, 1, 2) if spec["channels_last"] and
                  len(ir) == 3 else codes.reshape(batch, *ir))  # fmt: skip
