@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from chain_models import chain_model, digits_test, output_format
+from chain_models import brevitas_export, chain_model, digits_test, output_format, qonnx_codes
 from torch import nn
 
 from qfx import QuantizeConfig, codes, quantize_
@@ -76,6 +76,8 @@ def test_hls4ml_equals_ir_and_pytorch(name: str, graphs, tmp_path, toolchain, su
     defines = (tmp_path / name / "firmware" / "defines.h").read_text()
     if name == "wrap":  # the modes hls4ml's own parser lacks reach the C++ all the same
         assert "AP_WRAP_SM,1>" in defines and "AP_WRAP_SM,0>" in defines and "AP_SAT_ZERO" in defines
+        config = (tmp_path / name / "hls4ml_config.yml").read_text()
+        assert "AP_WRAP_SM,1>" in config and "!!python" not in config  # types recorded as C++ strings
     assert (tmp_path / name / MARKER).is_file()
 
 
@@ -104,6 +106,21 @@ def test_layouts_and_pooling(tmp_path, toolchain, summary) -> None:
     mismatches = int((got != np.asarray(graph.run(x.numpy()))).sum()) + int((got != _torch_codes(model, x)).sum())
     summary(f"hls4ml (Vitis) predict vs PyTorch and IR, conv/pool/flatten model: {x.shape[0]} inputs, "
             f"{got.size} codes, {mismatches} mismatches")  # fmt: skip
+    assert mismatches == 0
+
+
+def test_brevitas_model_through_hls4ml(tmp_path, toolchain, summary) -> None:
+    """A Brevitas QONNX export (conv, ReLU, max pool, flatten of an 8-channel image, linear) through the IR."""
+    path = brevitas_export(str(tmp_path / "brevitas.onnx"), "cnn")
+    graph = from_qonnx(path)
+    hls_model = to_hls4ml(graph, tmp_path / "brevitas")
+    hls_model.compile()
+    x, _ = digits_test()
+    got = hls4ml_codes(hls_model, x.numpy())
+    expected = qonnx_codes(path, x, graph.fmt(graph.outputs[0]))
+    mismatches = int((got != expected).sum()) + int((got != np.asarray(graph.run(x.numpy()))).sum())
+    summary(f"hls4ml predict vs qonnx and IR on a Brevitas CNN export: {x.shape[0]} inputs, {expected.size} codes, "
+            f"{mismatches} mismatches")  # fmt: skip
     assert mismatches == 0
 
 
@@ -224,6 +241,22 @@ def test_refuses_to_overwrite_a_foreign_folder(graphs, hls4ml, tmp_path) -> None
     hls_model = to_hls4ml(graphs["mlp"], foreign, project_name="again")  # an export is simply regenerated
     assert hls_model.config.get_output_dir() == str(foreign) and (foreign / "firmware" / "again.cpp").is_file()
     assert str(foreign) in (foreign / "hls4ml_config.yml").read_text() and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_type_hls4ml_changed_is_an_error(graphs, hls4ml, tmp_path) -> None:
+    """The read-back check: were an hls4ml optimizer to change a type QFX set, the export would fail."""
+    from hls4ml.model.types import FixedPrecisionType
+
+    from qfx.export.hls4ml import _check, _Lowering
+
+    low = _Lowering(graphs["mlp"])
+    low.run()
+    hls_model = to_hls4ml(graphs["mlp"], tmp_path / "p")
+    _check(hls_model, low)  # as exported: every type as set
+    hls_model.graph["net_3_matmul"].get_attr("accum_t").precision = FixedPrecisionType(16, 6)
+    with pytest.raises(Hls4mlExportError, match=r'layer "net_3_matmul": hls4ml\'s accum type is ap_fixed<16,6>, '
+                       r"not the ap_fixed<25,8> QFX set"):  # fmt: skip
+        _check(hls_model, low)
 
 
 def test_bad_arguments(graphs, hls4ml, tmp_path) -> None:
