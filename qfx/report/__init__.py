@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -150,7 +151,10 @@ def _sections(results: dict, folder: Path) -> dict:
     if any(v.get("synth") for v in variants.values()):
         plots["resources"] = plot_resources(variants, plots_dir / "resources.png")
     chains = [v["verify"] for v in variants.values() if v.get("verify")]
-    total_codes = sum(link["codes"] for chain in chains for link in chain["links"] if link["mismatches"] is not None)
+    total_codes = sum(
+        link["codes"] for chain in chains for link in chain["links"]
+        if link["mismatches"] is not None and link["link"] != chain["reference"]
+    )  # fmt: skip
     sweep = results.get("sweep") or []
     return {
         "meta": results.get("meta", {}),
@@ -169,6 +173,12 @@ def _sections(results: dict, folder: Path) -> dict:
         "plots": {k: os.path.relpath(p, folder) for k, p in plots.items()},
         "timings": results.get("timings", {}),
     }  # fmt: skip
+
+
+def _tidy_markdown(text: str) -> str:
+    """Headings get a blank line before and after; no run of blank lines longer than one."""
+    text = re.sub(r"(?m)^(#+ .*)$", r"\n\1\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
 def _environment() -> jinja2.Environment:
@@ -200,7 +210,10 @@ def write_report(folder: str | os.PathLike) -> list[Path]:
     for template, name in (("report.md.j2", "report.md"), ("report.html.j2", "report.html")):
         path = folder / name
         tmp = folder / f".{name}.tmp"
-        tmp.write_text(env.get_template(template).render(**context), encoding="utf-8")
+        text = env.get_template(template).render(**context)
+        if name.endswith(".md"):
+            text = _tidy_markdown(text)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
         written.append(path)
     return written + [folder / p for p in context["plots"].values()]
