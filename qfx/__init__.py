@@ -19,14 +19,15 @@ __all__ = [
     "nn",
     "quantize_",
     "result_dtype",
+    "to_hls4ml",
 ]
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``qfx.export_qonnx`` without importing onnx/qonnx at ``import qfx``."""
-    if name == "export_qonnx":
-        from qfx.export import export_qonnx
+    """``qfx.export_qonnx`` / ``qfx.to_hls4ml`` without importing onnx/qonnx at ``import qfx``."""
+    if name in ("export_qonnx", "to_hls4ml"):
+        import qfx.export
 
-        return export_qonnx
+        return getattr(qfx.export, name)
     raise AttributeError(f"module 'qfx' has no attribute {name!r}")
