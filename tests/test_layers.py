@@ -204,6 +204,151 @@ def test_autocast_and_tf32_cannot_change_results() -> None:
     assert torch.equal(plain, under_autocast)
 
 
+def _tf32_sensitive_models() -> list[tuple[str, torch.nn.Module, torch.Tensor]]:
+    """Quantized layers whose float32 multiply-accumulates TF32 or a transform-based convolution would round.
+
+    The MLP's first QLinear sums 16 products of a 16-bit input and a 4-bit weight: one float32 limb, so a TF32
+    matmul would round the input. The CNN's first QConv2d takes a 16-bit input (three weight limbs, float32); the
+    3x3, 5x5 and 11x11 convolutions after it have 576- to 3872-term sums in two limbs, shapes for which cuDNN has
+    Winograd and FFT algorithms, which do not add exactly; the bare 5x5 QConv2d gets FFT on an H100.
+    """
+    nn = torch.nn
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 10))
+    x_mlp = torch.randn(64, 16) * 3
+    cnn = nn.Sequential(
+        nn.Conv2d(3, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(64, 32, 5, padding=2), nn.ReLU(),
+        nn.Conv2d(32, 32, 11, padding=5), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
+    )  # fmt: skip
+    x_cnn = torch.randn(8, 3, 32, 32) * 3
+    models = []
+    for name, model, x, weight_width in (("mlp", mlp, x_mlp, 4), ("cnn", cnn, x_cnn, 8)):
+        config = qfx.QuantizeConfig(input_width=16, weight_width=weight_width, mode="ptq")
+        models.append((name, qfx.quantize_(model.eval(), config, x).eval(), x))
+    # cuDNN's heuristics alone (no benchmark) pick an FFT kernel for this shape on an H100 (cuDNN 9.19); its
+    # rounding errors flip about 1.5% of the outputs, which round 4 bits below the accumulator's LSB
+    gen = torch.Generator().manual_seed(7)
+    fmt_x, fmt_w = FixedFormat.parse("ap_ufixed<8,3>"), FixedFormat.parse("ap_fixed<8,1>")
+    conv = QConv2d(64, 32, 5, padding=2, input=fmt_x, weight=fmt_w, bias_format="ap_fixed<16,6>",
+                   output="ap_fixed<16,8,AP_RND,AP_SAT>", learn_binary_point=False)  # fmt: skip
+    with torch.no_grad():
+        conv.weight.copy_(random_values(fmt_w, tuple(conv.weight.shape), gen)[0])
+    models.append(("conv5x5", conv, random_values(fmt_x, (8, 64, 32, 32), gen)[0].float()))
+    return models
+
+
+def _switch_tf32_on(api: str):
+    """Turn TF32 on for every CUDA matmul and convolution through one generation of torch's switches; returns
+    the function that puts the previous settings back."""
+    b = torch.backends
+    if api == "allow_tf32":
+        saved = (b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32)
+        b.cuda.matmul.allow_tf32 = b.cudnn.allow_tf32 = True
+
+        def restore() -> None:
+            b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = saved
+
+        return restore
+    if not hasattr(b.cuda.matmul, "fp32_precision"):
+        pytest.skip(f"torch {torch.__version__} has no fp32_precision switches (torch >= 2.9)")
+    switches = [b, b.cuda.matmul, b.cudnn, b.cudnn.conv]
+    saved = [s.fp32_precision for s in switches]
+    for s in switches:
+        s.fp32_precision = "tf32"
+
+    def restore() -> None:
+        for s, value in zip(switches, saved, strict=True):
+            s.fp32_precision = value
+
+    return restore
+
+
+def _switch_states() -> list:
+    b = torch.backends
+    states = [getattr(s, "fp32_precision", None) for s in (b, b.cuda.matmul, b.cudnn, b.cudnn.conv)]
+    for read in (lambda: b.cuda.matmul.allow_tf32, lambda: b.cudnn.allow_tf32):
+        try:
+            states.append(read())
+        except RuntimeError as e:  # torch >= 2.9 refuses to read a legacy flag that the new switches contradict
+            states.append(type(e).__name__)
+    return states
+
+
+@pytest.mark.skipif(not hasattr(torch.backends.cuda.matmul, "fp32_precision"), reason="torch < 2.9")
+def test_layers_run_under_the_fp32_precision_switches() -> None:
+    """TF32 / bf16 turned on through torch's fp32_precision switches only: the layers ran into torch's refusal to
+    read the legacy allow_tf32 flag then (RuntimeError, on the CPU too); now they run, exactly, and put every
+    switch back. (The bf16 switch changes oneDNN's convolutions on CPUs with AMX-BF16.)"""
+    gen = torch.Generator().manual_seed(3)
+    fmt_x = FixedFormat.parse("ap_fixed<16,4>")
+    lin = QLinear(16, 8, input=fmt_x, weight="ap_fixed<4,1>", learn_binary_point=False)
+    conv = QConv2d(4, 4, 3, padding=1, input=fmt_x, learn_binary_point=False)
+    x_lin, x_conv = random_values(fmt_x, (32, 16), gen)[0].float(), random_values(fmt_x, (2, 4, 8, 8), gen)[0].float()
+    with torch.no_grad():
+        expected = (lin(x_lin), conv(x_conv))
+    b = torch.backends
+    switches = [(b, "tf32"), (b.cuda.matmul, "tf32"), (b.cudnn.conv, "tf32"), (b.mkldnn, "bf16")]
+    saved = [s.fp32_precision for s, _ in switches]
+    try:
+        for s, value in switches:
+            s.fp32_precision = value
+        before = _switch_states()
+        with torch.no_grad():
+            assert torch.equal(lin(x_lin), expected[0])
+            assert torch.equal(conv(x_conv), expected[1])
+        assert _switch_states() == before
+    finally:
+        for (s, _), value in zip(switches, saved, strict=True):
+            s.fp32_precision = value
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+@pytest.mark.parametrize("api", ["allow_tf32", "fp32_precision"])
+def test_cuda_with_tf32_enabled_equals_cpu(api: str) -> None:
+    """TF32 switched on globally (either API) and cuDNN autotuning cannot make a quantized model's CUDA output
+    differ from its CPU output by a single bit, and the layers leave the switches as they found them."""
+    models = _tf32_sensitive_models()
+    with torch.no_grad():
+        expected = [model(x) for _, model, x in models]
+    benchmark = torch.backends.cudnn.benchmark
+    restore = _switch_tf32_on(api)
+    try:
+        switches = _switch_states()
+        for (name, model, x), cpu in zip(models, expected, strict=True):
+            with torch.no_grad():
+                torch.backends.cudnn.benchmark = False  # cuDNN's heuristics
+                gpu = model.cuda()(x.cuda()).cpu()
+                torch.backends.cudnn.benchmark = True  # every cuDNN algorithm timed, the fastest kept
+                gpu_tuned = model(x.cuda()).cpu()
+            assert torch.equal(gpu, cpu), f"{name}: CUDA output differs from CPU with TF32 enabled ({api})"
+            assert torch.equal(gpu_tuned, cpu), f"{name}: CUDA output differs from CPU under cudnn.benchmark ({api})"
+        assert _switch_states() == switches, "the layers did not put the TF32 switches back"
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
+        restore()
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "dilation", "groups"),
+    [(3, 1, (1, 2), 1, 1), (3, 1, "same", 1, 1), ((2, 5), 1, "same", (1, 2), 2), ((2, 5), 2, (1, 2), (1, 2), 2),
+     ((4, 3), 3, "valid", 1, 2)],
+)  # fmt: skip
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_gemm_convolution_matches_conv2d(kernel, stride, padding, dilation, groups) -> None:
+    """The im2col + GEMM convolution QConv2d uses on CUDA (never FFT/Winograd) equals F.conv2d, here in float64."""
+    from qfx.nn.layers import _GemmConv2d
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randint(-64, 64, (2, 4, 11, 13), generator=gen).double()
+    conv = torch.nn.Conv2d(4, 6, kernel, stride, padding, dilation, groups, bias=False).double()
+    w = torch.randint(-8, 8, conv.weight.shape, generator=gen).double()
+    got = _GemmConv2d(w.shape, conv.stride, conv.padding, conv.dilation, groups)(x, w)
+    assert torch.equal(got, F.conv2d(x, w, None, conv.stride, conv.padding, conv.dilation, groups))
+
+
 def test_accumulator_and_product_formats() -> None:
     x, w = FixedFormat.parse("ap_ufixed<8,1>"), FixedFormat.parse("ap_fixed<6,2>")
     assert product_format(x, w) == FixedFormat(14, 3)

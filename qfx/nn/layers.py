@@ -218,10 +218,47 @@ class QConv2d(_QMac, nn.Conv2d):
         return (self.in_channels // self.groups) * kh * kw
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda:
+            # cuDNN may pick an FFT or Winograd algorithm (cudnn.benchmark, or its heuristics for large kernels):
+            # those transform the operands and do not add exactly. im2col and a GEMM only ever add products.
+            return self._mac(x, _GemmConv2d(self.weight.shape, self.stride, self.padding, self.dilation, self.groups))
+
         def conv(xc: torch.Tensor, wc: torch.Tensor) -> torch.Tensor:
             return F.conv2d(xc, wc, None, self.stride, self.padding, self.dilation, self.groups)
 
         return self._mac(x, conv)
+
+
+class _GemmConv2d:
+    """``F.conv2d`` (no bias) as im2col + batched matrix product; the columns are built once per input dtype and
+    shared by the weight limbs. Exact wherever every partial sum is (TF32 is off inside :func:`exact_arithmetic`)."""
+
+    def __init__(self, weight_shape: torch.Size, stride, padding, dilation, groups: int) -> None:
+        self.kernel = tuple(weight_shape[2:])
+        self.stride, self.dilation, self.groups = stride, dilation, groups
+        self.pad: list[int] = []  # F.pad order: left, right, top, bottom
+        if padding == "same":  # torch puts the odd pixel of an even total on the right / bottom
+            for d, k in zip(reversed(dilation), reversed(self.kernel), strict=True):
+                total = d * (k - 1)
+                self.pad += [total // 2, total - total // 2]
+        elif padding != "valid":
+            self.pad = [padding[1], padding[1], padding[0], padding[0]]
+        self._cols: dict[torch.dtype, tuple[torch.Tensor, tuple[int, int]]] = {}
+
+    def _columns(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        if x.dtype not in self._cols:
+            if any(self.pad):
+                x = F.pad(x, self.pad)
+            (kh, kw), (dh, dw), (sh, sw) = self.kernel, self.dilation, self.stride
+            out_hw = ((x.shape[2] - dh * (kh - 1) - 1) // sh + 1, (x.shape[3] - dw * (kw - 1) - 1) // sw + 1)
+            cols = F.unfold(x, self.kernel, dilation=self.dilation, stride=self.stride)  # (N, C*kh*kw, L)
+            self._cols[x.dtype] = (cols.unflatten(1, (self.groups, -1)), out_hw)  # (N, G, C/G*kh*kw, L)
+        return self._cols[x.dtype]
+
+    def __call__(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        cols, out_hw = self._columns(x)
+        out = torch.matmul(w.reshape(self.groups, w.shape[0] // self.groups, -1), cols)  # (N, G, Cout/G, L)
+        return out.reshape(x.shape[0], w.shape[0], *out_hw)
 
 
 def fold_batchnorm(conv: QConv2d, bn: nn.Module) -> QConv2d:
