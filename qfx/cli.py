@@ -118,6 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with steps.step(f"loading {args.dataset}"):
         train_set = dataset(args.dataset, args.data_root, "train")
         test_set = dataset(args.dataset, args.data_root, "test")
+    torch.manual_seed(args.seed)  # the initial weights too
     model = build_model(args.model, data_info)
     with steps.step(f"float training ({args.epochs} epochs)", total=args.epochs) as step:
         torch.manual_seed(args.seed)

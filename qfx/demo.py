@@ -120,6 +120,7 @@ def run_demo(
     x_test = test_set.tensors[0].numpy()
     example = test_set.tensors[0][:1]
     with steps.step(f"float training, {cfg.model} ({cfg.epochs} epochs)", total=cfg.epochs) as step:
+        torch.manual_seed(cfg.seed)  # the initial weights too
         float_model = train_float(build_model(cfg.model, info("digits")), train_set, cfg.epochs, 3e-3, cfg.seed,
                                   lambda _title, _total: step)  # fmt: skip
     sweep, kept = [], {}
