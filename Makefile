@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/qfx demo
+	$(VENV)/bin/qfx demo --force
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -170,8 +170,11 @@ def train_quantized(
     seed: int = 0,
     progress: Progress | None = None,
     label: str = "QAT",
+    binary_point_lr: float | None = 0.03,
 ) -> TrainOutcome:
-    """PTQ and QAT from the trained ``float_model`` (left untouched); accuracies on ``test_set`` in percent."""
+    """PTQ and QAT from the trained ``float_model`` (left untouched); accuracies on ``test_set`` in percent.
+
+    The binary points train at ``binary_point_lr`` (they move in whole bits; see :func:`qfx.train.train`)."""
     calibration = train_set.tensors[0]
     float_accuracy = evaluate(float_model, test_set)
     ptq = quantize_(float_model, replace(config, mode="ptq"), calibration)
@@ -180,6 +183,6 @@ def train_quantized(
     calibrated = layer_formats(model)
     torch.manual_seed(seed)
     advance = progress(label, epochs) if progress else None
-    model = train(model, train_set, epochs, lr, seed, label, on_epoch=advance)
+    model = train(model, train_set, epochs, lr, seed, label, on_epoch=advance, binary_point_lr=binary_point_lr)
     qat_accuracy = evaluate(model, test_set)
     return TrainOutcome(model.eval(), float_accuracy, ptq_accuracy, qat_accuracy, calibrated, layer_formats(model))

@@ -73,11 +73,21 @@ def train(
     desc: str,
     *,
     on_epoch: Callable[[], None] | None = None,
+    binary_point_lr: float | None = None,
 ) -> nn.Module:
-    """Adam with cosine decay on cross entropy; a progress bar per run (or ``on_epoch`` called after each epoch)."""
+    """Adam with cosine decay on cross entropy; a progress bar per run (or ``on_epoch`` called after each epoch).
+
+    ``binary_point_lr`` trains the quantizers' binary points (and learned widths) at their own learning rate: they
+    move in whole bits, so the weights' rate moves them by less than one bit in a short fine-tuning."""
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(data, batch_size=64, shuffle=True, generator=gen)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if binary_point_lr is None:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    else:
+        named = list(model.named_parameters())
+        formats = [p for n, p in named if n.rsplit(".", 1)[-1] in ("frac_bits", "width")]
+        others = [p for n, p in named if n.rsplit(".", 1)[-1] not in ("frac_bits", "width")]
+        opt = torch.optim.Adam([{"params": others}, {"params": formats, "lr": binary_point_lr}], lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(loader))
     model.train()
     bar = tqdm(range(epochs), desc=desc, leave=False, file=sys.stderr, disable=True if on_epoch else None)
