@@ -123,7 +123,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     with steps.step(f"float training ({args.epochs} epochs)", total=args.epochs) as step:
         torch.manual_seed(args.seed)
         float_model = train_float(model, train_set, args.epochs, args.lr, args.seed, lambda _t, _n: step)
-    label = f"QAT W={w}" + (f" K-hot K={args.khot}" if args.khot else "")
+    khot_label = f" K-hot K={args.khot}" if args.khot else ""
+    label = f"QAT W={w}{khot_label}"
     with steps.step(f"{label} ({args.qat_epochs} epochs)", total=args.qat_epochs) as step:
         outcome = train_quantized(
             float_model, train_set, test_set, config, epochs=args.qat_epochs, lr=args.qat_lr, seed=args.seed,
@@ -138,7 +139,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             **meta,
             "width": w,
             "khot": args.khot or None,
-            "accuracy": {"float": outcome.float_accuracy, "PTQ": outcome.ptq_accuracy, "QAT": outcome.qat_accuracy},
+            "accuracy": {
+                "float": outcome.float_accuracy,
+                "PTQ" + khot_label: outcome.ptq_accuracy,
+                "QAT" + khot_label: outcome.qat_accuracy,
+            },
             "calibrated": outcome.calibrated,
             "learned": outcome.learned,
         }
@@ -343,8 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="mlp-small", help=f"a preset ({presets}) or module:function / file.py:function "
                    "returning an nn.Module (it may take a qfx.data.DatasetInfo). Default: mlp-small")  # fmt: skip
     p.add_argument("--width", type=int, default=8, help="bits of every tensor (default 8; biases 2x)")
-    for kind in ("input", "weight", "activation", "bias"):
-        p.add_argument(f"--{kind}-width", type=int, help=f"bits of the {kind}s (default: --width)")
+    for kind, plural, default in (
+        ("input", "inputs", "--width"),
+        ("weight", "weights", "--width"),
+        ("activation", "activations", "--width"),
+        ("bias", "biases", "2 x --width"),
+    ):
+        p.add_argument(f"--{kind}-width", type=int, help=f"bits of the {plural} (default: {default})")
     p.add_argument("--khot", type=int, default=0, help="K-hot weights with K nonzero digits (0: plain weights)")
     p.add_argument("--epochs", type=int, default=30, help="float training epochs (default 30)")
     p.add_argument("--qat-epochs", type=int, default=15, help="QAT epochs (default 15)")

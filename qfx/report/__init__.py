@@ -77,7 +77,12 @@ def _variants(results: dict) -> dict[str, dict]:
         return results["variants"]
     train = results.get("train", {})
     single = {
-        "title": f"{train.get('model', 'model')} W={train.get('width', '?')}" if train else "model",
+        "title": (
+            f"{train.get('model', 'model')} W={train.get('width', '?')}"
+            + (f" K-hot K={train['khot']}" if train.get("khot") else "")
+        )
+        if train
+        else "model",
         "formats": {"calibrated": train.get("calibrated", []), "learned": train.get("learned", [])},
         "verify": results.get("verify"),
         "synth": results.get("synth"),

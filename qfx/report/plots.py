@@ -88,7 +88,8 @@ def plot_resources(variants: dict[str, dict], path: Path) -> Path:
             xs = [i + k * width for i in range(len(layers))]
             ax.bar(xs, [v if v > 0 else float("nan") for v in values], width, label=label)  # 0 has no log bar
             for x, v in zip(xs, values, strict=True):
-                ax.text(x, max(v, 1) * 1.15, str(v), ha="center", fontsize=7)
+                if v > 0:  # a zero has no bar on a log scale (the title gives the DSP total)
+                    ax.text(x, v * 1.15, str(v), ha="center", fontsize=7)
         ax.set_yscale("log")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(layers))], [name for name, _ in layers], rotation=20,
                       fontsize=8, ha="right")  # fmt: skip
