@@ -148,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "learned": outcome.learned,
         }
         record(staging / RUN_MARKER, "train", summary)
-    _print(f"| model | float | PTQ W={w} | {label} |\n|---|---:|---:|---:|")
+    _print(f"| model | float | PTQ W={w}{khot_label} | {label} |\n|---|---:|---:|---:|")
     accs = (outcome.float_accuracy, outcome.ptq_accuracy, outcome.qat_accuracy)
     _print(f"| {args.model} | " + " | ".join(f"{a:.2f} %" for a in accs) + " |")
     _print(f"\nwrote {out / 'model.qfx'} (checkpoint) and {out / 'model.onnx'} (QONNX)")
