@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -30,18 +31,6 @@ class CLIError(Exception):
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-
-
-def record(path: Path, section: str, data: object) -> None:
-    from qfx.report import record as _record
-
-    _record(path, section, data)
-
-
-def synth_summary(result) -> dict:
-    from qfx.report import synth_summary as _summary
-
-    return _summary(result)
 
 
 def _steps(args: argparse.Namespace):
@@ -147,6 +136,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "calibrated": outcome.calibrated,
             "learned": outcome.learned,
         }
+        from qfx.report import record
+
         record(staging / RUN_MARKER, "train", summary)
     _print(f"| model | float | PTQ W={w}{khot_label} | {label} |\n|---|---:|---:|---:|")
     accs = (outcome.float_accuracy, outcome.ptq_accuracy, outcome.qat_accuracy)
@@ -244,6 +235,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             )  # fmt: skip
     _print(report.table())
     if args.record:
+        from qfx.report import record
+
         record(Path(args.record), args.section or "verify", report.as_dict())
     if not report.ok:
         raise CLIError("the chain disagrees: some link's codes differ from the IR interpreter's", EXIT_MISMATCH)
@@ -258,6 +251,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         result = report(args.rtl_dir, args.family, board=args.board, timeout=args.timeout, progress=False)
     _print(result.table())
     if args.record:
+        from qfx.report import record, synth_summary
+
         record(Path(args.record), args.section or "synth", synth_summary(result))
     return EXIT_OK
 
@@ -442,19 +437,13 @@ def _exit_code(exc: BaseException) -> int:
 
     if isinstance(exc, CLIError):
         return exc.code
-    if isinstance(exc, (SimulatorError, CompileError, *subprocess_errors())):
+    if isinstance(exc, (SimulatorError, CompileError, subprocess.CalledProcessError, subprocess.TimeoutExpired)):
         return EXIT_TOOL
     if isinstance(exc, RuntimeError) and any(w in str(exc) for w in ("Yosys", "C-simulation", "g++", "compile")):
         return EXIT_TOOL
     if isinstance(exc, (ValueError, OSError, KeyError)):
         return EXIT_USAGE
     return EXIT_INTERNAL
-
-
-def subprocess_errors() -> tuple[type[BaseException], ...]:
-    import subprocess
-
-    return (subprocess.CalledProcessError, subprocess.TimeoutExpired)
 
 
 def _one_line(exc: BaseException) -> str:

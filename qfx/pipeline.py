@@ -42,10 +42,6 @@ class DigitsDemoMLP(nn.Module):
 
 
 def _mlp(info: DatasetInfo) -> nn.Module:
-    from qfx.train import DigitsMLP
-
-    if info.input_shape == (1, 8, 8) and info.num_classes == 10:
-        return DigitsMLP()
     c, h, w = info.input_shape
     return nn.Sequential(
         nn.Flatten(), nn.Linear(c * h * w, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, info.num_classes)

@@ -31,7 +31,7 @@ QFX = [sys.executable, "-m", "qfx.cli"]
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([*argv, "--quiet"] if argv and argv[0] not in ("boards",) else list(argv))
+    code = main([*argv, "--quiet"])
     out, err = capsys.readouterr()
     return code, out, err
 
