@@ -6,7 +6,10 @@ unfused node has output format == ``acc``; a separate :class:`Cast` does the rou
 :func:`qfx.ir.passes.fuse_casts`) fold the cast into the node before it, as the hardware's assignment does.
 
 Shapes leave out the batch dimension; data is laid out as PyTorch does (NCHW, row-major), so a flatten moves no
-value. Nothing here imports torch.
+value. One-dimensional feature maps (Conv1d, pools over a sequence) have shape (C, L) and are the two-dimensional
+case with H = 1: a 1-D convolution is a :class:`Conv2d` with kernel (1, K), stride (1, S), padding (0, P0, 0, P1)
+on a (C, L) tensor, whose values sit in memory exactly as (C, 1, L) (see :func:`spatial`). Nothing here imports
+torch.
 """
 
 from __future__ import annotations
@@ -21,18 +24,36 @@ from qfx.format import FixedFormat
 __all__ = [
     "Add",
     "Affine",
+    "ArgMax",
     "Cast",
+    "Clip",
+    "Concat",
     "Conv2d",
     "Dense",
     "GlobalSum",
     "Graph",
+    "LeakyRelu",
+    "Lookup",
     "MaxPool2d",
     "Node",
+    "Pad",
     "Relu",
     "Reshape",
+    "Softmax",
     "SumPool2d",
     "Tensor",
+    "Upsample",
+    "spatial",
 ]
+
+
+def spatial(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(C, H, W) of a feature map: (C, H, W) itself, or (C, 1, L) for a 1-D map (C, L); same memory order."""
+    if len(shape) == 3:
+        return (int(shape[0]), int(shape[1]), int(shape[2]))
+    if len(shape) == 2:
+        return (int(shape[0]), 1, int(shape[1]))
+    raise ValueError(f"a feature map has shape (C, H, W) or (C, L), not {tuple(shape)}")
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,89 @@ class GlobalSum(Node):
     """Sum over all positions of each channel: (C, H, W) -> (C,) (keeping 1-sized dims when the shape says so)."""
 
     op: ClassVar[str] = "global_sum"
+
+
+@dataclass
+class Clip(Node):
+    """``min(max(x, min_code), max_code)`` with both bounds codes in ``acc`` (either may be None: unbounded);
+    ReLU6 and Hardtanh. (A lower bound of exactly 0 is a :class:`Relu`.)"""
+
+    op: ClassVar[str] = "clip"
+
+    min_code: int | None = None
+    max_code: int | None = None
+
+
+@dataclass
+class LeakyRelu(Node):
+    """``x if x >= 0 else x * alpha`` with ``alpha`` an exact fixed-point constant (code ``alpha`` in
+    ``alpha_fmt``, 0 < alpha < 1); ``acc`` holds both branches exactly: F = F_x + F_alpha."""
+
+    op: ClassVar[str] = "leaky_relu"
+
+    alpha: int = 0
+    alpha_fmt: FixedFormat = None
+
+
+@dataclass
+class Pad(Node):
+    """Zero padding of a feature map (C, H, W) or (C, L): ``padding`` = (top, left, bottom, right), top/bottom 0
+    for a 1-D map. Moves values (output format = input format)."""
+
+    op: ClassVar[str] = "pad"
+
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+
+@dataclass
+class Upsample(Node):
+    """Nearest-neighbour upsampling by integer factors ``scale`` = (sh, sw) (sh = 1 for a 1-D map): output
+    element (c, i, j) = input (c, i // sh, j // sw). Moves values."""
+
+    op: ClassVar[str] = "upsample"
+
+    scale: tuple[int, int] = (2, 2)
+
+
+@dataclass
+class Concat(Node):
+    """Concatenation of the inputs along ``axis`` of the shape without batch (0: channels). ``acc`` is the union
+    of the input formats (every value exact); an output cast may follow (fused)."""
+
+    op: ClassVar[str] = "concat"
+
+    axis: int = 0
+
+
+@dataclass
+class Lookup(Node):
+    """A function tabulated on every input code (sigmoid, tanh): ``y = table[code(x) - min_code(x's format)]``,
+    the table holding codes of ``acc`` (= the output format before any fused cast). Built by
+    :func:`qfx.tables.function_table`; ``function`` names it (documentation, reports)."""
+
+    op: ClassVar[str] = "lookup"
+
+    table: np.ndarray = field(repr=False, default=None)
+    function: str = ""
+
+
+@dataclass
+class Softmax(Node):
+    """Fixed-point softmax over the last axis, every step in a declared format (:class:`qfx.tables.SoftmaxSpec`
+    holds the formats and the two tables; :func:`qfx.tables.softmax_codes` is the exact definition). ``acc`` is
+    the format of ``exp * reciprocal``; the output format follows by a cast."""
+
+    op: ClassVar[str] = "softmax"
+
+    spec: object = None  # qfx.tables.SoftmaxSpec
+
+
+@dataclass
+class ArgMax(Node):
+    """Index of the largest value over the last axis (first one on ties), as an unsigned integer code
+    (``acc`` = ap_ufixed<B, B> with 2**B >= the axis length); a classifier's output without softmax."""
+
+    op: ClassVar[str] = "argmax"
 
 
 @dataclass

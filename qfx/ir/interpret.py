@@ -9,8 +9,31 @@ from __future__ import annotations
 import numpy as np
 
 from qfx.format import FixedFormat
-from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, GlobalSum, Graph, MaxPool2d, Node, Relu, Reshape, SumPool2d
+from qfx.ir.graph import (
+    Add,
+    Affine,
+    ArgMax,
+    Cast,
+    Clip,
+    Concat,
+    Conv2d,
+    Dense,
+    GlobalSum,
+    Graph,
+    LeakyRelu,
+    Lookup,
+    MaxPool2d,
+    Node,
+    Pad,
+    Relu,
+    Reshape,
+    Softmax,
+    SumPool2d,
+    Upsample,
+    spatial,
+)
 from qfx.ir.intcast import as_ints, float_codes, requantize
+from qfx.tables import lookup_codes, softmax_codes
 
 __all__ = ["run"]
 
@@ -95,16 +118,23 @@ def _pool(node: MaxPool2d | SumPool2d, x: np.ndarray, out_shape: tuple[int, ...]
     return cols.sum(axis=(2, 3))
 
 
+def _maps(x: np.ndarray, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[np.ndarray, tuple]:
+    """A feature map as (N, C, H, W) (a 1-D map (C, L) is (C, 1, L)), and the output's (C, H, W)."""
+    return x.reshape((x.shape[0], *spatial(in_shape))), spatial(out_shape)
+
+
 def _compute(node: Node, graph: Graph, env: dict[str, np.ndarray]) -> np.ndarray:
     """Exact result of ``node`` as codes of ``node.acc``."""
     args = [env[name] for name in node.inputs]
     fracs = [graph.tensors[name].fmt.frac_bits if graph.tensors[name].fmt else None for name in node.inputs]
+    in_shape = graph.tensors[node.inputs[0]].shape
     out_shape = graph.tensors[node.output].shape
     batch = args[0].shape[0]
     if isinstance(node, Dense):
         return _dense(node, args[0].reshape(batch, -1), fracs[0])
     if isinstance(node, Conv2d):
-        return _conv(node, args[0], fracs[0], out_shape)
+        x, out = _maps(args[0], in_shape, out_shape)
+        return _conv(node, x, fracs[0], out)
     if isinstance(node, Affine):
         return _affine(node, args[0], fracs[0])
     if isinstance(node, Add):
@@ -112,11 +142,37 @@ def _compute(node: Node, graph: Graph, env: dict[str, np.ndarray]) -> np.ndarray
     if isinstance(node, Relu):
         out = np.maximum(_align(args[0], fracs[0], node.acc), 0)
         return out if node.max_code is None else np.minimum(out, node.max_code)
+    if isinstance(node, Clip):
+        out = _align(args[0], fracs[0], node.acc)
+        out = out if node.min_code is None else np.maximum(out, node.min_code)
+        return out if node.max_code is None else np.minimum(out, node.max_code)
+    if isinstance(node, LeakyRelu):
+        x = as_ints(args[0], node.acc.width + 1)
+        negative = x * int(node.alpha)
+        positive = x << node.alpha_fmt.frac_bits
+        return _align(np.where(x >= 0, positive, negative), fracs[0] + node.alpha_fmt.frac_bits, node.acc)
     if isinstance(node, (MaxPool2d, SumPool2d)):
-        return _pool(node, args[0], out_shape)
+        x, out = _maps(args[0], in_shape, out_shape)
+        return _pool(node, x, out)
     if isinstance(node, GlobalSum):
         x = as_ints(args[0], node.acc.width + 1)
         return x.reshape(batch, x.shape[1], -1).sum(axis=2)
+    if isinstance(node, Pad):
+        x, _ = _maps(args[0], in_shape, out_shape)
+        return _align(_pad(x, node.padding, 0), fracs[0], node.acc)
+    if isinstance(node, Upsample):
+        x, _ = _maps(args[0], in_shape, out_shape)
+        sh, sw = node.scale
+        return _align(np.repeat(np.repeat(x, sh, axis=2), sw, axis=3), fracs[0], node.acc)
+    if isinstance(node, Concat):
+        parts = [_align(as_ints(a, node.acc.width + 1), f, node.acc) for a, f in zip(args, fracs, strict=True)]
+        return np.concatenate(parts, axis=node.axis + 1)
+    if isinstance(node, Lookup):
+        return lookup_codes(node.table, args[0], graph.fmt(node.inputs[0]))
+    if isinstance(node, Softmax):
+        return softmax_codes(args[0], node.spec)
+    if isinstance(node, ArgMax):
+        return np.argmax(args[0], axis=-1).astype(np.int64)
     if isinstance(node, Reshape):
         return args[0]
     raise TypeError(f"node {node.name}: the interpreter has no rule for {type(node).__name__}")
