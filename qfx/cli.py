@@ -173,6 +173,19 @@ def cmd_hls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from qfx.plan import fully_parallel, plan
+
+    with tempfile.TemporaryDirectory(prefix="qfx-") as tmp:
+        graph = _graph(Path(args.model), Path(tmp))
+    if args.fully_parallel:
+        result = fully_parallel(graph, args.board)
+    else:
+        result = plan(graph, args.board, target_fps=args.target_fps, margin=args.margin)
+    _print(json.dumps(result.as_dict(), indent=2) if args.json else result.table())
+    return EXIT_OK
+
+
 def cmd_rtl(args: argparse.Namespace) -> int:
     from qfx.rtl import generate, read_rtl
 
@@ -376,6 +389,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="hls_prj", help="project folder (default hls_prj)")
     p.add_argument("--force", action="store_true", help="replace an existing folder")
     p.set_defaults(func=cmd_hls)
+
+    p = command(
+        "plan",
+        "show the hardware plan of a model for a board: per-layer folding, cycles, LUT/FF/DSP/BRAM estimate",
+        "Fold the network to fit the board (the fastest balanced pipeline within --margin of every resource), or "
+        "reach --target-fps with the least resources, and print the plan; writes nothing.",
+    )
+    p.add_argument("model", help="model.onnx (QONNX) or model.qfx")
+    p.add_argument("--board", default="ultra96v2", help="a board of `qfx boards` or a board .toml (default ultra96v2)")
+    p.add_argument("--target-fps", type=float, help="samples per second to reach with the least resources")
+    p.add_argument("--margin", type=float, default=0.8, help="fraction of each resource to use (default 0.8)")
+    p.add_argument("--fully-parallel", action="store_true", help="the fully unrolled design (one sample per clock)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=cmd_plan)
 
     p = command("rtl", "QONNX file or checkpoint -> pipelined Verilog with HLS-style ports")
     p.add_argument("model", help="model.onnx (QONNX) or model.qfx")

@@ -139,7 +139,7 @@ def test_brevitas_export_matches_qonnx(tmp_path, summary) -> None:
     assert mismatches == 0
 
 
-@pytest.mark.parametrize("package", ["qfx/ir", "qfx/backends", "qfx/rtl", "qfx/synth.py"])
+@pytest.mark.parametrize("package", ["qfx/ir", "qfx/backends", "qfx/rtl", "qfx/synth.py", "qfx/plan", "qfx/tables.py"])
 def test_nothing_downstream_of_the_ir_imports_torch(package: str) -> None:
     import ast
     from pathlib import Path

@@ -1,0 +1,292 @@
+"""The hardware plan: how parallel each layer is, what it costs, and whether the network fits the board.
+
+``plan(graph, board)`` folds the network FINN-style: it finds the fastest balanced pipeline (every layer's cycles
+per sample at or below one common target) that fits the board's LUT, FF, DSP and BRAM within a margin; with
+``target_fps`` it takes the least resources that reach that throughput instead. Per-layer ``overrides`` fix a
+layer's :class:`Folding`. A network that cannot fit even fully folded is refused with the layer that does not fit
+and its estimate. The fully parallel design (every multiply-accumulate its own logic, one sample per clock) is the
+plan with maximal parallelism. Nothing here imports torch; the emitters render a plan, they decide nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from qfx.boards import Board, load_board
+from qfx.ir.graph import Graph, Reshape
+from qfx.ir.passes import fuse_casts
+from qfx.plan.cost import Estimate, Folding, Work, estimate, work_of
+
+__all__ = ["Estimate", "Folding", "LayerPlan", "Plan", "PlanError", "fully_parallel", "plan"]
+
+DEFAULT_MARGIN = 0.8  # use at most this fraction of each board resource
+RESOURCES = ("lut", "ff", "dsp", "bram")
+
+
+class PlanError(ValueError):
+    """The network cannot be planned as asked (it does not fit, or an override is invalid); names the layer."""
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """One node's folding, cycles per sample, latency to its first output and resource estimate."""
+
+    node: str
+    op: str
+    folding: Folding
+    cycles: int
+    latency: int
+    macs: int
+    weights: str  # where the constants live: "none", "logic", "rom"
+    estimate: Estimate
+    max_folding: Folding
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A folded network for a board; ``cycles`` (the slowest layer) is the initiation interval per sample."""
+
+    graph: str
+    board: Board
+    layers: tuple[LayerPlan, ...]
+    fifo_depths: dict[str, int] = field(default_factory=dict)
+    margin: float = DEFAULT_MARGIN
+
+    @property
+    def cycles(self) -> int:
+        return max((la.cycles for la in self.layers), default=1)
+
+    @property
+    def latency(self) -> int:
+        """Clocks from a sample's first input to its last output (estimate)."""
+        return sum(la.latency for la in self.layers) + self.cycles
+
+    @property
+    def total(self) -> Estimate:
+        out = Estimate()
+        for la in self.layers:
+            out = out + la.estimate
+        return out
+
+    @property
+    def fps(self) -> float:
+        """Samples per second at the board's clock."""
+        return self.board.clock_mhz * 1e6 / self.cycles
+
+    def utilization(self) -> dict[str, float]:
+        """Percent of each board resource the estimate takes."""
+        return {k: v for k, v in self.board.utilization(self.total.as_dict()).items() if k in RESOURCES}
+
+    @property
+    def fits(self) -> bool:
+        return all(v <= 100 * self.margin for v in self.utilization().values())
+
+    def table(self) -> str:
+        """The plan as a Markdown table, one row per layer, then the totals."""
+        b = self.board.resources
+        rows = ["| layer | op | PE x SIMD x pixels | cycles | MACs | weights | LUT | FF | DSP | BRAM |",
+                "|---|---|---|---:|---:|---|---:|---:|---:|---:|"]  # fmt: skip
+        for la in self.layers:
+            f, e = la.folding, la.estimate
+            rows.append(f"| {la.node} | {la.op} | {f.pe} x {f.simd} x {f.pixels} | {la.cycles:,} | {la.macs:,} | "
+                        f"{la.weights} | {e.lut:,} | {e.ff:,} | {e.dsp:,} | {e.bram:g} |")  # fmt: skip
+        t, u = self.total, self.utilization()
+        rows.append(f"| **total** | | | **{self.cycles:,}** | {sum(la.macs for la in self.layers):,} | | "
+                    f"{t.lut:,} ({u['lut']:.1f} %) | {t.ff:,} ({u['ff']:.1f} %) | {t.dsp:,} ({u['dsp']:.1f} %) | "
+                    f"{t.bram:g} ({u['bram']:.1f} %) |")  # fmt: skip
+        rows.append("")
+        rows.append(f"{self.board.title}: {b.lut:,} LUT, {b.ff:,} FF, {b.dsp} DSP, {b.bram} BRAM36 at "
+                    f"{self.board.clock_mhz:g} MHz; {self.cycles:,} cycles per sample = {self.fps:,.0f} samples/s; "
+                    f"latency about {self.latency:,} cycles. Estimates are first-order (docs/plan.md).")  # fmt: skip
+        return "\n".join(rows)
+
+    def as_dict(self) -> dict:
+        """JSON-able form (for results.json and reports)."""
+        return dict(
+            graph=self.graph, board=self.board.name, cycles=self.cycles, fps=self.fps, latency=self.latency,
+            total=self.total.as_dict(), utilization=self.utilization(), fits=self.fits, margin=self.margin,
+            fifo_depths=self.fifo_depths,
+            layers=[dict(node=la.node, op=la.op, pe=la.folding.pe, simd=la.folding.simd, pixels=la.folding.pixels,
+                         cycles=la.cycles, latency=la.latency, macs=la.macs, weights=la.weights,
+                         **la.estimate.as_dict()) for la in self.layers],
+        )  # fmt: skip
+
+
+def _divisors(n: int) -> list[int]:
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _candidates(work: Work) -> list[Folding]:
+    """Foldings of a node: every PE x SIMD (divisors), then output positions in parallel once PE x SIMD is full."""
+    out = [Folding(pe, simd) for pe in _divisors(work.pe_dim) for simd in _divisors(work.simd_dim)]
+    out += [Folding(work.pe_dim, work.simd_dim, p) for p in _divisors(work.positions) if p > 1]
+    return out
+
+
+def _latency(work: Work, f: Folding, cycles: int) -> int:
+    """Clocks from the node's first input to its first output: the line-buffer fill, one output's sum, the
+    pipeline (an adder tree of depth log2 SIMD, a cast)."""
+    fill = 0
+    if work.line_buffer_bits and work.in_bits:
+        row_bits = work.line_buffer_bits  # (kernel rows - 1) rows of the input
+        fill = math.ceil(cycles * min(1.0, row_bits / max(1, row_bits + work.in_bits * work.positions)))
+    one_output = (work.pe_dim // f.pe) * (work.simd_dim // f.simd) if work.kind == "mac" else 1
+    return fill + one_output + math.ceil(math.log2(max(1, f.simd))) + 3
+
+
+def _weights(work: Work, f: Folding) -> str:
+    if work.kind not in ("mac", "affine"):
+        return "none"
+    return "logic" if f.pe == work.pe_dim and f.simd == work.simd_dim else "rom"
+
+
+def _layer(work: Work, f: Folding, full: Folding) -> LayerPlan:
+    cycles = work.cycles(f)
+    return LayerPlan(work.node, work.op, f, cycles, _latency(work, f, cycles), work.macs, _weights(work, f),
+                     estimate(work, f), full)  # fmt: skip
+
+
+def _cost(e: Estimate, board: Board) -> float:
+    r = board.resources
+    return (
+        e.lut / r.lut
+        + e.ff / r.ff
+        + (e.dsp / r.dsp if r.dsp else 1e9 * e.dsp)
+        + (e.bram / r.bram if r.bram else 1e9 * e.bram)
+    )
+
+
+def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
+    """Elements each stream must buffer: 2, or, where paths of different latency meet (a residual add, a
+    concatenation), enough to hold the faster path's elements while the slower one catches up."""
+    arrival: dict[str, int] = {t: 0 for t in graph.inputs}
+    rate: dict[str, float] = {t: 1.0 for t in graph.inputs}  # elements per clock
+    depths: dict[str, int] = {}
+    for node in graph.nodes:
+        la = layers.get(node.name)
+        start = max(arrival.get(t, 0) for t in node.inputs)
+        if len(node.inputs) > 1:
+            for t in node.inputs:
+                behind = start - arrival.get(t, 0)
+                need = math.ceil(behind * rate.get(t, 1.0)) + 2
+                depths[t] = min(max(2, 1 << (need - 1).bit_length()), max(2, graph.tensors[t].size))
+        for t in node.inputs:
+            depths.setdefault(t, 2)
+        arrival[node.output] = start + (la.latency if la else 0)
+        cycles = la.cycles if la else 1
+        rate[node.output] = graph.tensors[node.output].size / max(1, cycles)
+    return depths
+
+
+def _assemble(graph: Graph, board: Board, chosen: dict[str, LayerPlan], margin: float) -> Plan:
+    layers = tuple(chosen[n.name] for n in graph.nodes if n.name in chosen)
+    return Plan(graph.name, board, layers, _fifo_depths(graph, chosen), margin)
+
+
+def _fits(e: Estimate, board: Board, margin: float) -> bool:
+    r = board.resources
+    return e.lut <= margin * r.lut and e.ff <= margin * r.ff and e.dsp <= margin * r.dsp and e.bram <= margin * r.bram
+
+
+def fully_parallel(graph: Graph, board: str | Board = "ultra96v2") -> Plan:
+    """The plan of today's fully parallel design: every node fully unrolled, one sample per clock."""
+    board = board if isinstance(board, Board) else load_board(board)
+    graph = fuse_casts(graph)
+    chosen = {}
+    for node in graph.nodes:
+        if isinstance(node, Reshape):
+            continue
+        w = work_of(graph, node)
+        full = Folding(w.pe_dim, w.simd_dim, w.positions)
+        chosen[node.name] = _layer(w, full, full)
+    return _assemble(graph, board, chosen, DEFAULT_MARGIN)
+
+
+def plan(
+    graph: Graph,
+    board: str | Board = "ultra96v2",
+    *,
+    target_fps: float | None = None,
+    overrides: Mapping[str, Folding] | None = None,
+    margin: float = DEFAULT_MARGIN,
+) -> Plan:
+    """Fold ``graph`` for ``board``: the fastest balanced pipeline that fits (or the cheapest reaching
+    ``target_fps``), within ``margin`` of every resource. Raises :class:`PlanError` naming what does not fit."""
+    board = board if isinstance(board, Board) else load_board(board)
+    graph = fuse_casts(graph)
+    if not 0 < margin <= 1:
+        raise PlanError(f"margin must be in (0, 1], not {margin!r}")
+    overrides = dict(overrides or {})
+    names = {n.name for n in graph.nodes}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise PlanError(f"overrides name node {unknown[0]!r}, which the graph does not have")
+    options: dict[str, list[LayerPlan]] = {}
+    for node in graph.nodes:
+        if isinstance(node, Reshape):
+            continue
+        w = work_of(graph, node)
+        full = Folding(w.pe_dim, w.simd_dim, w.positions)
+        if node.name in overrides:
+            try:
+                w.check(overrides[node.name])
+            except ValueError as e:
+                raise PlanError(str(e)) from None
+            options[node.name] = [_layer(w, overrides[node.name], full)]
+        else:
+            options[node.name] = sorted((_layer(w, f, full) for f in _candidates(w)),
+                                        key=lambda la: (_cost(la.estimate, board), -la.cycles))  # fmt: skip
+
+    def at(target: int) -> dict[str, LayerPlan] | None:
+        chosen = {}
+        for name, opts in options.items():
+            ok = [la for la in opts if la.cycles <= target]
+            if not ok:
+                return None
+            chosen[name] = ok[0]  # cheapest first
+        return chosen
+
+    slowest = max(max(la.cycles for la in opts) for opts in options.values())
+    if target_fps is not None:
+        if not target_fps > 0:
+            raise PlanError(f"target_fps must be > 0, not {target_fps!r}")
+        target = math.floor(board.clock_mhz * 1e6 / target_fps)
+        if target < 1:
+            raise PlanError(f"{target_fps:g} samples/s is faster than one sample per clock at {board.clock_mhz:g} MHz")
+        chosen = at(max(target, 1))
+        if chosen is None:
+            raise PlanError(f"no folding reaches {target_fps:g} samples/s (fixed overrides are too slow)")
+        result = _assemble(graph, board, chosen, margin)
+        if not result.fits:
+            raise PlanError(_too_large(result, f"at {target_fps:g} samples/s"))
+        return result
+    cheapest = _assemble(graph, board, at(slowest), margin)
+    if not cheapest.fits:
+        raise PlanError(_too_large(cheapest, "even at the slowest folding"))
+    targets = sorted({la.cycles for opts in options.values() for la in opts if la.cycles <= slowest})
+    lo, hi = 0, len(targets) - 1  # targets[hi] fits; find the smallest that does
+    while lo < hi:
+        mid = (lo + hi) // 2
+        chosen = at(targets[mid])
+        if chosen is not None and _fits(sum((la.estimate for la in chosen.values()), Estimate()), board, margin):
+            hi = mid
+        else:
+            lo = mid + 1
+    return _assemble(graph, board, at(targets[hi]), margin)
+
+
+def _too_large(p: Plan, when: str) -> str:
+    """One line: the most over-used resource, the layer that takes most of it, the totals."""
+    limits = {k: getattr(p.board.resources, k) * p.margin for k in RESOURCES}
+    over = max(RESOURCES, key=lambda k: getattr(p.total, k) / limits[k] if limits[k] else math.inf)
+    worst = max(p.layers, key=lambda la: getattr(la.estimate, over))
+    names = {"lut": "LUTs", "ff": "flip-flops", "dsp": "DSPs", "bram": "BRAM36"}
+    total = getattr(p.board.resources, over)
+    return (
+        f"the network does not fit the {p.board.title} {when}: it needs {getattr(p.total, over):,g} {names[over]} "
+        f"(layer {worst.node} alone {getattr(worst.estimate, over):,g}); the board has {total:,} "
+        f"({int(p.margin * 100)} % usable: {limits[over]:,.0f})"
+    )
