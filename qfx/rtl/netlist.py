@@ -39,11 +39,13 @@ def literal(value: int) -> str:
 
 @dataclass(frozen=True)
 class Wire:
-    """``wire signed [width-1:0] name = expr;`` in the layer module."""
+    """``wire signed [width-1:0] name = expr;`` in the layer module; with ``cast`` (the parameters of a
+    ``qfx_cast``), ``wire [width-1:0] name`` driven by that cast of the signed wire ``expr``."""
 
     name: str
     width: int
     expr: str
+    cast: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,9 @@ class Netlist:
     wires: list[Wire] = field(default_factory=list)
     multipliers: int = 0
 
-    def wire(self, width: int, expr: str) -> str:
+    def wire(self, width: int, expr: str, cast: str = "") -> str:
         name = f"{self.prefix}{len(self.wires)}"
-        self.wires.append(Wire(name, width, expr))
+        self.wires.append(Wire(name, width, expr, cast))
         return name
 
     # ------------------------------------------------------------------------------------------------ terms
