@@ -38,6 +38,7 @@ from qfx.ir.graph import (
 )
 from qfx.result_types import accumulator_format, grow_bits, union_format
 from qfx.rtl import generate, read_rtl, simulate_codes
+from qfx.rtl.size import DesignTooLarge
 from qfx.tables import SoftmaxSpec, function_table
 
 SIMULATORS = ("verilator", "icarus")
@@ -169,28 +170,34 @@ def maps_net(seed: int) -> Graph:
 
 
 def tables_net(seed: int) -> Graph:
-    """Sigmoid and tanh tables, softmax over 5 values, argmax, and concatenations of 3 inputs and along L."""
+    """Sigmoid and tanh tables, softmax over 5 values and argmax of signed and unsigned inputs (6 to 8 bits), and
+    concatenations of 3 inputs, along L, and of one tensor with itself."""
     rng = np.random.default_rng(seed)
     width = int(rng.integers(6, 9))
-    f_in = FixedFormat(width, int(rng.integers(2, 5)), bool(rng.random() < 0.7))
+    f_in = FixedFormat(width, int(rng.integers(2, 5)), True)
     net = Net((2, 5), f_in, f"tables_{seed}")
-    x = "q"
+    f_u = FixedFormat(width, f_in.int_bits, False)  # AP_WRAP: every signed code becomes another unsigned one
+    net.add(Cast("to unsigned", ["q"], "qu", f_u), (2, 5), f_u, flat=False)
     outs = {}
-    for function, signed in (("sigmoid", False), ("tanh", True)):
-        acc = FixedFormat(8, 1, signed, Quant.RND, Overflow.SAT)
-        table = function_table(function, f_in, acc)
-        node = Lookup(function, [x], function, acc, table=table, function=function)
-        outs[function] = net.add(node, (2, 5), acc if function == "tanh" else random_format(rng, ints=(0, 2)))
-    spec = SoftmaxSpec.build(f_in, 5)
-    net.add(Softmax("softmax", [x], "softmax", spec.acc, spec=spec), (2, 5), random_format(rng, (6, 10), False, (1, 2)))
-    b = grow_bits(5)
-    net.add(ArgMax("argmax", [x], "argmax", FixedFormat(b, b, False)), (2,), FixedFormat(b, b, False))
-    three = [net.reshape(t, (2, 1, 5)) for t in (x, outs["sigmoid"], outs["tanh"])]
+    for x in ("q", "qu"):
+        fx = net.tensors[x].fmt
+        for function, signed in (("sigmoid", False), ("tanh", True)):
+            acc = FixedFormat(8, 1, signed, Quant.RND, Overflow.SAT)
+            table = function_table(function, fx, acc)
+            node = Lookup(f"{function}({x})", [x], f"{function}_{x}", acc, table=table, function=function)
+            outs[function, x] = net.add(node, (2, 5), acc if function == "tanh" else random_format(rng, ints=(1, 2)))
+        spec = SoftmaxSpec.build(fx, 5)
+        net.add(Softmax(f"softmax({x})", [x], f"softmax_{x}", spec.acc, spec=spec), (2, 5),
+                random_format(rng, (6, 10), False, (1, 2)))  # fmt: skip
+        b = grow_bits(5)
+        net.add(ArgMax(f"argmax({x})", [x], f"argmax_{x}", FixedFormat(b, b, False)), (2,), FixedFormat(b, b, False))
+    three = [net.reshape(t, (2, 1, 5)) for t in ("q", outs["sigmoid", "q"], outs["tanh", "qu"])]
     fmts = [net.tensors[t].fmt for t in three]
     net.add(Concat("cat3", three, "cat3", union_format(fmts)), (6, 1, 5), random_format(rng, (6, 10)))
-    net.add(Concat("cat_l", [x, outs["tanh"]], "cat_l", union_format([f_in, fmts[2]]), axis=1), (2, 10),
-            union_format([f_in, fmts[2]]))  # fmt: skip
-    net.add(Concat("cat_same", [x, x], "cat_same", f_in), (4, 5), f_in)
+    tanh = outs["tanh", "q"]
+    union = union_format([f_in, net.tensors[tanh].fmt])
+    net.add(Concat("cat_l", ["q", tanh], "cat_l", union, axis=1), (2, 10), union)
+    net.add(Concat("cat_same", ["qu", "qu"], "cat_same", f_u), (4, 5), f_u)
     return net.graph()
 
 
@@ -243,7 +250,7 @@ def test_structure(tmp_path) -> None:
     assert "function signed" in layers and "case (a)" in layers
     cat3 = next(la for la in meta["layers"] if la["node"] == "cat3")
     assert ".x3(" in top and f"{cat3['module']} u_{cat3['module']}" in top
-    assert next(la for la in meta["layers"] if la["node"] == "softmax")["multipliers"] == 10
+    assert next(la for la in meta["layers"] if la["op"] == "softmax")["multipliers"] == 10
     maps = generate(maps_net(3), tmp_path / "m")
     leaky = [la for la in read_rtl(maps)["layers"] if la["op"] == "leaky_relu"]
     assert leaky[0]["multipliers"] == 0 or leaky[1]["multipliers"] == 0
@@ -252,13 +259,13 @@ def test_structure(tmp_path) -> None:
 def test_size_guard_is_fast(tmp_path) -> None:
     """A 4096 x 4096 dense layer is refused at once, naming the layer, and writes nothing."""
     f = FixedFormat(8, 3)
-    weight = np.ones((4096, 4096), dtype=np.int64)
+    weight = np.ones((4096, 4096), dtype=np.int8)
     t = {"x": Tensor("x", (4096,), None), "q": Tensor("q", (4096,), f), "y": Tensor("y", (4096,), FixedFormat(16, 8))}
     acc = accumulator_format(f, FixedFormat(4, 2), 4096)
     nodes = [Cast("in", ["x"], "q", f), Dense("big fc", ["q"], "y", acc, weight=weight, weight_fmt=FixedFormat(4, 2))]
     graph = Graph(t, nodes, ["x"], ["y"], name="big")
     start = time.perf_counter()
-    with pytest.raises(ValueError, match="big fc"):
+    with pytest.raises(DesignTooLarge, match=r"about 16,781,312 terms.*'big fc' \(dense, 16,781,312 terms\)"):
         generate(graph, tmp_path / "big")
     assert time.perf_counter() - start < 2.0
     assert not (tmp_path / "big").exists()
