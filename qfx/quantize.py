@@ -1,16 +1,19 @@
 """``quantize_(model, config, calibration)``: turn a float ``nn.Module`` into a QFX one.
 
-The model is traced with ``torch.fx``; ``Linear``, ``Conv2d``, ``BatchNorm2d``, ``ReLU``, pools, ``Flatten`` and
-residual adds (``+``, ``torch.add``, ``operator.add``) become QFX layers, and a :class:`~qfx.nn.QInput` quantizes
-the model's input. Every format's binary point is calibrated from the min/max of the tensor on calibration data,
-so post-training quantization (``mode="ptq"``: formats fixed) and quantization-aware training (``mode="qat"``:
-binary points learned from there) start from the same place and compare on equal terms.
+The model is traced with ``torch.fx``; modules (``Linear``, ``Conv1d``/``Conv2d``, batch norms, activations,
+pools, ``Upsample``, ``Softmax``, ...) and their functional forms and tensor methods (``F.relu``,
+``F.max_pool2d``, ``torch.cat``, ``x.view(x.size(0), -1)``, ``torch.sigmoid``, ...: :mod:`qfx.nn.convert`) become
+QFX layers, and a :class:`~qfx.nn.QInput` quantizes the model's input. Anything else is refused by one error naming
+the call or module and its line in ``forward``. Every format's binary point is calibrated from the min/max of the
+tensor on calibration data, so post-training quantization (``mode="ptq"``: formats fixed) and quantization-aware
+training (``mode="qat"``: binary points learned from there) start from the same place and compare on equal terms.
 """
 
 from __future__ import annotations
 
 import math
-import operator
+import os
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,19 +23,27 @@ from torch import fx, nn
 
 from qfx.format import FixedFormat, Overflow, Quant
 from qfx.nn import (
-    FixedQuantizer,
-    QAdd,
-    QAvgPool2d,
+    QBatchNorm1d,
     QBatchNorm2d,
+    QConv1d,
     QConv2d,
     QFlatten,
     QGlobalAvgPool2d,
     QInput,
     QLinear,
+    QMaxPool1d,
     QReLU,
+    QUpsample,
 )
+from qfx.nn.convert import Context, QuantizeError, fitted, int_bits_for, where
+from qfx.nn.convert import adaptive_pool as _adaptive_pool
+from qfx.nn.convert import avg_pool as _avg_pool
+from qfx.nn.convert import convert_call as _convert_call
+from qfx.nn.convert import hardtanh as _hardtanh
+from qfx.nn.convert import leaky_slope_format as _leaky_slope_format
+from qfx.nn.convert import table as _table
 
-__all__ = ["LayerConfig", "QuantizeConfig", "quantize_"]
+__all__ = ["LayerConfig", "QuantizeConfig", "QuantizeError", "int_bits_for", "quantize_"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,10 @@ class QuantizeConfig:
 
     Widths are per kind of tensor; binary points are calibrated (then learned in QAT). ``overrides`` maps module
     names (as in ``model.named_modules()``) to a :class:`LayerConfig`.
+
+    ``softmax`` says what a softmax becomes: ``"table"`` the fixed-point softmax of :mod:`qfx.tables` (exp and
+    reciprocal tables of ``exp_width``/``index_width``/``recip_width`` bits), ``"argmax"`` the index of the largest
+    input (the class the hardware reports), ``"logits"`` nothing (the model outputs its logits).
     """
 
     input_width: int = 8
@@ -73,6 +88,10 @@ class QuantizeConfig:
     per_channel_weights: bool = False
     khot: int | None = None
     overrides: Mapping[str, LayerConfig] = field(default_factory=dict)
+    softmax: Literal["table", "argmax", "logits"] = "table"
+    exp_width: int = 12
+    index_width: int = 10
+    recip_width: int = 12
 
     def __post_init__(self) -> None:
         for name in ("input_width", "weight_width", "bias_width", "activation_width"):
@@ -81,6 +100,10 @@ class QuantizeConfig:
             raise ValueError(f"khot must be None or an integer from 1 to 8, not {self.khot!r}")
         if self.mode not in ("qat", "ptq"):
             raise ValueError(f"mode must be 'qat' or 'ptq', not {self.mode!r}")
+        if self.softmax not in ("table", "argmax", "logits"):
+            raise ValueError(f"softmax must be 'table', 'argmax' or 'logits', not {self.softmax!r}")
+        for name in ("exp_width", "index_width", "recip_width"):
+            _check_width(name, getattr(self, name))
         object.__setattr__(self, "quant", Quant.from_name(self.quant))
         object.__setattr__(self, "overflow", Overflow.from_name(self.overflow))
         object.__setattr__(self, "weight_quant", Quant.from_name(self.weight_quant))
@@ -98,37 +121,61 @@ class QuantizeConfig:
         )
 
 
-def int_bits_for(max_abs: float, signed: bool) -> int:
-    """Fewest integer bits whose range holds ``max_abs`` (at least -16, for all-zero tensors)."""
-    if not max_abs > 0:
-        return -16
-    bits = math.floor(math.log2(max_abs)) + 1
-    return bits + 1 if signed else bits
-
-
 def _fmt(width: int, max_abs: float, signed: bool, quant: Quant, overflow: Overflow) -> FixedFormat:
-    return FixedFormat(width, int_bits_for(max_abs, signed), signed, quant, overflow)
+    return fitted(width, max_abs, signed, quant, overflow)
+
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_OWN_FILES = (os.path.abspath(__file__),)
+
+
+class _Tracer(fx.Tracer):
+    """``torch.fx`` tracing that remembers each node's line in the user's ``forward`` (for error messages)."""
+
+    def trace(self, root, concrete_args=None) -> fx.Graph:
+        self._depth = len(traceback.extract_stack())  # frames at and above this call are not the model's
+        return super().trace(root, concrete_args)
+
+    def create_node(self, *args, **kwargs) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        for frame in reversed(traceback.extract_stack()[self._depth :]):
+            if not frame.filename.startswith(_TORCH_DIR) and os.path.abspath(frame.filename) not in _OWN_FILES:
+                node.meta["qfx_frame"] = (frame.filename, frame.lineno, frame.line, frame.name)
+                break
+        return node
 
 
 class _Recorder(fx.Interpreter):
-    """Runs the float graph and records the max |value| of every node's output."""
+    """Runs the float graph and records every tensor node's max |value|, minimum and shape."""
 
     def __init__(self, gm: fx.GraphModule) -> None:
         super().__init__(gm)
         self.max_abs: dict[str, float] = {}
         self.min: dict[str, float] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
 
     def run_node(self, n: fx.Node):
         out = super().run_node(n)
-        if isinstance(out, torch.Tensor) and out.is_floating_point():
-            self.max_abs[n.name] = max(self.max_abs.get(n.name, 0.0), out.detach().abs().max().item())
-            self.min[n.name] = min(self.min.get(n.name, math.inf), out.detach().min().item())
+        if isinstance(out, torch.Tensor):
+            self.shapes[n.name] = tuple(out.shape)
+            if out.is_floating_point() and out.numel():
+                self.max_abs[n.name] = max(self.max_abs.get(n.name, 0.0), out.detach().abs().max().item())
+                self.min[n.name] = min(self.min.get(n.name, math.inf), out.detach().min().item())
         return out
 
 
-_ADDS = {operator.add, torch.add, operator.iadd}
-_RELUS = {torch.relu, torch.nn.functional.relu}
-_PASS_THROUGH = (nn.Flatten, nn.MaxPool2d, nn.Dropout, nn.Identity)
+def _trace(model: nn.Module, modules: dict[str, nn.Module]) -> fx.GraphModule:
+    try:
+        graph = _Tracer().trace(model)
+    except SyntaxError:  # torch.fx writes getattr(self, "<name>") without escaping the name
+        bad = [n for n in modules if '"' in n or "\\" in n or not n.isprintable()]
+        if not bad:
+            raise
+        raise ValueError(
+            f"module {bad[0]!r}: torch.fx cannot trace a submodule whose name holds a double quote, a backslash "
+            "or a control character; rename it"
+        ) from None
+    return fx.GraphModule(model, graph, type(model).__name__)
 
 
 def quantize_(
@@ -138,6 +185,7 @@ def quantize_(
 
     ``calibration`` is a batch (or a list of batches) of inputs: the binary point of every tensor is set so its
     largest magnitude on that data fits. With ``mode="ptq"`` the formats stay there; with ``"qat"`` they train.
+    Raises :class:`QuantizeError` naming the first call or module (and its line) that cannot be fixed point.
     """
     if not isinstance(config, QuantizeConfig):
         raise TypeError(f"config must be a qfx.QuantizeConfig, not {type(config).__name__}")
@@ -148,76 +196,75 @@ def quantize_(
             f"overrides name module {unknown[0]!r}, which the model does not have; its modules: "
             + ", ".join(repr(n) for n in modules if n)
         )
-    try:
-        gm = fx.symbolic_trace(model)
-    except SyntaxError:  # torch.fx writes getattr(self, "<name>") without escaping the name
-        bad = [n for n in modules if '"' in n or "\\" in n or not n.isprintable()]
-        if not bad:
-            raise
-        raise ValueError(
-            f"module {bad[0]!r}: torch.fx cannot trace a submodule whose name holds a double quote, a backslash "
-            "or a control character; rename it"
-        ) from None
+    gm = _trace(model, modules)
     batches = calibration if isinstance(calibration, list) else [calibration]
     recorder = _Recorder(gm)
+    was_training = gm.training
+    gm.eval()  # calibrate on the evaluation graph (batch norm running statistics, no dropout)
     with torch.no_grad():
         for batch in batches:
             recorder.run(batch)
-    learn = config.mode == "qat"
-    c = config
+    gm.train(was_training)
+    ctx = Context(gm, config, recorder.max_abs, recorder.min, recorder.shapes)
     modules = dict(gm.named_modules())
-    producer: dict[str, FixedQuantizer] = {}  # node name -> quantizer of the format its value is in
 
-    def act(node: fx.Node, width: int, signed: bool = True) -> FixedFormat:
-        return _fmt(width, recorder.max_abs.get(node.name, 0.0), signed, c.quant, c.overflow)
+    def insert(node: fx.Node, module: nn.Module, inputs: list) -> fx.Node:
+        name = f"qfx_{type(module).__name__.lower()}_{node.name}"
+        gm.add_submodule(name, module)
+        with gm.graph.inserting_after(node):
+            new = gm.graph.call_module(name, tuple(inputs))
+        new.meta.update(node.meta)
+        for record in (recorder.shapes, recorder.max_abs, recorder.min):
+            if node.name in record:
+                record[new.name] = record[node.name]
+        node.replace_all_uses_with(new)
+        gm.graph.erase_node(node)
+        return new
 
     for node in list(gm.graph.nodes):
         if node.op == "placeholder":
             signed = recorder.min.get(node.name, 0.0) < 0
-            qin = QInput(act(node, c.input_width, signed), learn_binary_point=learn)
+            qin = QInput(ctx.act(node, config.input_width, signed), learn_binary_point=ctx.learn)
             inputs = sum(isinstance(m, QInput) for m in gm.children())
             name = "qfx_input" if inputs == 0 else f"qfx_input_{inputs}"
             gm.add_submodule(name, qin)
             with gm.graph.inserting_after(node):
                 new = gm.graph.call_module(name, (node,))
             node.replace_all_uses_with(new, delete_user_cb=lambda user, new=new: user is not new)
-            producer[new.name] = qin
+            ctx.producer[new.name] = qin
+            recorder.shapes[new.name] = recorder.shapes[node.name]
         elif node.op == "call_module":
-            module = modules[node.target]
-            replacement = _convert(module, node, c, learn, recorder, producer, act)
+            replacement = _convert(modules[node.target], node, ctx)
             if replacement is not None:
                 _set_submodule(gm, node.target, replacement)
-        elif node.op == "call_function" and node.target in _ADDS | _RELUS:
-            if node.target in _RELUS:
-                inserted: nn.Module = QReLU(act(node, c.activation_width, signed=False), learn=learn)
-            else:
-                inserted = QAdd(act(node, c.activation_width), learn=learn)
-            name = f"qfx_{type(inserted).__name__.lower()}_{node.name}"
-            gm.add_submodule(name, inserted)
-            with gm.graph.inserting_after(node):
-                new = gm.graph.call_module(name, tuple(node.args[: 1 if node.target in _RELUS else 2]))
-            node.replace_all_uses_with(new)
-            gm.graph.erase_node(node)
-            producer[new.name] = inserted.output_quantizer
-        elif (node.op == "call_method" and node.target in ("flatten", "view", "reshape")) or (
-            node.op == "call_function" and node.target in (torch.flatten,)
-        ):
-            src = node.args[0]
-            if isinstance(src, fx.Node) and src.name in producer:
-                producer[node.name] = producer[src.name]
+        elif node.op in ("call_function", "call_method"):
+            _convert_call(ctx, node, insert)
+        elif node.op == "output":
+            for out in node.all_input_nodes:
+                ctx.source(out, out, f"the model's output {out.name}")
     gm.graph.lint()
     gm.recompile()
     return gm
 
 
-def _convert(module, node, c, learn, recorder, producer, act) -> nn.Module | None:
+_IDENTITIES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
+
+
+def _convert(module: nn.Module, node: fx.Node, ctx: Context) -> nn.Module | None:
     """The QFX replacement of one module (``None`` to keep it), recording which quantizer its output follows."""
+    c, learn, act = ctx.config, ctx.learn, ctx.act
+    what = f"module {node.target}"
     src = node.args[0] if node.args else None
-    source = producer.get(src.name) if isinstance(src, fx.Node) else None
+    source = ctx.source(src, node, what) if isinstance(src, fx.Node) and src.name in ctx.producer else None
     weight_w, bias_w, out_w = c.widths(node.target)
-    if isinstance(module, (nn.Linear, nn.Conv2d)):
-        if source is None:
-            raise ValueError(f"module {node.target}: its input does not come from a quantized tensor")
+    in_shape = ctx.shapes.get(src.name) if isinstance(src, fx.Node) else None
+
+    def refuse(why: str) -> QuantizeError:
+        return QuantizeError(f"{what} ({type(module).__name__}){where(node)}: {why}")
+
+    if not isinstance(module, _IDENTITIES) and source is None:
+        ctx.source(src, node, what)  # raises: the input is not fixed point
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)) and type(module) in (nn.Linear, nn.Conv1d, nn.Conv2d):
         w_fmt = _fmt(weight_w, module.weight.detach().abs().max().item(), True, c.weight_quant, Overflow.SAT)
         b_max = module.bias.detach().abs().max().item() if module.bias is not None else 0.0
         b_fmt = _fmt(bias_w, b_max, True, c.weight_quant, Overflow.SAT)
@@ -228,41 +275,94 @@ def _convert(module, node, c, learn, recorder, producer, act) -> nn.Module | Non
         if isinstance(module, nn.Linear):
             q = QLinear(module.in_features, module.out_features, module.bias is not None, **kwargs)
         else:
-            if not isinstance(module.padding, tuple) or module.padding_mode != "zeros":
-                raise ValueError(f"module {node.target}: only numeric zero padding is supported")
-            q = QConv2d(
+            if module.padding_mode != "zeros":
+                raise refuse(f"padding_mode={module.padding_mode!r}: only zero padding is supported")
+            cls = QConv1d if isinstance(module, nn.Conv1d) else QConv2d
+            q = cls(
                 module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
                 module.dilation, module.groups, module.bias is not None, **kwargs,
             )  # fmt: skip
         q.load_state_dict(module.state_dict(), strict=False)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif type(module) in (nn.BatchNorm1d, nn.BatchNorm2d):
+        if not module.affine or not module.track_running_stats:
+            raise refuse("batch norm needs affine=True and track_running_stats=True")
         scale = (module.weight / torch.sqrt(module.running_var + module.eps)).detach()
         shift = (module.bias - module.running_mean * scale).detach()
-        q = QBatchNorm2d(
+        cls = QBatchNorm1d if isinstance(module, nn.BatchNorm1d) else QBatchNorm2d
+        q = cls(
             module.num_features, module.eps, module.momentum if module.momentum is not None else 0.1,
             scale=_fmt(weight_w, scale.abs().max().item(), True, c.weight_quant, Overflow.SAT),
             shift=_fmt(bias_w, shift.abs().max().item(), True, c.weight_quant, Overflow.SAT),
             output=act(node, out_w), learn=learn, khot=c.khot,
         )  # fmt: skip
         q.load_state_dict(module.state_dict(), strict=False)
-    elif isinstance(module, nn.ReLU):
+    elif type(module) is nn.ReLU:
         q = QReLU(act(node, out_w, signed=False), learn=learn)
-    elif isinstance(module, nn.AvgPool2d):
-        q = QAvgPool2d(module.kernel_size, module.stride, module.padding, output=act(node, out_w), learn=learn)
-    elif isinstance(module, nn.AdaptiveAvgPool2d) and module.output_size in (1, (1, 1)):
-        q = _GlobalPoolKeepDims(act(node, out_w), learn)
-    elif isinstance(module, _PASS_THROUGH):
+    elif type(module) in (nn.ReLU6, nn.Hardtanh):
+        q = _hardtanh(ctx, node, float(module.min_val), float(module.max_val))
+    elif type(module) is nn.LeakyReLU:
+        slope = float(module.negative_slope)
+        from qfx.nn import QLeakyReLU
+
+        q = QLeakyReLU(slope, _leaky_slope_format(c, slope), act(node, out_w), learn=learn)
+    elif type(module) in (nn.AvgPool1d, nn.AvgPool2d):
+        dims = 1 if isinstance(module, nn.AvgPool1d) else 2
+        pair = nn.modules.utils._single if dims == 1 else nn.modules.utils._pair
+        k, s, p = (pair(v) for v in (module.kernel_size, module.stride or module.kernel_size, module.padding))
+        if module.ceil_mode or (any(p) and not module.count_include_pad) or getattr(module, "divisor_override", None):
+            raise refuse("ceil_mode, count_include_pad=False and divisor_override are not supported")
+        q = _avg_pool(ctx, node, k, s, p)
+    elif type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d):
+        dims = 1 if isinstance(module, nn.AdaptiveAvgPool1d) else 2
+        size = module.output_size
+        size = tuple(size) if isinstance(size, (tuple, list)) else (size,) * dims
+        q = _adaptive_pool(ctx, node, in_shape, size, f"{what} ({type(module).__name__})")
+    elif type(module) in (nn.Sigmoid, nn.Tanh):
+        q = _table(ctx, node, "sigmoid" if isinstance(module, nn.Sigmoid) else "tanh", src, what)
+    elif type(module) is nn.Softmax:
+        return _softmax_module(module, node, ctx, refuse)
+    elif type(module) is nn.Upsample:
+        if module.mode != "nearest":
+            raise refuse(f"mode {module.mode!r} is not supported; only 'nearest' moves values exactly")
+        out_shape = ctx.shapes[node.name]
+        if any(o % i for i, o in zip(in_shape[2:], out_shape[2:], strict=True)):
+            raise refuse(f"upsampling {tuple(in_shape[2:])} to {tuple(out_shape[2:])} is not by integer factors")
+        ctx.producer[node.name] = source
+        return QUpsample(tuple(o // i for i, o in zip(in_shape[2:], out_shape[2:], strict=True)))
+    elif type(module) in (nn.MaxPool1d, nn.MaxPool2d):
+        pair = nn.modules.utils._single if isinstance(module, nn.MaxPool1d) else nn.modules.utils._pair
+        if module.ceil_mode or module.return_indices or pair(module.dilation) != pair(1):
+            raise refuse("max pooling with ceil_mode, dilation or return_indices is not supported")
+        ctx.producer[node.name] = source
+        return (
+            QMaxPool1d(module.kernel_size, module.stride, module.padding) if pair is nn.modules.utils._single else None
+        )
+    elif isinstance(module, (nn.Flatten, *_IDENTITIES)) and type(module).__module__.startswith("torch.nn"):
         if source is not None:
-            producer[node.name] = source
+            ctx.producer[node.name] = source
         return QFlatten(module.start_dim, module.end_dim) if isinstance(module, nn.Flatten) else None
     else:
-        raise ValueError(f"module {node.target}: {type(module).__name__} is not supported by quantize_")
-    producer[node.name] = q.output_quantizer
+        raise QuantizeError(f"module {node.target}: {type(module).__name__} is not supported by quantize_{where(node)}")
+    ctx.producer[node.name] = q.output_quantizer
+    return q
+
+
+def _softmax_module(module: nn.Softmax, node: fx.Node, ctx: Context, refuse) -> nn.Module | None:
+    """nn.Softmax through the same rule as F.softmax (table, argmax, or removed)."""
+    from qfx.nn.convert import _softmax
+
+    a = {"input": node.args[0], "dim": module.dim}
+    q, _ = _softmax(ctx, node, a)
+    if q is None:  # softmax="logits": the module becomes an identity
+        ctx.producer[node.name] = ctx.producer[node.args[0].name]
+        return nn.Identity()
+    ctx.producer[node.name] = q.output_quantizer
     return q
 
 
 class _GlobalPoolKeepDims(QGlobalAvgPool2d):
-    """``nn.AdaptiveAvgPool2d(1)`` shape (N, C, 1, 1) with QFX's exact division."""
+    """``nn.AdaptiveAvgPool2d(1)`` shape (N, C, 1, 1) with QFX's exact division (models quantized before
+    :class:`~qfx.nn.QGlobalAvgPool` existed)."""
 
     def __init__(self, output: FixedFormat, learn: bool) -> None:
         super().__init__(output=output, learn=learn)

@@ -1,23 +1,49 @@
 """QFX layers: PyTorch modules whose every tensor is an exact fixed-point value."""
 
+from qfx.nn.activations import QArgMax, QClip, QLeakyReLU, QScale, QSoftmax, QTable
 from qfx.nn.cost import enable_width_learning, resource_cost
-from qfx.nn.elementwise import QAdd, QAvgPool2d, QBatchNorm2d, QFlatten, QGlobalAvgPool2d, QInput, QMaxPool2d, QReLU
+from qfx.nn.elementwise import (
+    QAdd,
+    QAvgPool2d,
+    QBatchNorm1d,
+    QBatchNorm2d,
+    QFlatten,
+    QGlobalAvgPool2d,
+    QInput,
+    QMaxPool2d,
+    QReLU,
+)
 from qfx.nn.exact import accumulator_format, add_format, product_format
-from qfx.nn.layers import QConv2d, QLinear, fold_batchnorm
+from qfx.nn.layers import QConv1d, QConv2d, QLinear, fold_batchnorm
 from qfx.nn.quantizer import FixedQuantizer
+from qfx.nn.shape import QAvgPool1d, QCat, QGlobalAvgPool, QMaxPool1d, QPad, QUpsample
 
 __all__ = [
     "FixedQuantizer",
     "QAdd",
+    "QArgMax",
+    "QAvgPool1d",
     "QAvgPool2d",
+    "QBatchNorm1d",
     "QBatchNorm2d",
+    "QCat",
+    "QClip",
+    "QConv1d",
     "QConv2d",
     "QFlatten",
+    "QGlobalAvgPool",
     "QGlobalAvgPool2d",
     "QInput",
+    "QLeakyReLU",
     "QLinear",
+    "QMaxPool1d",
     "QMaxPool2d",
+    "QPad",
     "QReLU",
+    "QScale",
+    "QSoftmax",
+    "QTable",
+    "QUpsample",
     "accumulator_format",
     "add_format",
     "enable_width_learning",

@@ -21,6 +21,7 @@ from qfx.nn.quantizer import FixedQuantizer
 __all__ = [
     "QAdd",
     "QAvgPool2d",
+    "QBatchNorm1d",
     "QBatchNorm2d",
     "QFlatten",
     "QGlobalAvgPool2d",
@@ -165,7 +166,7 @@ class QBatchNorm2d(nn.BatchNorm2d):
     def folded_affine(self, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The per-channel (scale, shift) before quantization; batch statistics of ``x`` in training mode."""
         if self.training and x is not None:
-            dims = (0, 2, 3)
+            dims = (0, *range(2, x.dim()))
             mean = x.mean(dim=dims)
             var = x.var(dim=dims, unbiased=False)
             with torch.no_grad():
@@ -184,6 +185,11 @@ class QBatchNorm2d(nn.BatchNorm2d):
         scale_q = self.scale_quantizer(scale)
         if self.khot is not None:  # multiplier-free scale: shifts and adds
             scale_q = project_khot(scale_q, self.scale_quantizer.format, self.khot)
-        scale_q = scale_q.to(torch.float64).reshape(1, -1, 1, 1)
-        shift_q = self.shift_quantizer(shift).to(torch.float64).reshape(1, -1, 1, 1)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        scale_q = scale_q.to(torch.float64).reshape(shape)
+        shift_q = self.shift_quantizer(shift).to(torch.float64).reshape(shape)
         return _out(self.output_quantizer, x.to(torch.float64) * scale_q + shift_q, x)
+
+
+class QBatchNorm1d(QBatchNorm2d):
+    """:class:`QBatchNorm2d` for ``nn.BatchNorm1d`` inputs: (N, C) features or (N, C, L) sequences."""

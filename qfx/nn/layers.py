@@ -21,7 +21,7 @@ from qfx.khot import project_khot
 from qfx.nn.exact import accumulator_format, exact_arithmetic, sum_dtype
 from qfx.nn.quantizer import FixedQuantizer
 
-__all__ = ["FormatSource", "QConv2d", "QLinear", "fold_batchnorm", "input_format"]
+__all__ = ["FormatSource", "QConv1d", "QConv2d", "QLinear", "fold_batchnorm", "input_format"]
 
 FormatSource = FixedFormat | FixedQuantizer | str
 
@@ -229,6 +229,54 @@ class QConv2d(_QMac, nn.Conv2d):
         return self._mac(x, conv)
 
 
+class QConv1d(_QMac, nn.Conv1d):
+    """``nn.Conv1d`` (stride, padding incl. ``'same'``, dilation, groups, depthwise) with fixed-point weight, bias
+    and output. It runs as a 2-D convolution of height 1, so its accumulation is exact by the same means as
+    :class:`QConv2d` (weight limbs in float32, or float64; im2col + GEMM on CUDA)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] = 1,
+        padding: int | tuple[int] | str = 0,
+        dilation: int | tuple[int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        *,
+        input: FormatSource,
+        weight: FixedFormat | str = DEFAULT_WEIGHT,
+        bias_format: FixedFormat | str = DEFAULT_BIAS,
+        output: FixedFormat | str = DEFAULT_OUTPUT,
+        learn_binary_point: bool = True,
+        per_channel: bool = False,
+        khot: int | None = None,
+    ) -> None:
+        nn.Conv1d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        self._setup_quantizers(input, weight, bias_format, output, learn_binary_point, per_channel, out_channels, khot)
+
+    def terms(self) -> int:
+        return (self.in_channels // self.groups) * self.kernel_size[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stride, dilation = (1, self.stride[0]), (1, self.dilation[0])
+        padding = self.padding if isinstance(self.padding, str) else (0, self.padding[0])
+        if x.is_cuda:
+            shape = torch.Size((*self.weight.shape[:2], 1, self.kernel_size[0]))
+            gemm = _GemmConv2d(shape, stride, padding, dilation, self.groups)
+
+            def conv(xc: torch.Tensor, wc: torch.Tensor) -> torch.Tensor:
+                return gemm(xc.unsqueeze(2), wc.unsqueeze(2)).squeeze(2)
+        else:
+
+            def conv(xc: torch.Tensor, wc: torch.Tensor) -> torch.Tensor:
+                out = F.conv2d(xc.unsqueeze(2), wc.unsqueeze(2), None, stride, padding, dilation, self.groups)
+                return out.squeeze(2)
+
+        return self._mac(x, conv)
+
+
 class _GemmConv2d:
     """``F.conv2d`` (no bias) as im2col + batched matrix product; the columns are built once per input dtype and
     shared by the weight limbs. Exact wherever every partial sum is (TF32 is off inside :func:`exact_arithmetic`)."""
@@ -261,22 +309,24 @@ class _GemmConv2d:
         return out.reshape(x.shape[0], w.shape[0], *out_hw)
 
 
-def fold_batchnorm(conv: QConv2d, bn: nn.Module) -> QConv2d:
-    """A QConv2d computing ``bn(conv(x))`` with one multiply-accumulate: weight ``w * scale``, bias
-    ``b * scale + shift`` (the batch norm's running statistics), in the conv's weight and bias widths with binary
-    points re-calibrated to the folded values, and the batch norm's output format.
+def fold_batchnorm(layer: QLinear | QConv1d | QConv2d, bn: nn.Module) -> QLinear | QConv1d | QConv2d:
+    """A layer of the same kind computing ``bn(layer(x))`` with one multiply-accumulate: weight ``w * scale``, bias
+    ``b * scale + shift`` (the batch norm's running statistics), in the layer's weight and bias widths with binary
+    points re-calibrated to the folded values, and the batch norm's output format. ``layer`` is a QLinear
+    (``bn`` a QBatchNorm1d on features), a QConv1d or a QConv2d.
 
     Folding changes the arithmetic (one rounding instead of two), so the folded layer is a new fixed-point layer,
     not a bit-exact rewrite: fine-tune it with QAT after folding, as the hardware will run the folded one.
     """
     from qfx.nn.elementwise import QBatchNorm2d
 
-    if not isinstance(bn, QBatchNorm2d) or bn.num_features != conv.out_channels:
-        raise ValueError(f"fold_batchnorm needs a QBatchNorm2d with {conv.out_channels} channels, not {bn!r}")
+    channels = layer.out_features if isinstance(layer, QLinear) else layer.out_channels
+    if not isinstance(bn, QBatchNorm2d) or bn.num_features != channels:
+        raise ValueError(f"fold_batchnorm needs a QBatchNorm1d/2d with {channels} channels, not {bn!r}")
     with torch.no_grad():
         scale, shift = bn.eval().folded_affine()
-        weight = conv.weight * scale.reshape(-1, 1, 1, 1)
-        bias = (conv.bias if conv.bias is not None else torch.zeros_like(shift)) * scale + shift
+        weight = layer.weight * scale.reshape((-1,) + (1,) * (layer.weight.dim() - 1))
+        bias = (layer.bias if layer.bias is not None else torch.zeros_like(shift)) * scale + shift
 
     def fitted(q: FixedQuantizer, values: torch.Tensor) -> FixedFormat:
         fmt = q.format
@@ -284,14 +334,20 @@ def fold_batchnorm(conv: QConv2d, bn: nn.Module) -> QConv2d:
         int_bits = math.floor(math.log2(top)) + 2 if top > 0 else fmt.int_bits
         return FixedFormat(fmt.width, int_bits, True, fmt.quant, fmt.overflow)
 
-    bias_q = conv.bias_quantizer if conv.bias_quantizer is not None else _quantizer(DEFAULT_BIAS, False)
-    folded = QConv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-        conv.groups, True, input=conv.input_source, weight=fitted(conv.weight_quantizer, weight),
-        bias_format=fitted(bias_q, bias), output=bn.output_quantizer.format,
-        learn_binary_point=conv.weight_quantizer.learn_binary_point, khot=conv.khot,
+    bias_q = layer.bias_quantizer if layer.bias_quantizer is not None else _quantizer(DEFAULT_BIAS, False)
+    formats = dict(
+        input=layer.input_source, weight=fitted(layer.weight_quantizer, weight), bias_format=fitted(bias_q, bias),
+        output=bn.output_quantizer.format, learn_binary_point=layer.weight_quantizer.learn_binary_point,
+        khot=layer.khot,
     )  # fmt: skip
+    if isinstance(layer, QLinear):
+        folded = QLinear(layer.in_features, layer.out_features, True, **formats)
+    else:
+        folded = type(layer)(
+            layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
+            layer.groups, True, **formats,
+        )  # fmt: skip
     with torch.no_grad():
         folded.weight.copy_(weight)
         folded.bias.copy_(bias)
-    return folded.train(conv.training)
+    return folded.train(layer.training)

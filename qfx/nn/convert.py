@@ -1,0 +1,420 @@
+"""How :func:`qfx.quantize_` turns each traced function or tensor-method call into QFX layers.
+
+Every call in the traced ``forward`` is one of: shape plumbing (``x.size(0)``, ``x.shape[1]``: no tensor, kept),
+a reshape that keeps the batch (``torch.flatten``, ``view``, ``reshape``: kept, the format is the input's), a
+dropout (removed: gone in evaluation), or a computation that becomes a QFX layer (``F.relu`` -> :class:`QReLU`,
+``torch.cat`` -> :class:`QCat`, ``torch.sigmoid`` -> :class:`QTable`, ...). Anything else is refused, naming the
+call and its source line, so that no float operation passes silently.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import fx, nn
+from torch.nn import functional as F
+
+from qfx.format import FixedFormat, Overflow, Quant
+from qfx.nn.activations import QArgMax, QClip, QLeakyReLU, QScale, QSoftmax, QTable
+from qfx.nn.elementwise import QAdd, QAvgPool2d, QMaxPool2d, QReLU
+from qfx.nn.quantizer import FixedQuantizer
+from qfx.nn.shape import QAvgPool1d, QCat, QGlobalAvgPool, QMaxPool1d, QPad, QUpsample
+from qfx.tables import check_table_input
+
+__all__ = ["Context", "QuantizeError", "call_name", "convert_call", "where"]
+
+
+class QuantizeError(ValueError):
+    """The model holds something :func:`qfx.quantize_` cannot make fixed point; the message names it."""
+
+
+def int_bits_for(max_abs: float, signed: bool) -> int:
+    """Fewest integer bits whose range holds ``max_abs`` (at least -16, for all-zero tensors)."""
+    if not max_abs > 0:
+        return -16
+    bits = math.floor(math.log2(max_abs)) + 1
+    return bits + 1 if signed else bits
+
+
+def fitted(width: int, max_abs: float, signed: bool, quant: Quant, overflow: Overflow) -> FixedFormat:
+    """``width`` bits with the binary point that holds ``max_abs``."""
+    return FixedFormat(width, int_bits_for(max_abs, signed), signed, quant, overflow)
+
+
+def where(node: fx.Node) -> str:
+    """`` at forward line N (code)`` for a traced node (empty when the tracer recorded no user frame)."""
+    frame = node.meta.get("qfx_frame")
+    if frame is None:
+        return ""
+    file, line, code, function = frame
+    code = f" ({code.strip()})" if code and code.strip() else ""
+    return f" at {function} line {line} of {Path(file).name}{code}"
+
+
+def call_name(node: fx.Node) -> str:
+    """``torch.nn.functional.gelu``, ``torch.cat``, ``Tensor.view``, ``operator.mul``: the call as users know it."""
+    return f"Tensor.{node.target}" if node.op == "call_method" else _target_name(node.target)
+
+
+def _target_name(target: object) -> str:
+    name = getattr(target, "__name__", str(target))
+    for module, prefix in ((F, "torch.nn.functional"), (torch, "torch"), (operator, "operator")):
+        if getattr(module, name, None) is target:
+            return f"{prefix}.{name}"
+    return f"{getattr(target, '__module__', '')}.{name}".lstrip(".")
+
+
+@dataclass
+class Context:
+    """What the conversion of one call needs: the traced module, the calibration record, the formats' sources."""
+
+    gm: fx.GraphModule
+    config: object  # qfx.QuantizeConfig
+    max_abs: dict[str, float]
+    minimum: dict[str, float]
+    shapes: dict[str, tuple[int, ...]]
+    producer: dict[str, FixedQuantizer] = field(default_factory=dict)
+
+    @property
+    def learn(self) -> bool:
+        return self.config.mode == "qat"
+
+    def act(self, node: fx.Node, width: int | None = None, signed: bool = True) -> FixedFormat:
+        """An activation format of ``width`` bits (default: the config's) fitted to ``node``'s calibrated range."""
+        c = self.config
+        return fitted(width or c.activation_width, self.max_abs.get(node.name, 0.0), signed, c.quant, c.overflow)
+
+    def source(self, value: object, node: fx.Node, what: str) -> FixedQuantizer:
+        """The quantizer whose format ``value`` (an input of ``node``) is in; refuses a float tensor."""
+        if isinstance(value, fx.Node) and value.name in self.producer:
+            return self.producer[value.name]
+        got = value.name if isinstance(value, fx.Node) else repr(value)
+        raise QuantizeError(
+            f"{what}{where(node)}: its input {got} is not a fixed-point tensor (it does not come from a QFX layer)"
+        )
+
+
+# ------------------------------------------------------------------------------------------------ signatures
+_SIGNATURES: dict[object, tuple[str, ...]] = {}
+
+
+def _sig(targets: tuple, params: str) -> None:
+    for t in targets:
+        _SIGNATURES[t] = tuple(params.split())
+
+
+_sig((F.relu, torch.relu, "relu", F.relu6, F.sigmoid, torch.sigmoid, "sigmoid", F.tanh, torch.tanh, "tanh"), "input")
+_sig((F.hardtanh,), "input min_val max_val")
+_sig((F.leaky_relu,), "input negative_slope")
+_sig((F.max_pool1d, F.max_pool2d), "input kernel_size stride padding dilation ceil_mode return_indices")
+_sig((F.avg_pool1d,), "input kernel_size stride padding ceil_mode count_include_pad")
+_sig((F.avg_pool2d,), "input kernel_size stride padding ceil_mode count_include_pad divisor_override")
+_sig((F.adaptive_avg_pool1d, F.adaptive_avg_pool2d), "input output_size")
+_sig((torch.flatten, "flatten"), "input start_dim end_dim")
+_sig((torch.mean, "mean"), "input dim keepdim")
+_sig((torch.cat, torch.concat), "tensors dim")
+_sig((F.interpolate,), "input size scale_factor mode align_corners recompute_scale_factor antialias")
+_sig((F.pad,), "input pad mode value")
+_sig((operator.add, torch.add, "add", operator.iadd), "input other")
+_sig((operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div"), "input other")
+_sig((F.softmax, torch.softmax, "softmax"), "input dim")
+_sig((F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout), "input p training")
+_DEFAULTS = {
+    "min_val": -1.0, "max_val": 1.0, "negative_slope": 0.01, "stride": None, "padding": 0, "dilation": 1,
+    "ceil_mode": False, "return_indices": False, "count_include_pad": True, "divisor_override": None,
+    "start_dim": 0, "end_dim": -1, "dim": None, "keepdim": False, "size": None, "scale_factor": None,
+    "mode": None, "align_corners": None, "value": None,
+}  # fmt: skip
+
+
+def _bind(node: fx.Node) -> dict:
+    key = node.target
+    params = _SIGNATURES[key]
+    bound = {p: _DEFAULTS.get(p) for p in params}
+    if node.target in (F.interpolate,):
+        bound["mode"] = "nearest"
+    if node.target is F.pad:
+        bound["mode"] = "constant"
+    for p, v in zip(params, node.args, strict=False):
+        bound[p] = v
+    bound.update({k: v for k, v in node.kwargs.items() if k in bound or k in ("inplace", "dtype")})
+    return bound
+
+
+# ------------------------------------------------------------------------------------------------ rules
+_SHAPE_ONLY = {"size", "dim"}
+_RESHAPES = {torch.flatten, "flatten", "view", "reshape", "contiguous"}
+_POOLS = {F.max_pool1d: 1, F.avg_pool1d: 1, F.adaptive_avg_pool1d: 1}
+_POOLS.update({F.max_pool2d: 2, F.avg_pool2d: 2, F.adaptive_avg_pool2d: 2})
+_DROPOUTS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
+
+
+def _refuse(node: fx.Node, why: str) -> QuantizeError:
+    return QuantizeError(f"call {call_name(node)}{where(node)}: {why}")
+
+
+def _ints(value: object, n: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+
+
+def _pool(ctx: Context, node: fx.Node, a: dict, dims: int) -> tuple[nn.Module, bool]:
+    """F.max_pool / F.avg_pool / F.adaptive_avg_pool as a module; True when it passes the format through."""
+    t = node.target
+    in_shape = ctx.shapes[a["input"].name]
+    if t in (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d):
+        return adaptive_pool(ctx, node, in_shape, _ints(a["output_size"], dims), call_name(node)), False
+    kernel = _ints(a["kernel_size"], dims)
+    stride = _ints(a["stride"], dims) if a["stride"] not in (None, [], ()) else kernel
+    padding = _ints(a["padding"], dims)
+    if a["ceil_mode"]:
+        raise _refuse(node, "ceil_mode=True is not supported (windows past the edge)")
+    if t in (F.max_pool1d, F.max_pool2d):
+        if a["return_indices"] or _ints(a["dilation"], dims) != (1,) * dims:
+            raise _refuse(node, "max pooling with dilation or return_indices is not supported")
+        return (QMaxPool1d if dims == 1 else QMaxPool2d)(kernel, stride, padding), True
+    if any(padding) and not a["count_include_pad"]:
+        raise _refuse(node, "average pooling with count_include_pad=False divides by a varying count")
+    if a.get("divisor_override") is not None:
+        raise _refuse(node, "divisor_override is not supported")
+    return avg_pool(ctx, node, kernel, stride, padding), False
+
+
+def avg_pool(ctx: Context, node: fx.Node, kernel, stride, padding) -> nn.Module:
+    """QAvgPool1d/2d with the node's calibrated output format."""
+    kw = dict(output=ctx.act(node), learn=ctx.learn)
+    if len(kernel) == 1:
+        return QAvgPool1d(kernel[0], stride[0], padding[0], **kw)
+    return QAvgPool2d(kernel, stride, padding, **kw)
+
+
+def adaptive_pool(ctx: Context, node: fx.Node, in_shape, out_size, what: str) -> nn.Module:
+    """An adaptive average pool whose windows are exact (input size divisible by output size)."""
+    spatial = in_shape[2:]
+    if len(spatial) != len(out_size):
+        raise QuantizeError(f"{what}{where(node)}: output size {out_size} does not match the input {in_shape}")
+    out_size = tuple(s if o is None else o for s, o in zip(spatial, out_size, strict=True))
+    if all(o == 1 for o in out_size):
+        return QGlobalAvgPool(keepdim=True, output=ctx.act(node), learn=ctx.learn)
+    if any(s % o for s, o in zip(spatial, out_size, strict=True)):
+        raise QuantizeError(
+            f"{what}{where(node)}: adaptive average pooling from {tuple(spatial)} to {out_size} has windows of "
+            "different sizes (the input size must be a multiple of the output size)"
+        )
+    kernel = tuple(s // o for s, o in zip(spatial, out_size, strict=True))
+    return avg_pool(ctx, node, kernel, kernel, (0,) * len(kernel))
+
+
+def _mean(ctx: Context, node: fx.Node, a: dict) -> nn.Module:
+    in_shape = ctx.shapes[a["input"].name]
+    rank = len(in_shape)
+    dims = a["dim"]
+    dims = sorted(d % rank for d in _ints(dims, 1)) if dims is not None else None
+    if rank < 3 or dims != list(range(2, rank)):
+        raise _refuse(node, f"only a mean over every spatial dim of (N, C, ...) is supported, not dims {a['dim']}")
+    return QGlobalAvgPool(keepdim=bool(a["keepdim"]), output=ctx.act(node), learn=ctx.learn)
+
+
+def _interpolate(node: fx.Node, a: dict, ctx: Context) -> nn.Module:
+    if a["mode"] != "nearest":
+        raise _refuse(node, f"interpolation mode {a['mode']!r} is not supported; only 'nearest' moves values exactly")
+    in_shape, out_shape = ctx.shapes[a["input"].name], ctx.shapes[node.name]
+    factors = []
+    for i, o in zip(in_shape[2:], out_shape[2:], strict=True):
+        if o % i:
+            raise _refuse(node, f"upsampling {tuple(in_shape[2:])} to {tuple(out_shape[2:])} is not by integer factors")
+        factors.append(o // i)
+    if a["scale_factor"] is not None:
+        given = _ints(a["scale_factor"], len(factors))
+        if any(float(g) != f for g, f in zip(given, factors, strict=True)):
+            raise _refuse(node, f"scale factor {a['scale_factor']} is not an integer")
+    return QUpsample(tuple(factors))
+
+
+def _pad(node: fx.Node, a: dict, ctx: Context) -> nn.Module:
+    rank = len(ctx.shapes[a["input"].name])
+    pads = tuple(a["pad"])
+    if a["mode"] not in ("constant", None):
+        raise _refuse(node, f"padding mode {a['mode']!r} is not supported; only zero (constant) padding")
+    if a["value"] not in (None, 0, 0.0):
+        raise _refuse(node, f"padding with the value {a['value']} is not supported; only zero padding")
+    if rank not in (3, 4) or len(pads) > 2 * (rank - 2) or len(pads) % 2:
+        raise _refuse(node, f"padding {pads} of a {rank}-D tensor: only the spatial dims of (N, C, L) or (N, C, H, W)")
+    if any(not isinstance(p, int) or p < 0 for p in pads):
+        raise _refuse(node, f"padding {pads}: only non-negative integers")
+    return QPad(pads + (0,) * (2 * (rank - 2) - len(pads)))
+
+
+def _constant(ctx: Context, value: object) -> torch.Tensor | None:
+    """A multiplier that is a constant: a number or a module attribute tensor."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return torch.tensor(float(value), dtype=torch.float64)
+    if isinstance(value, fx.Node) and value.op == "get_attr":
+        obj = ctx.gm
+        for part in value.target.split("."):
+            obj = getattr(obj, part)
+        if isinstance(obj, torch.Tensor):
+            return obj.detach().to(torch.float64)
+    return None
+
+
+def _scale(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module, list]:
+    x, other = a["input"], a["other"]
+    if node.target in (operator.mul, torch.mul, "mul") and _constant(ctx, x) is not None:
+        x, other = other, x
+    value = _constant(ctx, other)
+    if value is None or not isinstance(x, fx.Node):
+        raise _refuse(node, "only multiplication of a tensor by a constant is supported (not of two tensors)")
+    if node.target in (operator.truediv, torch.div, "div"):
+        value = 1.0 / value
+    shape = ctx.shapes[x.name]
+    if value.numel() != 1 and tuple(value.reshape(-1).shape) != (shape[1],):
+        raise _refuse(node, f"a constant of shape {tuple(value.shape)} is neither a number nor one per channel")
+    if value.numel() != 1:
+        value = value.reshape((1, -1) + (1,) * (len(shape) - 2))
+    c = ctx.config
+    fmt = fitted(c.weight_width, value.abs().max().item(), bool((value < 0).any()), c.weight_quant, Overflow.SAT)
+    return QScale(value, fmt, ctx.act(node), learn=ctx.learn), [x]
+
+
+def _softmax(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list]:
+    x = a["input"]
+    shape = ctx.shapes[x.name]
+    if a.get("dtype") is not None or a["dim"] is None or a["dim"] % len(shape) != len(shape) - 1:
+        raise _refuse(node, f"softmax over dim {a['dim']}: only the last dim (dim=-1, or 1 of (N, F)) is supported")
+    mode = ctx.config.softmax
+    if mode == "logits":
+        return None, [x]
+    if mode == "argmax":
+        return QArgMax(shape[-1]), [x]
+    source = ctx.source(x, node, f"call {call_name(node)}")
+    check_table_input(source.format, f"softmax {node.name}{where(node)}")
+    widths = {k: getattr(ctx.config, k) for k in ("exp_width", "index_width", "recip_width")}
+    out = fitted(ctx.config.activation_width, 1.0, False, ctx.config.quant, ctx.config.overflow)
+    return QSoftmax(source, out, learn=ctx.learn, **widths), [x]
+
+
+def table(ctx: Context, node: fx.Node, function: str, x: object, what: str) -> QTable:
+    """A sigmoid/tanh table reading ``x``'s producer format; refused here when that format is too wide."""
+    source = ctx.source(x, node, what)
+    check_table_input(source.format, f"{function} {node.name}{where(node)}")
+    c = ctx.config
+    signed = function == "tanh"
+    out = fitted(c.activation_width, min(ctx.max_abs.get(node.name, 1.0), 1.0), signed, c.quant, c.overflow)
+    return QTable(function, source, out)
+
+
+def _leaky(ctx: Context, node: fx.Node, slope: float) -> QLeakyReLU:
+    c = ctx.config
+    return QLeakyReLU(slope, leaky_slope_format(c, slope), ctx.act(node), learn=ctx.learn)
+
+
+def leaky_slope_format(config, slope: float) -> FixedFormat:
+    """The slope's format: the weight width, binary point fitted to the slope (unsigned, 0 < slope < 1)."""
+    return fitted(config.weight_width, abs(float(slope)), False, config.weight_quant, Overflow.SAT)
+
+
+def hardtanh(ctx: Context, node: fx.Node, lo: float, hi: float) -> nn.Module:
+    """ReLU6 / Hardtanh: a clipped ReLU when the lower bound is 0, else a clip."""
+    if lo == 0:
+        return QReLU(ctx.act(node, signed=False), max_value=float(hi), learn=ctx.learn)
+    return QClip(lo, hi, ctx.act(node, signed=lo < 0), learn=ctx.learn)
+
+
+def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list, bool]:
+    """(module, tensor inputs, passes the format through) for a computing call."""
+    t, x = node.target, a.get("input")
+    if t in (F.relu, torch.relu, "relu"):
+        return QReLU(ctx.act(node, signed=False), learn=ctx.learn), [x], False
+    if t is F.relu6:
+        return hardtanh(ctx, node, 0.0, 6.0), [x], False
+    if t is F.hardtanh:
+        return hardtanh(ctx, node, float(a["min_val"]), float(a["max_val"])), [x], False
+    if t is F.leaky_relu:
+        return _leaky(ctx, node, float(a["negative_slope"])), [x], False
+    if t in _POOLS:
+        module, through = _pool(ctx, node, a, _POOLS[t])
+        return module, [x], through
+    if t in (torch.mean, "mean"):
+        return _mean(ctx, node, a), [x], False
+    if t in (torch.cat, torch.concat):
+        tensors = list(a["tensors"])
+        sources = [ctx.source(s, node, f"call {call_name(node)}") for s in tensors]
+        rank = len(ctx.shapes[tensors[0].name])
+        dim = a["dim"] if a["dim"] is not None else 0
+        if dim % rank != 1:
+            raise _refuse(node, f"concatenation along dim {dim}: only channels/features (dim=1) are supported")
+        signed = any(s.format.signed for s in sources)
+        return QCat(1, ctx.act(node, signed=signed), learn=ctx.learn), tensors, False
+    if t is F.interpolate:
+        return _interpolate(node, a, ctx), [x], True
+    if t is F.pad:
+        return _pad(node, a, ctx), [x], True
+    if t in (operator.add, torch.add, "add", operator.iadd):
+        if not (isinstance(x, fx.Node) and isinstance(a["other"], fx.Node)) or node.kwargs.get("alpha", 1) != 1:
+            raise _refuse(node, "only the sum of two tensors is supported (not a constant, nor alpha != 1)")
+        return QAdd(ctx.act(node), learn=ctx.learn), [x, a["other"]], False
+    if t in (operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div"):
+        return (*_scale(ctx, node, a), False)
+    if t in (F.sigmoid, torch.sigmoid, "sigmoid", F.tanh, torch.tanh, "tanh"):
+        function = "sigmoid" if t in (F.sigmoid, torch.sigmoid, "sigmoid") else "tanh"
+        return table(ctx, node, function, x, f"call {call_name(node)}"), [x], False
+    if t in (F.softmax, torch.softmax, "softmax"):
+        return (*_softmax(ctx, node, a), False)
+    raise AssertionError(f"internal: no rule for {call_name(node)}")
+
+
+def supported_calls() -> list[str]:
+    """The function and method calls quantize_ understands (for error messages and docs)."""
+    names = set()
+    for t in list(_SIGNATURES) + list(_SHAPE_ONLY) + list(_RESHAPES):
+        if isinstance(t, str):
+            names.add(f"Tensor.{t}")
+        else:
+            names.add(_target_name(t))
+    return sorted(names)
+
+
+def _is_tensor(ctx: Context, node: fx.Node) -> bool:
+    return node.name in ctx.shapes
+
+
+def convert_call(ctx: Context, node: fx.Node, insert: Callable[[fx.Node, nn.Module, list], fx.Node]) -> None:
+    """Convert one ``call_function`` / ``call_method`` node in place (``insert`` adds a module call after it)."""
+    t = node.target
+    if (node.op == "call_method" and t in _SHAPE_ONLY) or (
+        node.op == "call_function" and t in (getattr, operator.getitem) and not _is_tensor(ctx, node)
+    ):
+        if _is_tensor(ctx, node):
+            raise _refuse(node, "indexing a tensor is not supported")
+        return
+    supported = t in _SIGNATURES or t in _RESHAPES
+    if not supported or (node.op == "call_method") != isinstance(t, str):
+        raise _refuse(node, "not supported by quantize_; supported: " + ", ".join(supported_calls()))
+    if t in _RESHAPES:
+        src = node.args[0] if node.args else node.kwargs.get("input")
+        in_shape, out_shape = ctx.shapes.get(getattr(src, "name", "")), ctx.shapes.get(node.name)
+        if in_shape is None or out_shape is None or in_shape[0] != out_shape[0] or len(out_shape) < 2:
+            raise _refuse(node, f"reshaping {in_shape} to {out_shape} must keep the batch dimension first")
+        ctx.producer[node.name] = ctx.source(src, node, f"call {call_name(node)}")
+        return
+    a = _bind(node)
+    if a.get("inplace"):
+        raise _refuse(node, "in-place operations are not supported; drop inplace=True")
+    if t in _DROPOUTS:
+        node.replace_all_uses_with(a["input"])
+        ctx.gm.graph.erase_node(node)
+        return
+    module, inputs, through = _build(ctx, node, a)
+    for x in inputs:
+        ctx.source(x, node, f"call {call_name(node)}")
+    if module is None:  # removed (softmax="logits")
+        node.replace_all_uses_with(inputs[0])
+        ctx.gm.graph.erase_node(node)
+        return
+    new = insert(node, module, inputs)
+    ctx.producer[new.name] = ctx.producer[inputs[0].name] if through else module.output_quantizer
