@@ -158,7 +158,7 @@ def maps_net(seed: int) -> Graph:
         net.add(LeakyRelu(f"leaky{k}", [x], f"leaky{k}", acc, alpha=alpha, alpha_fmt=alpha_fmt), (2, 3, 5),
                 random_format(rng))  # fmt: skip
     acc = FixedFormat(f_in.width + 1, f_in.int_bits, True)
-    lo, hi = sorted(int(v) for v in rng.integers(acc.min_code // 2, acc.max_code // 2, size=2))
+    lo, hi = sorted(int(v) | 1 for v in rng.integers(acc.min_code // 2, acc.max_code // 2, size=2))  # odd: between
     for k, (a, b) in enumerate([(lo, hi), (None, hi), (lo - 1, None), (hi, lo)]):
         net.add(Clip(f"clip{k}", [x], f"clip{k}", acc, min_code=a, max_code=b), (2, 3, 5),
                 acc if k == 0 else random_format(rng))  # fmt: skip
