@@ -1,0 +1,212 @@
+// qfx/stream/mvau.h -- folded matrix-vector units: dense and conv2d (line buffer), plain or K-hot weights.
+//
+// A unit computes PE outputs x SIMD inputs per clock: its pipelined loop runs NF = N_OUT / PE times SF = (inputs
+// per output) / SIMD iterations per output vector; PE accumulators (acc_t) carry the partial sums over the SF
+// chunks, so the sum is exact however it is folded (acc_t holds the bias and every partial sum: the generator's
+// guarantee), and each output is assigned to out_t once, after its last chunk. Weights are rows of a ROM
+// w[NF * SF][PE][SIMD] read one row per clock (codes of w_t, or K-hot digits [K][2] = {sign, shift}); the
+// generator orders the columns the way the inputs arrive. A convolution keeps (KH - 1) * DH + 1 rows of its
+// zero-padded input in a line buffer and computes an output pixel as soon as its window's last pixel arrives.
+#ifndef QFX_STREAM_MVAU_H_
+#define QFX_STREAM_MVAU_H_
+
+#include "common.h"
+
+namespace qfx {
+namespace stream {
+namespace detail {
+
+// Line buffer step at padded position (hp, wp): read the pixel (or zeros in the padding) into row hp % R. True
+// when (hp, wp) is the last pixel of output (oh, ow)'s window. CFG: C_IN, H_IN, W_IN, H_OUT, W_OUT, KH, KW, SH, SW,
+// DH, DW, PAD_T, PAD_L, COLS.
+template <class CFG, class in_t, int R>
+inline bool line_step(hls::stream<word<in_t, CFG::C_IN> > &x, in_t buf[R][CFG::COLS][CFG::C_IN], int hp, int wp,
+                      int &oh, int &ow) {
+#pragma HLS INLINE
+  const int ih = hp - CFG::PAD_T, iw = wp - CFG::PAD_L;
+  word<in_t, CFG::C_IN> px;
+  if (ih >= 0 && ih < CFG::H_IN && iw >= 0 && iw < CFG::W_IN) {
+    px = x.read();
+  } else {
+    for (int c = 0; c < CFG::C_IN; ++c) px.d[c] = 0;
+  }
+  if (wp < CFG::COLS) {
+    for (int c = 0; c < CFG::C_IN; ++c) buf[hp % R][wp][c] = px.d[c];
+  }
+  const int dh = hp - (CFG::KH - 1) * CFG::DH, dw = wp - (CFG::KW - 1) * CFG::DW;
+  oh = dh / CFG::SH;
+  ow = dw / CFG::SW;
+  return dh >= 0 && dw >= 0 && dh % CFG::SH == 0 && dw % CFG::SW == 0 && oh < CFG::H_OUT && ow < CFG::W_OUT;
+}
+
+}  // namespace detail
+
+// Dense: CFG::{in_t, w_t, b_t, acc_t, out_t, (sh_t), N_IN, IN_W, N_OUT, PE, SIMD, K}. The input vector arrives as
+// N_IN / IN_W words (in stream order, which the weight columns follow) and is kept while the unit folds.
+template <class CFG, class WROW, class bcode_t>
+void dense(hls::stream<word<typename CFG::in_t, CFG::IN_W> > &x, hls::stream<word<typename CFG::out_t, CFG::N_OUT> > &y,
+           const WROW w[], const bcode_t b[CFG::N_OUT]) {
+  const int NF = CFG::N_OUT / CFG::PE, SF = CFG::N_IN / CFG::SIMD;
+  typename CFG::in_t buf[CFG::N_IN];
+#pragma HLS ARRAY_PARTITION variable=buf cyclic factor=CFG::SIMD
+dense_read:
+  for (int n = 0; n < CFG::N_IN / CFG::IN_W; ++n) {
+#pragma HLS PIPELINE II=1
+    const word<typename CFG::in_t, CFG::IN_W> v = x.read();
+    for (int c = 0; c < CFG::IN_W; ++c) buf[n * CFG::IN_W + c] = v.d[c];
+  }
+  typename CFG::acc_t acc[CFG::PE];
+  word<typename CFG::out_t, CFG::N_OUT> out;
+dense_fold:
+  for (int it = 0; it < NF * SF; ++it) {
+#pragma HLS PIPELINE II=1
+    const int nf = it / SF, sf = it % SF;
+  dense_pe:
+    for (int pe = 0; pe < CFG::PE; ++pe) {
+#pragma HLS UNROLL
+      if (sf == 0) acc[pe] = detail::from_code<typename CFG::b_t>(b[nf * CFG::PE + pe]);
+    dense_simd:
+      for (int s = 0; s < CFG::SIMD; ++s) {
+#pragma HLS UNROLL
+        detail::mac<CFG>::run(acc[pe], buf[sf * CFG::SIMD + s], w[it][pe][s]);
+      }
+      if (sf == SF - 1) out.d[nf * CFG::PE + pe] = acc[pe];
+    }
+  }
+  y.write(out);
+}
+
+// Conv2d on a raster-ordered feature map: CFG::{in_t, w_t, b_t, acc_t, out_t, (sh_t), C_IN, H_IN, W_IN, C_OUT,
+// H_OUT, W_OUT, KH, KW, SH, SW, DH, DW, PAD_T, PAD_L, GROUPS, ROWS, COLS, PE, SIMD, K}. The SIMD dimension runs over
+// (kh, kw, ic) with ic innermost; ROWS x COLS is the padded input the windows cover (and any input rows/columns no
+// window uses, which are read and dropped).
+template <class CFG, class WROW, class bcode_t>
+void conv2d(hls::stream<word<typename CFG::in_t, CFG::C_IN> > &x,
+            hls::stream<word<typename CFG::out_t, CFG::C_OUT> > &y, const WROW w[], const bcode_t b[CFG::C_OUT]) {
+  typedef typename CFG::in_t in_t;
+  const int R = (CFG::KH - 1) * CFG::DH + 1;
+  const int CIG = CFG::C_IN / CFG::GROUPS, COG = CFG::C_OUT / CFG::GROUPS;
+  const int NF = CFG::C_OUT / CFG::PE, SF = CIG * CFG::KH * CFG::KW / CFG::SIMD;
+  in_t buf[R][CFG::COLS][CFG::C_IN];
+#pragma HLS ARRAY_PARTITION variable=buf complete dim=1
+#pragma HLS ARRAY_PARTITION variable=buf cyclic factor=CFG::SIMD dim=3
+conv_rows:
+  for (int hp = 0; hp < CFG::ROWS; ++hp) {
+  conv_cols:
+    for (int wp = 0; wp < CFG::IN_COLS; ++wp) {
+      int oh, ow;
+      if (!detail::line_step<CFG, in_t, R>(x, buf, hp, wp, oh, ow)) continue;
+      typename CFG::acc_t acc[CFG::PE];
+      word<typename CFG::out_t, CFG::C_OUT> out;
+    conv_fold:
+      for (int it = 0; it < NF * SF; ++it) {
+#pragma HLS PIPELINE II=1
+        const int nf = it / SF, sf = it % SF;
+      conv_pe:
+        for (int pe = 0; pe < CFG::PE; ++pe) {
+#pragma HLS UNROLL
+          const int oc = nf * CFG::PE + pe;
+          const int c0 = (oc / COG) * CIG;
+          if (sf == 0) acc[pe] = detail::from_code<typename CFG::b_t>(b[oc]);
+        conv_simd:
+          for (int s = 0; s < CFG::SIMD; ++s) {
+#pragma HLS UNROLL
+            const int j = sf * CFG::SIMD + s;
+            const int kk = j / CIG, ic = j % CIG;
+            const int kh = kk / CFG::KW, kw = kk % CFG::KW;
+            const in_t v = buf[(oh * CFG::SH + kh * CFG::DH) % R][ow * CFG::SW + kw * CFG::DW][c0 + ic];
+            detail::mac<CFG>::run(acc[pe], v, w[it][pe][s]);
+          }
+          if (sf == SF - 1) out.d[oc] = acc[pe];
+        }
+      }
+      y.write(out);
+    }
+  }
+}
+
+// Max / sum pooling over the line buffer: CFG::{in_t, acc_t, out_t, C_IN (= C_OUT), H_IN, W_IN, H_OUT, W_OUT, KH,
+// KW, SH, SW, DH = DW = 1, PAD_T, PAD_L, ROWS, COLS, IN_COLS, PE, SIMD, MAX}. Max ignores padding (as ONNX MaxPool;
+// an empty window gives 0); sum counts it as zeros. PE channels x SIMD window positions per clock.
+template <class CFG>
+void pool2d(hls::stream<word<typename CFG::in_t, CFG::C_IN> > &x,
+            hls::stream<word<typename CFG::out_t, CFG::C_IN> > &y) {
+  typedef typename CFG::in_t in_t;
+  const int R = CFG::KH;
+  const int NF = CFG::C_IN / CFG::PE, SF = CFG::KH * CFG::KW / CFG::SIMD;
+  in_t buf[R][CFG::COLS][CFG::C_IN];
+#pragma HLS ARRAY_PARTITION variable=buf complete dim=1
+#pragma HLS ARRAY_PARTITION variable=buf cyclic factor=CFG::PE dim=3
+pool_rows:
+  for (int hp = 0; hp < CFG::ROWS; ++hp) {
+  pool_cols:
+    for (int wp = 0; wp < CFG::IN_COLS; ++wp) {
+      int oh, ow;
+      if (!detail::line_step<CFG, in_t, R>(x, buf, hp, wp, oh, ow)) continue;
+      typename CFG::acc_t acc[CFG::PE];
+      bool any[CFG::PE];
+      word<typename CFG::out_t, CFG::C_IN> out;
+    pool_fold:
+      for (int it = 0; it < NF * SF; ++it) {
+#pragma HLS PIPELINE II=1
+        const int nf = it / SF, sf = it % SF;
+      pool_pe:
+        for (int pe = 0; pe < CFG::PE; ++pe) {
+#pragma HLS UNROLL
+          const int c = nf * CFG::PE + pe;
+          if (sf == 0) {
+            acc[pe] = 0;
+            any[pe] = false;
+          }
+        pool_simd:
+          for (int s = 0; s < CFG::SIMD; ++s) {
+#pragma HLS UNROLL
+            const int j = sf * CFG::SIMD + s;
+            const int kh = j / CFG::KW, kw = j % CFG::KW;
+            const int ih = oh * CFG::SH + kh - CFG::PAD_T, iw = ow * CFG::SW + kw - CFG::PAD_L;
+            const in_t v = buf[(oh * CFG::SH + kh) % R][ow * CFG::SW + kw][c];
+            if (CFG::MAX) {
+              if (ih >= 0 && ih < CFG::H_IN && iw >= 0 && iw < CFG::W_IN && (!any[pe] || v > acc[pe])) {
+                acc[pe] = v;
+                any[pe] = true;
+              }
+            } else {
+              acc[pe] += v;
+            }
+          }
+          if (sf == SF - 1) out.d[c] = acc[pe];
+        }
+      }
+      y.write(out);
+    }
+  }
+}
+
+// Global sum per channel over HW pixels: CFG::{in_t, acc_t, out_t, C, HW, PE}; one output word of C values.
+template <class CFG>
+void global_sum(hls::stream<word<typename CFG::in_t, CFG::C> > &x,
+                hls::stream<word<typename CFG::out_t, CFG::C> > &y) {
+  typename CFG::acc_t acc[CFG::C];
+#pragma HLS ARRAY_PARTITION variable=acc cyclic factor=CFG::PE
+  for (int c = 0; c < CFG::C; ++c) acc[c] = 0;
+global_sum_pixels:
+  for (int p = 0; p < CFG::HW; ++p) {
+    const word<typename CFG::in_t, CFG::C> v = x.read();
+  global_sum_fold:
+    for (int nf = 0; nf < CFG::C / CFG::PE; ++nf) {
+#pragma HLS PIPELINE II=1
+      for (int pe = 0; pe < CFG::PE; ++pe) {
+#pragma HLS UNROLL
+        acc[nf * CFG::PE + pe] += v.d[nf * CFG::PE + pe];
+      }
+    }
+  }
+  word<typename CFG::out_t, CFG::C> out;
+  for (int c = 0; c < CFG::C; ++c) out.d[c] = acc[c];
+  y.write(out);
+}
+
+}  // namespace stream
+}  // namespace qfx
+
+#endif  // QFX_STREAM_MVAU_H_
