@@ -76,11 +76,14 @@ def test_float_model_is_refused(tmp_path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-def test_conv_too_wide_for_float32_is_refused_and_nothing_is_written(tmp_path) -> None:
+def test_conv_wider_than_float32_exports_in_float64_and_beyond_53_bits_is_refused(tmp_path) -> None:
     model = nn.Sequential(
         QInput("ap_fixed<12,4,AP_RND,AP_SAT>"),
         QConv2d(1, 4, 3, input="ap_fixed<12,4,AP_RND,AP_SAT>", weight="ap_fixed<12,1,AP_RND,AP_SAT>"),
-    )
-    with pytest.raises(ExportError, match=r"module 1: the convolution's product sum needs 28 bits.*float32"):
-        export_qonnx(model, torch.zeros(2, 1, 8, 8), tmp_path / "wide.onnx")
-    assert not list(tmp_path.iterdir())
+    )  # 28-bit sums: float64 operands, run lowered to MatMul by the export's check
+    export_qonnx(model, torch.rand(2, 1, 8, 8) * 8 - 4, tmp_path / "wide.onnx")
+    from qfx.export.builder import Builder, sum_type
+
+    with pytest.raises(ExportError, match=r"module m: the sum needs 55 bits, more than float64's 53-bit"):
+        sum_type(Builder(label="m"), 55, "the sum")
+    assert [p.name for p in tmp_path.iterdir()] == ["wide.onnx"]

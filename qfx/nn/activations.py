@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qfx.format import FixedFormat
+from qfx.format import FixedFormat, Overflow, Quant
 from qfx.functional import cast
 from qfx.nn.elementwise import DEFAULT_ACTIVATION, DEFAULT_SUM, _out
 from qfx.nn.layers import FormatSource, _Source, input_format
@@ -226,7 +226,7 @@ class QSoftmax(_Input, nn.Module):
 def argmax_format(length: int) -> FixedFormat:
     """ap_ufixed<B, B> with 2**B >= ``length``: the index of one of ``length`` values."""
     bits = max(1, math.ceil(math.log2(length))) if length > 1 else 1
-    return FixedFormat(bits, bits, False)
+    return FixedFormat(bits, bits, False, Quant.TRN, Overflow.SAT)
 
 
 class QArgMax(nn.Module):
