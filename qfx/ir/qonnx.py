@@ -11,30 +11,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from qfx.format import FixedFormat, Overflow, Quant
+from qfx.ir import qonnx_ops as ops
 from qfx.ir.constants import fitted_format, khot_tables, per_channel_codes, sanitize
-from qfx.ir.graph import (
-    Add,
-    Affine,
-    Cast,
-    Conv2d,
-    Dense,
-    GlobalSum,
-    Graph,
-    MaxPool2d,
-    Node,
-    Relu,
-    Reshape,
-    SumPool2d,
-    Tensor,
-)
+from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, Graph, Node, Relu, Reshape, SumPool2d, Tensor
 from qfx.ir.intcast import float_codes
+from qfx.ir.qonnx_ops import IRError, attrs, fail
+from qfx.ir.qonnx_ops import quoted as _q
 from qfx.result_types import accumulator_format, add_format, grow_bits, product_format
 
 __all__ = ["IRError", "from_qonnx"]
@@ -46,13 +34,10 @@ _ROUNDING = {
 _ALIASES = {"Identity", "Dropout", "Cast"}
 #: Every ONNX op type the IR reads (what the "not supported" error lists).
 SUPPORTED_OPS = (
-    "Add", "AveragePool", "Cast", "Clip", "Conv", "Dropout", "FixedCast", "Flatten", "Gemm", "GlobalAveragePool",
-    "Identity", "MatMul", "MaxPool", "Mul", "Quant", "ReduceSum", "Relu", "Reshape",
+    "Add", "ArgMax", "AveragePool", "Cast", "Clip", "Concat", "Conv", "Dropout", "FixedCast", "FixedSoftmax",
+    "FixedTable", "Flatten", "Gemm", "GlobalAveragePool", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad",
+    "Quant", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Upsample",
 )  # fmt: skip
-
-
-class IRError(ValueError):
-    """The QONNX graph cannot become an exact fixed-point IR; the message names the node and why."""
 
 
 class _Const:
@@ -66,15 +51,6 @@ class _Const:
             self.fmt = fitted_format(self.values)
             self.codes = np.asarray(float_codes(self.values, self.fmt))
         return self.codes, self.fmt
-
-
-def _q(name: str) -> str:
-    """A node or tensor name as messages show it: bare when it is a plain token, else in double quotes."""
-    return name if re.fullmatch(r"[\w./:-]+", name) else json.dumps(name, ensure_ascii=False)
-
-
-def _attrs(node: onnx.NodeProto) -> dict:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
 def _power_of_two_exponent(node: str, scale: np.ndarray) -> np.ndarray:
@@ -101,7 +77,7 @@ def _quant_formats(node: onnx.NodeProto, consts: dict[str, _Const]) -> tuple[lis
     if not (np.isfinite(bits.item()) and bits.item() == int(bits.item()) and bits.item() >= 1):
         raise IRError(f"node {_q(name)}: bit width must be an integer >= 1, not {bits.item():g}")
     width = int(bits.item())
-    a = _attrs(node)
+    a = attrs(node)
     signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
     mode = a.get("rounding_mode", "ROUND")
     mode = mode.decode() if isinstance(mode, bytes) else mode
@@ -199,6 +175,8 @@ class _Builder:
 
     def dense(self, node: onnx.NodeProto, weight: _Const, transposed: bool, bias: _Const | None) -> None:
         x = self.act(node, 0)
+        if len(self.tensors[x].shape) != 1:
+            raise fail(node, f"multiplies a tensor of shape {list(self.tensors[x].shape)}; flatten it to (N, F) first")
         w, w_fmt = weight.quantized()
         w = w if transposed else w.T  # IR weights are (out, in)
         b, b_fmt = bias.quantized() if bias is not None else (None, None)
@@ -207,51 +185,55 @@ class _Builder:
         self.emit(Dense, node, [x], acc, weight=w, weight_fmt=w_fmt, bias=b, bias_fmt=b_fmt)
 
     def conv(self, node: onnx.NodeProto) -> None:
-        a = _attrs(node)
-        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-            raise IRError(f"node {_q(node.name)}: auto_pad is not supported; give explicit pads")
-        x = self.act(node, 0)
+        """1-D or 2-D Conv (float32 or float64 operands); a depthwise Conv by ones is a window sum."""
+        a, x = attrs(node), self.act(node, 0)
         w, w_fmt = self.const(node, 1, "weight").quantized()
-        if w.ndim != 4:
-            raise IRError(f"node {_q(node.name)}: only 2-D convolutions are supported, not weight shape {w.shape}")
-        groups, kernel = int(a.get("group", 1)), tuple(w.shape[2:])
-        stride, dilation = tuple(a.get("strides", (1, 1))), tuple(a.get("dilations", (1, 1)))
-        pads = tuple(a.get("pads", (0, 0, 0, 0)))
-        padding = (pads[0], pads[1], pads[2], pads[3])
-        x_fmt, channels = self.fmt(x, node), self.tensors[x].shape[0]
+        shape = self.tensors[x].shape
+        kernel, stride, padding, dilation = ops.window(node, a, tuple(np.shape(w)[2:]), shape)
+        w = np.asarray(w).reshape(w.shape[:2] + kernel)  # (C_out, C_in / groups, 1, K) for a 1-D kernel
+        groups, x_fmt, channels = int(a.get("group", 1)), self.fmt(x, node), shape[0]
+        if channels % groups or w.shape[0] % groups or w.shape[1] * groups != channels:
+            raise fail(node, f"weight shape {list(w.shape)} with {groups} groups does not fit {channels} channels")
         if (
             groups == channels == w.shape[0]
             and w.shape[1] == 1
             and np.all(w == 1)
             and dilation == (1, 1)
-            and (w_fmt.frac_bits == 0 and len(node.input) < 3)
+            and (w_fmt.frac_bits == 0 and not ops.has_input(node, 2))
         ):  # a depthwise convolution by ones is a window sum
-            acc = FixedFormat(
-                x_fmt.width + grow_bits(math.prod(kernel)), x_fmt.int_bits + grow_bits(math.prod(kernel)), x_fmt.signed
-            )
+            acc = ops.sum_format(x_fmt, math.prod(kernel))
             self.emit(SumPool2d, node, [x], acc, kernel=kernel, stride=stride, padding=padding)
             return
-        b, b_fmt = self.const(node, 2, "bias").quantized() if len(node.input) > 2 and node.input[2] else (None, None)
+        b, b_fmt = self.const(node, 2, "bias").quantized() if ops.has_input(node, 2) else (None, None)
         acc = accumulator_format(x_fmt, w_fmt, w.shape[1] * kernel[0] * kernel[1], b_fmt)
         self.emit(
             Conv2d, node, [x], acc, weight=w, weight_fmt=w_fmt, bias=None if b is None else b.reshape(-1),
             bias_fmt=b_fmt, stride=stride, padding=padding, dilation=dilation, groups=groups,
         )  # fmt: skip
 
-    def channel_codes(self, node: onnx.NodeProto, c: _Const, channels: int) -> tuple[np.ndarray, FixedFormat]:
+    def channel_codes(self, node: onnx.NodeProto, c: _Const, shape: tuple[int, ...]) -> tuple[np.ndarray, FixedFormat]:
+        """Codes of a constant that broadcasts per channel (axis 1 of (N, C, ...), or a scalar) over a tensor of
+        ``shape`` (without batch): one code per channel."""
         codes, fmt = c.quantized()
+        dims = tuple(np.shape(c.values))
+        full = (1,) * (len(shape) + 1 - len(dims)) + dims
+        per_channel = (
+            len(shape) >= 1
+            and len(full) == len(shape) + 1
+            and full[0] == 1
+            and full[1] in (1, shape[0])
+            and all(d == 1 for d in full[2:])
+        )
+        if not per_channel:
+            where = ", ".join(map(str, ("N", *shape)))
+            raise fail(node, f"a constant of shape {list(dims)} is not per channel on a tensor of shape [{where}]")
         codes = np.asarray(codes).reshape(-1)
-        if codes.size == 1:
-            codes = np.repeat(codes, channels)
-        if codes.size != channels:
-            raise IRError(f"node {_q(node.name)}: constant of shape {c.values.shape} is not per channel ({channels})")
-        return codes, fmt
+        return (np.repeat(codes, shape[0]) if codes.size == 1 else codes), fmt
 
     def add_const(self, node: onnx.NodeProto, x: str, c: _Const) -> None:
         """``x + constant``: folded into the producer's bias/shift when it has none, else a shift-only affine."""
         prev = self.nodes[-1] if self.nodes and self.nodes[-1].output == x else None
-        channels = self.tensors[x].shape[0]
-        codes, fmt = self.channel_codes(node, c, channels)
+        codes, fmt = self.channel_codes(node, c, self.tensors[x].shape)
         if isinstance(prev, (Dense, Conv2d)) and prev.bias is None and self.sole_consumer(x):
             prev.bias, prev.bias_fmt, prev.acc = codes, fmt, add_format(prev.acc, fmt)
         elif isinstance(prev, Affine) and prev.shift is None and self.sole_consumer(x):
@@ -264,7 +246,7 @@ class _Builder:
         self.tensors[prev.output] = Tensor(prev.output, self.shape(prev.output), prev.acc)
 
     def scale(self, node: onnx.NodeProto, x: str, c: _Const) -> None:
-        codes, fmt = self.channel_codes(node, c, self.tensors[x].shape[0])
+        codes, fmt = self.channel_codes(node, c, self.tensors[x].shape)
         self.emit(Affine, node, [x], product_format(self.fmt(x, node), fmt), scale=codes, scale_fmt=fmt)
 
     def pow2_mean(self, node: onnx.NodeProto, sums: str, area: int) -> None:
@@ -302,7 +284,7 @@ class _Builder:
 
     # ------------------------------------------------------------------------------------------------ dispatch
     def visit(self, node: onnx.NodeProto) -> None:
-        op, a = node.op_type, _attrs(node)
+        op, a = node.op_type, attrs(node)
         if op in _ALIASES:
             self.alias[node.output[0]] = self.alias.get(node.input[0], node.input[0])
             if self.alias[node.output[0]] in self.consts:
@@ -310,8 +292,7 @@ class _Builder:
         elif op == "Quant":
             self.quant(node, *_quant_formats(node, self.consts))
         elif op == "FixedCast":
-            fmt = FixedFormat.parse(a["format"].decode() if isinstance(a["format"], bytes) else a["format"])
-            self.quant(node, [fmt], None)
+            self.quant(node, [FixedFormat.parse(a["format"])], None)
         elif op == "MatMul":
             self.dense(node, self.const(node, 1, "weight"), transposed=False, bias=None)
         elif op == "Gemm":
@@ -322,81 +303,45 @@ class _Builder:
         elif op == "Conv":
             self.conv(node)
         elif op in ("Add", "Mul"):
-            ins = [self.alias.get(i, i) for i in node.input]
-            const = [i for i in ins if i in self.consts]
-            if op == "Add" and not const:
-                x, y = self.act(node, 0), self.act(node, 1)
-                self.emit(Add, node, [x, y], add_format(self.fmt(x, node), self.fmt(y, node)))
-            elif len(const) == 1:
-                x = next(i for i in ins if i not in self.consts)
-                x = self.act(node, ins.index(x))
-                (self.add_const if op == "Add" else self.scale)(node, x, self.consts[const[0]])
-            else:
-                raise IRError(f"node {_q(node.name)}: {op} of two constants should have been folded")
+            self.arith(node)
         elif op == "Relu":
             x = self.act(node, 0)
             self.emit(Relu, node, [x], self.fmt(x, node))
-        elif op == "Clip":
-            self.clip(node)
-        elif op == "MaxPool":
-            self.pool(node, a, MaxPool2d)
-        elif op == "AveragePool":
-            if any(a.get("pads", ())) and not a.get("count_include_pad", 0):
-                raise IRError(f"node {_q(node.name)}: AveragePool excluding padding divides by a varying count")
-            sums = self.pool(node, a, SumPool2d, divide=True)
-            self.pow2_mean(node, sums, math.prod(a["kernel_shape"]))
-        elif op in ("GlobalAveragePool", "ReduceSum"):
-            self.global_sum(node, a)
         elif op in ("Flatten", "Reshape"):
             x = self.act(node, 0)
             self.emit(Reshape, node, [x], self.fmt(x, node))
+        elif op in _READERS:
+            _READERS[op](self, node)
         else:
             raise IRError(
                 f"node {_q(node.name)}: op {op} is not supported by the QFX IR (supported: {', '.join(SUPPORTED_OPS)})"
             )
 
-    def clip(self, node: onnx.NodeProto) -> None:
-        x = self.act(node, 0)
-        lo = self.const(node, 1, "minimum").values if len(node.input) > 1 and node.input[1] else None
-        hi = self.const(node, 2, "maximum").values if len(node.input) > 2 and node.input[2] else None
-        if lo is None or float(lo) != 0.0:
-            raise IRError(f"node {_q(node.name)}: only Clip(min=0, max) (a clipped ReLU) is supported")
-        x_fmt = self.fmt(x, node)
-        if hi is None:
-            self.emit(Relu, node, [x], x_fmt)
+    def arith(self, node: onnx.NodeProto) -> None:
+        """Add of two tensors; Add or Mul of a tensor and a per-channel constant."""
+        op, ins = node.op_type, [self.alias.get(i, i) for i in node.input]
+        const = [i for i in ins if i in self.consts]
+        if len(const) == 2:
+            raise fail(node, f"{op} of two constants should have been folded")
+        if const:
+            x = self.act(node, 1 - ins.index(const[0]))
+            (self.add_const if op == "Add" else self.scale)(node, x, self.consts[const[0]])
             return
-        from qfx.result_types import union_format
+        if op == "Mul":
+            raise fail(node, "Mul of two tensors is not supported (only multiplication by a constant)")
+        x, y = self.act(node, 0), self.act(node, 1)
+        if self.tensors[x].shape != self.tensors[y].shape:
+            shapes = f"{list(self.tensors[x].shape)} and {list(self.tensors[y].shape)}"
+            raise fail(node, f"adds tensors of shapes {shapes}; only equal shapes are supported (no broadcasting)")
+        self.emit(Add, node, [x, y], add_format(self.fmt(x, node), self.fmt(y, node)))
 
-        acc = union_format([x_fmt, fitted_format(np.asarray(hi))])
-        self.emit(Relu, node, [x], acc, max_code=int(float(hi) * 2.0**acc.frac_bits))
 
-    def pool(self, node: onnx.NodeProto, a: dict, cls, divide: bool = False) -> str:
-        if a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", ())) or a.get("storage_order", 0):
-            raise IRError(f"node {_q(node.name)}: pooling with ceil_mode, dilations or storage_order is not supported")
-        kernel = tuple(a["kernel_shape"])
-        kw = dict(kernel=kernel, stride=tuple(a.get("strides", (1, 1))), padding=tuple(a.get("pads", (0, 0, 0, 0))))
-        x = self.act(node, 0)
-        if divide:
-            return self.summed(node, cls, x, math.prod(kernel), **kw)
-        self.emit(cls, node, [x], self.fmt(x, node), **kw)
-        return node.output[0]
-
-    def global_sum(self, node: onnx.NodeProto, a: dict) -> None:
-        x = self.act(node, 0)
-        shape = self.tensors[x].shape
-        if len(shape) != 3:
-            raise IRError(f"node {_q(node.name)}: expects a (C, H, W) tensor, not {shape}")
-        if node.op_type == "ReduceSum":
-            axes = a.get("axes") or (self.const(node, 1, "axes").values.tolist() if len(node.input) > 1 else None)
-            if axes is None or sorted(ax % 4 for ax in axes) != [2, 3]:
-                raise IRError(f"node {_q(node.name)}: ReduceSum over axes {axes} is not a spatial sum")
-            x_fmt = self.fmt(x, node)
-            grow = grow_bits(shape[1] * shape[2])
-            acc = FixedFormat(x_fmt.width + grow, x_fmt.int_bits + grow, x_fmt.signed)
-            self.emit(GlobalSum, node, [x], acc)
-            return
-        sums = self.summed(node, GlobalSum, x, shape[1] * shape[2])
-        self.pow2_mean(node, sums, shape[1] * shape[2])
+_READERS = {
+    "ArgMax": ops.argmax, "AveragePool": ops.average_pool, "Clip": ops.clip, "Concat": ops.concat,
+    "FixedSoftmax": ops.fixed_softmax, "FixedTable": ops.fixed_table, "GlobalAveragePool": ops.global_sum,
+    "LeakyRelu": ops.leaky_relu, "MaxPool": ops.max_pool, "Pad": ops.pad, "ReduceMean": ops.global_sum,
+    "ReduceSum": ops.global_sum, "Resize": ops.resize, "Upsample": ops.resize,
+}  # fmt: skip
 
 
 def _clean(model):
@@ -420,9 +365,19 @@ def _clean(model):
     return model
 
 
+#: Node domains the importer accepts: qonnx imports a custom op's domain as a Python module, so no other is run.
+_DOMAINS = {"", "ai.onnx", "qonnx.custom_op.general", "onnx.brevitas", "qfx.export.ops"}
+#: The fixed-point type attributes of the qfx-domain ops.
+_FORMAT_ATTRS = {
+    "FixedCast": ("format",),
+    "FixedTable": ("in_format", "out_format"),
+    "FixedSoftmax": ("in_format", "exp_format", "index_format", "recip_format"),
+}
+
+
 def _check_structure(graph: onnx.GraphProto) -> None:
-    """What qonnx's cleanup would trip over with an obscure error: no nodes, no inputs or outputs, FixedCast
-    nodes without a valid format."""
+    """What qonnx's cleanup would trip over with an obscure error (no nodes, no inputs or outputs, qfx-domain ops
+    without a valid format), and node domains qonnx would import as modules."""
     if not graph.node:
         raise IRError("not an ONNX model with a graph: it has no nodes")
     consts = {t.name for t in graph.initializer}
@@ -431,14 +386,19 @@ def _check_structure(graph: onnx.GraphProto) -> None:
     if not graph.output:
         raise IRError("the graph has no output")
     for node in graph.node:
-        if node.op_type == "FixedCast":
-            fmt = _attrs(node).get("format")
+        if node.domain not in _DOMAINS:
+            raise IRError(
+                f"node {_q(node.name or node.op_type)}: domain {_q(node.domain)} is not a QONNX domain "
+                f"(allowed: {', '.join(sorted(d for d in _DOMAINS if d))}); qonnx would import it as Python code"
+            )
+        for attr in _FORMAT_ATTRS.get(node.op_type, ()):
+            fmt = attrs(node).get(attr)
             if fmt is None:
-                raise IRError(f"node {_q(node.name)}: FixedCast has no format attribute")
+                raise IRError(f"node {_q(node.name)}: {node.op_type} has no {attr} attribute")
             try:
-                FixedFormat.parse(fmt.decode() if isinstance(fmt, bytes) else fmt)
+                FixedFormat.parse(fmt)
             except ValueError as e:
-                raise IRError(f"node {_q(node.name)}: FixedCast format: {e}") from None
+                raise IRError(f"node {_q(node.name)}: {node.op_type} {attr}: {e}") from None
 
 
 def _name_nodes(graph: onnx.GraphProto) -> None:
