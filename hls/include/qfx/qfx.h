@@ -26,10 +26,12 @@
 #ifndef QFX_QFX_H_
 #define QFX_QFX_H_
 
+#include "activation.h"
 #include "conv2d.h"
 #include "dense.h"
 #include "elementwise.h"
 #include "khot.h"
 #include "pool.h"
+#include "shape.h"
 
 #endif  // QFX_QFX_H_

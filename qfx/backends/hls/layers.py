@@ -11,10 +11,32 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qfx.backends import check_graph
+from qfx.backends import HLS_LIMITS, check_graph
 from qfx.format import FixedFormat
 from qfx.ir.constants import khot_tables, sanitize
-from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, GlobalSum, Graph, MaxPool2d, Node, Relu, Reshape, SumPool2d
+from qfx.ir.graph import (
+    Add,
+    Affine,
+    ArgMax,
+    Cast,
+    Clip,
+    Concat,
+    Conv2d,
+    Dense,
+    GlobalSum,
+    Graph,
+    LeakyRelu,
+    Lookup,
+    MaxPool2d,
+    Node,
+    Pad,
+    Relu,
+    Reshape,
+    Softmax,
+    SumPool2d,
+    Upsample,
+    spatial,
+)
 
 __all__ = ["Constant", "Lowered", "lower"]
 
@@ -58,6 +80,15 @@ def _literal(code: int, fmt: FixedFormat) -> str:
     if fmt.width > MAX_LITERAL_WIDTH:
         raise ValueError(f"constant format {fmt} is wider than {MAX_LITERAL_WIDTH} bits: not a C double literal")
     return repr(math.ldexp(float(int(code)), -fmt.frac_bits))
+
+
+def _bool(flag: bool) -> str:
+    return "true" if flag else "false"
+
+
+def _code_type(fmt: FixedFormat) -> str:
+    """C integer type holding every code of ``fmt``."""
+    return "int" if fmt.width <= 31 else "long long"
 
 
 def _sh_format(x: FixedFormat, acc: FixedFormat, max_exponent: int) -> FixedFormat:
@@ -145,8 +176,7 @@ class _Lowering:
                 self.multipliers(n.weight)
                 call("dense", [x_t, w_t, b_t, acc_t, out_t, str(n_in), str(n_out)], [x, out, w, b])
         elif isinstance(n, Conv2d):
-            (c_in, h_in, w_in) = self.g.tensors[n.inputs[0]].shape
-            (c_out, h_out, w_out) = self.g.tensors[n.output].shape
+            (c_in, h_in, w_in), (c_out, h_out, w_out) = self.maps(n)
             kh, kw = n.weight.shape[2:]
             geometry = [c_in, h_in, w_in, c_out, h_out, w_out, kh, kw, *n.stride, n.padding[0], n.padding[1],
                         *n.dilation, n.groups]  # fmt: skip
@@ -170,15 +200,86 @@ class _Lowering:
             else:
                 call("relu_clip", [x_t, acc_t, out_t, str(size)], [x, out, _literal(n.max_code, n.acc)])
         elif isinstance(n, (MaxPool2d, SumPool2d)):
-            (c, h_in, w_in), (_, h_out, w_out) = self.g.tensors[n.inputs[0]].shape, self.g.tensors[n.output].shape
+            (c, h_in, w_in), (_, h_out, w_out) = self.maps(n)
             geometry = [c, h_in, w_in, h_out, w_out, *n.kernel, *n.stride, n.padding[0], n.padding[1]]
             targs = [x_t, out_t] if isinstance(n, MaxPool2d) else [x_t, acc_t, out_t]
             call(n.op, targs + [str(v) for v in geometry], [x, out])
         elif isinstance(n, GlobalSum):
-            c, h, w = self.g.tensors[n.inputs[0]].shape
+            c, h, w = spatial(self.g.tensors[n.inputs[0]].shape)
             call("global_sum", [x_t, acc_t, out_t, str(c), str(h * w)], [x, out])
+        elif isinstance(n, Clip):
+            lo, hi = (_literal(c, n.acc) if c is not None else "0" for c in (n.min_code, n.max_code))
+            flags = ["true" if c is not None else "false" for c in (n.min_code, n.max_code)]
+            call("clip", [x_t, acc_t, out_t, str(size), *flags], [x, out, lo, hi])
+        elif isinstance(n, LeakyRelu):
+            a_t = self.typedef(f"{n.name}_alpha", n.alpha_fmt)
+            call("leaky_relu", [x_t, a_t, out_t, str(size)], [x, out, _literal(n.alpha, n.alpha_fmt)])
+        elif isinstance(n, (Pad, Upsample)):
+            (c, h_in, w_in), (_, h_out, w_out) = self.maps(n)
+            if isinstance(n, Pad):
+                geometry = [c, h_in, w_in, h_out, w_out, n.padding[0], n.padding[1]]
+                call("pad", [x_t, out_t, *map(str, geometry)], [x, out])
+            else:
+                call("upsample", [x_t, out_t, *map(str, (c, h_in, w_in, *n.scale))], [x, out])
+        elif isinstance(n, Concat):
+            self.concat(n, ins, out_t, out, acc_t, call)
+        elif isinstance(n, Lookup):
+            table_n = 1 << in_fmt.width
+            if len(n.table) != table_n:
+                raise ValueError(f"node {n.name}: its table has {len(n.table)} entries, not 2**{in_fmt.width}")
+            tab_t, tab = self.table(n, "table", n.table, n.acc)
+            call("lookup", [x_t, tab_t, out_t, str(size), str(table_n), _bool(in_fmt.signed), _code_type(n.acc)],
+                 [x, out, tab])  # fmt: skip
+        elif isinstance(n, Softmax):
+            self.softmax(n, x_t, x, out_t, out, acc_t, call)
+        elif isinstance(n, ArgMax):
+            length = self.g.tensors[n.inputs[0]].shape[-1]
+            call("argmax", [x_t, acc_t, out_t, str(size), str(length)], [x, out])
         else:
             raise ValueError(f"node {n.name}: the HLS backend has no template for {type(n).__name__}")
+
+    def maps(self, n: Node) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """(C, H, W) of the input and the output feature map of ``n`` (a 1-D map (C, L) is (C, 1, L))."""
+        return spatial(self.g.tensors[n.inputs[0]].shape), spatial(self.g.tensors[n.output].shape)
+
+    def table(self, node: Node, what: str, codes: np.ndarray, fmt: FixedFormat) -> tuple[str, str]:
+        """A table as a ROM of integer codes of ``fmt`` (typedef'd): (C type of its values, array name)."""
+        tab_t = self.typedef(f"{node.name}_{what}", fmt)
+        name = sanitize(f"{node.name}_{what}", self.taken)
+        self.out.constants.append(Constant(name, _code_type(fmt), [str(int(c)) for c in np.asarray(codes).ravel()]))
+        return tab_t, name
+
+    def concat(self, n: Concat, ins: list[tuple[str, str]], out_t: str, out: str, acc_t: str, call) -> None:
+        """Pairwise ``concat2`` calls; partial results live in ``acc_t`` arrays (exact), the last writes out_t."""
+        shape = self.g.tensors[n.output].shape
+        axis = n.axis % len(shape)
+        outer = int(np.prod(shape[:axis], dtype=np.int64))
+        inner = [int(np.prod(self.g.tensors[t].shape[axis:], dtype=np.int64)) for t in n.inputs]
+        if len(ins) == 1:
+            call("cast", [ins[0][0], out_t, str(self.g.tensors[n.output].size)], [ins[0][1], out])
+            return
+        (a_t, a), width = ins[0], inner[0]
+        for k in range(1, len(ins)):
+            last = k == len(ins) - 1
+            y_t, y = (out_t, out) if last else (acc_t, sanitize(f"{n.name}_part{k}", self.taken))
+            if not last:
+                self.out.arrays.append((acc_t, y, outer * (width + inner[k])))
+            call("concat2", [a_t, ins[k][0], acc_t, y_t, str(outer), str(width), str(inner[k])], [a, ins[k][1], y])
+            (a_t, a), width = (y_t, y), width + inner[k]
+
+    def softmax(self, n: Softmax, x_t, x, out_t, out, acc_t, call) -> None:
+        spec = n.spec
+        size = self.g.tensors[n.output].size
+        exp_t, exp = self.table(n, "exp", spec.exp_table, spec.exp_fmt)
+        recip_t, recip = self.table(n, "recip", spec.recip_table, spec.recip_fmt)
+        sum_t, idx_t = self.typedef(f"{n.name}_sum", spec.sum_fmt), self.typedef(f"{n.name}_idx", spec.index_fmt)
+        if len(spec.exp_table) != 1 << spec.in_fmt.width or len(spec.recip_table) != 1 << spec.index_fmt.width:
+            raise ValueError(f"node {n.name}: softmax tables of {len(spec.exp_table)} and {len(spec.recip_table)} "
+                             f"entries do not match its formats")  # fmt: skip
+        targs = [x_t, exp_t, sum_t, idx_t, recip_t, acc_t, out_t, str(size // spec.length), str(spec.length),
+                 str(len(spec.exp_table)), str(len(spec.recip_table)), _bool(spec.in_fmt.signed),
+                 _code_type(max(spec.exp_fmt, spec.recip_fmt, key=lambda f: f.width))]  # fmt: skip
+        call("softmax", targs, [x, out, exp, recip])
 
     def affine(self, n: Affine, x_t, x, out_t, out, acc_t, call) -> None:
         shape = self.g.tensors[n.inputs[0]].shape
@@ -203,7 +304,7 @@ class _Lowering:
 
 def lower(graph: Graph) -> Lowered:
     """Lower a (cast-fused) graph whose first node casts the float input: that cast's output is the input port."""
-    check_graph(graph, "HLS")
+    check_graph(graph, "HLS", HLS_LIMITS)
     first = graph.nodes[0]
     lowering = _Lowering(graph)
     out = lowering.out
