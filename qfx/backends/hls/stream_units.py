@@ -41,6 +41,7 @@ from qfx.ir.graph import (
     spatial,
 )
 from qfx.plan import Folding, Plan
+from qfx.result_types import union_format
 
 __all__ = ["Call", "Config", "Constant", "Stream", "StreamDesign", "UnsupportedNode", "lower_stream"]
 
@@ -366,14 +367,14 @@ class _Emitter:
         self.d.calls.append(Call(n.name, "leaky_relu", [cfg], [x, y]))
         self.produce(n.output, y)
 
-    def channel_table(self, n: Node, x: Stream, values: np.ndarray) -> tuple[np.ndarray, int]:
-        """Per-channel ``values`` in arrival order, and the shortest period (a word, or the whole tensor)."""
+    def channel_tables(self, n: Node, x: Stream, *tables: np.ndarray) -> tuple[list[np.ndarray], int]:
+        """Per-channel ``tables`` in arrival order, cut to their common period (a word, or the whole tensor)."""
         shape = self.g.tensors[n.inputs[0]].shape
         channels = shape[0] if shape else 1
-        per_position = np.asarray(values).ravel()[x.order() // max(1, x.size // channels)]
-        if (per_position.reshape(-1, x.word) == per_position[: x.word]).all():
-            return per_position[: x.word], x.word
-        return per_position, x.size
+        rows = [np.asarray(t).ravel()[x.order() // max(1, x.size // channels)] for t in tables]
+        if all((r.reshape(-1, x.word) == r[: x.word]).all() for r in rows):
+            return [r[: x.word] for r in rows], x.word
+        return rows, x.size
 
     def affine(self, n: Affine) -> None:
         x = self.take(n.inputs[0], n.name)
@@ -381,8 +382,8 @@ class _Emitter:
         shape = self.g.tensors[n.inputs[0]].shape
         channels = shape[0] if shape else 1
         ones = np.ones(channels, dtype=np.int64)
-        scale, period = self.channel_table(n, x, n.scale if n.scale is not None else ones)
-        shift, _ = self.channel_table(n, x, n.shift if n.shift is not None else 0 * ones)
+        (scale, shift), period = self.channel_tables(n, x, n.scale if n.scale is not None else ones,
+                                                     n.shift if n.shift is not None else 0 * ones)  # fmt: skip
         types: dict[str, FixedFormat | str] = {"w_t": n.scale_fmt or NO_CONST}
         if n.khot and n.scale is not None:
             shifts, signs = khot_tables(scale, n.khot)
@@ -429,15 +430,24 @@ class _Emitter:
         self.produce(n.output, y)
 
     def concat(self, n: Concat) -> None:
-        shape = self.g.tensors[n.output].shape
-        if len(n.inputs) != 2 or n.axis != 0:
-            raise UnsupportedNode(f"node {n.name}: the streaming backend concatenates two tensors along channels only")
-        a, b = self.feature_map(n, 0), self.feature_map(n, 1)
-        cfg = self.config(n, {"a_t": self.g.fmt(n.inputs[0]), "b_t": self.g.fmt(n.inputs[1]), "acc_t": n.acc,
-                              "out_t": self.g.fmt(n.output)}, dict(CA=a.word, CB=b.word, COUNT=a.count))  # fmt: skip
-        y = self.out(n, *canonical(shape))
-        self.d.calls.append(Call(n.name, "concat", [cfg], [a, b, y]))
-        self.produce(n.output, y)
+        """Channels (or vector values) of the inputs side by side: a chain of two-input units, each exact in the
+        union of its inputs' formats; the last one assigns to the output format."""
+        if n.axis != 0:
+            raise UnsupportedNode(f"node {n.name}: the streaming backend concatenates along channels (axis 0) only")
+        parts = [(self.feature_map(n, k), self.g.fmt(t)) for k, t in enumerate(n.inputs)]
+        (a, a_fmt), t = parts[0], self.g.tensors[n.output]
+        for k, (b, b_fmt) in enumerate(parts[1:], start=2):
+            last = k == len(parts)
+            acc = n.acc if last else union_format([a_fmt, b_fmt])
+            fmt = self.g.fmt(n.output) if last else acc
+            cfg = self.config(n, {"a_t": a_fmt, "b_t": b_fmt, "acc_t": acc, "out_t": fmt},
+                              dict(CA=a.word, CB=b.word, COUNT=a.count))  # fmt: skip
+            word = a.word + b.word
+            perm = canonical((word, *t.shape[1:]))[1]
+            y = self.stream(n.output if last else f"{n.output}_part{k}", fmt, word * a.count, word, perm)
+            self.d.calls.append(Call(n.name, "concat", [cfg], [a, b, y]))
+            a, a_fmt = y, fmt
+        self.produce(n.output, a)
 
     def pad(self, n: Pad) -> None:
         x = self.feature_map(n)
@@ -463,11 +473,9 @@ class _Emitter:
 
     def argmax(self, n: ArgMax) -> None:
         shape = self.g.tensors[n.inputs[0]].shape
-        if len(shape) != 1:
-            raise UnsupportedNode(f"node {n.name}: the streaming backend takes ArgMax over a vector only")
-        x = self.require(self.take(n.inputs[0], n.name), shape[0], None, sanitize(n.name, set()))
+        x = self.require(self.take(n.inputs[0], n.name), shape[-1], None, sanitize(n.name, set()))
         cfg = self.config(n, {"in_t": self.g.fmt(n.inputs[0]), "acc_t": n.acc, "out_t": self.g.fmt(n.output)},
-                          dict(N=shape[0]))  # fmt: skip
+                          dict(N=shape[-1], COUNT=x.count))  # fmt: skip
         y = self.out(n, 1, None)
         self.d.calls.append(Call(n.name, "argmax", [cfg], [x, y]))
         self.produce(n.output, y)

@@ -144,23 +144,27 @@ add_n:
   }
 }
 
-// ArgMax over a vector of N values in one word (first index on ties): CFG::{in_t, acc_t, out_t, N}.
+// ArgMax over each word of N values (first index on ties), one index per word: CFG::{in_t, acc_t, out_t, N, COUNT}.
 template <class CFG>
 void argmax(hls::stream<word<typename CFG::in_t, CFG::N> > &x, hls::stream<word<typename CFG::out_t, 1> > &y) {
-  const word<typename CFG::in_t, CFG::N> v = x.read();
-  typename CFG::in_t best = v.d[0];
-  int index = 0;
-argmax_i:
-  for (int i = 1; i < CFG::N; ++i) {
+argmax_n:
+  for (int n = 0; n < CFG::COUNT; ++n) {
+#pragma HLS PIPELINE II=1
+    const word<typename CFG::in_t, CFG::N> v = x.read();
+    typename CFG::in_t best = v.d[0];
+    int index = 0;
+  argmax_i:
+    for (int i = 1; i < CFG::N; ++i) {
 #pragma HLS UNROLL
-    if (v.d[i] > best) {
-      best = v.d[i];
-      index = i;
+      if (v.d[i] > best) {
+        best = v.d[i];
+        index = i;
+      }
     }
+    word<typename CFG::out_t, 1> out;
+    out.d[0] = typename CFG::acc_t(index);
+    y.write(out);
   }
-  word<typename CFG::out_t, 1> out;
-  out.d[0] = typename CFG::acc_t(index);
-  y.write(out);
 }
 
 }  // namespace stream
