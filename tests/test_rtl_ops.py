@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from qfx.format import FixedFormat, Overflow, Quant
+from qfx.ir.constants import naf_digits
 from qfx.ir.graph import (
     ArgMax,
     Cast,
@@ -38,6 +39,7 @@ from qfx.ir.graph import (
 )
 from qfx.result_types import accumulator_format, grow_bits, union_format
 from qfx.rtl import generate, read_rtl, simulate_codes
+from qfx.rtl.lower_ops import MAX_SHIFT_ADD_DIGITS
 from qfx.rtl.size import DesignTooLarge
 from qfx.tables import SoftmaxSpec, function_table
 
@@ -151,12 +153,12 @@ def maps_net(seed: int) -> Graph:
     g = grow_bits(5)
     net.add(GlobalSum("gsum1d", [line], "gsum1d", FixedFormat(f_in.width + g, f_in.int_bits + g)), (6,),
             random_format(rng))  # fmt: skip
-    fa = int(rng.integers(3, 8))
+    fa = int(rng.integers(7, 10))
     alpha_fmt = FixedFormat(fa, 0, False)
     acc = FixedFormat(f_in.width + fa + 1, f_in.int_bits, True)  # one extra fraction bit: aligned by a shift
-    for k, alpha in enumerate((int(rng.integers(1, 1 << fa)), (1 << fa) - 1)):  # random, and a dense slope
+    for k, alpha in enumerate((int(rng.integers(1, 1 << fa)), 0b1010101)):  # random, and one with 4 NAF digits
         net.add(LeakyRelu(f"leaky{k}", [x], f"leaky{k}", acc, alpha=alpha, alpha_fmt=alpha_fmt), (2, 3, 5),
-                random_format(rng))  # fmt: skip
+                random_format(rng, (6, 10), True, (1, 3)))  # fmt: skip
     acc = FixedFormat(f_in.width + 1, f_in.int_bits, True)
     lo, hi = sorted(int(v) | 1 for v in rng.integers(acc.min_code // 2, acc.max_code // 2, size=2))  # odd: between
     for k, (a, b) in enumerate([(lo, hi), (None, hi), (lo - 1, None), (hi, lo)]):
@@ -252,8 +254,10 @@ def test_structure(tmp_path) -> None:
     assert ".x3(" in top and f"{cat3['module']} u_{cat3['module']}" in top
     assert next(la for la in meta["layers"] if la["op"] == "softmax")["multipliers"] == 10
     maps = generate(maps_net(3), tmp_path / "m")
-    leaky = [la for la in read_rtl(maps)["layers"] if la["op"] == "leaky_relu"]
-    assert leaky[0]["multipliers"] == 0 or leaky[1]["multipliers"] == 0
+    leaky = {la["node"]: la["multipliers"] for la in read_rtl(maps)["layers"] if la["op"] == "leaky_relu"}
+    alpha = next(n.alpha for n in maps_net(3).nodes if n.name == "leaky0")
+    negative = 2 * 3 * 5  # elements that can be negative: each a product (or none, for shifts and adds)
+    assert leaky == {"leaky0": 0 if len(naf_digits(alpha)) <= MAX_SHIFT_ADD_DIGITS else negative, "leaky1": negative}
 
 
 def test_size_guard_is_fast(tmp_path) -> None:
@@ -279,6 +283,11 @@ def test_errors_name_the_node(tmp_path) -> None:
     graph = Graph(t2, [Cast("in", ["x"], "q", f), pool], ["x"], ["y"])
     with pytest.raises(ValueError, match="all padding: output element 1 has a pooling window of padding only"):
         generate(graph, tmp_path / "p")
+    table = function_table("tanh", FixedFormat(6, 3), f)  # built for another input width
+    lookup = Lookup("tanh(x)", ["q"], "y", f, table=table, function="tanh")
+    graph = Graph(dict(t, y=Tensor("y", (1, 4), f)), [Cast("in", ["x"], "q", f), lookup], ["x"], ["y"])
+    with pytest.raises(ValueError, match=r"node tanh\(x\): its table has 64 entries, its input ap_fixed<7,3> has 128"):
+        generate(graph, tmp_path / "l")
     spec = SoftmaxSpec.build(f, 3)
     bad = Softmax("sm", ["q"], "y", spec.acc, spec=spec)
     graph = Graph(dict(t, y=Tensor("y", (1, 4), spec.acc)), [Cast("in", ["x"], "q", f), bad], ["x"], ["y"])
