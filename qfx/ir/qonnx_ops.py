@@ -318,7 +318,7 @@ def _upsample_scales(b: _Builder, node: onnx.NodeProto, a: dict, shape: tuple[in
             raise fail(node, "sizes with axes or a keep_aspect_ratio_policy are not supported; give scales")
         if len(sizes) != rank:
             raise fail(node, f"sizes {sizes} do not match a rank-{rank} tensor")
-        full = (1, *shape)
+        full = tuple(b.model.get_tensor_shape(node.input[0]) or (1, *shape))
         if any(o % n for o, n in zip(sizes, full, strict=True)):
             raise fail(node, f"sizes {sizes} are not integer multiples of the input's {list(full)}")
         scales = [o // n for o, n in zip(sizes, full, strict=True)]
