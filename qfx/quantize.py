@@ -234,6 +234,7 @@ def quantize_(
             ctx.producer[new.name] = qin
             recorder.shapes[new.name] = recorder.shapes[node.name]
         elif node.op == "call_module":
+            _check_single_use(gm, node, modules[node.target])
             replacement = _convert(modules[node.target], node, ctx)
             if replacement is not None:
                 _set_submodule(gm, node.target, replacement)
@@ -345,6 +346,16 @@ def _convert(module: nn.Module, node: fx.Node, ctx: Context) -> nn.Module | None
         raise QuantizeError(f"module {node.target}: {type(module).__name__} is not supported by quantize_{where(node)}")
     ctx.producer[node.name] = q.output_quantizer
     return q
+
+
+def _check_single_use(gm: fx.GraphModule, node: fx.Node, module: nn.Module) -> None:
+    """A layer with formats (weights, an output quantizer) may be called once: it has one input format."""
+    calls = sum(1 for n in gm.graph.nodes if n.op == "call_module" and n.target == node.target)
+    if calls > 1 and not isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.Flatten, *_IDENTITIES)):
+        raise QuantizeError(
+            f"module {node.target} ({type(module).__name__}) is called {calls} times in forward{where(node)}: a QFX "
+            "layer has one input and one output format, so use one module per call"
+        )
 
 
 def _softmax_module(module: nn.Softmax, node: fx.Node, ctx: Context, refuse) -> nn.Module | None:

@@ -91,11 +91,14 @@ def _prepare(model, node: onnx.NodeProto, batch: int) -> None:
         left, right = _attr(node, "pads", [0, 0])
         _set_attr(node, "pads", [0, left, 0, right])
         x4, y4 = f"{node.input[0]}_h1", f"{node.output[0]}_h1"
-        axes = f"{node.name}_h_axis"
-        model.graph.initializer.append(numpy_helper.from_array(np.array([2], dtype=np.int64), axes))
+        axes = []
+        for role in ("unsqueeze", "squeeze"):  # one initializer each: qonnx gives shared parameters new names
+            axes.append(f"{node.name}_{role}_axis")
+            model.graph.initializer.append(numpy_helper.from_array(np.array([2], dtype=np.int64), axes[-1]))
+            model.graph.value_info.append(helper.make_tensor_value_info(axes[-1], TensorProto.INT64, [1]))
         index = list(model.graph.node).index(node)
-        model.graph.node.insert(index, helper.make_node("Unsqueeze", [node.input[0], axes], [x4], name=x4))
-        model.graph.node.insert(index + 2, helper.make_node("Squeeze", [y4, axes], [node.output[0]], name=y4))
+        model.graph.node.insert(index, helper.make_node("Unsqueeze", [node.input[0], axes[0]], [x4], name=x4))
+        model.graph.node.insert(index + 2, helper.make_node("Squeeze", [y4, axes[1]], [node.output[0]], name=y4))
         node.input[0], node.output[0] = x4, y4
         _value_info(model, x4, [batch, in_shape[1], 1, in_shape[2]])
         _value_info(model, y4, [batch, out_shape[1], 1, out_shape[2]])

@@ -1,0 +1,393 @@
+"""Every new op of issue 12 through quantize_ (PTQ and QAT) -> export_qonnx (qonnx's execution checked bit for bit
+inside) -> qfx.ir.from_qonnx -> the IR interpreter, which must give the PyTorch model's codes; and the errors that
+quantize_ raises for what it cannot make fixed point."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.nn import functional as F
+
+import qfx
+from qfx.ir import from_qonnx
+from qfx.quantize import QuantizeConfig, QuantizeError, quantize_
+from qfx.tables import TableError
+
+FAST = settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def roundtrip(model: nn.Module, x: torch.Tensor, path, **config) -> nn.Module:
+    """Quantize, export (qonnx == PyTorch checked by the export), import, and compare the IR's codes with PyTorch's,
+    in PTQ and QAT mode; returns the PTQ model."""
+    models = []
+    for mode in ("ptq", "qat"):
+        q = quantize_(model, QuantizeConfig(mode=mode, **config), x).eval()
+        onnx_path = qfx.export_qonnx(q, x, path / f"{mode}.onnx")
+        graph = from_qonnx(onnx_path)
+        with torch.no_grad():
+            want = qfx.codes(q(x), graph.fmt(graph.outputs[0])).numpy()
+        got = graph.run(x.numpy())
+        assert got.shape == want.shape or got.size == want.size
+        assert np.array_equal(got.reshape(want.shape), want), f"{mode}: IR != PyTorch"
+        models.append(q)
+    return models[0]
+
+
+class Seq(nn.Module):
+    """A layer in front (so the op's input has a trained-like format), the op under test, a layer behind."""
+
+    def __init__(self, op, features: int = 6, out: int = 4) -> None:
+        super().__init__()
+        self.fc1, self.op, self.fc2 = nn.Linear(5, features), op, nn.Linear(features, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.op(self.fc1(x)))
+
+
+class Fn(nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+def _x(*shape: int, seed: int = 0, scale: float = 2.0) -> torch.Tensor:
+    return (torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1) * scale
+
+
+# ------------------------------------------------------------------------------------------------ activations
+@pytest.mark.parametrize(
+    "op",
+    [
+        nn.ReLU6(), nn.Hardtanh(), nn.Hardtanh(-0.5, 0.75), nn.Hardtanh(0.0, 2.0), nn.LeakyReLU(), nn.LeakyReLU(0.2),
+        nn.Sigmoid(), nn.Tanh(), nn.Dropout(0.3), nn.Identity(),
+    ],
+    ids=lambda m: repr(m),
+)  # fmt: skip
+def test_activation_modules(op: nn.Module, tmp_path) -> None:
+    torch.manual_seed(0)
+    roundtrip(Seq(op), _x(16, 5), tmp_path)
+
+
+class Functional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3, self.fc4 = nn.Linear(5, 8), nn.Linear(8, 8), nn.Linear(8, 3), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self.fc1(x) * 4)
+        x = F.hardtanh(self.fc2(F.dropout(x, 0.5, self.training)), -1.5, 1.5)
+        x = F.leaky_relu(x, 0.1) + torch.tanh(x)
+        x = torch.sigmoid(self.fc3(x.relu())) + F.sigmoid(self.fc4(x))
+        return x.tanh()
+
+
+def test_functional_activations(tmp_path) -> None:
+    torch.manual_seed(1)
+    roundtrip(Functional(), _x(16, 5), tmp_path)
+
+
+@FAST
+@given(slope=st.floats(0.001, 0.9), width=st.integers(3, 10), seed=st.integers(0, 99))
+def test_leaky_relu_slope_is_an_exact_constant(slope: float, width: int, seed: int, tmp_path_factory) -> None:
+    torch.manual_seed(seed)
+    q = roundtrip(Seq(nn.LeakyReLU(slope)), _x(16, 5, seed=seed), tmp_path_factory.mktemp("l"), weight_width=width)
+    leaky = q.op
+    assert leaky.alpha == leaky.alpha_code * 2.0**-leaky.slope_format.frac_bits
+    assert leaky.slope_format.width == width and abs(leaky.alpha - slope) <= 2.0**-leaky.slope_format.frac_bits
+
+
+@FAST
+@given(width=st.integers(3, 12), function=st.sampled_from(["sigmoid", "tanh"]), seed=st.integers(0, 99))
+def test_tables_follow_the_input_format(width: int, function: str, seed: int, tmp_path_factory) -> None:
+    torch.manual_seed(seed)
+    op = nn.Sigmoid() if function == "sigmoid" else nn.Tanh()
+    x = _x(32, 5, seed=seed, scale=4.0)
+    q = roundtrip(Seq(op), x, tmp_path_factory.mktemp("t"), activation_width=width)
+    table = q.op
+    assert table.output_quantizer.format.width == width
+    # QAT: the producer's binary point moves, the table follows it (no stale table)
+    q.fc1.output_quantizer.frac_bits.data += 1
+    with torch.no_grad():
+        y = table(q.fc1(q.qfx_input(x)))
+    assert len(table._tables) == 2 and torch.equal(y, table(q.fc1(q.qfx_input(x))))
+
+
+def test_table_gradient_is_the_float_functions() -> None:
+    torch.manual_seed(0)
+    q = quantize_(Seq(nn.Sigmoid()), QuantizeConfig(), _x(8, 5)).train()
+    x = q.fc1(q.qfx_input(_x(8, 5))).detach().requires_grad_(True)
+    q.op(x).sum().backward()
+    assert torch.allclose(x.grad, torch.sigmoid(x) * (1 - torch.sigmoid(x)))
+
+
+# ------------------------------------------------------------------------------------------------ softmax
+class Classifier(nn.Module):
+    def __init__(self, how: str = "functional") -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(5, 8), nn.Linear(8, 5)
+        self.how, self.softmax = how, nn.Softmax(dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc2(F.relu(self.fc1(x)))
+        if self.how == "module":
+            return self.softmax(x)
+        return F.softmax(x, dim=1) if self.how == "functional" else torch.softmax(x, -1)
+
+
+@pytest.mark.parametrize("how", ["functional", "module", "torch"])
+def test_softmax_table(how: str, tmp_path) -> None:
+    torch.manual_seed(2)
+    x = _x(32, 5, scale=3.0)
+    q = roundtrip(Classifier(how), x, tmp_path)
+    y = q(x)
+    fmt = q.get_submodule(next(n for n, m in q.named_modules() if isinstance(m, qfx.nn.QSoftmax))).output_quantizer
+    qfx.codes(y, fmt.format)  # fixed point, not float probabilities
+    assert torch.all(y >= 0) and torch.all(y <= 1) and (y.sum(dim=1) - 1).abs().max() < 0.1
+
+
+@FAST
+@given(width=st.integers(4, 12), seed=st.integers(0, 99))
+def test_softmax_follows_the_input_width(width: int, seed: int, tmp_path_factory) -> None:
+    torch.manual_seed(seed)
+    roundtrip(Classifier(), _x(16, 5, seed=seed, scale=3.0), tmp_path_factory.mktemp("s"), activation_width=width)
+
+
+def test_softmax_argmax_and_logits(tmp_path) -> None:
+    torch.manual_seed(3)
+    x, model = _x(32, 5, scale=3.0), Classifier()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "l").mkdir()
+    q = roundtrip(model, x, tmp_path / "a", softmax="argmax")
+    index = q(x)
+    assert index.shape == (32,) and torch.equal(index, index.round()) and 0 <= index.min() and index.max() <= 4
+    agree = (index == torch.argmax(model(x), dim=1)).float().mean().item()
+    assert agree > 0.8  # the quantized logits' argmax: mostly the float model's class
+    q = roundtrip(model, x, tmp_path / "l", softmax="logits")
+    assert not any(isinstance(m, qfx.nn.QSoftmax) for m in q.modules()) and q(x).min() < 0
+
+
+def test_softmax_gradient_is_the_float_softmaxs() -> None:
+    torch.manual_seed(0)
+    q = quantize_(Classifier(), QuantizeConfig(), _x(8, 5)).train()
+    softmax = next(m for m in q.modules() if isinstance(m, qfx.nn.QSoftmax))
+    x = q.fc2(F.relu(q.fc1(q.qfx_input(_x(8, 5))))).detach().requires_grad_(True)
+    (softmax(x) * torch.arange(5.0)).sum().backward()
+    ref = x.detach().requires_grad_(True)
+    (torch.softmax(ref, -1) * torch.arange(5.0)).sum().backward()
+    assert torch.allclose(x.grad, ref.grad)
+
+
+# ------------------------------------------------------------------------------------------------ 1-D maps
+class Conv1dNet(nn.Module):
+    def __init__(self, kernel: int, stride: int, padding, dilation: int, groups: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, kernel, stride, padding, dilation, groups)
+        self.bn = nn.BatchNorm1d(8)
+        self.dw = nn.Conv1d(8, 8, 3, padding=1, groups=8)
+        self.pool = nn.MaxPool1d(2)
+        self.avg = nn.AvgPool1d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.conv(x)))
+        x = self.dw(F.max_pool1d(x, 2, 1, 1))
+        return torch.cat([self.pool(x), self.avg(x), F.avg_pool1d(x, 2)], dim=1).mean(-1)
+
+
+@FAST
+@given(
+    kernel=st.integers(1, 4), stride=st.integers(1, 2), padding=st.sampled_from([0, 1, "same"]),
+    dilation=st.integers(1, 2), groups=st.sampled_from([1, 2, 4]), width=st.sampled_from([6, 8, 12]),
+)  # fmt: skip
+def test_conv1d(kernel, stride, padding, dilation, groups, width, tmp_path_factory) -> None:
+    if padding == "same":
+        stride = 1
+    torch.manual_seed(kernel * 7 + groups)
+    model = Conv1dNet(kernel, stride, padding, dilation, groups)
+    with torch.no_grad():
+        model.bn.running_var.uniform_(0.5, 2)
+    roundtrip(
+        model,
+        _x(4, 4, 16),
+        tmp_path_factory.mktemp("c"),
+        weight_width=width,
+        activation_width=width,
+        input_width=width,
+    )  # fmt: skip  (12 bits: float64 convolutions, lowered to MatMul by execute_qonnx)
+
+
+def test_adaptive_pools_with_exact_windows(tmp_path) -> None:
+    class Pools(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv1d(2, 4, 3)
+            self.pool = nn.AdaptiveAvgPool1d(3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)  # (N, 4, 12)
+            a = F.adaptive_avg_pool1d(y, 4)
+            b = self.pool(y)
+            c = F.adaptive_avg_pool1d(y, 1).flatten(1)
+            return torch.cat([a.flatten(1), b.flatten(1), c], 1)
+
+    roundtrip(Pools(), _x(4, 2, 14), tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ 2-D maps
+class Maps(nn.Module):
+    def __init__(self, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, kernel, padding="same")
+        self.conv2 = nn.Conv2d(8, 4, 3, padding=1, groups=2)
+        self.up = nn.Upsample(scale_factor=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.conv(x))  # (N, 4, 8, 8)
+        z = F.interpolate(F.max_pool2d(y, 2), scale_factor=2, mode="nearest")
+        w = self.up(F.avg_pool2d(y, 2)) * 0.5
+        y = self.conv2(torch.cat([z, w], dim=1)) + F.pad(F.avg_pool2d(y, 3, 1), (1, 1, 1, 1))
+        y = F.adaptive_avg_pool2d(y, 2) + 2 * F.interpolate(F.adaptive_avg_pool2d(y, (1, 1)), size=(2, 2))
+        return y.view(y.size(0), -1) / 4
+
+
+@pytest.mark.parametrize("kernel", [2, 3, 4])
+def test_maps_cat_upsample_pad_scale(kernel: int, tmp_path) -> None:
+    torch.manual_seed(kernel)
+    roundtrip(Maps(kernel), torch.rand(4, 2, 8, 8), tmp_path)
+
+
+def test_mean_reshape_and_shape_plumbing(tmp_path) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.fc = nn.Linear(4, 3)
+            self.register_buffer("gain", torch.tensor([0.5, 1.0, -0.75, 2.0]))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            n, c = y.shape[0], y.size(1)
+            y = y.mean((2, 3)).reshape(n, c) * self.gain
+            return self.fc(y.view(x.size(0), -1).contiguous())
+
+    roundtrip(Net(), torch.rand(4, 1, 6, 6), tmp_path)
+
+
+def test_wide_grouped_2d_conv_runs_lowered(tmp_path) -> None:
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Conv2d(4, 6, 3, groups=2), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1, groups=6))
+    roundtrip(model, torch.rand(3, 4, 7, 7), tmp_path, weight_width=12, activation_width=12, input_width=12)
+
+
+def test_batchnorm1d_folds_into_linear_and_conv1d() -> None:
+    from qfx.nn import fold_batchnorm
+
+    torch.manual_seed(0)
+    for layer, bn, x in (
+        (nn.Linear(5, 6), nn.BatchNorm1d(6), _x(16, 5)),
+        (nn.Conv1d(2, 6, 3), nn.BatchNorm1d(6), _x(16, 2, 9)),
+    ):
+        with torch.no_grad():
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+        q = quantize_(nn.Sequential(layer, bn), QuantizeConfig(mode="ptq", weight_width=12, bias_width=16), x).eval()
+        folded = fold_batchnorm(q.get_submodule("0"), q.get_submodule("1")).eval()
+        with torch.no_grad():
+            err = (folded(q.qfx_input(x)) - q(x)).abs().max().item()
+        assert (
+            type(folded) is type(q.get_submodule("0"))
+            and err <= 4 * 2.0 ** -q.get_submodule("1").output_quantizer.format.frac_bits
+        )
+
+
+# ------------------------------------------------------------------------------------------------ errors
+class Gelu(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc1(x)
+        x = F.gelu(x)
+        return self.fc2(x)
+
+
+def test_unsupported_call_is_named_with_its_line() -> None:
+    with pytest.raises(
+        QuantizeError,
+        match=r"^call torch\.nn\.functional\.gelu at forward line \d+ of test_frontend_ops\.py \(x = F\.gelu\(x\)\): "
+        r"not supported by quantize_; supported: .*torch\.nn\.functional\.relu",
+    ):
+        quantize_(Gelu(), QuantizeConfig(), torch.rand(2, 4))
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (lambda x: torch.exp(x), r"call torch\.exp at .*: not supported by quantize_"),
+        (lambda x: x * x, r"call operator\.mul at .*only multiplication of a tensor by a constant"),
+        (lambda x: x[:, 0:2], r"call operator\.getitem at .*indexing a tensor is not supported"),
+        (lambda x: F.softmax(x, dim=0), r"call torch\.nn\.functional\.softmax at .*only the last dim"),
+        (lambda x: x + 1.0, r"call operator\.add at .*only the sum of two tensors"),
+    ],
+)
+def test_unsupported_float_operations_are_refused(fn, message: str) -> None:
+    model = nn.Sequential(nn.Linear(4, 4), Fn(fn))
+    with pytest.raises(QuantizeError, match=message):
+        quantize_(model, QuantizeConfig(), torch.rand(2, 4))
+
+
+def test_a_layer_called_twice_is_refused() -> None:
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.fc(x))
+
+    with pytest.raises(QuantizeError, match=r"module fc \(Linear\) is called 2 times in forward"):
+        quantize_(Twice(), QuantizeConfig(), torch.rand(2, 4))
+
+
+def test_map_errors() -> None:
+    def check(fn, message: str, x=None) -> None:
+        model = nn.Sequential(nn.Conv1d(2, 2, 1), Fn(fn))
+        with pytest.raises(QuantizeError, match=message):
+            quantize_(model, QuantizeConfig(), x if x is not None else torch.rand(2, 2, 8))
+
+    check(lambda x: F.interpolate(x, scale_factor=1.5), r"interpolate .*is not by integer factors|not an integer")
+    check(lambda x: F.interpolate(x, scale_factor=2, mode="linear"), r"mode 'linear' is not supported")
+    check(lambda x: F.pad(x, (1, 1), value=1.0), r"call torch\.nn\.functional\.pad .*value 1\.0 .*only zero padding")
+    check(lambda x: F.pad(x, (1, 1), mode="reflect"), r"padding mode 'reflect' is not supported")
+    check(lambda x: F.adaptive_avg_pool1d(x, 3), r"adaptive average pooling from \(8,\) to \(3,\) has windows")
+    check(lambda x: torch.cat([x, x], dim=2), r"concatenation along dim 2")
+    check(lambda x: F.max_pool1d(x, 2, ceil_mode=True), r"ceil_mode=True is not supported")
+    with pytest.raises(QuantizeError, match=r"module 1 \(AdaptiveAvgPool2d\).*windows of different sizes"):
+        quantize_(nn.Sequential(nn.Conv2d(1, 2, 1), nn.AdaptiveAvgPool2d(3)), QuantizeConfig(), torch.rand(2, 1, 8, 8))
+
+
+def test_table_too_wide_is_refused_at_quantize_time() -> None:
+    for op in (nn.Sigmoid(), nn.Softmax(dim=1)):
+        with pytest.raises(TableError, match=r"(sigmoid|softmax) .*has 20 bits, so its table would need 2\*\*20"):
+            quantize_(Seq(op), QuantizeConfig(activation_width=20), _x(4, 5))
+
+
+def test_new_modules_pickle_in_checkpoints(tmp_path) -> None:
+    from qfx.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 2, 8, 8)
+    q = quantize_(Maps(2), QuantizeConfig(), x).eval()
+    q2 = quantize_(Classifier(), QuantizeConfig(), _x(4, 5)).eval()
+    for model, inp in ((q, x), (q2, _x(4, 5))):
+        model(inp)  # fill the caches: they must not end up in the file
+        save_checkpoint(tmp_path / "m.qfx", Checkpoint(model, inp))
+        back = load_checkpoint(tmp_path / "m.qfx").model
+        assert torch.equal(back(inp), model(inp))
