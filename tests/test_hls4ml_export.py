@@ -187,7 +187,7 @@ def test_hand_built_graph_every_mode(tmp_path, toolchain, summary) -> None:
 def test_precision_strings_read_back(fmt: str, hls4ml) -> None:
     from hls4ml.backends import get_backend
 
-    from qfx.export.hls4ml import _format_of
+    from qfx.export.hls4ml_types import _format_of
 
     precision = hls4ml_precision(F(fmt))
     assert isinstance(precision, str) == ("WRAP_SM" not in fmt)
@@ -294,3 +294,73 @@ def test_quant_and_overflow_enums_cover_hls4ml(hls4ml) -> None:
 
     assert {q.name for q in Quant} == {m.name for m in RoundingMode}
     assert {o.name for o in Overflow} - {m.name for m in SaturationMode} == {"WRAP_SM"}
+
+
+def _new_ops_graph(seed: int) -> Graph:
+    """Pad (asymmetric), nearest upsampling, leaky ReLU and a three-way channel concatenation with mixed formats
+    and output modes, then a feature concatenation of two dense layers."""
+    from test_hls_ops import Builder, exact_acc, max_abs, out_fmt
+
+    from qfx.ir.graph import Concat, LeakyRelu, Pad, Upsample
+
+    rng = np.random.default_rng(seed)
+    x = F("ap_fixed<7,2>")
+    b = Builder("new_ops", (2, 3, 4), x)
+    pad = b.add(Pad("pad", ["x"], "", x, padding=(1, 0, 2, 1)), (2, 6, 5), out_fmt(rng, x))
+    up = b.add(Upsample("up", ["x"], "", x, scale=(2, 1)), (2, 6, 4), x)
+    up = b.add(Pad("up_pad", [up], "", x, padding=(0, 1, 0, 0)), (2, 6, 5), x)
+    alpha_fmt = F("ap_ufixed<4,0>")
+    acc = product_format(x, alpha_fmt)
+    leaky = b.add(LeakyRelu("leaky", [pad], "", product_format(b.tensors[pad].fmt, alpha_fmt), alpha=3,
+                            alpha_fmt=alpha_fmt), (2, 6, 5), out_fmt(rng, acc))  # fmt: skip
+    parts = [pad, up, leaky]
+    fmts = [b.tensors[p].fmt for p in parts]
+    frac, ints = max(f.frac_bits for f in fmts), max(f.int_bits + (not f.signed) for f in fmts)
+    cat_acc = FixedFormat(ints + frac, ints, True)
+    cat = b.add(Concat("cat", parts, "", cat_acc, axis=0), (6, 6, 5), out_fmt(rng, cat_acc))
+    flat = b.add(Reshape("flat", [cat], "", b.tensors[cat].fmt), (180,), b.tensors[cat].fmt)
+    dense = []
+    for k, n in enumerate((3, 4)):
+        w_fmt = F("ap_fixed<4,1>")
+        w = rng.integers(-8, 8, size=(n, 180))
+        acc = exact_acc(max_abs(b.tensors[cat].fmt) * 8 * 180, b.tensors[cat].fmt.frac_bits + 3)
+        dense.append(b.add(Dense(f"fc{k}", [flat], "", acc, weight=w, weight_fmt=w_fmt), (n,), out_fmt(rng, acc)))
+    fmts = [b.tensors[p].fmt for p in dense]
+    frac, ints = max(f.frac_bits for f in fmts), max(f.int_bits + (not f.signed) for f in fmts)
+    acc = FixedFormat(ints + frac, ints, True)
+    b.add(Concat("features", dense, "", acc, axis=0), (7,), out_fmt(rng, acc))
+    return b.graph()
+
+
+def test_new_ops_through_hls4ml(hls4ml, tmp_path, toolchain, summary) -> None:
+    """ZeroPadding2D, Resize (nearest), LeakyReLU and Concatenate chains compute the IR's codes exactly."""
+    graph = _new_ops_graph(3)
+    rng = np.random.default_rng(4)
+    x = np.ldexp(rng.integers(-64, 64, size=(64, 2, 3, 4)).astype(np.float64), -5)
+    hls_model = to_hls4ml(graph, tmp_path / "new_ops")
+    hls_model.compile()
+    got = hls4ml_codes(hls_model, x)
+    want = np.asarray(graph.run(x), dtype=np.int64)
+    mismatches = int((got != want).sum())
+    summary(f"hls4ml predict vs IR, pad/upsample/leaky ReLU/concat: {x.shape[0]} inputs, {want.size} codes, "
+            f"{mismatches} mismatches")  # fmt: skip
+    assert mismatches == 0
+
+
+def test_ops_hls4ml_cannot_compute_are_refused(tmp_path) -> None:
+    """Table functions, softmax, argmax and two-sided clips stop with one error naming the node and why."""
+    import test_hls_ops as ops
+
+    rng = np.random.default_rng(0)
+    cases = {
+        "lookup": r"hls4ml's sigmoid/tanh read their own 1,024-entry tables",
+        "softmax": r"hls4ml's softmax uses its own exp/inverse",
+        "argmax": r"hls4ml has no argmax layer",
+        "clip": r"hls4ml has no clip between two bounds",
+    }
+    for op, why in cases.items():
+        graph = ops.CASES[op](rng, 0)
+        node = graph.nodes[-1].name
+        with pytest.raises(Hls4mlExportError, match=rf'^node "{node}": {why}'):
+            to_hls4ml(graph, tmp_path / op)
+    assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,6 @@ hls4ml (the ``sim`` extra) is imported only inside the functions, torch only for
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import tempfile
@@ -21,9 +20,31 @@ from typing import Any
 import numpy as np
 
 from qfx.backends.output import check_target, staged_folder
-from qfx.format import FixedFormat, Overflow, Quant
+from qfx.export.hls4ml_types import Hls4mlExportError, _check, _cpp, _values, hls4ml_codes, hls4ml_precision
+from qfx.format import FixedFormat
 from qfx.ir.constants import sanitize
-from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, GlobalSum, Graph, MaxPool2d, Node, Relu, Reshape, SumPool2d
+from qfx.ir.graph import (
+    Add,
+    Affine,
+    ArgMax,
+    Cast,
+    Clip,
+    Concat,
+    Conv2d,
+    Dense,
+    GlobalSum,
+    Graph,
+    LeakyRelu,
+    Lookup,
+    MaxPool2d,
+    Node,
+    Pad,
+    Relu,
+    Reshape,
+    Softmax,
+    SumPool2d,
+    Upsample,
+)
 from qfx.ir.passes import fuse_casts
 
 __all__ = ["MARKER", "Hls4mlExportError", "hls4ml_codes", "hls4ml_precision", "to_hls4ml"]
@@ -33,58 +54,6 @@ MARKER = "qfx_hls4ml.json"
 BACKENDS = ("Vivado", "Vitis")  # ap_fixed backends with the nnet templates checked here
 IO_TYPES = ("io_parallel",)
 _ONE = FixedFormat(1, 1, signed=False)  # holds 0 and 1: a missing bias, shift or scale
-
-
-class Hls4mlExportError(ValueError):
-    """The graph cannot become an exact hls4ml model; the message names the node and why."""
-
-
-class _ExtraOverflow(enum.Enum):
-    """Overflow modes ap_fixed has and hls4ml's ``SaturationMode`` lacks; printed as hls4ml prints its own."""
-
-    WRAP_SM = "WRAP_SM"
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def hls4ml_precision(fmt: FixedFormat) -> Any:
-    """hls4ml's precision for ``fmt``: a string such as ``ap_fixed<8,3,AP_RND_CONV,AP_SAT,0>`` (which hls4ml
-    parses), or for AP_WRAP_SM (which its parser lacks) a ``FixedPrecisionType`` that prints ``AP_WRAP_SM``."""
-    if fmt.overflow is not Overflow.WRAP_SM:
-        return _cpp(fmt)
-    from hls4ml.model.types import FixedPrecisionType, RoundingMode
-
-    mode = RoundingMode[fmt.quant.name]
-    return FixedPrecisionType(fmt.width, fmt.int_bits, fmt.signed, mode, _ExtraOverflow.WRAP_SM, fmt.sat_bits)
-
-
-def _cpp(fmt: FixedFormat) -> str:
-    """``fmt`` with all five template arguments, as hls4ml writes types."""
-    kind = "ap_fixed" if fmt.signed else "ap_ufixed"
-    return f"{kind}<{fmt.width},{fmt.int_bits},{fmt.quant.cpp},{fmt.overflow.cpp},{fmt.sat_bits}>"
-
-
-def _format_of(precision: Any) -> FixedFormat | None:
-    """A read-back hls4ml precision as a FixedFormat (None when it is not fixed point)."""
-    integer = getattr(precision, "integer", None)
-    if integer is None or not hasattr(precision, "rounding_mode"):
-        return None
-    try:
-        return FixedFormat(
-            int(precision.width), int(integer), bool(precision.signed), Quant.from_name(str(precision.rounding_mode)),
-            Overflow.from_name(str(precision.saturation_mode)), int(precision.saturation_bits or 0),
-        )  # fmt: skip
-    except ValueError:
-        return None
-
-
-def _values(codes: np.ndarray, fmt: FixedFormat) -> np.ndarray:
-    """Float64 values of integer codes (exact: hls4ml prints them with ``frac_bits`` decimals)."""
-    codes = np.asarray(codes)
-    if codes.size and max(abs(int(codes.max())), abs(int(codes.min()))) >= 1 << 53:
-        raise Hls4mlExportError(f"constant codes of {fmt} do not fit a double, which hls4ml stores weights as")
-    return np.ldexp(codes.astype(np.float64), -fmt.frac_bits)
 
 
 # ------------------------------------------------------------------------------------------------------ lowering
@@ -103,6 +72,16 @@ def _channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
 def _mixed(ir_shape: tuple[int, ...], hls_shape: tuple[int, ...]) -> bool:
     """True when hls4ml's flat order differs from NCHW: an (H, W, C) image with several channels and pixels."""
     return len(ir_shape) == 3 and len(hls_shape) == 3 and ir_shape[0] > 1 and ir_shape[1] * ir_shape[2] > 1
+
+
+_REFUSED = {
+    Clip: "hls4ml has no clip between two bounds (only ReLU clipped at 1 or 6, which the IR calls Relu)",
+    Lookup: "hls4ml's sigmoid/tanh read their own 1,024-entry tables over a fixed input range, not QFX's table "
+    "of every input code; keep it in QFX's own HLS backend (qfx.hls.generate)",
+    Softmax: "hls4ml's softmax uses its own exp/inverse tables and formats, not QFX's fixed-point softmax; keep it "
+    "in QFX's own HLS backend (qfx.hls.generate), or quantize with softmax='argmax' or 'logits'",
+    ArgMax: "hls4ml has no argmax layer; quantize with softmax='logits' and take the argmax on the host",
+}
 
 
 class _Lowering:
@@ -211,6 +190,10 @@ class _Lowering:
             self.pool(node, res, "MaxPooling2D", x_fmt)  # a max is exact in the input's type
         elif isinstance(node, (SumPool2d, GlobalSum)):
             self.average(node)
+        elif isinstance(node, (Pad, Upsample, Concat, LeakyRelu)):
+            getattr(self, node.op)(node, res)
+        elif isinstance(node, (Clip, Lookup, Softmax, ArgMax)):
+            raise self.fail(node, _REFUSED[type(node)])
         elif isinstance(node, Reshape):
             if len(shape) == 1:
                 self.where[out] = self.flat(node.inputs[0], node)
@@ -229,11 +212,12 @@ class _Lowering:
         chw = self.reshape(f"{node.name}_chw", flat.layer, shape, fmt)
         return _Loc(self.transpose(node.name, chw, [1, 2, 0], fmt), want)
 
-    def activation(self, node: Node, kind: str, res: FixedFormat) -> None:
-        loc = self.where[node.inputs[0]]
+    def activation(self, node: Node, kind: str, res: FixedFormat, layer: str | None = None) -> None:
+        """An activation reading ``node``'s input (or, given ``layer``, its output) and writing its output."""
+        loc = self.where[node.output if layer else node.inputs[0]]
         size = int(np.prod(loc.shape))
         types = {"result": res, "table": res}  # relu / linear read no lookup table; set it all the same
-        name = self.add("Activation", node.name, [loc.layer], types, activation=kind, n_in=size)
+        name = self.add("Activation", layer or node.name, [loc.layer], types, activation=kind, n_in=size)
         self.where[node.output] = _Loc(name, loc.shape)
 
     def relu(self, node: Relu, res: FixedFormat) -> None:
@@ -243,6 +227,65 @@ class _Lowering:
         if top not in (1.0, 6.0):
             raise self.fail(node, f"a ReLU clipped at {top:g}: hls4ml's clipped ReLUs stop at 1 (relu1) or 6 (relu6)")
         return self.activation(node, f"relu{int(top)}", res)
+
+    def leaky_relu(self, node: LeakyRelu, res: FixedFormat) -> None:
+        """hls4ml's ``leaky_relu``: ``x > 0 ? x : alpha * x`` with alpha a ``param_t`` constant (exact product)."""
+        loc = self.where[node.inputs[0]]
+        alpha = float(_values(np.array([node.alpha]), node.alpha_fmt)[0])
+        types = {"result": res, "table": res, "param": node.alpha_fmt}
+        name = self.add("LeakyReLU", node.name, [loc.layer], types, activation="leakyrelu", activ_param=alpha,
+                        n_in=int(np.prod(loc.shape)))  # fmt: skip
+        self.where[node.output] = _Loc(name, loc.shape)
+
+    def moved(self, node: Node, name: str, shape: tuple[int, ...], res: FixedFormat) -> None:
+        """After a layer whose result keeps its input's type (padding, resize): the output cast, if any."""
+        self.where[node.output] = _Loc(name, shape)
+        if res != self.fmt(node.inputs[0]):
+            self.activation(node, "linear", res, layer=f"{name}_cast")
+
+    def pad(self, node: Pad, res: FixedFormat) -> None:
+        loc = self.image(node.inputs[0], node)
+        (h, w, c), (_, ho, wo) = loc.shape, self.g.tensors[node.output].shape
+        top, left, bottom, right = node.padding
+        name = self.add("ZeroPadding2D", node.name, [loc.layer], {"result": self.fmt(node.inputs[0])},
+                        data_format="channels_last", in_height=h, in_width=w, out_height=ho, out_width=wo, n_chan=c,
+                        pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right)  # fmt: skip
+        self.moved(node, name, (ho, wo, c), res)
+
+    def upsample(self, node: Upsample, res: FixedFormat) -> None:
+        """hls4ml's ``resize_nearest`` (index ``(j * (2**16 * W // W_out + 1)) >> 16``): equals ``j // s`` for an
+        integer scale s while ``W_out * s < 2**16`` (the ratio's error times j stays below 1/s)."""
+        loc = self.image(node.inputs[0], node)
+        (h, w, c), (_, ho, wo) = loc.shape, self.g.tensors[node.output].shape
+        if max(ho * node.scale[0], wo * node.scale[1]) >= 1 << 16:
+            raise self.fail(node, f"hls4ml's nearest resize indexes {ho}x{wo} outputs with a 16-bit ratio: not exact")
+        name = self.add("Resize", node.name, [loc.layer], {"result": self.fmt(node.inputs[0])},
+                        data_format="channels_last", in_height=h, in_width=w, out_height=ho, out_width=wo, n_chan=c,
+                        algorithm="nearest", align_corners=False)  # fmt: skip
+        self.moved(node, name, (ho, wo, c), res)
+
+    def concat(self, node: Concat, res: FixedFormat) -> None:
+        """hls4ml's Concatenate takes two inputs (each value assigned to the result type): more inputs chain
+        through results in the node's exact ``acc``."""
+        ir = self.g.tensors[node.output].shape
+        if len(ir) == 3:
+            locs = [self.image(t, node) for t in node.inputs]
+            axis = {0: -1, 1: 1, 2: 2}[node.axis]  # hls4ml's (H, W, C) with the batch counted, as Keras
+        elif len(ir) == 1:
+            locs, axis = [self.flat(t, node) for t in node.inputs], -1
+        else:
+            raise self.fail(node, f"hls4ml export concatenates (C, H, W) maps or vectors, not shape {list(ir)}")
+        if len(locs) == 1:
+            return self.activation(node, "linear", res)
+        dim = axis if axis < 0 else axis - 1
+        layer, shape = locs[0].layer, list(locs[0].shape)
+        for k, loc in enumerate(locs[1:], start=1):
+            last = k == len(locs) - 1
+            shape[dim] += loc.shape[dim]
+            name = node.name if last else f"{node.name}_part{k}"
+            layer = self.add("Concatenate", name, [layer, loc.layer], {"result": res if last else node.acc},
+                             op=f"concatenate{len(shape)}d", axis=axis)  # fmt: skip
+        self.where[node.output] = _Loc(layer, tuple(shape))
 
     def dense(self, node: Dense, res: FixedFormat) -> None:
         loc = self.flat(node.inputs[0], node)
@@ -388,31 +431,6 @@ def _config(low: _Lowering, out_dir: Path, name: str, backend: str, io_type: str
     return cfg
 
 
-def _check(hls_model: Any, low: _Lowering) -> None:
-    """Every layer QFX made is there with exactly the types QFX set (hls4ml optimizers must not have changed
-    them); Reshapes may be gone (they move no value in io_parallel)."""
-    layers = {layer.name: layer for layer in hls_model.get_layers()}
-    kinds = {d["name"]: d["class_name"] for d in low.layers}
-    for name in set(layers) - set(kinds):
-        raise Hls4mlExportError(f'hls4ml added layer "{name}" ({layers[name].class_name}), which QFX did not set')
-    for name, want in low.types.items():
-        layer = layers.get(name)
-        if layer is None and kinds[name] != "Reshape":
-            raise Hls4mlExportError(f'hls4ml removed layer "{name}" ({kinds[name]}), which QFX needs')
-        if layer is None:
-            continue
-        got = {key.removesuffix("_t"): _format_of(t.precision) for key, t in layer.types.items()}
-        got.pop("index", None)  # indexes compressed weights; compression is off
-        got["result"] = _format_of(layer.get_output_variable().type.precision)
-        if kinds[name] in ("Reshape", "Transpose"):
-            got = {"result": got["result"]}
-        for var in sorted(set(got) | set(want)):
-            if got.get(var) != want.get(var):
-                raise Hls4mlExportError(
-                    f'layer "{name}": hls4ml\'s {var} type is {got.get(var)}, not the {want.get(var)} QFX set'
-                )
-
-
 def _layout(low: _Lowering, hls_model: Any) -> dict:
     """What :func:`hls4ml_codes` needs: each input's and output's IR shape, layout and format."""
 
@@ -478,38 +496,3 @@ def to_hls4ml(
     hls_model.config.config["OutputDir"] = str(out_dir)
     hls_model.write()  # again, so that the project's own config names out_dir
     return hls_model
-
-
-def hls4ml_codes(hls_model: Any, x: Any) -> np.ndarray | dict[str, np.ndarray]:
-    """Integer codes of the outputs of a compiled :func:`to_hls4ml` model for the NCHW float batch ``x``.
-
-    Transposes images to channels-last for hls4ml, calls ``predict`` on float64 (exact: ap_fixed converts a
-    double once), multiplies the values by ``2**frac_bits`` of each output's format and transposes images back.
-    A dict by output tensor name when the graph has several outputs, as :func:`qfx.ir.interpret.run`.
-    """
-    info = hls_model.config.config.get("QFX")
-    if info is None:
-        raise ValueError("not a model from qfx.export.to_hls4ml (its config has no QFX layout)")
-    xs = list(x.values()) if isinstance(x, dict) else [x]
-    feeds = []
-    for spec, xi in zip(info["inputs"], xs, strict=True):
-        xi = np.asarray(xi, dtype=np.float64).reshape(-1, *spec["shape"])
-        if spec["channels_last"]:
-            xi = xi.transpose(0, 2, 3, 1)
-        feeds.append(np.ascontiguousarray(xi.reshape(xi.shape[0], -1)))
-    batch = feeds[0].shape[0]
-    got = hls_model.predict(feeds[0] if len(feeds) == 1 else feeds)
-    got = [got] if len(info["outputs"]) == 1 else list(got)
-    out = {}
-    for spec, y in zip(info["outputs"], got, strict=True):
-        if spec["width"] > 53:
-            raise ValueError(f"output {spec['tensor']}: {spec['format']} is wider than a double holds exactly")
-        scaled = np.asarray(y, dtype=np.float64).reshape(batch, -1) * 2.0 ** spec["frac_bits"]
-        codes = np.rint(scaled).astype(np.int64)
-        if not np.array_equal(codes, scaled):
-            raise ValueError(f"output {spec['tensor']}: predict() returned values that are not {spec['format']} codes")
-        ir = spec["shape"]
-        codes = (codes.reshape(batch, ir[1], ir[2], ir[0]).transpose(0, 3, 1, 2) if spec["channels_last"] and
-                 len(ir) == 3 else codes.reshape(batch, *ir))  # fmt: skip
-        out[spec["tensor"]] = codes
-    return out if len(out) > 1 else next(iter(out.values()))
