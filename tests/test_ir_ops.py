@@ -548,3 +548,107 @@ def test_interpreter_global_sum_and_argmax_vs_numpy(fmt: FixedFormat, length: in
     bits = max(1, grow_bits(length))
     arg = _ir([fmt], [(3, length)], ArgMax, FixedFormat(bits, bits, False), (3,))
     np.testing.assert_array_equal(arg.run(x), np.argmax(x, axis=-1))
+
+
+# ---------------------------------------------------------------------------------------------------- refusals
+F8 = FixedFormat(8, 4)
+
+
+def _refused(x_shape, build) -> tuple[onnx.ModelProto, str]:
+    """A graph input cast -> the node ``build(net, x)`` makes (it returns its output name, = the node's name)."""
+    net = Net()
+    y = build(net, net.cast("x", F8))
+    return net.model(x_shape, net.cast(y, F8)), y
+
+
+def _i64(net: Net, values) -> str:
+    return net.init(np.array(values, dtype=np.int64))
+
+
+def _f32(net: Net, values) -> str:
+    return net.init(np.array(values, dtype=np.float32))
+
+
+def _table_node(net: Net, x: str, entries: int, code: int = 0, in_fmt: FixedFormat = F8) -> str:
+    """A FixedTable into ap_fixed<4,2> whose every entry is ``code``."""
+    return net.op("FixedTable", [x, _i64(net, np.full(entries, code))], domain=DOMAIN,
+                  function="tanh", in_format=str(in_fmt), out_format="ap_fixed<4,2>")  # fmt: skip
+
+
+def _softmax_node(net: Net, x: str, exp_entries: int) -> str:
+    spec = SoftmaxSpec.build(F8, 4)
+    return net.op("FixedSoftmax", [x, net.init(spec.exp_table[:exp_entries]), net.init(spec.recip_table)],
+                  domain=DOMAIN, in_format=str(F8), exp_format=str(spec.exp_fmt),
+                  index_format=str(spec.index_fmt), recip_format=str(spec.recip_fmt))  # fmt: skip
+
+
+REFUSED = {
+    "pad value": ((1, 2, 5), lambda n, x: n.op("Pad", [x, _i64(n, [0, 0, 1, 0, 0, 1]), _f32(n, 1.5)]),
+                  r"\(Pad\): pads with the value 1.5; only zero padding is supported"),
+    "pad reflect": ((1, 2, 5), lambda n, x: n.op("Pad", [x, _i64(n, [0, 0, 1, 0, 0, 1])], mode="reflect"),
+                    r"\(Pad\): mode 'reflect' is not supported; only constant zero padding is"),
+    "pad channels": ((1, 2, 5), lambda n, x: n.op("Pad", [x, _i64(n, [0, 1, 0, 0, 0, 0])]),
+                     r"\(Pad\): pads \[0, 1, 0, 0, 0, 0\] pad the batch or channel axis"),
+    "resize linear": ((1, 2, 3, 3), lambda n, x: n.op("Resize", [x, "", _f32(n, [1, 1, 2, 2])], mode="linear"),
+                      r"\(Resize\): mode 'linear' is not supported; only nearest upsampling by integer factors"),
+    "resize 1.5": ((1, 2, 4, 4), lambda n, x: n.op("Resize", [x, "", _f32(n, [1, 1, 1.5, 2])], mode="nearest"),
+                   r"\(Resize\): scales \[1.0, 1.0, 1.5, 2.0\] are not all integers >= 1"),
+    "resize rounding": ((1, 2, 3), lambda n, x: n.op("Resize", [x, "", _f32(n, [1, 1, 3])], mode="nearest",
+                        coordinate_transformation_mode="asymmetric", nearest_mode="round_prefer_floor"),
+                        r"'asymmetric' with nearest_mode 'round_prefer_floor' at scale 3 does not repeat each pixel"),
+    "concat batch": ((1, 4), lambda n, x: n.op("Concat", [x, x], axis=0),
+                     r"\(Concat\): concatenates along the batch axis"),
+    "leaky slope": ((1, 4), lambda n, x: n.op("LeakyRelu", [x], alpha=1.5),
+                    r"\(LeakyRelu\): slope alpha = 1.5 is outside \(0, 1\)"),
+    "table length": ((1, 4), lambda n, x: _table_node(n, x, 100),
+                     r"\(FixedTable\): its table has shape \[100\], not \[256\]"),
+    "table codes": ((1, 4), lambda n, x: _table_node(n, x, 256, code=8),
+                    r"\(FixedTable\): its table holds codes outside ap_fixed<4,2>"),
+    "table input": ((1, 4), lambda n, x: _table_node(n, x, 64, in_fmt=FixedFormat(6, 2)),
+                    r"its input is ap_fixed<8,4>, whose values are not all codes of its in_format ap_fixed<6,2>"),
+    "softmax table": ((1, 4), lambda n, x: _softmax_node(n, x, 17),
+                      r"\(FixedSoftmax\): its exp table has shape \[17\], not \[256\]"),
+    "argmax axis": ((1, 3, 4), lambda n, x: n.op("ArgMax", [x], axis=1, keepdims=0),
+                    r"\(ArgMax\): axis 1 is not the last axis"),
+    "argmax last": ((1, 4), lambda n, x: n.op("ArgMax", [x], axis=-1, keepdims=0, select_last_index=1),
+                    r"\(ArgMax\): select_last_index=1 \(last index on ties\) is not supported"),
+    "maxpool ceil": ((1, 2, 5), lambda n, x: n.op("MaxPool", [x], kernel_shape=[2], strides=[2], ceil_mode=1),
+                     r"\(MaxPool\): pooling with ceil_mode, dilations or storage_order is not supported"),
+    "avgpool area": ((1, 2, 6), lambda n, x: n.op("AveragePool", [x], kernel_shape=[3], strides=[3]),
+                     r"averaging over 3 values is not exact in fixed point"),
+    "reduce axis": ((1, 2, 6), lambda n, x: n.op("ReduceSum", [x, _i64(n, [1])], keepdims=0),
+                    r"\(ReduceSum\): reduces over axes \[1\], not over every spatial axis \[2\]"),
+    "conv 3-D": ((1, 1, 3, 3, 3), lambda n, x: n.op("Conv", [x, n.const(np.ones((1, 1, 2, 2, 2)), F8)]),
+                 r"\(Conv\): only 1-D windows on \(C, L\) and 2-D windows on \(C, H, W\) tensors are supported"),
+    "mul tensors": ((1, 4), lambda n, x: n.op("Mul", [x, x]),
+                    r"\(Mul\): Mul of two tensors is not supported"),
+    "add broadcast": ((1, 2, 4), lambda n, x: n.op("Add", [x, n.cast(n.op("ReduceSum", [x, _i64(n, [2])]), F8)]),
+                      r"\(Add\): adds tensors of shapes \[2, 4\] and \[2, 1\]"),
+    "matmul 3-D": ((1, 2, 4), lambda n, x: n.op("MatMul", [x, n.const(np.ones((4, 3)), F8)]),
+                   r"\(MatMul\): multiplies a tensor of shape \[2, 4\]; flatten it to \(N, F\) first"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_refused_patterns(case: str) -> None:
+    """Each pattern outside the contract: one IRError naming the node, its op and why."""
+    x_shape, build, message = REFUSED[case]
+    model, name = _refused(x_shape, build)
+    with pytest.raises(IRError, match=rf"^node {name}\b.*{message}") as e:
+        from_qonnx(model)
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_domain_is_refused_before_qonnx_imports_it() -> None:
+    net = Net()
+    y = net.op("Evil", [net.cast("x", F8)], domain="os")
+    with pytest.raises(IRError, match=r"node evil\d+: domain os is not a QONNX domain .* import it as Python code"):
+        from_qonnx(net.model((1, 4), net.cast(y, F8)))
+
+
+def test_bad_format_attribute_names_the_node() -> None:
+    net = Net()
+    y = net.op("FixedTable", [net.cast("x", F8), _i64(net, np.zeros(256))], domain=DOMAIN, function="tanh",
+               in_format="ap_fixed<8,4>", out_format="ap_fixed<zero,2>")  # fmt: skip
+    with pytest.raises(IRError, match=rf"node {y}: FixedTable out_format: .*ap_fixed<zero,2>"):
+        from_qonnx(net.model((1, 4), net.cast(y, F8)))
