@@ -6,7 +6,8 @@ graph in which each such Conv is lowered by qonnx's ``LowerConvsToMatMul`` (Tran
 Transpose: every product and sum exact in float64). That transformation knows 2-D convolutions with one group or
 depthwise ones only, so a 1-D convolution first becomes the 2-D one of height 1 (Unsqueeze / Squeeze around it)
 and a grouped one a dense convolution with a block-diagonal weight (the zeros add nothing); its new tensors are
-declared float64 with the batch size of the run.
+declared float64 with the batch size of the run. qonnx's ``Im2Col`` is right for one sample only (it mixes the
+samples of a batch), so the lowered graph runs it through :class:`Im2Col`, which calls it once per sample.
 """
 
 from __future__ import annotations
@@ -16,10 +17,26 @@ import os
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from qonnx.custom_op.general.im2col import Im2Col as _QonnxIm2Col
 
-__all__ = ["execute_qonnx", "lower_wide_convs"]
+__all__ = ["Im2Col", "execute_qonnx", "lower_wide_convs"]
 
 _DOUBLE = TensorProto.DOUBLE
+DOMAIN = "qfx.export.execute"  # this module: where qonnx's registry finds Im2Col below
+
+
+class Im2Col(_QonnxIm2Col):
+    """qonnx's ``Im2Col`` applied to each sample of the batch in turn."""
+
+    def execute_node(self, context: dict, graph) -> None:
+        name_in, name_out = self.onnx_node.input[0], self.onnx_node.output[0]
+        x = context[name_in]
+        parts = []
+        for i in range(x.shape[0]):
+            sample = {name_in: x[i : i + 1]}
+            super().execute_node(sample, graph)
+            parts.append(sample[name_out])
+        context[name_out] = np.concatenate(parts)
 
 
 def _elem_types(model) -> dict[str, int]:
@@ -133,6 +150,8 @@ def lower_wide_convs(model):
     for n in model.graph.node:
         if n.op_type == "QfxNarrowConv":
             n.op_type = "Conv"
+        elif n.op_type == "Im2Col":
+            n.domain = DOMAIN
     for info in model.graph.value_info:
         if info.name not in before:  # created by the lowering (batch 1, float32): the run's batch, float64
             info.type.tensor_type.elem_type = _DOUBLE
@@ -166,8 +185,7 @@ def _with_batch(model, batch: int):
 def execute_qonnx(source, x: np.ndarray) -> np.ndarray:
     """The output of qonnx's ``execute_onnx`` on the batch ``x`` for a QONNX file (path, ``ModelProto`` or qonnx
     ``ModelWrapper``); the graph's batch size is changed to ``x``'s. Float64 convolutions are lowered to MatMul
-    (:func:`lower_wide_convs`) so that onnxruntime can run them exactly; qonnx's ``Im2Col`` handles one sample at
-    a time, so such a graph runs sample by sample."""
+    (:func:`lower_wide_convs`) so that onnxruntime can run them exactly."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 
@@ -179,8 +197,5 @@ def execute_qonnx(source, x: np.ndarray) -> np.ndarray:
         model = ModelWrapper(onnx.ModelProto.FromString(source.model.SerializeToString()))
     x = np.asarray(x)
     name_in, name_out = model.graph.input[0].name, model.graph.output[0].name
-    types = _elem_types(model)
-    if not any(n.op_type == "Conv" and types.get(n.input[0]) == _DOUBLE for n in model.graph.node):
-        return execute_onnx(_with_batch(model, x.shape[0]), {name_in: x})[name_out]
-    model = lower_wide_convs(_with_batch(model, 1))
-    return np.concatenate([execute_onnx(model, {name_in: x[i : i + 1]})[name_out] for i in range(x.shape[0])])
+    model = lower_wide_convs(_with_batch(model, x.shape[0]))
+    return execute_onnx(model, {name_in: x})[name_out]
