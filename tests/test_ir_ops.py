@@ -652,3 +652,39 @@ def test_bad_format_attribute_names_the_node() -> None:
                in_format="ap_fixed<8,4>", out_format="ap_fixed<zero,2>")  # fmt: skip
     with pytest.raises(IRError, match=rf"node {y}: FixedTable out_format: .*ap_fixed<zero,2>"):
         from_qonnx(net.model((1, 4), net.cast(y, F8)))
+
+
+# ---------------------------------------------------------------------------------------------------- more patterns
+@pytest.mark.parametrize("auto_pad", ["SAME_UPPER", "SAME_LOWER", "VALID"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_auto_pad(auto_pad: str, stride: int) -> None:
+    """auto_pad becomes the explicit (asymmetric) pads onnxruntime computes; an even kernel puts the odd pixel at
+    the end (SAME_UPPER, as PyTorch's padding='same') or the start (SAME_LOWER)."""
+    rng, net = np.random.default_rng(stride), Net()
+    x_fmt, w_fmt, out_fmt = FixedFormat(6, 2, True, "AP_RND_CONV", "AP_SAT"), FixedFormat(4, 1), FixedFormat(10, 5)
+    w = net.const(rand_codes(rng, w_fmt, (3, 2, 2, 3)), w_fmt)
+    y = net.op("Conv", [net.cast("x", x_fmt), w], kernel_shape=[2, 3], strides=[stride, stride], auto_pad=auto_pad)
+    model = net.model((2, 2, 5, 6), net.cast(y, out_fmt))
+    compare(model, grid_values(rng, x_fmt, (2, 2, 5, 6)), out_fmt, counts("Conv auto_pad"))
+
+
+def test_upsample_opset9() -> None:
+    """The deprecated Upsample op (opset 9: scales as an input) repeats pixels like Resize asymmetric + floor."""
+    rng, net = np.random.default_rng(0), Net()
+    x_fmt = FixedFormat(6, 2, True, "AP_RND_CONV", "AP_SAT")
+    y = net.op("Upsample", [net.cast("x", x_fmt), _f32(net, [1, 1, 2, 3])], mode="nearest")
+    model = net.model((2, 2, 3, 2), net.cast(y, x_fmt), opset=9)
+    compare(model, grid_values(rng, x_fmt, (2, 2, 3, 2)), x_fmt, counts("Upsample (opset 9)"))
+    assert next(n for n in from_qonnx(model).nodes if isinstance(n, Upsample)).scale == (2, 3)
+
+
+def test_bias_not_folded_into_a_conv_read_elsewhere_through_an_alias() -> None:
+    """Conv -> Identity -> {Add bias, Add}: the bias must not be folded into the conv the second Add also reads."""
+    rng, net = np.random.default_rng(0), Net()
+    x_fmt, w_fmt, out_fmt = FixedFormat(6, 2, True, "AP_RND_CONV", "AP_SAT"), FixedFormat(4, 1), FixedFormat(12, 6)
+    conv = net.op("Conv", [net.cast("x", x_fmt), net.const(rand_codes(rng, w_fmt, (2, 2, 3)), w_fmt)], pads=[1, 1])
+    alias = net.op("Identity", [conv])
+    biased = net.op("Add", [net.double(alias), net.const(np.array([[3], [-5]]), FixedFormat(6, 3), double=True)])
+    y = net.op("Add", [net.double(alias), biased])
+    model = net.model((2, 2, 5), net.cast(y, out_fmt))
+    compare(model, grid_values(rng, x_fmt, (2, 2, 5)), out_fmt, counts("Conv + aliased bias"))

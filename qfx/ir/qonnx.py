@@ -155,7 +155,20 @@ class _Builder:
         return ir
 
     def sole_consumer(self, tensor: str) -> bool:
-        return len(self.model.find_consumers(tensor)) == 1 and tensor not in {o.name for o in self.model.graph.output}
+        """Whether exactly one node reads ``tensor`` (through any Identity/Cast aliases) and it is no graph output:
+        only then may that node's constant be folded into ``tensor``'s producer."""
+        outputs = {o.name for o in self.model.graph.output}
+        readers, todo = 0, [tensor]
+        while todo:
+            name = todo.pop()
+            if name in outputs:
+                return False
+            for c in self.model.find_consumers(name):
+                if c.op_type in _ALIASES:
+                    todo.append(c.output[0])
+                else:
+                    readers += 1
+        return readers == 1
 
     # ------------------------------------------------------------------------------------------------ ops
     def quant(self, node: onnx.NodeProto, fmts: list[FixedFormat], axis: int | None) -> None:
