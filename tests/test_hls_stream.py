@@ -135,7 +135,8 @@ class Net:
 def ops_graph(seed: int = 0) -> Graph:
     """Convolutions (stride, asymmetric padding, dilation, groups, depthwise, 1-D, K-hot), max/sum pools (2-D and
     1-D, padded), global sum, affine (per channel, per element, K-hot), relu with a ceiling, clip, leaky relu,
-    lookup, pad, upsample, add of a tensor read three times, dense (plain and K-hot) on a flattened map, argmax."""
+    lookup, pad, upsample, add of a tensor read many times, dense (plain and K-hot) on a flattened map, argmax and
+    softmax over rows; a node and a tensor named like the C++ library's own identifiers."""
     rng = np.random.default_rng(seed)
     f_in = FixedFormat(8, 3, True)
     net = Net((2, 5, 7), f_in, "ops graph", rng)
@@ -159,7 +160,7 @@ def ops_graph(seed: int = 0) -> Graph:
     clip_acc = FixedFormat(9, 3, True)
     for k, (lo, hi) in enumerate([(-101, 77), (None, 31), (-9, None)]):
         net.add(Clip(f"clip{k}", [q], f"clip{k}", clip_acc, min_code=lo, max_code=hi), (2, 5, 7))
-    net.add(Relu("relu6", [q], "relu6", f_in, max_code=45), (2, 5, 7))
+    net.add(Relu("word", [q], "ap_fixed", f_in, max_code=45), (2, 5, 7))  # names of the C++ library's own
     s_fmt, t_fmt = FixedFormat(6, 1), FixedFormat(8, 3)
     acc = add_format(product_format(f_in, s_fmt), t_fmt)
     net.add(Affine("bn", [q], "bn", acc, scale=rng.integers(-32, 32, 2), scale_fmt=s_fmt,
@@ -182,6 +183,9 @@ def ops_graph(seed: int = 0) -> Graph:
                       bias=rng.integers(-32, 32, 6), bias_fmt=w_fmt, khot=khot), (6,))  # fmt: skip
     b = grow_bits(7)
     net.add(ArgMax("argmax", [line], "argmax", FixedFormat(b, b, False)), (10,), FixedFormat(b, b, False))
+    spec = SoftmaxSpec.build(f_in, 7)
+    net.add(Softmax("softmax", [line], "softmax", spec.acc, spec=spec), (10, 7),
+            FixedFormat(9, 1, False, Quant.RND_CONV, Overflow.SAT))  # fmt: skip
     return net.graph()
 
 
@@ -246,10 +250,9 @@ def test_project_is_a_dataflow_of_folded_loops(tmp_path) -> None:
 
 def test_unsupported_node_is_named(tmp_path) -> None:
     f = FixedFormat(8, 3)
-    spec = SoftmaxSpec.build(f, 4)
-    t = {"x": Tensor("x", (4,), None), "q": Tensor("q", (4,), f), "s": Tensor("s", (4,), spec.acc)}
-    g = Graph(t, [Cast("in", ["x"], "q", f), Softmax("my softmax", ["q"], "s", spec.acc, spec=spec)], ["x"], ["s"])
-    with pytest.raises(UnsupportedNode, match=r"my softmax.*Softmax"):
+    t = {"x": Tensor("x", (2, 4), None), "q": Tensor("q", (2, 4), f), "c": Tensor("c", (2, 8), f)}
+    g = Graph(t, [Cast("in", ["x"], "q", f), Concat("my concat", ["q", "q"], "c", f, axis=1)], ["x"], ["c"])
+    with pytest.raises(UnsupportedNode, match=r"my concat.*axis 0"):
         generate_stream(g, tmp_path / "s")
     assert not (tmp_path / "s").exists()
 

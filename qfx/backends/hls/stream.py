@@ -98,7 +98,7 @@ def generate_stream(
     plan = plan if plan is not None else make_plan(graph, board)
     _check_plan(fused, plan)
     top = sanitize(name or graph.name, set())
-    design: StreamDesign = lower_stream(fused, plan)
+    design: StreamDesign = lower_stream(fused, plan, {top})
     out_fmt = fused.fmt(fused.outputs[0])
     in_fmt = fused.fmt(fused.nodes[0].output)
     if out_fmt.width > 53 or in_fmt.width > 53:

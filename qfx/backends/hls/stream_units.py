@@ -36,6 +36,7 @@ from qfx.ir.graph import (
     Pad,
     Relu,
     Reshape,
+    Softmax,
     SumPool2d,
     Upsample,
     spatial,
@@ -150,11 +151,11 @@ def _rows(matrix: np.ndarray, pe: int, simd: int) -> np.ndarray:
 
 
 class _Emitter:
-    def __init__(self, graph: Graph, plan: Plan) -> None:
+    def __init__(self, graph: Graph, plan: Plan, reserved: set[str]) -> None:
         self.g = graph
         self.layers = {la.node: la for la in plan.layers}
         self.depths = plan.fifo_depths
-        self.taken: set[str] = {"x", "y", "input_t", "result_t", "input_word_t", "output_word_t", "hls"}
+        self.taken: set[str] = {"x", "y", "input_t", "result_t", "input_word_t", "output_word_t", "hls", *reserved}
         self.d = StreamDesign()
         self.root: dict[str, str] = {}
         self.uses: dict[str, int] = {}
@@ -165,7 +166,7 @@ class _Emitter:
         return self.root.get(tensor, tensor)
 
     def stream(self, hint: str, fmt: FixedFormat, size: int, word: int, perm: np.ndarray | None = None) -> Stream:
-        s = Stream(sanitize(hint, self.taken), str(fmt), size, word, perm)
+        s = Stream(sanitize(f"s_{hint}", self.taken), str(fmt), size, word, perm)  # s_: never a C++ or library name
         self.d.streams.append(s)
         return s
 
@@ -274,7 +275,7 @@ class _Emitter:
             Dense: self.dense, Conv2d: self.conv, MaxPool2d: self.pool, SumPool2d: self.pool,
             GlobalSum: self.global_sum, Cast: self.elementwise, Relu: self.elementwise, Clip: self.elementwise,
             LeakyRelu: self.leaky_relu, Affine: self.affine, Lookup: self.lookup, Add: self.add,
-            Concat: self.concat, Pad: self.pad, Upsample: self.upsample, ArgMax: self.argmax,
+            Concat: self.concat, Pad: self.pad, Upsample: self.upsample, ArgMax: self.argmax, Softmax: self.softmax,
         }.get(type(n))  # fmt: skip
         if handler is None:
             raise UnsupportedNode(f"node {n.name}: the streaming HLS backend has no unit for {type(n).__name__} yet")
@@ -456,7 +457,7 @@ class _Emitter:
         cfg = self.config(n, {"T": x.ctype}, dict(C=c, H_IN=h_in, W_IN=w_in, H_OUT=h_out, W_OUT=w_out,
                                                   PAD_T=n.padding[0], PAD_L=n.padding[1]))  # fmt: skip
         t = self.g.tensors[n.output]
-        y = Stream(sanitize(n.output, self.taken), x.ctype, t.size, c, canonical(t.shape)[1])
+        y = Stream(sanitize(f"s_{n.output}", self.taken), x.ctype, t.size, c, canonical(t.shape)[1])
         self.d.streams.append(y)
         self.d.calls.append(Call(n.name, "pad", [cfg], [x, y]))
         self.produce(n.output, self.cast_to(n, y, self.g.fmt(n.output)))
@@ -466,7 +467,7 @@ class _Emitter:
         c, h_in, w_in = spatial(self.g.tensors[n.inputs[0]].shape)
         cfg = self.config(n, {"T": x.ctype}, dict(C=c, H_IN=h_in, W_IN=w_in, SH=n.scale[0], SW=n.scale[1]))
         t = self.g.tensors[n.output]
-        y = Stream(sanitize(n.output, self.taken), x.ctype, t.size, c, canonical(t.shape)[1])
+        y = Stream(sanitize(f"s_{n.output}", self.taken), x.ctype, t.size, c, canonical(t.shape)[1])
         self.d.streams.append(y)
         self.d.calls.append(Call(n.name, "upsample", [cfg], [x, y]))
         self.produce(n.output, self.cast_to(n, y, self.g.fmt(n.output)))
@@ -480,10 +481,30 @@ class _Emitter:
         self.d.calls.append(Call(n.name, "argmax", [cfg], [x, y]))
         self.produce(n.output, y)
 
+    def softmax(self, n: Softmax) -> None:
+        spec = n.spec
+        shape = self.g.tensors[n.inputs[0]].shape
+        in_fmt = self.g.fmt(n.inputs[0])
+        if in_fmt.width > 20 or spec.index_fmt.width > 20:
+            raise UnsupportedNode(f"node {n.name}: softmax tables are indexed by at most 20 bits")
+        x = self.require(self.take(n.inputs[0], n.name), shape[-1], None, sanitize(n.name, set()))
+        exp = self.constant(f"{n.name}_exp", spec.exp_table, (len(spec.exp_table),), self.storage(n))
+        recip = self.constant(f"{n.name}_recip", spec.recip_table, (len(spec.recip_table),), self.storage(n))
+        diff = FixedFormat(in_fmt.width + 1, in_fmt.int_bits + 1, True)
+        cfg = self.config(n, {"in_t": in_fmt, "diff_t": diff, "exp_t": spec.exp_fmt, "sum_t": spec.sum_fmt,
+                              "index_t": spec.index_fmt, "recip_t": spec.recip_fmt, "acc_t": n.acc,
+                              "out_t": self.g.fmt(n.output)},
+                          dict(N=shape[-1], COUNT=x.count, IN_BITS=in_fmt.width,
+                               INDEX_BITS=spec.index_fmt.width))  # fmt: skip
+        y = self.out(n, shape[-1], None)
+        self.d.calls.append(Call(n.name, "softmax", [cfg], [x, y, exp, recip]))
+        self.produce(n.output, y)
 
-def lower_stream(graph: Graph, plan: Plan) -> StreamDesign:
-    """The streaming design of a cast-fused ``graph`` (first node: the input cast) folded as ``plan`` says."""
-    e = _Emitter(graph, plan)
+
+def lower_stream(graph: Graph, plan: Plan, reserved: set[str] = frozenset()) -> StreamDesign:
+    """The streaming design of a cast-fused ``graph`` (first node: the input cast) folded as ``plan`` says;
+    generated names avoid ``reserved`` (the top function's)."""
+    e = _Emitter(graph, plan, set(reserved))
     for node in graph.nodes:
         if isinstance(node, Reshape):
             e.root[node.output] = e.root_of(node.inputs[0])

@@ -167,6 +167,41 @@ argmax_n:
   }
 }
 
+// Softmax over each word of N values, as qfx.tables.softmax_codes defines it: k = code(max) - code(x), e =
+// exp_table[k] (exp_t), s = sum of the e (sum_t, exact), i = s assigned to index_t (its rounding and saturation),
+// r = recip_table[code(i)] (recip_t), y = e * r (acc_t, exact), then out_t. CFG::{in_t, diff_t, exp_t, sum_t,
+// index_t, recip_t, acc_t, out_t, N, COUNT, IN_BITS, INDEX_BITS}; diff_t holds max - x exactly.
+template <class CFG, class ecode_t, class rcode_t>
+void softmax(hls::stream<word<typename CFG::in_t, CFG::N> > &x, hls::stream<word<typename CFG::out_t, CFG::N> > &y,
+             const ecode_t exp_table[1 << CFG::IN_BITS], const rcode_t recip_table[1 << CFG::INDEX_BITS]) {
+softmax_n:
+  for (int n = 0; n < CFG::COUNT; ++n) {
+#pragma HLS PIPELINE II=1
+    const word<typename CFG::in_t, CFG::N> v = x.read();
+    typename CFG::in_t m = v.d[0];
+    for (int i = 1; i < CFG::N; ++i) {
+      if (v.d[i] > m) m = v.d[i];
+    }
+    typename CFG::exp_t e[CFG::N];
+    typename CFG::sum_t sum = 0;
+    for (int i = 0; i < CFG::N; ++i) {
+      const typename CFG::diff_t d = typename CFG::diff_t(m) - typename CFG::diff_t(v.d[i]);
+      const ap_uint<CFG::IN_BITS> k = d.range(CFG::IN_BITS - 1, 0);
+      e[i] = detail::from_code<typename CFG::exp_t>(exp_table[k.to_uint()]);
+      sum += e[i];
+    }
+    const typename CFG::index_t index = sum;
+    const ap_uint<CFG::INDEX_BITS> code = index.range(CFG::INDEX_BITS - 1, 0);
+    const typename CFG::recip_t r = detail::from_code<typename CFG::recip_t>(recip_table[code.to_uint()]);
+    word<typename CFG::out_t, CFG::N> out;
+    for (int i = 0; i < CFG::N; ++i) {
+      const typename CFG::acc_t a = e[i] * r;
+      out.d[i] = a;
+    }
+    y.write(out);
+  }
+}
+
 }  // namespace stream
 }  // namespace qfx
 

@@ -47,8 +47,9 @@ template <class CFG, class WROW, class bcode_t>
 void dense(hls::stream<word<typename CFG::in_t, CFG::IN_W> > &x, hls::stream<word<typename CFG::out_t, CFG::N_OUT> > &y,
            const WROW w[], const bcode_t b[CFG::N_OUT]) {
   const int NF = CFG::N_OUT / CFG::PE, SF = CFG::N_IN / CFG::SIMD;
+  const int SIMD = CFG::SIMD;  // pragma arguments: plain constants
   typename CFG::in_t buf[CFG::N_IN];
-#pragma HLS ARRAY_PARTITION variable=buf cyclic factor=CFG::SIMD
+#pragma HLS ARRAY_PARTITION variable=buf cyclic factor=SIMD
 dense_read:
   for (int n = 0; n < CFG::N_IN / CFG::IN_W; ++n) {
 #pragma HLS PIPELINE II=1
@@ -56,6 +57,7 @@ dense_read:
     for (int c = 0; c < CFG::IN_W; ++c) buf[n * CFG::IN_W + c] = v.d[c];
   }
   typename CFG::acc_t acc[CFG::PE];
+#pragma HLS ARRAY_PARTITION variable=acc complete
   word<typename CFG::out_t, CFG::N_OUT> out;
 dense_fold:
   for (int it = 0; it < NF * SF; ++it) {
@@ -87,9 +89,10 @@ void conv2d(hls::stream<word<typename CFG::in_t, CFG::C_IN> > &x,
   const int R = (CFG::KH - 1) * CFG::DH + 1;
   const int CIG = CFG::C_IN / CFG::GROUPS, COG = CFG::C_OUT / CFG::GROUPS;
   const int NF = CFG::C_OUT / CFG::PE, SF = CIG * CFG::KH * CFG::KW / CFG::SIMD;
+  const int LANES = CFG::SIMD < CFG::C_IN ? CFG::SIMD : CFG::C_IN;  // channels read per clock and row
   in_t buf[R][CFG::COLS][CFG::C_IN];
 #pragma HLS ARRAY_PARTITION variable=buf complete dim=1
-#pragma HLS ARRAY_PARTITION variable=buf cyclic factor=CFG::SIMD dim=3
+#pragma HLS ARRAY_PARTITION variable=buf cyclic factor=LANES dim=3
 conv_rows:
   for (int hp = 0; hp < CFG::ROWS; ++hp) {
   conv_cols:
@@ -97,6 +100,7 @@ conv_rows:
       int oh, ow;
       if (!detail::line_step<CFG, in_t, R>(x, buf, hp, wp, oh, ow)) continue;
       typename CFG::acc_t acc[CFG::PE];
+#pragma HLS ARRAY_PARTITION variable=acc complete
       word<typename CFG::out_t, CFG::C_OUT> out;
     conv_fold:
       for (int it = 0; it < NF * SF; ++it) {
@@ -134,9 +138,10 @@ void pool2d(hls::stream<word<typename CFG::in_t, CFG::C_IN> > &x,
   typedef typename CFG::in_t in_t;
   const int R = CFG::KH;
   const int NF = CFG::C_IN / CFG::PE, SF = CFG::KH * CFG::KW / CFG::SIMD;
+  const int PE = CFG::PE;
   in_t buf[R][CFG::COLS][CFG::C_IN];
 #pragma HLS ARRAY_PARTITION variable=buf complete dim=1
-#pragma HLS ARRAY_PARTITION variable=buf cyclic factor=CFG::PE dim=3
+#pragma HLS ARRAY_PARTITION variable=buf cyclic factor=PE dim=3
 pool_rows:
   for (int hp = 0; hp < CFG::ROWS; ++hp) {
   pool_cols:
@@ -145,6 +150,8 @@ pool_rows:
       if (!detail::line_step<CFG, in_t, R>(x, buf, hp, wp, oh, ow)) continue;
       typename CFG::acc_t acc[CFG::PE];
       bool any[CFG::PE];
+#pragma HLS ARRAY_PARTITION variable=acc complete
+#pragma HLS ARRAY_PARTITION variable=any complete
       word<typename CFG::out_t, CFG::C_IN> out;
     pool_fold:
       for (int it = 0; it < NF * SF; ++it) {
@@ -186,8 +193,9 @@ pool_rows:
 template <class CFG>
 void global_sum(hls::stream<word<typename CFG::in_t, CFG::C> > &x,
                 hls::stream<word<typename CFG::out_t, CFG::C> > &y) {
+  const int PE = CFG::PE;
   typename CFG::acc_t acc[CFG::C];
-#pragma HLS ARRAY_PARTITION variable=acc cyclic factor=CFG::PE
+#pragma HLS ARRAY_PARTITION variable=acc cyclic factor=PE
   for (int c = 0; c < CFG::C; ++c) acc[c] = 0;
 global_sum_pixels:
   for (int p = 0; p < CFG::HW; ++p) {
