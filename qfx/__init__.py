@@ -3,7 +3,7 @@
 from qfx import nn
 from qfx.format import MAX_WIDTH, FixedFormat, Overflow, Quant
 from qfx.functional import cast, codes, fixed_quantize, result_dtype
-from qfx.quantize import LayerConfig, QuantizeConfig, quantize_
+from qfx.quantize import LayerConfig, QuantizeConfig, QuantizeError, quantize_
 
 __all__ = [
     "MAX_WIDTH",
@@ -12,8 +12,10 @@ __all__ = [
     "Overflow",
     "Quant",
     "QuantizeConfig",
+    "QuantizeError",
     "cast",
     "codes",
+    "execute_qonnx",
     "export_qonnx",
     "fixed_quantize",
     "nn",
@@ -25,8 +27,9 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``qfx.export_qonnx`` / ``qfx.to_hls4ml`` without importing onnx/qonnx at ``import qfx``."""
-    if name in ("export_qonnx", "to_hls4ml"):
+    """``qfx.export_qonnx`` / ``qfx.execute_qonnx`` / ``qfx.to_hls4ml`` without importing onnx/qonnx at
+    ``import qfx``."""
+    if name in ("export_qonnx", "execute_qonnx", "to_hls4ml"):
         import qfx.export
 
         return getattr(qfx.export, name)

@@ -322,7 +322,8 @@ def fold_batchnorm(layer: QLinear | QConv1d | QConv2d, bn: nn.Module) -> QLinear
 
     channels = layer.out_features if isinstance(layer, QLinear) else layer.out_channels
     if not isinstance(bn, QBatchNorm2d) or bn.num_features != channels:
-        raise ValueError(f"fold_batchnorm needs a QBatchNorm1d/2d with {channels} channels, not {bn!r}")
+        kind = "QBatchNorm2d" if isinstance(layer, QConv2d) else "QBatchNorm1d"
+        raise ValueError(f"fold_batchnorm needs a {kind} with {channels} channels, not {bn!r}")
     with torch.no_grad():
         scale, shift = bn.eval().folded_affine()
         weight = layer.weight * scale.reshape((-1,) + (1,) * (layer.weight.dim() - 1))
