@@ -100,86 +100,116 @@ class Net:
         return Graph(self.tensors, nodes, ["x"], ["y"], name=self.name)
 
 
-def _conv(net: Net, x: str, rng, name: str, c_out: int, kernel, stride, padding, dilation=(1, 1), groups=1) -> None:
-    c_in, h, w = net.tensors[x].shape if len(net.tensors[x].shape) == 3 else (net.tensors[x].shape[0], 1,
-                                                                               net.tensors[x].shape[1])  # fmt: skip
-    one_d = len(net.tensors[x].shape) == 2
-    kh, kw = kernel
-    ho = (h + padding[0] + padding[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    wo = (w + padding[1] + padding[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+def _dims(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    return (shape[0], 1, shape[1]) if len(shape) == 2 else shape
+
+
+def _axis(rng: np.random.Generator, n: int, dilate: bool = False) -> tuple[int, int, int, int, int, int]:
+    """(kernel, stride, pad before, pad after, dilation, output length) of one random window axis over ``n``
+    values: pads smaller than the kernel (so no window is padding only), often asymmetric."""
+    while True:
+        k, s = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+        d = int(rng.integers(1, 3)) if dilate and k > 1 else 1
+        p0, p1 = (int(v) for v in rng.integers(0, k, size=2))
+        out = (n + p0 + p1 - d * (k - 1) - 1) // s + 1
+        if out >= 1:
+            return k, s, p0, p1, d, out
+
+
+def _window(rng: np.random.Generator, shape: tuple[int, ...], dilate: bool = False):
+    """Kernel, stride, padding (top, left, bottom, right), dilation and output (H, W) of a random window; a 1-D
+    map's H axis is the identity."""
+    _, h, w = _dims(shape)
+    kh, sh, pt, pb, dh, ho = _axis(rng, h, dilate) if len(shape) == 3 else (1, 1, 0, 0, 1, 1)
+    kw, sw, pl, pr, dw, wo = _axis(rng, w, dilate)
+    return (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw), (ho, wo)
+
+
+def _shape(shape: tuple[int, ...], c: int, hw: tuple[int, int]) -> tuple[int, ...]:
+    return (c, hw[1]) if len(shape) == 2 else (c, *hw)
+
+
+def _conv(net: Net, x: str, rng: np.random.Generator, name: str) -> None:
+    shape = net.tensors[x].shape
+    c_in = shape[0]
+    groups = int(rng.choice([g for g in range(1, c_in + 1) if c_in % g == 0]))
+    c_out = groups * int(rng.integers(1, 3))
+    kernel, stride, padding, dilation, out_hw = _window(rng, shape, dilate=True)
     w_fmt = FixedFormat(5, 2)
-    weight = rng.integers(-16, 16, size=(c_out, c_in // groups, kh, kw))
-    weight[0, 0, 0, 0] = 0  # a zero weight: no term
+    weight = rng.integers(-16, 16, size=(c_out, c_in // groups, *kernel))
+    weight.flat[0] = 0  # a zero weight: no term
     bias_fmt = FixedFormat(6, 3)
     bias = rng.integers(-32, 32, size=c_out)
-    fx = net.tensors[x].fmt
-    acc = accumulator_format(fx, w_fmt, c_in // groups * kh * kw, bias_fmt)
-    out_shape = (c_out, wo) if one_d else (c_out, ho, wo)
+    acc = accumulator_format(net.tensors[x].fmt, w_fmt, weight[0].size, bias_fmt)
     node = Conv2d(name, [x], name, acc, weight=weight, weight_fmt=w_fmt, bias=bias, bias_fmt=bias_fmt,
                   stride=stride, padding=padding, dilation=dilation, groups=groups)  # fmt: skip
-    net.add(node, out_shape, random_format(rng, (6, 10)))
+    net.add(node, _shape(shape, c_out, out_hw), random_format(rng, (6, 10), ints=(3, 7)))
 
 
-def _pool(net: Net, x: str, rng, name: str, cls, kernel, stride, padding) -> None:
+def _pool(net: Net, x: str, rng: np.random.Generator, name: str, cls: type) -> None:
     shape = net.tensors[x].shape
-    c, h, w = shape if len(shape) == 3 else (shape[0], 1, shape[1])
-    ho = (h + padding[0] + padding[2] - kernel[0]) // stride[0] + 1
-    wo = (w + padding[1] + padding[3] - kernel[1]) // stride[1] + 1
+    kernel, stride, padding, _, out_hw = _window(rng, shape)
     fx = net.tensors[x].fmt
     if cls is SumPool2d:
         g = grow_bits(kernel[0] * kernel[1])
         acc = FixedFormat(fx.width + g, fx.int_bits + g, fx.signed)
-        out = random_format(rng, (6, 10))
+        out = random_format(rng, (6, 10), ints=(2, 5))
     else:
         acc = out = fx
-    shape_out = (c, wo) if len(shape) == 2 else (c, ho, wo)
-    net.add(cls(name, [x], name, acc, kernel=kernel, stride=stride, padding=padding), shape_out, out)
+    node = cls(name, [x], name, acc, kernel=kernel, stride=stride, padding=padding)
+    net.add(node, _shape(shape, shape[0], out_hw), out)
 
 
 def maps_net(seed: int) -> Graph:
-    """2-D and 1-D convolutions and pools with asymmetric padding, global sum, leaky ReLU, clip, pad, upsample."""
+    """2-D and 1-D convolutions and pools (asymmetric padding, strides, dilation, groups), global sums, leaky
+    ReLU, clip, pad and upsample, on a random (C, H, W) input and the same values seen as a 1-D map (C*H, W)."""
     rng = np.random.default_rng(seed)
     f_in = FixedFormat(int(rng.integers(6, 9)), int(rng.integers(2, 5)), True)
-    net = Net((2, 3, 5), f_in, f"maps_{seed}")
+    c, h, w = (int(v) for v in rng.integers((1, 2, 3), (4, 5, 7)))
+    net = Net((c, h, w), f_in, f"maps_{seed}")
     x = "q"
-    line = net.reshape(x, (6, 5))  # the same values as a 1-D map: 6 channels of length 5
-    _conv(net, x, rng, "conv 2d", 3, (2, 3), (1, 2), (0, 1, 1, 2))
-    _conv(net, line, rng, "conv1d", 4, (1, 3), (1, 1), (0, 2, 0, 1), dilation=(1, 2), groups=2)
-    _conv(net, line, rng, "conv1d_s2", 2, (1, 2), (1, 2), (0, 0, 0, 1))
-    _pool(net, line, rng, "maxpool1d", MaxPool2d, (1, 2), (1, 2), (0, 1, 0, 0))
-    _pool(net, line, rng, "sumpool1d", SumPool2d, (1, 3), (1, 2), (0, 0, 0, 1))
-    _pool(net, x, rng, "maxpool2d", MaxPool2d, (2, 2), (2, 2), (0, 1, 1, 0))
-    _pool(net, x, rng, "sumpool2d", SumPool2d, (2, 2), (1, 1), (1, 0, 0, 1))
-    g = grow_bits(5)
-    net.add(GlobalSum("gsum1d", [line], "gsum1d", FixedFormat(f_in.width + g, f_in.int_bits + g)), (6,),
-            random_format(rng))  # fmt: skip
+    line = net.reshape(x, (c * h, w))  # the same values as a 1-D map: C*H channels of length W
+    for t, kind in ((x, "2d"), (line, "1d")):
+        _conv(net, t, rng, f"conv {kind}")
+        _conv(net, t, rng, f"conv{kind}_b")
+        _pool(net, t, rng, f"maxpool{kind}", MaxPool2d)
+        _pool(net, t, rng, f"sumpool{kind}", SumPool2d)
+        g = grow_bits(h * w)
+        acc = FixedFormat(f_in.width + g, f_in.int_bits + g)
+        shape = (c, 1, 1) if t == x else (c * h,)
+        net.add(GlobalSum(f"gsum{kind}", [t], f"gsum{kind}", acc), shape, random_format(rng, ints=(3, 8)))
+        pad = tuple(int(v) for v in rng.integers(0, 3, size=4))
+        pad = pad if t == x else (0, pad[1], 0, pad[3])  # (top, left, bottom, right); a 1-D map: left, right
+        _, ih, iw = _dims(net.tensors[t].shape)
+        out = _shape(net.tensors[t].shape, net.tensors[t].shape[0], (ih + pad[0] + pad[2], iw + pad[1] + pad[3]))
+        net.add(Pad(f"pad{kind}", [t], f"pad{kind}", f_in, padding=pad), out,
+                f_in if t == x else random_format(rng))  # fmt: skip
+        scale = (int(rng.integers(1, 3)) if t == x else 1, int(rng.integers(1, 4)))
+        out = _shape(net.tensors[t].shape, net.tensors[t].shape[0], (ih * scale[0], iw * scale[1]))
+        net.add(Upsample(f"up{kind}", [t], f"up{kind}", f_in, scale=scale), out, f_in)
     fa = int(rng.integers(7, 10))
     alpha_fmt = FixedFormat(fa, 0, False)
     acc = FixedFormat(f_in.width + fa + 1, f_in.int_bits, True)  # one extra fraction bit: aligned by a shift
     for k, alpha in enumerate((int(rng.integers(1, 1 << fa)), 0b1010101)):  # random, and one with 4 NAF digits
-        net.add(LeakyRelu(f"leaky{k}", [x], f"leaky{k}", acc, alpha=alpha, alpha_fmt=alpha_fmt), (2, 3, 5),
+        net.add(LeakyRelu(f"leaky{k}", [x], f"leaky{k}", acc, alpha=alpha, alpha_fmt=alpha_fmt), (c, h, w),
                 random_format(rng, (6, 10), True, (1, 3)))  # fmt: skip
     acc = FixedFormat(f_in.width + 1, f_in.int_bits, True)
     lo, hi = sorted(int(v) | 1 for v in rng.integers(acc.min_code // 2, acc.max_code // 2, size=2))  # odd: between
     for k, (a, b) in enumerate([(lo, hi), (None, hi), (lo - 1, None), (hi, lo)]):
-        net.add(Clip(f"clip{k}", [x], f"clip{k}", acc, min_code=a, max_code=b), (2, 3, 5),
+        net.add(Clip(f"clip{k}", [x], f"clip{k}", acc, min_code=a, max_code=b), (c, h, w),
                 acc if k == 0 else random_format(rng))  # fmt: skip
-    net.add(Pad("pad2d", [x], "pad2d", f_in, padding=(1, 0, 0, 2)), (2, 4, 7), f_in)
-    net.add(Pad("pad1d", [line], "pad1d", f_in, padding=(0, 2, 0, 1)), (6, 8), random_format(rng))
-    net.add(Upsample("up2d", [x], "up2d", f_in, scale=(2, 1)), (2, 6, 5), f_in)
-    net.add(Upsample("up1d", [line], "up1d", f_in, scale=(1, 2)), (6, 10), f_in)
     return net.graph()
 
 
 def tables_net(seed: int) -> Graph:
-    """Sigmoid and tanh tables, softmax over 5 values and argmax of signed and unsigned inputs (6 to 8 bits), and
-    concatenations of 3 inputs, along L, and of one tensor with itself."""
+    """Sigmoid and tanh tables, softmax and argmax over rows of 5 values and over the whole vector, of signed and
+    unsigned inputs (6 to 8 bits); concatenations of 3 inputs, along L, and of one tensor with itself."""
     rng = np.random.default_rng(seed)
-    width = int(rng.integers(6, 9))
+    width, rows = int(rng.integers(6, 9)), int(rng.integers(1, 4))
     f_in = FixedFormat(width, int(rng.integers(2, 5)), True)
-    net = Net((2, 5), f_in, f"tables_{seed}")
+    net = Net((rows, 5), f_in, f"tables_{seed}")
     f_u = FixedFormat(width, f_in.int_bits, False)  # AP_WRAP: every signed code becomes another unsigned one
-    net.add(Cast("to unsigned", ["q"], "qu", f_u), (2, 5), f_u, flat=False)
+    net.add(Cast("to unsigned", ["q"], "qu", f_u), (rows, 5), f_u, flat=False)
     outs = {}
     for x in ("q", "qu"):
         fx = net.tensors[x].fmt
@@ -187,19 +217,22 @@ def tables_net(seed: int) -> Graph:
             acc = FixedFormat(8, 1, signed, Quant.RND, Overflow.SAT)
             table = function_table(function, fx, acc)
             node = Lookup(f"{function}({x})", [x], f"{function}_{x}", acc, table=table, function=function)
-            outs[function, x] = net.add(node, (2, 5), acc if function == "tanh" else random_format(rng, ints=(1, 2)))
-        spec = SoftmaxSpec.build(fx, 5)
-        net.add(Softmax(f"softmax({x})", [x], f"softmax_{x}", spec.acc, spec=spec), (2, 5),
-                random_format(rng, (6, 10), False, (1, 2)))  # fmt: skip
-        b = grow_bits(5)
-        net.add(ArgMax(f"argmax({x})", [x], f"argmax_{x}", FixedFormat(b, b, False)), (2,), FixedFormat(b, b, False))
-    three = [net.reshape(t, (2, 1, 5)) for t in ("q", outs["sigmoid", "q"], outs["tanh", "qu"])]
+            outs[function, x] = net.add(node, (rows, 5), acc if function == "tanh" else random_format(rng, ints=(1, 2)))
+        for t in (x, net.reshape(x, (rows * 5,))):
+            shape = net.tensors[t].shape
+            spec = SoftmaxSpec.build(fx, shape[-1])
+            net.add(Softmax(f"softmax({t})", [t], f"softmax_{t}", spec.acc, spec=spec), shape,
+                    random_format(rng, (6, 10), False, (1, 2)))  # fmt: skip
+            b = grow_bits(shape[-1])
+            net.add(ArgMax(f"argmax({t})", [t], f"argmax_{t}", FixedFormat(b, b, False)), shape[:-1] or (1,),
+                    FixedFormat(b, b, False))  # fmt: skip
+    three = [net.reshape(t, (rows, 1, 5)) for t in ("q", outs["sigmoid", "q"], outs["tanh", "qu"])]
     fmts = [net.tensors[t].fmt for t in three]
-    net.add(Concat("cat3", three, "cat3", union_format(fmts)), (6, 1, 5), random_format(rng, (6, 10)))
+    net.add(Concat("cat3", three, "cat3", union_format(fmts)), (3 * rows, 1, 5), random_format(rng, (6, 10)))
     tanh = outs["tanh", "q"]
     union = union_format([f_in, net.tensors[tanh].fmt])
-    net.add(Concat("cat_l", ["q", tanh], "cat_l", union, axis=1), (2, 10), union)
-    net.add(Concat("cat_same", ["qu", "qu"], "cat_same", f_u), (4, 5), f_u)
+    net.add(Concat("cat_l", ["q", tanh], "cat_l", union, axis=1), (rows, 10), union)
+    net.add(Concat("cat_same", ["qu", "qu"], "cat_same", f_u), (2 * rows, 5), f_u)
     return net.graph()
 
 
@@ -232,7 +265,7 @@ def _check(graph: Graph, tmp_path, simulator: str, summary, seed: int) -> None:
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_maps_and_elementwise(tmp_path, simulator: str, summary) -> None:
     need(simulator)
-    _check(maps_net(3), tmp_path, simulator, summary, 3)
+    _check(maps_net(1), tmp_path, simulator, summary, 1)
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
@@ -252,11 +285,12 @@ def test_structure(tmp_path) -> None:
     assert "function signed" in layers and "case (a)" in layers
     cat3 = next(la for la in meta["layers"] if la["node"] == "cat3")
     assert ".x3(" in top and f"{cat3['module']} u_{cat3['module']}" in top
-    assert next(la for la in meta["layers"] if la["op"] == "softmax")["multipliers"] == 10
-    maps = generate(maps_net(3), tmp_path / "m")
+    softmax = [la["multipliers"] for la in meta["layers"] if la["op"] == "softmax"]
+    assert softmax == [graph.tensors["q"].size] * 4  # one product per element
+    maps = generate(maps_net(1), tmp_path / "m")
     leaky = {la["node"]: la["multipliers"] for la in read_rtl(maps)["layers"] if la["op"] == "leaky_relu"}
-    alpha = next(n.alpha for n in maps_net(3).nodes if n.name == "leaky0")
-    negative = 2 * 3 * 5  # elements that can be negative: each a product (or none, for shifts and adds)
+    alpha = next(n.alpha for n in maps_net(1).nodes if n.name == "leaky0")
+    negative = maps_net(1).tensors["q"].size  # every element can be negative: one product each
     assert leaky == {"leaky0": 0 if len(naf_digits(alpha)) <= MAX_SHIFT_ADD_DIGITS else negative, "leaky1": negative}
 
 
