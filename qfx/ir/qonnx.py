@@ -4,6 +4,23 @@ The file goes through qonnx's cleanup transformations first (shape inference, co
 quantizers, unique parameter tensors). Then every node is mapped to an IR node, with the exact format of each
 result derived from its operands' (ap_fixed result types); quantized constants become integer codes. Anything that
 cannot be fixed point exactly gets one error naming the node and the reason.
+
+What is read (:data:`SUPPORTED_OPS`; the readers of windows, activations, moves and tables are in
+:mod:`qfx.ir.qonnx_ops`):
+
+* Quant / FixedCast -> Cast (or integer codes of a constant); Identity, Dropout, Cast -> nothing (aliases);
+* MatMul / Gemm on (N, F) -> Dense; Conv on (N, C, L) or (N, C, H, W), float32 or float64 operands, explicit or
+  auto pads (asymmetric allowed) -> Conv2d (a 1-D conv is the H = 1 case), or SumPool2d when depthwise by ones;
+* Mul / Add by a constant that broadcasts per channel (shape (C,), (C, 1), (C, 1, 1), (1, C, ...) or a scalar)
+  -> Affine (an Add folds into the producer's bias when nothing else reads it); Add of two tensors -> Add;
+* MaxPool / AveragePool (power-of-two area) 1-D or 2-D -> MaxPool2d / SumPool2d + Affine(2**-k);
+  GlobalAveragePool / ReduceMean / ReduceSum over every spatial axis -> GlobalSum (+ Affine);
+* Relu, Clip(0, max) -> Relu; other Clip -> Clip; LeakyRelu -> LeakyRelu (exact slope); Pad (constant 0) -> Pad;
+  Resize / Upsample nearest by integer factors -> Upsample; Concat -> Concat; Flatten / Reshape -> Reshape;
+* qfx-domain FixedTable -> Lookup, FixedSoftmax -> Softmax; ArgMax over the last axis -> ArgMax.
+
+Node domains are checked first: qonnx imports a custom op's domain as a Python module, so only the standard,
+qonnx and qfx domains are accepted.
 """
 
 from __future__ import annotations
