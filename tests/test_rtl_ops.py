@@ -327,3 +327,23 @@ def test_errors_name_the_node(tmp_path) -> None:
     graph = Graph(dict(t, y=Tensor("y", (1, 4), spec.acc)), [Cast("in", ["x"], "q", f), bad], ["x"], ["y"])
     with pytest.raises(ValueError, match="node sm: softmax over 3 values, but the last axis has 4"):
         generate(graph, tmp_path / "s")
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_classifier_argmax_output(tmp_path, simulator: str) -> None:
+    """A classifier ending in ArgMax: the output port is one index (shape ()), first index on ties."""
+    need(simulator)
+    rng = np.random.default_rng(11)
+    f, w_fmt, h = FixedFormat(6, 3), FixedFormat(3, 1), FixedFormat(5, 2, True, Quant.TRN, Overflow.SAT)
+    weight = rng.integers(-4, 4, size=(7, 6))
+    t = {"x": Tensor("x", (6,), None), "q": Tensor("q", (6,), f), "h": Tensor("h", (7,), h),
+         "y": Tensor("y", (), FixedFormat(3, 3, False))}  # fmt: skip
+    nodes = [Cast("in", ["x"], "q", f),
+             Dense("fc", ["q"], "h", accumulator_format(f, w_fmt, 6), weight=weight, weight_fmt=w_fmt),
+             ArgMax("class", ["h"], "y", FixedFormat(3, 3, False))]  # fmt: skip
+    graph = Graph(t, nodes, ["x"], ["y"], name="classifier")
+    codes = rng.integers(f.min_code, f.max_code + 1, size=(300, 6))
+    expected = np.asarray(graph.run(codes * f.lsb))
+    result = simulate_codes(generate(graph, tmp_path / "c"), codes, simulator=simulator)
+    assert result.codes.shape == expected.shape == (300,)
+    assert len(np.unique(expected)) == 7 and (result.codes == expected).all()
