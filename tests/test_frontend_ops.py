@@ -272,7 +272,7 @@ def test_mean_reshape_and_shape_plumbing(tmp_path) -> None:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             y = self.conv(x)
-            n, c = y.shape[0], y.size(1)
+            n, c = y.shape[0], y.size(1) * y.dim() // 4
             y = y.mean((2, 3)).reshape(n, c) * self.gain
             return self.fc(y.view(x.size(0), -1).contiguous())
 
@@ -335,6 +335,7 @@ def test_unsupported_call_is_named_with_its_line() -> None:
         (lambda x: x[:, 0:2], r"call operator\.getitem at .*indexing a tensor is not supported"),
         (lambda x: F.softmax(x, dim=0), r"call torch\.nn\.functional\.softmax at .*only the last dim"),
         (lambda x: x + 1.0, r"call operator\.add at .*only the sum of two tensors"),
+        (lambda x: x.tolist(), r"call Tensor\.tolist at .*turns a tensor into a Python value"),
     ],
 )
 def test_unsupported_float_operations_are_refused(fn, message: str) -> None:

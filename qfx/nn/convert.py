@@ -148,6 +148,7 @@ def _bind(node: fx.Node) -> dict:
 
 # ------------------------------------------------------------------------------------------------ rules
 _SHAPE_ONLY = {"size", "dim"}
+_QUERIES = {"shape", "ndim", "dtype", "device"}
 _RESHAPES = {torch.flatten, "flatten", "view", "reshape", "contiguous"}
 _POOLS = {F.max_pool1d: 1, F.avg_pool1d: 1, F.adaptive_avg_pool1d: 1}
 _POOLS.update({F.max_pool2d: 2, F.avg_pool2d: 2, F.adaptive_avg_pool2d: 2})
@@ -386,12 +387,17 @@ def _is_tensor(ctx: Context, node: fx.Node) -> bool:
 def convert_call(ctx: Context, node: fx.Node, insert: Callable[[fx.Node, nn.Module, list], fx.Node]) -> None:
     """Convert one ``call_function`` / ``call_method`` node in place (``insert`` adds a module call after it)."""
     t = node.target
-    if (node.op == "call_method" and t in _SHAPE_ONLY) or (
-        node.op == "call_function" and t in (getattr, operator.getitem) and not _is_tensor(ctx, node)
-    ):
-        if _is_tensor(ctx, node):
-            raise _refuse(node, "indexing a tensor is not supported")
+    if not _is_tensor(ctx, node):  # a Python value: shape plumbing, or a tensor leaving the fixed-point model
+        from_tensor = any(_is_tensor(ctx, a) for a in node.all_input_nodes)
+        query = (node.op == "call_method" and t in _SHAPE_ONLY) or (t is getattr and node.args[1] in _QUERIES)
+        if from_tensor and not query:
+            raise _refuse(
+                node, "turns a tensor into a Python value, which leaves the fixed-point model; only shape queries "
+                "(x.shape, x.size(), x.dim()) are supported",
+            )  # fmt: skip
         return
+    if t is operator.getitem or t is getattr:
+        raise _refuse(node, "indexing a tensor is not supported")
     supported = t in _SIGNATURES or t in _RESHAPES
     if not supported or (node.op == "call_method") != isinstance(t, str):
         raise _refuse(node, "not supported by quantize_; supported: " + ", ".join(supported_calls()))
