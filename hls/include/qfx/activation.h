@@ -12,6 +12,7 @@
 
 #include "ap_fixed.h"
 #include "ap_int.h"
+#include "constant.h"
 
 namespace qfx {
 namespace detail {
@@ -24,16 +25,6 @@ inline ap_uint<in_t::width> offset_code(const in_t &v) {
   ap_uint<in_t::width> u = v.range(in_t::width - 1, 0);
   if (SIGNED) u[in_t::width - 1] = !u[in_t::width - 1];
   return u;
-}
-
-// The value of tab_t whose integer code is c (a table entry stored as its code: a ROM of plain integers, which
-// C++ compilers initialise statically where an array of ap_fixed needs a constructor call per entry).
-template <class tab_t, class code_t>
-inline tab_t from_code(const code_t c) {
-#pragma HLS INLINE
-  tab_t v;
-  v.range(tab_t::width - 1, 0) = c;  // the low W bits of the code
-  return v;
 }
 
 }  // namespace detail
@@ -78,7 +69,7 @@ void lookup(const in_t x[N], out_t y[N], const code_t table[TABLE_N]) {
 lookup_i:
   for (int i = 0; i < N; ++i) {
 #pragma HLS UNROLL
-    y[i] = detail::from_code<tab_t>(table[detail::offset_code<in_t, IN_SIGNED>(x[i]).to_uint()]);
+    y[i] = detail::as<tab_t>(table[detail::offset_code<in_t, IN_SIGNED>(x[i]).to_uint()]);
   }
 }
 
@@ -108,12 +99,12 @@ softmax_row:
     for (int j = 0; j < N; ++j) {
 #pragma HLS UNROLL
       const ap_uint<in_t::width> k = top - detail::offset_code<in_t, IN_SIGNED>(x[r * N + j]);  // 0 <= k < 2^W
-      e[j] = detail::from_code<exp_t>(exp_table[k.to_uint()]);
+      e[j] = detail::as<exp_t>(exp_table[k.to_uint()]);
       s += e[j];
     }
     const idx_t i = s;
     const ap_uint<idx_t::width> code = i.range(idx_t::width - 1, 0);
-    const recip_t rec = detail::from_code<recip_t>(recip_table[code.to_uint()]);
+    const recip_t rec = detail::as<recip_t>(recip_table[code.to_uint()]);
   softmax_out:
     for (int j = 0; j < N; ++j) {
 #pragma HLS UNROLL

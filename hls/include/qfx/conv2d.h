@@ -4,7 +4,8 @@
 //   y[oc][oh][ow] = b[oc] + sum_{ic, kh, kw} x[g * C_IN / GROUPS + ic][ih][iw] * w[oc][ic][kh][kw]
 // with ih = oh * SH - PAD_T + kh * DH, iw = ow * SW - PAD_L + kw * DW and g = oc / (C_OUT / GROUPS). Positions
 // outside the input are zero padding (they contribute nothing); bottom/right padding is implied by H_OUT/W_OUT.
-// Weight layout [C_OUT][C_IN / GROUPS][KH][KW], as PyTorch's Conv2d weight.
+// Weight layout [C_OUT][C_IN / GROUPS][KH][KW], as PyTorch's Conv2d weight; wc_t / bc_t are the arrays' element
+// types: w_t / b_t themselves or integer codes of them (constant.h).
 //
 // Why it is exact: as in dense.h -- every product has its exact ap_fixed type, acc_t holds the bias and every
 // partial sum exactly (the generator's guarantee), and the only rounding/overflow is the final assignment to out_t.
@@ -12,13 +13,15 @@
 #define QFX_CONV2D_H_
 
 #include "ap_fixed.h"
+#include "constant.h"
 
 namespace qfx {
 
 template <class in_t, class w_t, class b_t, class acc_t, class out_t, int C_IN, int H_IN, int W_IN, int C_OUT,
-          int H_OUT, int W_OUT, int KH, int KW, int SH, int SW, int PAD_T, int PAD_L, int DH, int DW, int GROUPS>
+          int H_OUT, int W_OUT, int KH, int KW, int SH, int SW, int PAD_T, int PAD_L, int DH, int DW, int GROUPS,
+          class wc_t = w_t, class bc_t = b_t>
 void conv2d(const in_t x[C_IN * H_IN * W_IN], out_t y[C_OUT * H_OUT * W_OUT],
-            const w_t w[C_OUT * (C_IN / GROUPS) * KH * KW], const b_t b[C_OUT]) {
+            const wc_t w[C_OUT * (C_IN / GROUPS) * KH * KW], const bc_t b[C_OUT]) {
 #pragma HLS PIPELINE II=1
 #pragma HLS FUNCTION_INSTANTIATE variable=w,b
   static_assert(C_IN % GROUPS == 0 && C_OUT % GROUPS == 0, "GROUPS must divide C_IN and C_OUT");
@@ -34,7 +37,7 @@ conv_oc:
     conv_ow:
       for (int ow = 0; ow < W_OUT; ++ow) {
 #pragma HLS UNROLL
-        acc_t acc = b[oc];
+        acc_t acc = detail::as<b_t>(b[oc]);
       conv_ic:
         for (int ic = 0; ic < CIG; ++ic) {
 #pragma HLS UNROLL
@@ -47,7 +50,8 @@ conv_oc:
 #pragma HLS UNROLL
               const int iw = ow * SW - PAD_L + kw * DW;
               if (ih >= 0 && ih < H_IN && iw >= 0 && iw < W_IN) {
-                acc += x[((c0 + ic) * H_IN + ih) * W_IN + iw] * w[((oc * CIG + ic) * KH + kh) * KW + kw];
+                acc += x[((c0 + ic) * H_IN + ih) * W_IN + iw] *
+                       detail::as<w_t>(w[((oc * CIG + ic) * KH + kh) * KW + kw]);
               }
             }
           }

@@ -10,6 +10,7 @@
 #define QFX_ELEMENTWISE_H_
 
 #include "ap_fixed.h"
+#include "constant.h"
 
 namespace qfx {
 
@@ -68,8 +69,10 @@ add_i:
 
 // Per-channel affine (batch norm as the hardware runs it; also a scalar multiply with C equal scales and zero
 // shifts): for i = c * HW + j, acc_t a = x[i] * scale[c]; a += shift[c]; y[i] = a.
-template <class in_t, class s_t, class t_t, class acc_t, class out_t, int C, int HW>
-void affine(const in_t x[C * HW], out_t y[C * HW], const s_t scale[C], const t_t shift[C]) {
+// sc_t / tc_t: the arrays' element types, s_t / t_t themselves or integer codes of them (constant.h).
+template <class in_t, class s_t, class t_t, class acc_t, class out_t, int C, int HW, class sc_t = s_t,
+          class tc_t = t_t>
+void affine(const in_t x[C * HW], out_t y[C * HW], const sc_t scale[C], const tc_t shift[C]) {
 #pragma HLS PIPELINE II=1
 #pragma HLS FUNCTION_INSTANTIATE variable=scale,shift
 affine_c:
@@ -78,8 +81,8 @@ affine_c:
   affine_j:
     for (int j = 0; j < HW; ++j) {
 #pragma HLS UNROLL
-      acc_t a = x[c * HW + j] * scale[c];
-      a += shift[c];
+      acc_t a = x[c * HW + j] * detail::as<s_t>(scale[c]);
+      a += detail::as<t_t>(shift[c]);
       y[c * HW + j] = a;
     }
   }

@@ -22,6 +22,7 @@
 #define QFX_KHOT_H_
 
 #include "ap_fixed.h"
+#include "constant.h"
 
 namespace qfx {
 namespace detail {
@@ -44,15 +45,16 @@ inline void shift_add(acc_t &acc, const in_t &x, const signed char sign, const s
 }  // namespace detail
 
 // dense with K-hot weights: y[o] = b[o] + sum_i sum_k sign * (x[i] << shift), tables [N_OUT][N_IN][K].
-template <class in_t, class sh_t, class b_t, class acc_t, class out_t, int N_IN, int N_OUT, int K>
+// bc_t (tc_t below): the bias array's element type, b_t itself or integer codes of it (constant.h).
+template <class in_t, class sh_t, class b_t, class acc_t, class out_t, int N_IN, int N_OUT, int K, class bc_t = b_t>
 void dense_khot(const in_t x[N_IN], out_t y[N_OUT], const signed char sign[N_OUT * N_IN * K],
-                const signed char shift[N_OUT * N_IN * K], const b_t b[N_OUT]) {
+                const signed char shift[N_OUT * N_IN * K], const bc_t b[N_OUT]) {
 #pragma HLS PIPELINE II=1
 #pragma HLS FUNCTION_INSTANTIATE variable=sign,shift,b
 khot_dense_out:
   for (int o = 0; o < N_OUT; ++o) {
 #pragma HLS UNROLL
-    acc_t acc = b[o];
+    acc_t acc = detail::as<b_t>(b[o]);
   khot_dense_in:
     for (int i = 0; i < N_IN; ++i) {
 #pragma HLS UNROLL
@@ -69,10 +71,10 @@ khot_dense_out:
 // conv2d with K-hot weights: the geometry of qfx::conv2d (conv2d.h), tables [C_OUT][C_IN / GROUPS][KH][KW][K].
 template <class in_t, class sh_t, class b_t, class acc_t, class out_t, int C_IN, int H_IN, int W_IN, int C_OUT,
           int H_OUT, int W_OUT, int KH, int KW, int SH, int SW, int PAD_T, int PAD_L, int DH, int DW, int GROUPS,
-          int K>
+          int K, class bc_t = b_t>
 void conv2d_khot(const in_t x[C_IN * H_IN * W_IN], out_t y[C_OUT * H_OUT * W_OUT],
                  const signed char sign[C_OUT * (C_IN / GROUPS) * KH * KW * K],
-                 const signed char shift[C_OUT * (C_IN / GROUPS) * KH * KW * K], const b_t b[C_OUT]) {
+                 const signed char shift[C_OUT * (C_IN / GROUPS) * KH * KW * K], const bc_t b[C_OUT]) {
 #pragma HLS PIPELINE II=1
 #pragma HLS FUNCTION_INSTANTIATE variable=sign,shift,b
   static_assert(C_IN % GROUPS == 0 && C_OUT % GROUPS == 0, "GROUPS must divide C_IN and C_OUT");
@@ -88,7 +90,7 @@ khot_conv_oc:
     khot_conv_ow:
       for (int ow = 0; ow < W_OUT; ++ow) {
 #pragma HLS UNROLL
-        acc_t acc = b[oc];
+        acc_t acc = detail::as<b_t>(b[oc]);
       khot_conv_ic:
         for (int ic = 0; ic < CIG; ++ic) {
 #pragma HLS UNROLL
@@ -120,9 +122,9 @@ khot_conv_oc:
 
 // Per-channel affine with K-hot scales (batch norm without multipliers): for i = c * HW + j,
 // y[i] = sum_k sign[c][k] * (x[i] << shift[c][k]) + offset[c], tables [C][K].
-template <class in_t, class sh_t, class t_t, class acc_t, class out_t, int C, int HW, int K>
+template <class in_t, class sh_t, class t_t, class acc_t, class out_t, int C, int HW, int K, class tc_t = t_t>
 void affine_khot(const in_t x[C * HW], out_t y[C * HW], const signed char sign[C * K],
-                 const signed char shift[C * K], const t_t offset[C]) {
+                 const signed char shift[C * K], const tc_t offset[C]) {
 #pragma HLS PIPELINE II=1
 #pragma HLS FUNCTION_INSTANTIATE variable=sign,shift,offset
 khot_affine_c:
@@ -137,7 +139,7 @@ khot_affine_c:
 #pragma HLS UNROLL
         detail::shift_add<sh_t>(a, x[c * HW + j], sign[c * K + k], shift[c * K + k]);
       }
-      a += offset[c];
+      a += detail::as<t_t>(offset[c]);
       y[c * HW + j] = a;
     }
   }

@@ -105,6 +105,7 @@ class _Lowering:
         self.taken: set[str] = {"x", "y"}
         self.arrays: dict[str, str] = {}  # tensor -> C array name
         self.types: dict[str, str] = {}  # tensor -> C type name
+        self.code_of: dict[str, str] = {}  # constant array -> C integer type of its codes
 
     def typedef(self, name: str, fmt: FixedFormat) -> str:
         ident = sanitize(f"{name}_t", self.taken)
@@ -122,10 +123,8 @@ class _Lowering:
         return self.types[tensor], self.arrays[tensor]
 
     def constant(self, node: Node, what: str, codes: np.ndarray, fmt: FixedFormat) -> tuple[str, str]:
-        ctype = self.typedef(f"{node.name}_{what}", fmt)
-        name = sanitize(f"{node.name}_{what}", self.taken)
-        self.out.constants.append(Constant(name, ctype, [_literal(c, fmt) for c in np.asarray(codes).ravel()]))
-        return ctype, name
+        """Weights, biases, scales: a ROM of integer codes of ``fmt`` (see :meth:`table`)."""
+        return self.table(node, what, codes, fmt)
 
     def digits(self, node: Node, codes: np.ndarray, fmt: FixedFormat, k: int) -> tuple[str, str, int]:
         """Sign and shift tables of K-hot constants; returns their names and the largest value exponent."""
@@ -141,7 +140,8 @@ class _Lowering:
     def bias(self, node: Node, codes: np.ndarray | None, fmt: FixedFormat | None, n: int, acc_t: str):
         if codes is None:  # no bias: zeros in the accumulator type (adds nothing, widens nothing)
             name = sanitize(f"{node.name}_zero", self.taken)
-            self.out.constants.append(Constant(name, acc_t, ["0"] * n))
+            self.out.constants.append(Constant(name, "int", ["0"] * n))
+            self.code_of[name] = "int"
             return acc_t, name
         return self.constant(node, "b", codes, fmt)
 
@@ -169,12 +169,13 @@ class _Lowering:
             if n.khot:
                 sign, shift, top = self.digits(n, n.weight, n.weight_fmt, n.khot)
                 sh_t = self.typedef(f"{n.name}_sh", _sh_format(in_fmt, n.acc, top))
-                call("dense_khot", [x_t, sh_t, b_t, acc_t, out_t, str(n_in), str(n_out), str(n.khot)],
-                     [x, out, sign, shift, b])  # fmt: skip
+                call("dense_khot", [x_t, sh_t, b_t, acc_t, out_t, str(n_in), str(n_out), str(n.khot),
+                                   self.code_of[b]], [x, out, sign, shift, b])  # fmt: skip
             else:
                 w_t, w = self.constant(n, "w", n.weight, n.weight_fmt)
                 self.multipliers(n.weight)
-                call("dense", [x_t, w_t, b_t, acc_t, out_t, str(n_in), str(n_out)], [x, out, w, b])
+                call("dense", [x_t, w_t, b_t, acc_t, out_t, str(n_in), str(n_out), self.code_of[w], self.code_of[b]],
+                     [x, out, w, b])  # fmt: skip
         elif isinstance(n, Conv2d):
             (c_in, h_in, w_in), (c_out, h_out, w_out) = self.maps(n)
             kh, kw = n.weight.shape[2:]
@@ -184,12 +185,13 @@ class _Lowering:
             if n.khot:
                 sign, shift, top = self.digits(n, n.weight, n.weight_fmt, n.khot)
                 sh_t = self.typedef(f"{n.name}_sh", _sh_format(in_fmt, n.acc, top))
-                call("conv2d_khot", [x_t, sh_t, b_t, acc_t, out_t, *map(str, geometry), str(n.khot)],
-                     [x, out, sign, shift, b])  # fmt: skip
+                call("conv2d_khot", [x_t, sh_t, b_t, acc_t, out_t, *map(str, geometry), str(n.khot),
+                                    self.code_of[b]], [x, out, sign, shift, b])  # fmt: skip
             else:
                 w_t, w = self.constant(n, "w", n.weight, n.weight_fmt)
                 self.multipliers(n.weight)
-                call("conv2d", [x_t, w_t, b_t, acc_t, out_t, *map(str, geometry)], [x, out, w, b])
+                call("conv2d", [x_t, w_t, b_t, acc_t, out_t, *map(str, geometry), self.code_of[w], self.code_of[b]],
+                     [x, out, w, b])  # fmt: skip
         elif isinstance(n, Affine):
             self.affine(n, x_t, x, out_t, out, acc_t, call)
         elif isinstance(n, Add):
@@ -244,8 +246,11 @@ class _Lowering:
 
     def table(self, node: Node, what: str, codes: np.ndarray, fmt: FixedFormat) -> tuple[str, str]:
         """A table as a ROM of integer codes of ``fmt`` (typedef'd): (C type of its values, array name)."""
+        if fmt.width > 63:
+            raise ValueError(f"node {node.name}: constant format {fmt} is wider than 63 bits: not a C integer code")
         tab_t = self.typedef(f"{node.name}_{what}", fmt)
         name = sanitize(f"{node.name}_{what}", self.taken)
+        self.code_of[name] = _code_type(fmt)
         self.out.constants.append(Constant(name, _code_type(fmt), [str(int(c)) for c in np.asarray(codes).ravel()]))
         return tab_t, name
 
@@ -292,14 +297,15 @@ class _Lowering:
         if n.khot and n.scale is not None:
             sign, shift, top = self.digits(n, n.scale, n.scale_fmt, n.khot)
             sh_t = self.typedef(f"{n.name}_sh", _sh_format(in_fmt, n.acc, top))
-            call("affine_khot", [x_t, sh_t, t_t, acc_t, out_t, str(channels), str(hw), str(n.khot)],
-                 [x, out, sign, shift, t])  # fmt: skip
+            call("affine_khot", [x_t, sh_t, t_t, acc_t, out_t, str(channels), str(hw), str(n.khot),
+                                 self.code_of[t]], [x, out, sign, shift, t])  # fmt: skip
             return
         scale = n.scale if n.scale is not None else np.ones(channels, dtype=np.int64)
         s_fmt = n.scale_fmt if n.scale is not None else FixedFormat(1, 1, signed=False)
         s_t, s = self.constant(n, "scale", scale, s_fmt)
         self.multipliers(scale)
-        call("affine", [x_t, s_t, t_t, acc_t, out_t, str(channels), str(hw)], [x, out, s, t])
+        call("affine", [x_t, s_t, t_t, acc_t, out_t, str(channels), str(hw), self.code_of[s], self.code_of[t]],
+             [x, out, s, t])  # fmt: skip
 
 
 def lower(graph: Graph) -> Lowered:
