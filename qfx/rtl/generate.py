@@ -24,7 +24,7 @@ from qfx.ir.constants import printable, sanitize
 from qfx.ir.graph import Graph, Reshape
 from qfx.ir.passes import fuse_casts
 from qfx.rtl.lower import Layer, lower_node
-from qfx.rtl.size import check_size
+from qfx.rtl.size import check_rtl_size
 
 __all__ = ["MARKER", "generate", "read_rtl"]
 
@@ -113,7 +113,7 @@ def generate(
     out_dir = Path(out_dir)
     check_target(out_dir, MARKER, force, "QFX RTL folder")
     check_graph(graph, "RTL")
-    check_size(graph)  # before any netlist is built: a huge layer is refused at once
+    check_rtl_size(graph)  # before any netlist is built: a huge layer is refused at once
     fused = fuse_casts(graph)
     top = sanitize(name or graph.name, set())
     layers, items, bus, latency = _plan(fused, top, register_every)
