@@ -166,7 +166,7 @@ class _Recorder(fx.Interpreter):
 
 def _trace(model: nn.Module, modules: dict[str, nn.Module]) -> fx.GraphModule:
     try:
-        graph = _Tracer().trace(model)
+        return fx.GraphModule(model, _Tracer().trace(model), type(model).__name__)
     except SyntaxError:  # torch.fx writes getattr(self, "<name>") without escaping the name
         bad = [n for n in modules if '"' in n or "\\" in n or not n.isprintable()]
         if not bad:
@@ -175,7 +175,6 @@ def _trace(model: nn.Module, modules: dict[str, nn.Module]) -> fx.GraphModule:
             f"module {bad[0]!r}: torch.fx cannot trace a submodule whose name holds a double quote, a backslash "
             "or a control character; rename it"
         ) from None
-    return fx.GraphModule(model, graph, type(model).__name__)
 
 
 def quantize_(
