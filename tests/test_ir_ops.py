@@ -12,7 +12,7 @@ import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from qonnx_graphs import Net, compare, formats, grid_values
+from qonnx_graphs import Net, compare, formats, grid_values, qonnx_outputs
 
 from qfx.export.ops import DOMAIN
 from qfx.format import FixedFormat
@@ -688,3 +688,27 @@ def test_bias_not_folded_into_a_conv_read_elsewhere_through_an_alias() -> None:
     y = net.op("Add", [net.double(alias), biased])
     model = net.model((2, 2, 5), net.cast(y, out_fmt))
     compare(model, grid_values(rng, x_fmt, (2, 2, 5)), out_fmt, counts("Conv + aliased bias"))
+
+
+ALL_COORDINATE_MODES = ["asymmetric", "half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "align_corners"]
+ALL_NEAREST_MODES = ["floor", "ceil", "round_prefer_floor", "round_prefer_ceil"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(mode=st.sampled_from(ALL_COORDINATE_MODES), rounding=st.sampled_from(ALL_NEAREST_MODES),
+       factor=st.integers(1, 4), length=st.integers(1, 5))  # fmt: skip
+def test_resize_accepted_exactly_when_onnxruntime_repeats_pixels(mode: str, rounding: str, factor: int, length: int):
+    """Every coordinate/rounding mode pair: the importer takes it (-> Upsample, = qonnx) exactly when onnxruntime's
+    Resize repeats each pixel ``factor`` times, and refuses it (naming the modes) otherwise."""
+    x_fmt = FixedFormat(8, 4, True, "AP_RND_CONV", "AP_SAT")
+    net = Net()
+    y = net.op("Resize", [net.cast("x", x_fmt), "", _f32(net, [1, 1, factor])], mode="nearest",
+               coordinate_transformation_mode=mode, nearest_mode=rounding)  # fmt: skip
+    model = net.model((1, 1, length), y)
+    x = np.ldexp(np.arange(length, dtype=np.float64), -2).astype(np.float32).reshape(1, 1, length)
+    repeats = np.array_equal(qonnx_outputs(model, x), np.repeat(x, factor, axis=-1))
+    if repeats:
+        compare(model, x, x_fmt, counts("Resize, every mode pair"))
+    else:
+        with pytest.raises(IRError, match=rf"coordinate_transformation_mode '{mode}' with nearest_mode '{rounding}'"):
+            from_qonnx(model)
