@@ -408,9 +408,16 @@ def test_size_guard_refuses_before_writing(tmp_path) -> None:
     message = str(err.value)
     assert "\n" not in message and message.startswith("layer conv3 needs 1,327,104 multiply-accumulates unrolled")
     assert f"at most {HLS_LIMITS.macs:,} per design" in message and "generate_stream" in message
-    dense = _wide_dense(256, 128)  # 32,768 weights: more constants than a C-simulation compiles in minutes
-    with pytest.raises(DesignTooLarge, match=r"layer fc1 needs 32,896 weight/bias/scale constants"):
+    dense = _wide_dense(512, 256)
+    too_many = r"^layer fc1 needs 131,072 multiply-accumulates unrolled \(the whole design 131,072\); the fully "
+    with pytest.raises(DesignTooLarge, match=too_many + r"parallel HLS backend takes at most 65,536 per design"):
         generate(dense, tmp_path / "dense")
+    b = Builder("tables", (4,), FixedFormat(16, 4, True))
+    for k in range(5):  # five 16-bit tables: 327,680 entries
+        table = np.zeros(1 << 16, dtype=np.int64)
+        b.add(Lookup(f"sig{k}", [b.nodes[-1].output], "", FixedFormat(16, 4, True), table=table), (4,))
+    with pytest.raises(DesignTooLarge, match=r"^layer sig0 needs 65,536 table entries \(the whole design 327,680\)"):
+        generate(b.graph(), tmp_path / "tables")
     assert time.perf_counter() - start < 5 and not any(tmp_path.iterdir())
 
 

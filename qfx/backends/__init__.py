@@ -38,10 +38,8 @@ class SizeLimits:
     """Bounds on a fully unrolled design (whole graph).
 
     ``macs``: multiply-accumulates (products by nonzero constants, and additions of pools / sums), the operators
-    the design instantiates; ``constants``: weight, bias and scale values the weights header spells as typed
-    literals (each costs the C++ compiler an ap_fixed constructor: C-simulation compile time grows faster than
-    linearly with them); ``table_entries``: entries of lookup / softmax tables (ROMs of plain integers, cheap to
-    compile); ``elements``: values of every tensor (registers and wires).
+    the design instantiates; ``constants``: weight, bias and scale values; ``table_entries``: entries of lookup /
+    softmax tables and K-hot digit tables; ``elements``: values of every tensor (registers and wires).
     """
 
     macs: int
@@ -50,12 +48,14 @@ class SizeLimits:
     elements: int
 
 
-#: The fully parallel HLS backend. Measured C-simulation compiles (g++ -O1 with the ap_fixed headers, 2 cores):
-#: 18 s at 4.4k weights, 331 s at 23k weights, an array of 4,096 ap_fixed literals alone 21 s and of 16,384 over
-#: 10 min; a ROM of 4,096 integer codes 2 s. Above ~64k unrolled multiply-accumulates Vivado/Vitis HLS
-#: scheduling of one fully partitioned pipeline runs for hours (hls4ml's Latency strategy stops at 4,096
-#: multiplications per layer).
-HLS_LIMITS = SizeLimits(macs=65_536, constants=24_576, table_entries=1 << 18, elements=1 << 18)
+#: The fully parallel HLS backend (one sample per clock, every loop unrolled, every array partitioned).
+#: ``macs``: above ~64k unrolled multiply-accumulates, HLS scheduling of one fully partitioned pipeline runs for
+#: hours (hls4ml's Latency strategy stops at 4,096 multiplications per layer); the digits CNN has 61,726, the
+#: zoo's tiny models at most 60,977. ``constants`` and ``table_entries``: written as integer codes, g++ compiles
+#: them fast (a C-simulation of 6,570 constants: 8 s; as ap_fixed literals it was 137 s, and 16,384 literals alone
+#: took over 10 min), so these bound file sizes and ROMs: 2**18 entries, four 16-bit tables. ``elements``: 2**18
+#: values in registers.
+HLS_LIMITS = SizeLimits(macs=65_536, constants=1 << 18, table_entries=1 << 18, elements=1 << 18)
 
 
 @dataclass(frozen=True)

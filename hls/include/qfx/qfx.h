@@ -14,8 +14,8 @@
 //   - ARRAY_PARTITION belongs in the function where an array is defined (UG1399, pragma HLS array_partition), so
 //     the templates do not partition their arguments: the top declares every intermediate array and partitions it
 //     with `#pragma HLS ARRAY_PARTITION variable=<name> complete dim=0`, and partitions its own array ports
-//     completely too. Weights and digit tables are `static const` arrays the top passes in; with every index a
-//     constant after unrolling they become constant operands (no memory).
+//     completely too. Weights, tables and digit tables are `static const` arrays of integer codes (constant.h) the
+//     top passes in; with every index a constant after unrolling they become constant operands (no memory).
 //   - Default (latency) design: `#pragma HLS PIPELINE II=1` on the top, which then has no loops of its own; each
 //     layer call is pipelined (or inlined by the tool) inside the top's pipeline.
 //   - Alternative: `#pragma HLS DATAFLOW` on the top, each layer call one process pipelined at II=1 by its own
