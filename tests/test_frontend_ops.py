@@ -375,9 +375,12 @@ def test_map_errors() -> None:
 
 
 def test_table_too_wide_is_refused_at_quantize_time() -> None:
-    for op in (nn.Sigmoid(), nn.Softmax(dim=1)):
-        with pytest.raises(TableError, match=r"(sigmoid|softmax) .*has 20 bits, so its table would need 2\*\*20"):
+    for op, what in ((nn.Sigmoid(), r"module op \(sigmoid table\)"), (nn.Softmax(dim=1), r"module op \(softmax\)")):
+        with pytest.raises(TableError, match=what + r".*has 20 bits, so its table would need 2\*\*20 entries"):
             quantize_(Seq(op), QuantizeConfig(activation_width=20), _x(4, 5))
+    model = nn.Sequential(nn.Linear(4, 4), Fn(torch.tanh))
+    with pytest.raises(TableError, match=r"call torch\.tanh \(tanh table\) at forward line \d+ .*17 bits"):
+        quantize_(model, QuantizeConfig(activation_width=17), torch.rand(2, 4))
 
 
 def test_new_modules_pickle_in_checkpoints(tmp_path) -> None:

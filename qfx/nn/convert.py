@@ -155,6 +155,11 @@ _POOLS.update({F.max_pool2d: 2, F.avg_pool2d: 2, F.adaptive_avg_pool2d: 2})
 _DROPOUTS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
 
 
+def _what(node: fx.Node) -> str:
+    """``module <name>`` or ``call <function>``: the layer a node is, as messages name it."""
+    return f"module {node.target}" if node.op == "call_module" else f"call {call_name(node)}"
+
+
 def _refuse(node: fx.Node, why: str) -> QuantizeError:
     return QuantizeError(f"call {call_name(node)}{where(node)}: {why}")
 
@@ -293,7 +298,7 @@ def _softmax(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, li
     if mode == "argmax":
         return QArgMax(shape[-1]), [x]
     source = ctx.source(x, node, f"call {call_name(node)}")
-    check_table_input(source.format, f"softmax {node.name}{where(node)}")
+    check_table_input(source.format, f"{_what(node)} (softmax){where(node)}")
     widths = {k: getattr(ctx.config, k) for k in ("exp_width", "index_width", "recip_width")}
     out = fitted(ctx.config.activation_width, 1.0, False, ctx.config.quant, ctx.config.overflow)
     return QSoftmax(source, out, learn=ctx.learn, **widths), [x]
@@ -302,7 +307,7 @@ def _softmax(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, li
 def table(ctx: Context, node: fx.Node, function: str, x: object, what: str) -> QTable:
     """A sigmoid/tanh table reading ``x``'s producer format; refused here when that format is too wide."""
     source = ctx.source(x, node, what)
-    check_table_input(source.format, f"{function} {node.name}{where(node)}")
+    check_table_input(source.format, f"{_what(node)} ({function} table){where(node)}")
     c = ctx.config
     signed = function == "tanh"
     out = fitted(c.activation_width, min(ctx.max_abs.get(node.name, 1.0), 1.0), signed, c.quant, c.overflow)
