@@ -43,6 +43,11 @@ def grid_values(rng: np.random.Generator, fmt: FixedFormat, shape: tuple[int, ..
     return np.ldexp(codes.astype(np.float64), -fmt.frac_bits - 2).astype(np.float32)
 
 
+def rand_codes(rng: np.random.Generator, fmt: FixedFormat, shape) -> np.ndarray:
+    """Random codes of ``fmt``."""
+    return rng.integers(fmt.min_code, fmt.max_code + 1, size=shape, dtype=np.int64)
+
+
 def codes_of(values: np.ndarray, fmt: FixedFormat) -> np.ndarray:
     """Integer codes of float outputs that must lie on ``fmt``'s grid (asserted: no rounding here)."""
     scaled = np.ldexp(np.asarray(values, dtype=np.float64), fmt.frac_bits)
@@ -68,6 +73,12 @@ class Net:
         name = self.name(base)
         self.inits.append(numpy_helper.from_array(np.asarray(array), name))
         return name
+
+    def i64(self, values) -> str:
+        return self.init(np.array(values, dtype=np.int64))
+
+    def f32(self, values) -> str:
+        return self.init(np.array(values, dtype=np.float32))
 
     def op(self, op: str, inputs: list[str], domain: str = "", outputs: int = 1, **attrs) -> str:
         out = self.name(op.lower())

@@ -278,7 +278,7 @@ def pad(b: _Builder, node: onnx.NodeProto) -> None:
     b.emit(Pad, node, [x], b.fmt(x, node), padding=_spatial_pads(node, begin, end))
 
 
-def _source_index(mode: str, rounding: str, i: int, scale: int, length: int) -> int | None:
+def nearest_source_index(mode: str, rounding: str, i: int, scale: int, length: int) -> int | None:
     """The input index ONNX's nearest Resize reads for output index ``i`` (exact rational arithmetic); None for
     a coordinate mode it has no formula for here."""
     out_len, s, j = length * scale, Fraction(scale), Fraction(i)
@@ -356,7 +356,7 @@ def resize(b: _Builder, node: onnx.NodeProto) -> None:
         mode = a.get("coordinate_transformation_mode", "half_pixel")
         rounding = a.get("nearest_mode", "round_prefer_floor")
     for s, n in zip(scales, shape[1:], strict=True):
-        picks = [_source_index(mode, rounding, i, s, n) for i in range(s * n)]
+        picks = [nearest_source_index(mode, rounding, i, s, n) for i in range(s * n)]
         if picks != [i // s for i in range(s * n)]:
             raise fail(
                 node,
