@@ -102,7 +102,12 @@ def _explicit_pads(node, a: dict, rank: int, kernel, stride, dilation, in_hw) ->
     return pads
 
 
-def window(node: onnx.NodeProto, a: dict, kernel: tuple[int, ...], in_shape: tuple[int, ...]):
+Pair = tuple[int, int]
+
+
+def window(
+    node: onnx.NodeProto, a: dict, kernel: tuple[int, ...], in_shape: tuple[int, ...]
+) -> tuple[Pair, Pair, tuple[int, int, int, int], Pair]:
     """(kernel, stride, padding, dilation) of a 1-D or 2-D Conv/pool as the 2-D IR reads them (H = 1 for 1-D).
 
     ``in_shape`` is the input's shape without batch, (C, L) or (C, H, W); its rank must match the kernel's.
@@ -130,7 +135,7 @@ def sum_format(x: FixedFormat, terms: int) -> FixedFormat:
     return FixedFormat(x.width + grow_bits(terms), x.int_bits + grow_bits(terms), x.signed)
 
 
-def pool(b: _Builder, node: onnx.NodeProto, cls, divide: bool = False) -> str:
+def pool(b: _Builder, node: onnx.NodeProto, cls: type[MaxPool2d | SumPool2d], divide: bool = False) -> str:
     """MaxPool (window maximum) or the window sum of an AveragePool (``divide``: the caller divides)."""
     a = attrs(node)
     if a.get("ceil_mode", 0) or a.get("storage_order", 0) or any(d != 1 for d in a.get("dilations", ())):
@@ -168,6 +173,7 @@ def global_sum(b: _Builder, node: onnx.NodeProto) -> None:
 
 
 def average_pool(b: _Builder, node: onnx.NodeProto) -> None:
+    """AveragePool (padding counted) over a power-of-two area: window sum, then an exact 2**-k."""
     a = attrs(node)
     if any(a.get("pads", ())) and not a.get("count_include_pad", 0):
         raise fail(node, "AveragePool excluding padding divides by a varying count")
@@ -176,6 +182,7 @@ def average_pool(b: _Builder, node: onnx.NodeProto) -> None:
 
 
 def max_pool(b: _Builder, node: onnx.NodeProto) -> None:
+    """MaxPool 1-D or 2-D (padding never wins) -> MaxPool2d."""
     if len(node.output) > 1 and node.output[1]:
         raise fail(node, "the indices output of MaxPool is not supported")
     pool(b, node, MaxPool2d)
