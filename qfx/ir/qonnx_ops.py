@@ -430,7 +430,8 @@ def fixed_table(b: _Builder, node: onnx.NodeProto) -> None:
     _inside(node, x_fmt, in_fmt, same_lsb=False)
     codes = np.arange(x_fmt.min_code, x_fmt.max_code + 1, dtype=np.int64) << (in_fmt.frac_bits - x_fmt.frac_bits)
     table = table[codes - in_fmt.min_code]
-    b.emit(Lookup, node, [x], out_fmt, table=table, function=str(a.get("function", "")))
+    function = re.sub(r"[^0-9A-Za-z_]", "_", str(a.get("function", "")))[:64] or "table"  # a name, never code
+    b.emit(Lookup, node, [x], out_fmt, table=table, function=function)
 
 
 def fixed_softmax(b: _Builder, node: onnx.NodeProto) -> None:
