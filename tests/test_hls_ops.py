@@ -10,6 +10,8 @@ into ONE program (each project's files inlined into its own C++ namespace, dispa
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import re
 import subprocess
@@ -102,9 +104,30 @@ class Builder:
         return Graph(self.tensors, self.nodes, ["inp"], [self.nodes[-1].output], name=self.name)
 
 
+_ODD = ["int", 'a b;"', "1st", "/net/0/Conv", "qfx", "x", "y", "void", "p0_t"]
+
+
+def odd_names(graph: Graph) -> Graph:
+    """The same graph with node and tensor names that are not C identifiers, C++ keywords, or QFX's own names."""
+    g = copy.deepcopy(graph)
+    keep = {"inp"}
+    rename = {
+        t: _ODD[k % len(_ODD)] + ("" if k < len(_ODD) else f" {k}") for k, t in enumerate(g.tensors) if t not in keep
+    }
+    for name in keep:
+        rename[name] = name
+    g.tensors = {rename[t]: dataclasses.replace(v, name=rename[t]) for t, v in g.tensors.items()}
+    for k, n in enumerate(g.nodes):
+        n.name = _ODD[(k + 3) % len(_ODD)]  # duplicates too: sanitize makes them unique
+        n.inputs, n.output = [rename[t] for t in n.inputs], rename[n.output]
+    g.outputs = [rename[t] for t in g.outputs]
+    return g
+
+
 def rand_input(rng: np.random.Generator, graph: Graph, batch: int = 24) -> np.ndarray:
     """Float inputs that are exact values of the input format, a tenth pinned to each range end."""
-    fmt, shape = graph.fmt("x"), graph.tensors["x"].shape
+    first = graph.nodes[0].output
+    fmt, shape = graph.fmt(first), graph.tensors[first].shape
     c = rng.integers(fmt.min_code, fmt.max_code + 1, size=(batch, *shape), dtype=np.int64)
     c[rng.random(c.shape) < 0.1] = fmt.max_code
     c[rng.random(c.shape) < 0.1] = fmt.min_code
@@ -355,14 +378,16 @@ def _expected(graph: Graph, x: np.ndarray) -> np.ndarray:
 
 
 def test_new_ops_csim_equals_ir(tmp_path, toolchain, summary) -> None:
-    """Every new op, 4-6 random instances each, C-simulated in one program: codes equal the IR's."""
+    """Every new op, 4-8 random instances each (every other one with names that are not C identifiers),
+    C-simulated in one program: codes equal the IR's."""
     rng = np.random.default_rng(12)
     counts = {"clip": 6, "leaky_relu": 4, "pad_upsample": 6, "concat": 6, "lookup": 6, "softmax": 6, "argmax": 4,
               "conv": 8, "pool": 8}  # fmt: skip
     graphs, names = [], []
     for op, n in counts.items():
         for k in range(n):
-            graphs.append(CASES[op](rng, k))
+            graph = CASES[op](rng, k)
+            graphs.append(odd_names(graph) if k % 2 else graph)
             names.append(f"{op}[{k}]")
     inputs = [rand_input(rng, g) for g in graphs]
     got = csim_many(graphs, inputs, tmp_path)
