@@ -86,6 +86,7 @@ class Builder:
         self.elements: dict[tuple[str, int], Operand] = {}
         self.constants: dict[int, Operand] = {}
         self.functions: list[RomFunction] = []
+        self.roms: dict[tuple, tuple[RomFunction, int, int]] = {}
         self.pending: list[tuple[int, list[Operand], int]] = []  # sums, built together in finish()
         ports = port_names(len(node.inputs))
         self.ports = {t: ports[k] for k, t in enumerate(node.inputs)}
@@ -141,6 +142,13 @@ class Builder:
     def rom(self, table: np.ndarray, arg: Operand, offset: int = 0) -> Operand:
         """``table[value(arg) - offset]`` through a ``case`` function of the argument wire's bits (one function
         per distinct table in the layer); only values ``arg`` can take are listed."""
+        known = (id(table), offset, arg.lo, arg.hi)  # the same read of the same table: the same function
+        if known not in self.roms:
+            self.roms[known] = self._rom_function(table, arg, offset)
+        f, lo, hi = self.roms[known]
+        return Operand(self.net.wire(f.out_width, f"{f.name}({arg.wire})"), lo, hi)
+
+    def _rom_function(self, table: np.ndarray, arg: Operand, offset: int) -> tuple[RomFunction, int, int]:
         values = [int(v) for v in np.asarray(table).ravel()]
         width = arg.width
         first, last = max(arg.lo, offset), min(arg.hi, offset + len(values) - 1)
@@ -148,19 +156,13 @@ class Builder:
             raise ValueError(f"node {self.n.name}: no value of its table can be read ({arg.lo}..{arg.hi})")
         used = values[first - offset : last - offset + 1]
         lo, hi = min(used), max(used)
-        out_width = signed_bits(lo, hi)
         default = Counter(used).most_common(1)[0][0]
         mask = (1 << width) - 1
         entries = tuple((v & mask, literal(t)) for v, t in zip(range(first, last + 1), used, strict=True)
                         if t != default)  # fmt: skip
-        key = (width, out_width, entries, literal(default))
-        for f in self.functions:
-            if (f.in_width, f.out_width, f.entries, f.default) == key:
-                break
-        else:
-            f = RomFunction(f"f{len(self.functions)}", *key)
-            self.functions.append(f)
-        return Operand(self.net.wire(out_width, f"{f.name}({arg.wire})"), lo, hi)
+        f = RomFunction(f"f{len(self.functions)}", width, signed_bits(lo, hi), entries, literal(default))
+        self.functions.append(f)
+        return f, lo, hi
 
     def cast_wire(self, source: Operand, frac_bits: int, fmt: FixedFormat) -> Operand:
         """``source`` (``frac_bits`` fraction bits) assigned to ``fmt`` by a ``qfx_cast`` into an internal wire;

@@ -185,7 +185,7 @@ def _argmax(b: Builder, n: ArgMax) -> None:
                 idx = Operand(b.net.wire(signed_bits(ilo, ihi), f"{later} ? {ib.wire} : {ia.wire}"), ilo, ihi)
                 merged.append((value, idx))
             items = merged
-        b.emit(r, items[0][1], 0)
+        b.emit(r, items[0][1], n.acc.frac_bits)  # the index is a code of acc, as the interpreter has it
 
 
 RULES: dict[type, Callable[[Builder, Node], None]] = {
