@@ -472,3 +472,25 @@ def test_resize_accepted_exactly_when_onnxruntime_repeats_pixels(mode: str, roun
     else:
         with pytest.raises(IRError, match=rf"coordinate_transformation_mode '{mode}' with nearest_mode '{rounding}'"):
             from_qonnx(model)
+
+
+LEGACY = {  # older opsets and optional forms: (opset, input shape, build)
+    "Clip-6 attributes": (6, (2, 3, 4), lambda n, x: n.op("Clip", [x], min=-0.75, max=1.5)),
+    "ReduceSum-11 axes attribute": (11, (2, 3, 4), lambda n, x: n.op("ReduceSum", [x], axes=[2], keepdims=1)),
+    "ArgMax keepdims=1": (13, (2, 3, 5), lambda n, x: n.cast(n.op("Cast", [n.op("ArgMax", [x], axis=2)], to=1),
+                                                            FixedFormat(3, 3, False, overflow="AP_SAT"))),
+    "Resize-10 (X, scales)": (10, (2, 3, 4), lambda n, x: n.op("Resize", [x, n.f32([1, 1, 3])], mode="nearest")),
+    "Concat of 3-D maps on the last axis": (13, (2, 3, 4), lambda n, x: n.op("Concat", [x, x, x], axis=2)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(LEGACY))
+def test_legacy_and_optional_forms(case: str) -> None:
+    opset, x_shape, build = LEGACY[case]
+    x_fmt = FixedFormat(7, 3, True, "AP_RND_CONV", "AP_SAT")
+    net = Net()
+    y = build(net, net.cast("x", x_fmt))
+    out_fmt = FixedFormat(3, 3, False, overflow="AP_SAT") if "ArgMax" in case else FixedFormat(9, 5)
+    y = y if "ArgMax" in case else net.cast(y, out_fmt)
+    model = net.model(x_shape, y, opset=opset)
+    compare(model, grid_values(np.random.default_rng(1), x_fmt, x_shape), out_fmt, counts("older opsets / forms"))
