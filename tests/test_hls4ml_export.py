@@ -352,15 +352,15 @@ def test_ops_hls4ml_cannot_compute_are_refused(tmp_path) -> None:
     import test_hls_ops as ops
 
     rng = np.random.default_rng(0)
-    cases = {
-        "lookup": r"hls4ml's sigmoid/tanh read their own 1,024-entry tables",
-        "softmax": r"hls4ml's softmax uses its own exp/inverse",
-        "argmax": r"hls4ml has no argmax layer",
-        "clip": r"hls4ml has no clip between two bounds",
-    }
-    for op, why in cases.items():
-        graph = ops.CASES[op](rng, 0)
-        node = graph.nodes[-1].name
+    cases = [
+        ("lookup", 0, "table", r"hls4ml's sigmoid/tanh read their own 1,024-entry tables"),
+        ("softmax", 0, "softmax", r"hls4ml's softmax uses its own exp/inverse"),
+        ("argmax", 0, "argmax", r"hls4ml has no argmax layer"),
+        ("clip", 0, "clip", r"hls4ml has no clip between two bounds"),
+        ("pad_upsample", 1, "pad", r"1-D feature maps such as \[\d+, \d+\] are not exported to hls4ml"),
+    ]
+    for op, k, node, why in cases:
+        graph = ops.CASES[op](rng, k)
         with pytest.raises(Hls4mlExportError, match=rf'^node "{node}": {why}'):
             to_hls4ml(graph, tmp_path / op)
     assert list(tmp_path.iterdir()) == []

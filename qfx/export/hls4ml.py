@@ -121,7 +121,8 @@ class _Lowering:
         """``tensor`` as an (H, W, C) hls4ml tensor (inserting a reshape / transpose when it is flat)."""
         ir = self.g.tensors[tensor].shape
         if len(ir) != 3:
-            raise self.fail(node, f"expects a (C, H, W) input, not {list(ir)}")
+            one_d = f"1-D feature maps such as {list(ir)} are not exported to hls4ml; qfx.hls.generate takes them"
+            raise self.fail(node, one_d if len(ir) == 2 else f"expects a (C, H, W) input, not {list(ir)}")
         loc, want = self.where[tensor], _channels_last(ir)
         if loc.shape == want:
             return loc
