@@ -1,7 +1,9 @@
 """IR nodes -> calls of the HLS layer library (hls/include/qfx), with every C++ type spelled out.
 
 The generator only decides types, constants and template arguments here; the C++ text lives in the Jinja2
-templates of hls/templates. Each node becomes one call ``qfx::<func><targs>(args);``.
+templates of hls/templates. Each node becomes one call ``qfx::<func><targs>(args);`` (a Concat of n inputs: n - 1
+two-input calls through exact ``acc`` arrays). Constant arrays (weights, biases, scales, tables) are written as the
+integer codes of their typedef'd formats, which g++ initialises statically (see hls/include/qfx/constant.h).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from qfx.ir.graph import (
 
 __all__ = ["Constant", "Lowered", "lower"]
 
-MAX_LITERAL_WIDTH = 53  # constants are written as C double literals, exact up to 53 bits
+MAX_LITERAL_WIDTH = 53  # scalar constants (clip bounds, slopes) are C double literals, exact up to 53 bits
 
 
 @dataclass(frozen=True)
