@@ -20,7 +20,8 @@ import numpy as np
 import qfx
 from qfx.backends import check_graph
 from qfx.backends.hls.generate import MARKER, hls_root, write_inputs
-from qfx.backends.hls.stream_units import Constant, StreamDesign, UnsupportedNode, lower_stream
+from qfx.backends.hls.stream_design import Constant, StreamDesign, UnsupportedNode
+from qfx.backends.hls.stream_units import lower_stream
 from qfx.backends.output import check_target, staged_folder
 from qfx.boards import Board, load_board
 from qfx.ir.constants import printable, sanitize

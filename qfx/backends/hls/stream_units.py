@@ -11,11 +11,22 @@ the header library and the templates of hls/templates/stream.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from qfx.backends.hls.layers import _sh_format
+from qfx.backends.hls.stream_design import (
+    NO_CONST,
+    Call,
+    Config,
+    Constant,
+    Stream,
+    StreamDesign,
+    UnsupportedNode,
+    canonical,
+    code_type,
+    rom_rows,
+)
 from qfx.format import FixedFormat
 from qfx.ir.constants import khot_tables, sanitize
 from qfx.ir.graph import (
@@ -44,110 +55,7 @@ from qfx.ir.graph import (
 from qfx.plan import Folding, Plan
 from qfx.result_types import union_format
 
-__all__ = ["Call", "Config", "Constant", "Stream", "StreamDesign", "UnsupportedNode", "lower_stream"]
-
-NO_CONST = FixedFormat(1, 1, signed=False)  # the type of an absent bias / shift (its codes are 0)
-INT_TYPES = (("signed char", 8), ("short", 16), ("int", 32), ("long long", 64))
-
-
-class UnsupportedNode(ValueError):
-    """The streaming backend has no unit for this node (yet); the message names it."""
-
-
-@dataclass(eq=False)
-class Stream:
-    """An hls::stream of words: ``word`` values of C type ``ctype`` each, ``perm`` the arrival order (None: flat
-    order), ``depth`` words of FIFO."""
-
-    name: str
-    ctype: str
-    size: int
-    word: int
-    perm: np.ndarray | None = None
-    depth: int = 2
-
-    @property
-    def count(self) -> int:
-        return self.size // self.word
-
-    @property
-    def wtype(self) -> str:
-        return f"qfx::stream::word<{self.ctype}, {self.word}>"
-
-    def order(self) -> np.ndarray:
-        return np.arange(self.size) if self.perm is None else self.perm
-
-
-@dataclass(frozen=True)
-class Constant:
-    """``static const ctype name[dims...]`` of integer codes (written flat)."""
-
-    name: str
-    ctype: str
-    dims: tuple[int, ...]
-    values: np.ndarray
-    storage: str = "logic"  # "logic" (partitioned completely) or "rom" (one row per clock)
-
-
-@dataclass(frozen=True)
-class Config:
-    """A unit's compile-time parameters: a struct of typedefs and integer constants in parameters.h."""
-
-    name: str
-    types: dict[str, str]
-    ints: dict[str, int]
-
-
-@dataclass
-class Call:
-    """``qfx::stream::func<targs>(args);`` (args: streams or constant names), with the IR node it renders."""
-
-    node: str
-    func: str
-    targs: list[str]
-    args: list[Stream | str]
-
-
-@dataclass
-class StreamDesign:
-    """Everything the stream templates render."""
-
-    streams: list[Stream] = field(default_factory=list)
-    configs: list[Config] = field(default_factory=list)
-    constants: list[Constant] = field(default_factory=list)
-    calls: list[Call] = field(default_factory=list)
-    input: Stream | None = None
-    output: Stream | None = None
-    multipliers: int = 0  # multiplier instances in the folded units (PE x SIMD per non-K-hot MAC unit)
-
-
-def canonical(shape: tuple[int, ...]) -> tuple[int, np.ndarray | None]:
-    """(word, perm) of the order a unit expects: a feature map pixel by pixel, channels in a word; a vector whole."""
-    size = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if len(shape) not in (2, 3):
-        return size, None
-    c, h, w = spatial(shape)
-    if h * w == 1:
-        return c, None
-    return c, np.arange(size).reshape(c, h * w).T.ravel()
-
-
-def _code_type(values: np.ndarray) -> str:
-    lo, hi = (int(values.min()), int(values.max())) if values.size else (0, 0)
-    for ctype, bits in INT_TYPES:
-        if -(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1)):
-            return ctype
-    raise UnsupportedNode(f"constant codes {lo}..{hi} do not fit 64 bits")
-
-
-def _rows(matrix: np.ndarray, pe: int, simd: int) -> np.ndarray:
-    """(N_OUT, N_IN, ...) -> ROM rows (NF * SF, PE, SIMD, ...): row nf * SF + sf holds outputs nf * PE + p and
-    inputs sf * SIMD + s."""
-    n_out, n_in = matrix.shape[:2]
-    nf, sf = n_out // pe, n_in // simd
-    rest = matrix.shape[2:]
-    m = matrix.reshape(nf, pe, sf, simd, *rest).swapaxes(1, 2)
-    return m.reshape(nf * sf, pe, simd, *rest)
+__all__ = ["Stream", "StreamDesign", "UnsupportedNode", "lower_stream"]
 
 
 class _Emitter:
@@ -212,7 +120,7 @@ class _Emitter:
     def constant(self, hint: str, codes: np.ndarray, dims: tuple[int, ...], storage: str = "logic") -> str:
         values = np.asarray(codes).astype(np.int64).ravel()
         name = sanitize(hint, self.taken)
-        self.d.constants.append(Constant(name, _code_type(values), tuple(int(d) for d in dims), values, storage))
+        self.d.constants.append(Constant(name, code_type(values), tuple(int(d) for d in dims), values, storage))
         return name
 
     def config(self, node: Node, types: dict[str, FixedFormat | str], ints: dict[str, int]) -> str:
@@ -246,10 +154,10 @@ class _Emitter:
             used = exps[signs != 0]
             top = int(used.max()) if used.size else 0
             digits = np.stack([signs, np.where(signs != 0, exps, 0)], axis=-1)
-            rows = _rows(digits, pe, simd)
+            rows = rom_rows(digits, pe, simd)
             name = self.constant(f"{node.name}_digits", rows, rows.shape, storage)
             return name, {"w_t": NO_CONST, "sh_t": _sh_format(in_fmt, node.acc, top)}
-        rows = _rows(matrix, pe, simd)
+        rows = rom_rows(matrix, pe, simd)
         self.d.multipliers += pe * simd
         return self.constant(f"{node.name}_w", rows, rows.shape, storage), {"w_t": node.weight_fmt}
 
