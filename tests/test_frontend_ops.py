@@ -81,7 +81,7 @@ class Functional(nn.Module):
         self.fc1, self.fc2, self.fc3, self.fc4 = nn.Linear(5, 8), nn.Linear(8, 8), nn.Linear(8, 3), nn.Linear(8, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu6(self.fc1(x) * 4)
+        x = F.relu6(self.fc1(x) * 4, inplace=True)
         x = F.hardtanh(self.fc2(F.dropout(x, 0.5, self.training)), -1.5, 1.5)
         x = F.leaky_relu(x, 0.1) + torch.tanh(x)
         x = torch.sigmoid(self.fc3(x.relu())) + F.sigmoid(self.fc4(x))
