@@ -222,6 +222,20 @@ def test_conv1d(kernel, stride, padding, dilation, groups, width, tmp_path_facto
     )  # fmt: skip  (12 bits: float64 convolutions, lowered to MatMul by execute_qonnx)
 
 
+@pytest.mark.parametrize(("kernel", "stride", "padding", "dilation", "groups"), [(3, 2, 0, 2, 4), (4, 1, "same", 1, 2)])
+def test_conv1d_gemm_path_is_exact(kernel, stride, padding, dilation, groups) -> None:
+    """QConv1d's CUDA path (im2col + GEMM of the height-1 2-D convolution), checked on the CPU."""
+    from qfx.nn.layers import _GemmConv2d
+
+    g = torch.Generator().manual_seed(kernel)
+    x = torch.randint(-128, 128, (2, 4, 17), generator=g).double()
+    w = torch.randint(-128, 128, (8, 4 // groups, kernel), generator=g).double()
+    pad = padding if isinstance(padding, str) else (0, padding)
+    gemm = _GemmConv2d(torch.Size((8, 4 // groups, 1, kernel)), (1, stride), pad, (1, dilation), groups)
+    got = gemm(x.unsqueeze(2), w.unsqueeze(2)).squeeze(2)
+    assert torch.equal(got, F.conv1d(x, w, None, stride, padding, dilation, groups))
+
+
 def test_adaptive_pools_with_exact_windows(tmp_path) -> None:
     class Pools(nn.Module):
         def __init__(self) -> None:
