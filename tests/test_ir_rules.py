@@ -4,6 +4,8 @@ every QONNX pattern outside the contract."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import onnx
 import pytest
@@ -249,3 +251,45 @@ def test_bad_format_attribute_names_the_node() -> None:
                in_format="ap_fixed<8,4>", out_format="ap_fixed<zero,2>")  # fmt: skip
     with pytest.raises(IRError, match=rf"node {y}: FixedTable out_format: .*ap_fixed<zero,2>"):
         from_qonnx(net.model((1, 4), net.cast(y, F8)))
+
+
+def _random_node(n: Net, x: str, r: random.Random) -> str:
+    """One of the contract's ops with attributes and constants drawn at random, many of them invalid."""
+    fmt = FixedFormat(4, 2)
+    spec = SoftmaxSpec.build(F8, 4)
+    makers = [
+        lambda: n.op("Conv", [x, n.const(np.ones((2, 2, r.choice([1, 2, 3]))), fmt)], pads=[r.randint(-1, 2)] * 2,
+                     strides=[r.choice([0, 1, 2])], dilations=[r.choice([1, 2])]),
+        lambda: n.op("Pad", [x, n.i64([r.randint(-1, 1) for _ in range(r.choice([4, 6, 8]))])],
+                     mode=r.choice(["constant", "edge"])),
+        lambda: n.op("Resize", [x, "", n.f32([1, 1, r.choice([0.5, 1, 2, 2.5, float("nan")])][: r.choice([2, 3])])],
+                     mode=r.choice(["nearest", "linear"])),
+        lambda: n.op("Concat", [x] * r.randint(1, 3), axis=r.randint(-4, 3)),
+        lambda: n.op("ArgMax", [x], axis=r.randint(-3, 2), keepdims=r.randint(0, 1)),
+        lambda: n.op("FixedTable", [x, n.i64(np.zeros(r.choice([256, 255, 512])))], domain=DOMAIN, function="f",
+                     in_format=r.choice(["ap_fixed<8,4>", "ap_fixed<9,4>", "ap_ufixed<8,4>"]), out_format="ap_int<2>"),
+        lambda: n.op("FixedSoftmax", [x, n.init(spec.exp_table[: r.choice([256, 10])]), n.init(spec.recip_table)],
+                     domain=DOMAIN, in_format=str(F8), exp_format=str(spec.exp_fmt), recip_format=str(spec.recip_fmt),
+                     index_format=r.choice([str(spec.index_fmt), "ap_fixed<10,4>"]), axis=r.randint(-2, 2)),
+        lambda: n.op("Clip", [x, n.f32(r.choice([[1.0], [0.0], 0.0, [1.0, 2.0], float("nan")])), ""]),
+        lambda: n.op("LeakyRelu", [x], alpha=r.choice([0.0, 0.1, -0.5, 2.0, float("nan")])),
+        lambda: n.op(r.choice(["MaxPool", "AveragePool"]), [x], kernel_shape=[r.choice([1, 2, 3])] * r.choice([1, 2]),
+                     strides=[r.choice([1, 2])], pads=[r.randint(0, 1)] * 2),
+        lambda: n.op(r.choice(["ReduceSum", "ReduceMean"]), [x, n.i64(r.choice([[2], [1], [0, 2], []]))]),
+        lambda: n.op(r.choice(["Mul", "Add"]), [x, n.const(np.ones(r.choice([(2,), (4,), (2, 1), (1, 2, 1)])), fmt)]),
+    ]  # fmt: skip
+    return r.choice(makers)()
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=seeds)
+def test_random_attributes_give_a_graph_or_one_clear_error(seed: int) -> None:
+    """Whatever the attributes and constants, the importer builds a graph or raises one IRError of one line that
+    starts by naming the node, or says that qonnx's own shape inference failed (never another exception)."""
+    r, net = random.Random(seed), Net()
+    y = _random_node(net, net.cast("x", F8), r)
+    model = net.model((2, 2, 4), net.cast(y, F8))
+    try:
+        from_qonnx(model)
+    except IRError as e:
+        assert str(e).startswith((f"node {y}", "qonnx cannot process the graph")) and "\n" not in str(e), str(e)

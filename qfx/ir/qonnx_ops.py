@@ -318,7 +318,7 @@ def _upsample_scales(b: _Builder, node: onnx.NodeProto, a: dict, shape: tuple[in
     """Integer scale factors of the spatial axes of a Resize/Upsample (from scales, or sizes / input sizes)."""
     rank = len(shape) + 1
     if node.op_type == "Upsample":
-        scales = list(a["scales"]) if "scales" in a else list(np.ravel(b.const(node, 1, "scales").values))
+        scales = [float(v) for v in (a["scales"] if "scales" in a else np.ravel(b.const(node, 1, "scales").values))]
     elif has_input(node, 3):
         sizes = _ints(b, node, 3, "sizes")
         if a.get("keep_aspect_ratio_policy", "stretch") != "stretch" or "axes" in a:
@@ -333,14 +333,14 @@ def _upsample_scales(b: _Builder, node: onnx.NodeProto, a: dict, shape: tuple[in
         scale_input = 2 if len(node.input) > 2 else 1  # Resize-10 has (X, scales)
         if not has_input(node, scale_input):
             raise fail(node, "has neither scales nor sizes")
-        scales = list(np.ravel(b.const(node, scale_input, "scales").values))
+        scales = [float(v) for v in np.ravel(b.const(node, scale_input, "scales").values)]
         if "axes" in a:
             raise fail(node, "scales with axes are not supported; give a scale for every axis")
     if len(scales) != rank:
         raise fail(node, f"scales {scales} do not match a rank-{rank} tensor")
-    if any(float(s) != int(s) or s < 1 for s in scales):
-        raise fail(node, f"scales {[float(s) for s in scales]} are not all integers >= 1 (only nearest upsampling "
-                   "by integer factors is supported)")  # fmt: skip
+    if not all(math.isfinite(s) and s == int(s) and s >= 1 for s in scales):
+        raise fail(node, f"scales {scales} are not all integers >= 1 (only nearest upsampling by integer factors "
+                   "is supported)")  # fmt: skip
     scales = [int(s) for s in scales]
     if scales[:2] != [1, 1]:
         raise fail(node, f"scales {scales} resize the batch or channel axis")
