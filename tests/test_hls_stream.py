@@ -158,7 +158,7 @@ def ops_graph(seed: int = 0) -> Graph:
     leaky = net.add(LeakyRelu("leaky", [q], "leaky", leaky_acc, alpha=13, alpha_fmt=FixedFormat(fa, 0, False)),
                     (2, 5, 7))  # fmt: skip
     clip_acc = FixedFormat(9, 3, True)
-    for k, (lo, hi) in enumerate([(-101, 77), (None, 31), (-9, None)]):
+    for k, (lo, hi) in enumerate([(-101, 77), (None, 31), (-9, None), (77, -101)]):  # the last: bounds crossed
         net.add(Clip(f"clip{k}", [q], f"clip{k}", clip_acc, min_code=lo, max_code=hi), (2, 5, 7))
     net.add(Relu("word", [q], "ap_fixed", f_in, max_code=45), (2, 5, 7))  # names of the C++ library's own
     s_fmt, t_fmt = FixedFormat(6, 1), FixedFormat(8, 3)

@@ -30,10 +30,19 @@ clip_n:
       for (int p = 0; p < CFG::PE; ++p) {
 #pragma HLS UNROLL
         const int lane = f * CFG::PE + p;
-        typename CFG::acc_t a = v.d[lane];
-        if (CFG::LO && a < lo) a = lo;
-        if (CFG::HI && a > hi) a = hi;
-        out.d[lane] = a;
+        // min(max(x, lo), hi) compared exactly across types; the value assigned is x itself or a bound (never
+        // x first squeezed into acc_t), as the interpreter computes.
+        if (CFG::LO && v.d[lane] < lo) {
+          if (CFG::HI && lo > hi) {
+            out.d[lane] = hi;
+          } else {
+            out.d[lane] = lo;
+          }
+        } else if (CFG::HI && v.d[lane] > hi) {
+          out.d[lane] = hi;
+        } else {
+          out.d[lane] = v.d[lane];
+        }
       }
     }
     y.write(out);
