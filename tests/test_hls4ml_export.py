@@ -297,8 +297,8 @@ def test_quant_and_overflow_enums_cover_hls4ml(hls4ml) -> None:
 
 
 def _new_ops_graph(seed: int) -> Graph:
-    """Pad (asymmetric), nearest upsampling, leaky ReLU and a three-way channel concatenation with mixed formats
-    and output modes, then a feature concatenation of two dense layers."""
+    """Pad (asymmetric), nearest upsampling, leaky ReLU, a three-way channel concatenation with mixed formats
+    and output modes, concatenations along rows and columns, then a feature concatenation of two dense layers."""
     from test_hls_ops import Builder, exact_acc, max_abs, out_fmt
 
     from qfx.ir.graph import Concat, LeakyRelu, Pad, Upsample
@@ -318,12 +318,15 @@ def _new_ops_graph(seed: int) -> Graph:
     frac, ints = max(f.frac_bits for f in fmts), max(f.int_bits + (not f.signed) for f in fmts)
     cat_acc = FixedFormat(ints + frac, ints, True)
     cat = b.add(Concat("cat", parts, "", cat_acc, axis=0), (6, 6, 5), out_fmt(rng, cat_acc))
-    flat = b.add(Reshape("flat", [cat], "", b.tensors[cat].fmt), (180,), b.tensors[cat].fmt)
+    fmt = b.tensors[cat].fmt
+    rows = b.add(Concat("rows", [cat, cat], "", fmt, axis=1), (6, 12, 5), fmt)
+    cat = b.add(Concat("cols", [rows, rows], "", fmt, axis=2), (6, 12, 10), fmt)
+    flat = b.add(Reshape("flat", [cat], "", fmt), (720,), fmt)
     dense = []
     for k, n in enumerate((3, 4)):
         w_fmt = F("ap_fixed<4,1>")
-        w = rng.integers(-8, 8, size=(n, 180))
-        acc = exact_acc(max_abs(b.tensors[cat].fmt) * 8 * 180, b.tensors[cat].fmt.frac_bits + 3)
+        w = rng.integers(-8, 8, size=(n, 720))
+        acc = exact_acc(max_abs(fmt) * 8 * 720, fmt.frac_bits + 3)
         dense.append(b.add(Dense(f"fc{k}", [flat], "", acc, weight=w, weight_fmt=w_fmt), (n,), out_fmt(rng, acc)))
     fmts = [b.tensors[p].fmt for p in dense]
     frac, ints = max(f.frac_bits for f in fmts), max(f.int_bits + (not f.signed) for f in fmts)
