@@ -22,11 +22,13 @@
 //     pragma. Every template reads its inputs only and writes each output element exactly once, as dataflow
 //     requires; a tensor read by two layers (a residual add) needs a copy (qfx::cast into the same type) so that
 //     each channel has one producer and one consumer.
-//   - Templates never use `#pragma HLS INLINE off`; only the small K-hot digit helper asks to be inlined.
+//   - Templates never use `#pragma HLS INLINE off`; only the small helpers (K-hot digit, constant and code
+//     readers) ask to be inlined.
 #ifndef QFX_QFX_H_
 #define QFX_QFX_H_
 
 #include "activation.h"
+#include "constant.h"
 #include "conv2d.h"
 #include "dense.h"
 #include "elementwise.h"
