@@ -148,9 +148,11 @@ pool_rows:
     for (int wp = 0; wp < CFG::IN_COLS; ++wp) {
       int oh, ow;
       if (!detail::line_step<CFG, in_t, R>(x, buf, hp, wp, oh, ow)) continue;
-      typename CFG::acc_t acc[CFG::PE];
+      typename CFG::acc_t acc[CFG::PE];  // sums
+      in_t mx[CFG::PE];                   // maxima (a value of x itself)
       bool any[CFG::PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete
+#pragma HLS ARRAY_PARTITION variable=mx complete
 #pragma HLS ARRAY_PARTITION variable=any complete
       word<typename CFG::out_t, CFG::C_IN> out;
     pool_fold:
@@ -163,6 +165,7 @@ pool_rows:
           const int c = nf * CFG::PE + pe;
           if (sf == 0) {
             acc[pe] = 0;
+            mx[pe] = 0;
             any[pe] = false;
           }
         pool_simd:
@@ -173,15 +176,21 @@ pool_rows:
             const int ih = oh * CFG::SH + kh - CFG::PAD_T, iw = ow * CFG::SW + kw - CFG::PAD_L;
             const in_t v = buf[(oh * CFG::SH + kh) % R][ow * CFG::SW + kw][c];
             if (CFG::MAX) {
-              if (ih >= 0 && ih < CFG::H_IN && iw >= 0 && iw < CFG::W_IN && (!any[pe] || v > acc[pe])) {
-                acc[pe] = v;
+              if (ih >= 0 && ih < CFG::H_IN && iw >= 0 && iw < CFG::W_IN && (!any[pe] || v > mx[pe])) {
+                mx[pe] = v;
                 any[pe] = true;
               }
             } else {
               acc[pe] += v;
             }
           }
-          if (sf == SF - 1) out.d[c] = acc[pe];
+          if (sf == SF - 1) {
+            if (CFG::MAX) {
+              out.d[c] = mx[pe];
+            } else {
+              out.d[c] = acc[pe];
+            }
+          }
         }
       }
       y.write(out);
