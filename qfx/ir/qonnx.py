@@ -40,7 +40,7 @@ from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, Graph, Node, Relu, Re
 from qfx.ir.intcast import float_codes
 from qfx.ir.qonnx_ops import IRError, attrs, fail
 from qfx.ir.qonnx_ops import quoted as _q
-from qfx.result_types import accumulator_format, add_format, grow_bits, product_format
+from qfx.result_types import accumulator_format, add_format, product_format
 
 __all__ = ["IRError", "from_qonnx"]
 
@@ -305,8 +305,11 @@ class _Builder:
     def summed(self, node: onnx.NodeProto, cls, x: str, area: int, **kw) -> str:
         """Emit a window/global sum of ``x`` under a private name; returns it (the caller divides)."""
         x_fmt = self.fmt(x, node)
-        acc = FixedFormat(x_fmt.width + grow_bits(area), x_fmt.int_bits + grow_bits(area), x_fmt.signed)
+        acc = ops.sum_format(x_fmt, area)
         out = node.output[0] + "_sum"
+        taken = {n for nd in self.model.graph.node for n in nd.output} | set(self.tensors)
+        while out in taken:  # a private name no tensor of the file has
+            out += "_"
         shape = self.shape(node.output[0])
         self.tensors[out] = Tensor(out, shape, acc)
         self.nodes.append(cls(sanitize(node.name + "_sum", self.names), [x], out, acc, **kw))
