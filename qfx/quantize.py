@@ -70,7 +70,10 @@ class QuantizeConfig:
     """How :func:`quantize_` quantizes a model.
 
     Widths are per kind of tensor; binary points are calibrated (then learned in QAT). ``overrides`` maps module
-    names (as in ``model.named_modules()``) to a :class:`LayerConfig`.
+    names (as in ``model.named_modules()``) to a :class:`LayerConfig`. Constants that are not weights take the
+    weight width too: a LeakyReLU slope and the factor of ``x * c`` are rounded into ``weight_width`` bits (binary
+    point fitted to the value; exact constants the hardware multiplies by). Sigmoid/tanh tables output
+    ``activation_width`` bits with the binary point set at calibration (fixed: the functions are bounded).
 
     ``softmax`` says what a softmax becomes: ``"table"`` the fixed-point softmax of :mod:`qfx.tables` (exp and
     reciprocal tables of ``exp_width``/``index_width``/``recip_width`` bits), ``"argmax"`` the index of the largest
@@ -198,12 +201,14 @@ def quantize_(
     gm = _trace(model, modules)
     batches = calibration if isinstance(calibration, list) else [calibration]
     recorder = _Recorder(gm)
-    was_training = gm.training
+    modes = [(m, m.training) for m in gm.modules()]  # leaves are the user's modules: put their modes back after
+    modes[0] = (gm, model.training)
     gm.eval()  # calibrate on the evaluation graph (batch norm running statistics, no dropout)
     with torch.no_grad():
         for batch in batches:
             recorder.run(batch)
-    gm.train(was_training)
+    for m, training in modes:
+        m.training = training
     ctx = Context(gm, config, recorder.max_abs, recorder.min, recorder.shapes)
     modules = dict(gm.named_modules())
 

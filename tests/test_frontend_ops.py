@@ -332,6 +332,17 @@ class Gelu(nn.Module):
         return self.fc2(x)
 
 
+def test_the_float_model_is_left_untouched() -> None:
+    torch.manual_seed(0)
+    model = Conv1dNet(3, 1, 1, 1, 1).eval()
+    model.pool.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    quantize_(model, QuantizeConfig(), [_x(8, 4, 16, seed=s) for s in range(3)])
+    assert not model.training and model.pool.training and not model.bn.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert type(model.conv) is nn.Conv1d
+
+
 def test_unsupported_call_is_named_with_its_line() -> None:
     with pytest.raises(
         QuantizeError,
