@@ -57,6 +57,18 @@ class Board:
     resources: Resources
     url: str | None = None
 
+    def __post_init__(self) -> None:
+        from qfx.safety import check_part, check_text
+
+        for key in ("name", "title", "vendor", "family", "yosys_family", "url"):
+            if getattr(self, key) is not None:  # these reach TCL, cfg and Markdown: no control characters
+                check_text(getattr(self, key), key)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", self.name):
+            raise BoardError(f"name {self.name!r} must be letters, digits, '_', '.' and '-'")
+        if self.url is not None and not re.fullmatch(r"https?://[^\s\"'<>`]+", self.url):
+            raise BoardError(f"url {self.url!r} must be an http(s) address without spaces or quotes")
+        check_part(self.part)
+
     @property
     def clock_mhz(self) -> float:
         """Default clock frequency in MHz."""
@@ -133,7 +145,10 @@ def _parse(path: Path) -> Board:
     for key, value in res.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise fail(f"resources.{key} must be an int >= 0, not {value!r}")
-    return Board(**{**data, "clock_period_ns": float(clock), "resources": Resources(**res)})
+    try:
+        return Board(**{**data, "clock_period_ns": float(clock), "resources": Resources(**res)})
+    except ValueError as exc:  # control characters, a part name that is not one
+        raise fail(str(exc)) from None
 
 
 def _bundled() -> dict[str, Path]:

@@ -82,12 +82,17 @@ def _mismatches(codes: np.ndarray, reference: np.ndarray) -> int:
 
 def qonnx_codes(path: str | os.PathLike, x: np.ndarray, frac_bits: int) -> np.ndarray:
     """Output codes of qonnx's ``execute_onnx`` on the batch ``x`` (the file's batch size changed to fit)."""
+    import onnx
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.transformation.infer_shapes import InferShapes
 
-    wrapper = ModelWrapper(str(path)).transform(ChangeBatchSize(x.shape[0])).transform(InferShapes())
+    from qfx.safety import check_domains
+
+    proto = onnx.load(str(path))
+    check_domains(proto)  # before qonnx imports the module a domain names
+    wrapper = ModelWrapper(proto).transform(ChangeBatchSize(x.shape[0])).transform(InferShapes())
     out = execute_onnx(wrapper, {wrapper.graph.input[0].name: x})[wrapper.graph.output[0].name]
     return _grid_codes(out, frac_bits)
 

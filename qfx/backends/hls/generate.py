@@ -33,12 +33,16 @@ def hls_root() -> Path:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    from qfx.safety import comment_text, md_escape, tcl_quote
+
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(hls_root() / "templates"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # C++ and Tcl, not HTML
+        autoescape=False,  # C++ and Tcl, not HTML: strings from data files go through the filters below
     )
+    env.filters.update(tcl=tcl_quote, md=md_escape, comment=comment_text)
+    return env
 
 
 def read_project(project_dir: str | os.PathLike) -> dict:
