@@ -92,13 +92,11 @@ class Board:
 
 
 def boards_dir() -> Path:
-    """The folder of bundled board files: ``boards/`` at the repository root.
+    """The folder of bundled board files: ``boards/`` at the top of a source checkout, or the installed package's
+    copy (package data, see ``pyproject.toml``)."""
+    from qfx.resources import data_dir
 
-    This works for a source checkout and an editable install. An installed wheel does not contain ``boards/``: it
-    would need the files shipped as package data (e.g. under ``qfx/boards_data``) and read with
-    ``importlib.resources.files("qfx") / "boards_data"``; that fallback is not implemented yet.
-    """
-    return Path(__file__).resolve().parent.parent / "boards"
+    return data_dir("boards")
 
 
 def _norm(name: str) -> str:

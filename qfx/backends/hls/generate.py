@@ -28,8 +28,11 @@ Tool = Literal["vivado", "vitis"]
 
 
 def hls_root() -> Path:
-    """The repository's ``hls`` folder: the header library (include/qfx) and the templates."""
-    return Path(__file__).resolve().parents[3] / "hls"
+    """The ``hls`` folder: the header library (include/qfx), the templates and the Verilog library (installed as
+    package data, or at the top of a source checkout)."""
+    from qfx.resources import data_dir
+
+    return data_dir("hls")
 
 
 def _environment() -> jinja2.Environment:
