@@ -75,7 +75,7 @@ def generate(
         raise ValueError(f"tool must be 'vivado' or 'vitis', not {tool!r}")
     board = board if isinstance(board, Board) else load_board(board)
     out_dir = Path(out_dir)
-    check_target(out_dir, MARKER, force, "QFX project")
+    replace = check_target(out_dir, MARKER, force, "QFX project")
     top = sanitize(name or graph.name, set())
     fused = fuse_casts(graph)
     lowered = lower(fused)
@@ -104,7 +104,7 @@ def generate(
     if tool == "vitis":
         files["hls_config.cfg"] = "hls_config.cfg.j2"
     env = _environment()
-    with staged_folder(out_dir) as staging:
+    with staged_folder(out_dir, replace) as staging:
         for rel, template in files.items():
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             (staging / rel).write_text(env.get_template(template).render(**context))
