@@ -125,19 +125,19 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path``'s lock file (``.<name>.lock`` beside it) for the block."""
-    lock = path.with_name(f".{path.name}.lock")
-    with open(lock, "a") as f:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks; concurrent writers are not protected there
-            yield
-            return
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    """Hold an exclusive lock for updating ``path`` during the block: a lock on its folder, so that no lock file is
+    left behind and the file itself may be replaced atomically inside the block (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; concurrent writers are not protected there
+        yield
+        return
+    fd = os.open(path.parent if str(path.parent) else ".", os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def check_count(name: str, value: int | None, minimum: int) -> None:
