@@ -57,6 +57,18 @@ class Board:
     resources: Resources
     url: str | None = None
 
+    def __post_init__(self) -> None:
+        from qfx.safety import check_part, check_text
+
+        for key in ("name", "title", "vendor", "family", "yosys_family", "url"):
+            if getattr(self, key) is not None:  # these reach TCL, cfg and Markdown: no control characters
+                check_text(getattr(self, key), key)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", self.name):
+            raise BoardError(f"name {self.name!r} must be letters, digits, '_', '.' and '-'")
+        if self.url is not None and not re.fullmatch(r"https?://[^\s\"'<>`]+", self.url):
+            raise BoardError(f"url {self.url!r} must be an http(s) address without spaces or quotes")
+        check_part(self.part)
+
     @property
     def clock_mhz(self) -> float:
         """Default clock frequency in MHz."""
@@ -80,13 +92,11 @@ class Board:
 
 
 def boards_dir() -> Path:
-    """The folder of bundled board files: ``boards/`` at the repository root.
+    """The folder of bundled board files: ``boards/`` at the top of a source checkout, or the installed package's
+    copy (package data, see ``pyproject.toml``)."""
+    from qfx.resources import data_dir
 
-    This works for a source checkout and an editable install. An installed wheel does not contain ``boards/``: it
-    would need the files shipped as package data (e.g. under ``qfx/boards_data``) and read with
-    ``importlib.resources.files("qfx") / "boards_data"``; that fallback is not implemented yet.
-    """
-    return Path(__file__).resolve().parent.parent / "boards"
+    return data_dir("boards")
 
 
 def _norm(name: str) -> str:
@@ -133,7 +143,10 @@ def _parse(path: Path) -> Board:
     for key, value in res.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise fail(f"resources.{key} must be an int >= 0, not {value!r}")
-    return Board(**{**data, "clock_period_ns": float(clock), "resources": Resources(**res)})
+    try:
+        return Board(**{**data, "clock_period_ns": float(clock), "resources": Resources(**res)})
+    except ValueError as exc:  # control characters, a part name that is not one
+        raise fail(str(exc)) from None
 
 
 def _bundled() -> dict[str, Path]:

@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from qfx.guard import check_options, load_batch, refuse_overlap, terminate_as_interrupt
+
 __all__ = ["EXIT_INTERNAL", "EXIT_MISMATCH", "EXIT_OK", "EXIT_TOOL", "EXIT_USAGE", "main"]
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_TOOL, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 70, 130
@@ -91,17 +93,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     from qfx.quantize import QuantizeConfig
 
     out = Path(args.out)
+    inputs = [("--data-root", Path(args.data_root))] if args.data_root else []
+    if ".py:" in args.model:
+        inputs.append(("--model file", Path(args.model.rsplit(":", 1)[0])))
+    refuse_overlap([("output folder", out)], inputs)
     _check_out_dir(out, args.force)
-    check_target(out, RUN_MARKER, args.force, "QFX run folder")
+    replace = check_target(out, RUN_MARKER, args.force, "QFX run folder")
     w = args.width
     config = QuantizeConfig(
-        input_width=args.input_width or w,
-        weight_width=args.weight_width or w,
-        activation_width=args.activation_width or w,
-        bias_width=args.bias_width or 2 * w,
+        input_width=w if args.input_width is None else args.input_width,
+        weight_width=w if args.weight_width is None else args.weight_width,
+        activation_width=w if args.activation_width is None else args.activation_width,
+        bias_width=2 * w if args.bias_width is None else args.bias_width,
         khot=args.khot or None,
     )
-    torch.set_num_threads(max(1, args.threads))
+    torch.set_num_threads(args.threads)
     data_info = info(args.dataset)
     steps = _steps(args)
     with steps.step(f"loading {args.dataset}"):
@@ -119,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             float_model, train_set, test_set, config, epochs=args.qat_epochs, lr=args.qat_lr, seed=args.seed,
             progress=lambda _t, _n: step, binary_point_lr=args.binary_point_lr,
         )  # fmt: skip
-    with steps.step("writing checkpoint and QONNX"), staged_folder(out) as staging:
+    with steps.step("writing checkpoint and QONNX"), staged_folder(out, replace) as staging:
         example = test_set.tensors[0][:1]
         meta = {"dataset": args.dataset, "model": args.model, "config": str(config), "seed": args.seed}
         save_checkpoint(staging / "model.qfx", Checkpoint(outcome.model, example, meta))
@@ -151,6 +157,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from qfx.export import export_qonnx
 
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
+    refuse_overlap([("output", out)], [("checkpoint", Path(args.checkpoint))])
     _check_new_file(out, args.force)
     ckpt = load_checkpoint(args.checkpoint)
     with _steps(args).step("exporting QONNX (checked with qonnx's executor)"):
@@ -162,6 +169,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_hls(args: argparse.Namespace) -> int:
     from qfx.hls import generate
 
+    refuse_overlap([("output folder", Path(args.out))], [("model", Path(args.model))])
     _check_out_dir(Path(args.out), args.force)
     with tempfile.TemporaryDirectory(prefix="qfx-") as tmp:
         graph = _graph(Path(args.model), Path(tmp))
@@ -189,6 +197,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_rtl(args: argparse.Namespace) -> int:
     from qfx.rtl import generate, read_rtl
 
+    refuse_overlap([("output folder", Path(args.out))], [("model", Path(args.model))])
     _check_out_dir(Path(args.out), args.force)
     with tempfile.TemporaryDirectory(prefix="qfx-") as tmp:
         graph = _graph(Path(args.model), Path(tmp))
@@ -206,12 +215,7 @@ def _inputs(args: argparse.Namespace, shape: tuple[int, ...]):
     from qfx.data import dataset
 
     if args.inputs:
-        try:
-            x = np.load(args.inputs, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"--inputs {args.inputs}: not a readable .npy file ({exc})") from None
-        if x.ndim < 2 or not np.issubdtype(x.dtype, np.number):
-            raise ValueError(f"--inputs {args.inputs}: expected a numeric batch (N, ...), not {x.dtype} {x.shape}")
+        x = load_batch(args.inputs)  # float64 stays float64: the batch verified is the batch given
         source = args.inputs
     else:
         x = dataset(args.dataset, args.data_root, "test").tensors[0].numpy()
@@ -228,9 +232,10 @@ def _inputs(args: argparse.Namespace, shape: tuple[int, ...]):
 def cmd_verify(args: argparse.Namespace) -> int:
     from qfx.verify import verify_chain
 
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, not {args.limit}")
     model_path = Path(args.model)
+    if args.record:
+        inputs = [("model", model_path), *([("--inputs", Path(args.inputs))] if args.inputs else [])]
+        refuse_overlap([("--record", Path(args.record))], inputs)
     steps = _steps(args)
     with tempfile.TemporaryDirectory(prefix="qfx-") as tmp:
         qonnx = _qonnx_path(model_path, Path(tmp))
@@ -315,9 +320,13 @@ the flow:  qfx train -> model.qfx + model.onnx -> qfx hls / qfx rtl -> qfx verif
 all of it: qfx demo
 """
 
+_DATA_ONLY = "read as data: no code from the file runs; QONNX domains are checked against the ones QFX knows"
+
 _EPILOG = """\
 exit codes: 0 success, 1 the chain found mismatching codes, 2 bad usage or input, 3 an external tool failed
-or is missing, 70 internal error, 130 interrupted. Docs: docs/cli.md"""
+or is missing, 70 internal error, 130 interrupted. Docs: docs/cli.md
+trust: model files (.qfx, .onnx) and board files are read as data and never run code; `qfx train --model
+file.py:f` runs that file; `qfx verify --hls` compiles and runs the project's C++, `--rtl` builds its Verilog."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_args(p)
     presets = "; ".join(f"{k}: {v[1]}" for k, v in PRESETS.items())
     p.add_argument("--model", default="mlp-small", help=f"a preset ({presets}) or module:function / file.py:function "
-                   "returning an nn.Module (it may take a qfx.data.DatasetInfo). Default: mlp-small")  # fmt: skip
+                   "returning an nn.Module (it may take a qfx.data.DatasetInfo). A file or module given here RUNS "
+                   "as Python: use only code you trust. Default: mlp-small")  # fmt: skip
     p.add_argument("--width", type=int, default=8, help="bits of every tensor (default 8; biases 2x)")
     for kind, plural, default in (
         ("input", "inputs", "--width"),
@@ -376,13 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = command("export", "checkpoint -> QONNX file (checked by executing it with qonnx)")
-    p.add_argument("checkpoint", help="a model.qfx from `qfx train`")
+    p.add_argument("checkpoint", help=f"a model.qfx from `qfx train` ({_DATA_ONLY})")
     p.add_argument("-o", "--out", help="the QONNX file (default: the checkpoint's name with .onnx)")
     p.add_argument("--force", action="store_true", help="replace an existing file")
     p.set_defaults(func=cmd_export)
 
     p = command("hls", "QONNX file or checkpoint -> Vivado/Vitis HLS project for a board")
-    p.add_argument("model", help="model.onnx (QONNX) or model.qfx")
+    p.add_argument("model", help=f"model.onnx (QONNX) or model.qfx ({_DATA_ONLY})")
     p.add_argument("--board", default="ultra96v2", help="a board of `qfx boards` or a board .toml (default ultra96v2)")
     p.add_argument("--tool", choices=["vivado", "vitis"], default="vitis", help="HLS tool (default vitis)")
     p.add_argument("--name", help="top function name (default: the graph's)")
@@ -405,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     p = command("rtl", "QONNX file or checkpoint -> pipelined Verilog with HLS-style ports")
-    p.add_argument("model", help="model.onnx (QONNX) or model.qfx")
+    p.add_argument("model", help=f"model.onnx (QONNX) or model.qfx ({_DATA_ONLY})")
     p.add_argument("--register-every", type=int, default=1, help="a register stage after every k-th layer (0: none)")
     p.add_argument("--name", help="top module name (default: the graph's)")
     p.add_argument("-o", "--out", default="rtl", help="output folder (default rtl)")
@@ -419,12 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
         "C-simulation (--hls) and the RTL simulation (--rtl); every link's integer output codes are compared with "
         "the IR interpreter's. Exit code 1 when any differs.",
     )
-    p.add_argument("model", help="model.qfx (adds the PyTorch link) or model.onnx")
+    p.add_argument("model", help=f"model.qfx (adds the PyTorch link) or model.onnx ({_DATA_ONLY})")
     data_args(p)
     p.add_argument("--inputs", metavar="X.npy", help="a float batch (N, ...) from numpy.save, instead of --dataset")
     p.add_argument("--limit", type=int, help="use only the first N test inputs")
-    p.add_argument("--hls", metavar="DIR", help="an HLS project from `qfx hls` (C-simulation link)")
-    p.add_argument("--rtl", metavar="DIR", help="Verilog from `qfx rtl` (RTL simulation link)")
+    p.add_argument("--hls", metavar="DIR", help="an HLS project from `qfx hls` (C-simulation link); its C++ is "
+                   "COMPILED AND RUN: use only projects you trust")  # fmt: skip
+    p.add_argument("--rtl", metavar="DIR", help="Verilog from `qfx rtl` (RTL simulation link); it is built and "
+                   "simulated (Verilog can call $system): use only designs you trust")  # fmt: skip
     p.add_argument("--simulator", nargs="+", choices=["verilator", "icarus"], default=["verilator"],
                    help="RTL simulators (default verilator)")  # fmt: skip
     record_args(p)
@@ -486,7 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        check_options(args)
+        with terminate_as_interrupt():  # SIGTERM cleans up as Ctrl-C does
+            return args.func(args)
     except KeyboardInterrupt:
         print("qfx: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -110,7 +110,7 @@ def run_demo(
 ) -> DemoResult:  # fmt: skip
     """Run the demo into the folder ``out`` (refused when it exists and is not a QFX run folder, unless ``force``)."""
     out = Path(out)
-    check_target(out, "results.json", force, "QFX run folder")
+    replace = check_target(out, "results.json", force, "QFX run folder")
     steps = steps or Steps()
     cfg = config
     torch.set_num_threads(max(1, threads))
@@ -147,7 +147,7 @@ def run_demo(
         {"model": cfg.model, "method": f"QFX K-hot K={cfg.khot}", "width": w, "accuracy": kept["khot"].qat_accuracy},
     ]
     variants = {}
-    with staged_folder(out) as staging, ThreadPoolExecutor(max_workers=2, thread_name_prefix="yosys") as yosys:
+    with staged_folder(out, replace) as staging, ThreadPoolExecutor(max_workers=2, thread_name_prefix="yosys") as yosys:
         pending = {}
         for name, title in (("qat", f"QFX QAT W={w}"), ("khot", f"QFX K-hot K={cfg.khot} W={w}")):
             variants[name], pending[name] = _deploy(

@@ -15,6 +15,9 @@ __all__ = ["MAX_WIDTH", "FixedFormat", "Overflow", "Quant"]
 
 #: Widest type the Xilinx headers accept by default (``AP_INT_MAX_W``).
 MAX_WIDTH = 1024
+#: Largest |int_bits| and |frac_bits|: beyond, the format's largest value or its LSB is no finite double, which the
+#: testbenches, the interpreter's inputs and the reports need (2**1024 overflows, 2**-1075 underflows).
+MAX_BINARY_POINT = 1024
 
 
 class Quant(enum.Enum):
@@ -101,7 +104,12 @@ class FixedFormat:
         width = _require_int("width", self.width)
         if not 1 <= width <= MAX_WIDTH:
             raise ValueError(f"width must be between 1 and {MAX_WIDTH}, not {width}")
-        _require_int("int_bits", self.int_bits)
+        int_bits = _require_int("int_bits", self.int_bits)
+        if not -MAX_BINARY_POINT <= int_bits <= MAX_BINARY_POINT or abs(width - int_bits) > MAX_BINARY_POINT:
+            raise ValueError(
+                f"int_bits must be between {width - MAX_BINARY_POINT} and {MAX_BINARY_POINT} for width {width} "
+                f"(|int_bits| and |frac_bits| <= {MAX_BINARY_POINT}), not {int_bits}"
+            )
         if not isinstance(self.signed, bool):
             raise ValueError(f"signed must be True or False, not {self.signed!r}")
         object.__setattr__(self, "quant", Quant.from_name(self.quant))

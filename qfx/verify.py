@@ -87,6 +87,26 @@ def qonnx_codes(path: str | os.PathLike, x: np.ndarray, frac_bits: int) -> np.nd
     return _grid_codes(execute_qonnx(path, x), frac_bits)
 
 
+def _float32(graph: Graph, x: np.ndarray) -> np.ndarray:
+    """``x`` for a float32 graph input without changing the batch: itself when float32 holds it exactly, else the
+    values of its input codes (the graph's first node casts the input, so the codes, not the doubles, are what every
+    link computes from)."""
+    from qfx.ir.graph import Cast
+    from qfx.ir.intcast import float_codes
+
+    x32 = x.astype(np.float32)
+    if x.dtype == np.float32 or np.array_equal(x32.astype(np.float64), x):
+        return x32
+    first = graph.nodes[0]
+    if isinstance(first, Cast) and list(first.inputs) == list(graph.inputs):
+        fmt = graph.fmt(first.output)
+        values = float_codes(x, fmt).astype(np.float64) * 2.0**-fmt.frac_bits
+        if np.array_equal(values.astype(np.float32).astype(np.float64), values):
+            return values.astype(np.float32)
+    raise ValueError("the QONNX model takes float32 inputs, and these float64 inputs are not exactly float32 nor "
+                     "quantized by a first cast that float32 can hold: give float32 inputs")  # fmt: skip
+
+
 def _torch_codes(model, x: np.ndarray, frac_bits: int) -> np.ndarray:
     import torch
 
@@ -115,7 +135,10 @@ def verify_chain(
     graph: Graph = from_qonnx(path)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise ValueError(f"{path}: the chain checks models with one input and one output, not {graph.inputs}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.asarray(x)
+    if x.dtype.kind not in "f":  # integers become doubles; float64 stays float64 (a float32 copy is another batch)
+        x = x.astype(np.float64)
+    x = np.ascontiguousarray(x)
     frac_bits = graph.fmt(graph.outputs[0]).frac_bits
     n = x.shape[0]
     say = progress or (lambda _name: None)
@@ -136,7 +159,7 @@ def verify_chain(
         import torch
 
         add("PyTorch model", f"torch {torch.__version__}, CPU", lambda: (_torch_codes(model, x, frac_bits), ""))
-    add("QONNX", "qonnx execute_onnx (onnxruntime)", lambda: (qonnx_codes(path, x, frac_bits), ""))
+    add("QONNX", "qonnx execute_onnx (onnxruntime)", lambda: (qonnx_codes(path, _float32(graph, x), frac_bits), ""))
     if hls_dir is not None:
         from qfx.hls import csim_run
 

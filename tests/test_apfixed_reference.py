@@ -127,8 +127,11 @@ def test_cache_second_call_compiles_nothing(tmp_path, monkeypatch) -> None:
     assert apfixed.stats["compiled"] == before["compiled"] + 1
     assert apfixed.stats["cached"] == before["cached"] + 1
     assert (second[:, :2] == first).all()
-    # The finished executable, no build folder of ours; a killed build's old folder is swept, a live one kept.
-    assert sorted(p.name[:13] for p in tmp_path.iterdir()) == [".apfixed-cast", "apfixed-cast-"]
+    # The finished executable and its digest, no build folder of ours; a killed build's old folder is swept, a
+    # live one kept.
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert [n[:13] for n in names] == [".apfixed-cast", "apfixed-cast-", "apfixed-cast-"]
+    assert names[2] == names[1] + ".sha256"
     assert live.is_dir() and not stale.exists()
 
 

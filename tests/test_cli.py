@@ -202,8 +202,9 @@ def test_unsupported_op(tiny_file, tmp_path, capsys) -> None:
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["--width", "0"], "input_width must be an integer from 1 to 24, not 0"),
-        (["--weight-width", "-3"], "weight_width"),
+        (["--width", "0"], "--width must be an integer >= 1, not 0"),
+        (["--width", "25"], "input_width must be an integer from 1 to 24, not 25"),
+        (["--weight-width", "-3"], "--weight-width"),
         (["--khot", "12"], "khot"),
         (["--model", "no_such_module:f"], "no_such_module"),
         (["--model", "tests/cli_models.py:not_a_model"], "not a torch.nn.Module"),

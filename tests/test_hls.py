@@ -61,7 +61,7 @@ def test_project_files_for_each_tool(graphs, tmp_path) -> None:
     x, _ = digits_test()
     vivado = generate(graphs["mlp"], tmp_path / "v", board="pynq-z2", tool="vivado", test_inputs=x[:5].numpy())
     tcl = (vivado / "build_prj.tcl").read_text()
-    assert "set_part xc7z020clg400-1" in tcl and "create_clock -period 10.0" in tcl and "csim_design" in tcl
+    assert 'set_part "xc7z020clg400-1"' in tcl and "create_clock -period 10.0" in tcl and "csim_design" in tcl
     assert not (vivado / "hls_config.cfg").exists()
     expected = np.loadtxt(vivado / "tb_data" / "expected.txt", dtype=np.int64)
     assert expected.shape == (5, 10)

@@ -195,6 +195,9 @@ def execute_qonnx(source, x: np.ndarray) -> np.ndarray:
         model = ModelWrapper(onnx.ModelProto.FromString(source.SerializeToString()))
     else:
         model = ModelWrapper(onnx.ModelProto.FromString(source.model.SerializeToString()))
+    from qfx.safety import check_domains
+
+    check_domains(model.model)  # before qonnx imports the module a node's domain names
     x = np.asarray(x)
     name_in, name_out = model.graph.input[0].name, model.graph.output[0].name
     model = lower_wide_convs(_with_batch(model, x.shape[0]))

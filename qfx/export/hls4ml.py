@@ -477,7 +477,7 @@ def to_hls4ml(
     if io_type not in IO_TYPES:
         raise ValueError(f"io_type must be 'io_parallel' (the one whose arithmetic QFX checks), not {io_type!r}")
     out_dir = Path(out_dir)
-    check_target(out_dir, MARKER, force, "QFX hls4ml project")
+    replace = check_target(out_dir, MARKER, force, "QFX hls4ml project")
     graph = _graph_of(source, example_input)
     low = _Lowering(graph)
     low.run()
@@ -490,7 +490,7 @@ def to_hls4ml(
     hls_model.config.config["HLSConfig"]["LayerName"] = _layer_config(low, _cpp)  # C++ strings, also for WRAP_SM
     info = _layout(low, hls_model)
     hls_model.config.config["QFX"] = info
-    with staged_folder(out_dir) as stage:
+    with staged_folder(out_dir, replace) as stage:
         hls_model.config.config["OutputDir"] = str(stage)
         hls_model.write()
         (stage / MARKER).write_text(json.dumps(info, indent=1) + "\n")

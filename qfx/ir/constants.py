@@ -62,14 +62,17 @@ _NOT_IDENTIFIER = re.compile(r"[^0-9A-Za-z_]")
 
 
 def sanitize(name: str, taken: set[str]) -> str:
-    """A C (and Verilog) identifier for ``name``, unique among ``taken`` (which it is added to)."""
-    ident = _NOT_IDENTIFIER.sub("_", name).strip("_") or "node"
-    if ident[0].isdigit():
+    """A C (and Verilog) identifier for ``name``, unique among ``taken`` (which it is added to), that is no keyword
+    of C++17, Verilog-2005 or SystemVerilog and no name QFX's generated code uses (:mod:`qfx.names`)."""
+    from qfx.names import is_reserved
+
+    ident = re.sub(r"__+", "_", _NOT_IDENTIFIER.sub("_", name)).strip("_") or "node"
+    if ident[0].isdigit() or ident.lower().startswith("ap_"):  # ap_*: the ap_fixed headers' names
         ident = "n_" + ident
-    if keyword.iskeyword(ident) or ident in _RESERVED:
+    if keyword.iskeyword(ident) or ident in _RESERVED or is_reserved(ident):
         ident += "_"
-    base, k = ident, 1
-    while ident in taken:
+    base, k = ident.rstrip("_"), 1
+    while ident in taken or is_reserved(ident):
         ident, k = f"{base}_{k}", k + 1
     taken.add(ident)
     return ident

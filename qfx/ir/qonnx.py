@@ -477,6 +477,9 @@ def from_qonnx(source: str | os.PathLike | onnx.ModelProto, *, name: str | None 
 def _graph(proto: onnx.ModelProto, name: str | None) -> Graph:
     from qonnx.core.modelwrapper import ModelWrapper
 
+    from qfx.safety import check_domains
+
+    check_domains(proto, IRError)  # before qonnx imports the module a domain names
     _check_structure(proto.graph)
     try:
         model = _clean(ModelWrapper(proto))

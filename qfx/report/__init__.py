@@ -11,6 +11,7 @@ import html
 import json
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,12 +24,19 @@ __all__ = ["Table", "record", "synth_summary", "write_report"]
 
 
 def record(path: Path, section: str, data: object) -> None:
-    """Set ``section`` of the JSON file ``path`` (a run's results.json) to ``data``, keeping the other sections."""
-    results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"generator": "qfx"}
-    results[section] = data
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Set ``section`` of the JSON file ``path`` (a run's results.json) to ``data``, keeping the other sections.
+
+    The read-modify-write holds a lock on the file, so concurrent ``--record`` runs never lose each other's
+    sections; the file is replaced atomically."""
+    from qfx.guard import locked
+
+    with locked(path):
+        results = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"generator": "qfx"}
+        results[section] = data
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(results, indent=2) + "\n")
+        os.replace(tmp, path)
 
 
 def synth_summary(result) -> dict:

@@ -111,7 +111,7 @@ def generate(
     if isinstance(register_every, bool) or not isinstance(register_every, int) or register_every < 0:
         raise ValueError(f"register_every must be an integer >= 0, not {register_every!r}")
     out_dir = Path(out_dir)
-    check_target(out_dir, MARKER, force, "QFX RTL folder")
+    replace = check_target(out_dir, MARKER, force, "QFX RTL folder")
     check_graph(graph, "RTL")
     check_rtl_size(graph)  # before any netlist is built: a huge layer is refused at once
     fused = fuse_casts(graph)
@@ -141,7 +141,7 @@ def generate(
         layers=[dict(node=la.node, op=la.op, module=la.module, multipliers=la.multipliers) for la in layers],
         multipliers=sum(la.multipliers for la in layers),
     )  # fmt: skip
-    with staged_folder(out_dir) as staging:
+    with staged_folder(out_dir, replace) as staging:
         shutil.copy(hls_root() / "rtl" / LIBRARY, staging / LIBRARY)
         (staging / sources[1]).write_text(env.get_template("layers.v.j2").render(**context))
         (staging / sources[2]).write_text(env.get_template("top.v.j2").render(**context))

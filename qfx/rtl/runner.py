@@ -32,6 +32,7 @@ from typing import Literal
 
 import numpy as np
 
+from qfx import cache
 from qfx.backends.output import read_marker
 from qfx.format import FixedFormat
 from qfx.ir.intcast import float_codes
@@ -272,32 +273,43 @@ def _make_flags(simulator: Simulator, runtime: Path | None) -> str:
 
 
 def _build(design: Design, simulator: Simulator) -> tuple[Path, float]:
-    """The cached build folder of ``design`` for ``simulator`` (building it when needed) and the seconds spent."""
+    """The cached build folder of ``design`` for ``simulator`` (building it when needed) and the seconds spent.
+
+    The sources are read once (:func:`qfx.cache.snapshot`): the key hashes that snapshot and the simulator builds
+    a copy of it, so an edit during the build cannot put one design's binary under another's key.
+    """
     start = time.perf_counter()
     tools = "\0".join((simulator, _tool_id(simulator), *VERILATOR_ARGS, *TIMESCALE, str(VERILATOR_MAKE), PORTS_VLT))
+    snap = cache.snapshot(design.sources)
     digest = hashlib.sha256(f"{tools}\0{design.top}\0".encode())
-    for src in design.sources:
-        digest.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
+    for name, data in snap.items():
+        digest.update(name.encode() + b"\0" + data + b"\0")
     root = cache_dir() / "rtl"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{simulator}-{design.top}-{digest.hexdigest()[:32]}"
     if (final / "qfx_build.json").is_file():
-        return final, time.perf_counter() - start
-    for stale in root.glob(".*-build-*"):  # left by a killed process
+        if cache.entry_ok(final):
+            return final / "obj", time.perf_counter() - start
+        cache.discard(final)  # damaged: build it again
+    work_root = cache.private_build_root(root)
+    for stale in {*root.glob(".*-build-*"), *work_root.glob(".qfx-*-build-*")}:  # left by a killed process
         with contextlib.suppress(OSError):
             if time.time() - stale.stat().st_mtime > _STALE_S:
                 shutil.rmtree(stale, ignore_errors=True)
     runtime = root / f"verilator-runtime-{hashlib.sha256(tools.encode()).hexdigest()[:16]}"
     kept = runtime.is_dir() and not re.search(r"\s", str(runtime))
-    build = Path(tempfile.mkdtemp(prefix=f".{simulator}-{design.top}-build-", dir=root))
-    log = build / "build.log"
+    prefix = f".{simulator}-{design.top}-build-" if work_root == root else f".qfx-{simulator}-{design.top}-build-"
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=work_root))
+    build, log = work / "obj", work / "build.log"  # sources in work/src: a clean build empties only obj
     try:
+        sources = snap.write(work / "src")
+        if simulator == "verilator":
+            (work / "ports.vlt").write_text(PORTS_VLT.format(top=design.top))
+            sources.insert(0, work / "ports.vlt")
+        if cache.before_build is not None:
+            cache.before_build(work)
         for attempt in [runtime, None] if kept else [None]:  # a design may need more of the run-time library
             try:
-                sources = list(design.sources)
-                if simulator == "verilator":
-                    (build / "ports.vlt").write_text(PORTS_VLT.format(top=design.top))
-                    sources.insert(0, build / "ports.vlt")
                 with _environ(MAKEFLAGS=_make_flags(simulator, attempt)):
                     _runner(simulator).build(
                         sources=sources,
@@ -316,17 +328,23 @@ def _build(design: Design, simulator: Simulator) -> tuple[Path, float]:
                         f"{simulator} build of {design.top!r} failed ({exc}); log:\n{_tail(log)}"
                     ) from None
         stamp = {"top": design.top, "sources": [str(s) for s in design.sources]}
-        (build / "qfx_build.json").write_text(json.dumps(stamp))
+        (work / "qfx_build.json").write_text(json.dumps(stamp))
         if simulator == "verilator" and not runtime.is_dir():
             _keep_runtime(build, runtime)
+        cache.write_manifest(work)
+        if work_root != root:  # built outside the cache (its path has a space): copy it in first
+            staged = Path(tempfile.mkdtemp(prefix=f".{simulator}-{design.top}-build-", dir=root))
+            shutil.copytree(work, staged, dirs_exist_ok=True, symlinks=True)
+            shutil.rmtree(work, ignore_errors=True)
+            work = staged
         try:
-            build.rename(final)
+            work.rename(final)
         except OSError:  # another process finished the same build first
-            shutil.rmtree(build, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
         raise
-    return final, time.perf_counter() - start
+    return final / "obj", time.perf_counter() - start
 
 
 def _xml_failure(path: Path) -> str | None:

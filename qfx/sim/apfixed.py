@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -87,20 +87,25 @@ def _compiler_id(cxx: str) -> str:
     return f"{os.path.realpath(cxx)}\n{proc.stdout}"
 
 
-def _dir_digest(path: str) -> str:
-    """Digest of a folder's file names and contents (not its location: a project compiles the same anywhere)."""
-    files = sorted(f for f in Path(path).rglob("*") if f.is_file())
-    stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
-    return _contents_digest(path, stamp)
+def _snapshot(path: str) -> dict[str, bytes]:
+    """The files of a folder (relative name -> contents), read once: what gets hashed is what gets compiled."""
+    root = Path(path)
+    return {f.relative_to(root).as_posix(): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
 
 
-@cache
-def _contents_digest(path: str, stamp: tuple) -> str:
+def _snapshot_digest(files: Mapping[str, bytes]) -> str:
     digest = hashlib.sha256()
-    for name, _, _ in stamp:
-        file = Path(name)
-        digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
+    for name, data in files.items():
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+#: Test hook: called with the build folder after the cache key is computed and before the compiler starts.
+_before_compile: Callable[[Path], None] | None = None
 
 
 def _tail(text: str) -> str:
@@ -132,40 +137,54 @@ def compile_cached(
     """
     cxx = gxx()
     incs = [str(Path(d).resolve()) for d in (include_dirs if include_dirs is not None else [headers_dir()])]
+    snapshots = [_snapshot(d) for d in incs]  # compiled from these copies, never from the folders themselves
     key = hashlib.sha256(
         json.dumps(
             {
                 "sources": sorted(sources.items()),
                 "flags": [*flags, "--link", *ldflags],
                 "compiler": _compiler_id(cxx),
-                "includes": [_dir_digest(d) for d in incs],
+                "includes": [_snapshot_digest(s) for s in snapshots],
             }
         ).encode()
     ).hexdigest()
     root = cache_dir()
     exe = root / f"{name}-{key[:32]}"
-    if exe.is_file():
-        stats["cached"] += 1
-        return exe
+    stamp = exe.with_name(exe.name + ".sha256")
+    if exe.is_file() and stamp.is_file():
+        with contextlib.suppress(OSError):
+            if os.access(exe, os.X_OK) and stamp.read_text().strip() == _file_digest(exe):
+                stats["cached"] += 1
+                return exe
+    # a damaged entry (truncated, no longer executable, no stamp) is rebuilt
     units = sorted(f for f in sources if f.endswith((".cpp", ".cc")))
     if not units:
         raise ValueError("compile_cached needs at least one .cpp/.cc translation unit")
-    inc_flags = [f"-I{d}" for d in incs]
     for stale in root.glob(f".{name}-build-*"):  # left by a killed process (a live build touches its folder)
         with contextlib.suppress(OSError):
             if time.time() - stale.stat().st_mtime > _STALE_S:
                 shutil.rmtree(stale, ignore_errors=True)
     build = Path(tempfile.mkdtemp(prefix=f".{name}-build-", dir=root))
     try:
+        inc_flags = []
+        for i, files in enumerate(snapshots):
+            for rel, data in files.items():
+                (build / f"inc{i}" / rel).parent.mkdir(parents=True, exist_ok=True)
+                (build / f"inc{i}" / rel).write_bytes(data)
+            inc_flags.append(f"-Iinc{i}")
         for fname, text in sources.items():
             (build / fname).parent.mkdir(parents=True, exist_ok=True)
             (build / fname).write_text(text)
+        if _before_compile is not None:
+            _before_compile(build)
         cmds = [[cxx, *flags, *inc_flags, "-c", u, "-o", f"{u}.o"] for u in units]
         with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
             for fut in [pool.submit(_run_compiler, cmd, build) for cmd in cmds]:
                 fut.result()
         _run_compiler([cxx, *flags, *[f"{u}.o" for u in units], "-o", "a.out", *ldflags], build)
+        (build / "a.out.sha256").write_text(_file_digest(build / "a.out"))
         os.replace(build / "a.out", exe)
+        os.replace(build / "a.out.sha256", stamp)
     finally:
         shutil.rmtree(build, ignore_errors=True)
     stats["compiled"] += 1

@@ -28,17 +28,24 @@ Tool = Literal["vivado", "vitis"]
 
 
 def hls_root() -> Path:
-    """The repository's ``hls`` folder: the header library (include/qfx) and the templates."""
-    return Path(__file__).resolve().parents[3] / "hls"
+    """The ``hls`` folder: the header library (include/qfx), the templates and the Verilog library (installed as
+    package data, or at the top of a source checkout)."""
+    from qfx.resources import data_dir
+
+    return data_dir("hls")
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    from qfx.safety import comment_text, md_escape, tcl_quote
+
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(hls_root() / "templates"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # C++ and Tcl, not HTML
+        autoescape=False,  # C++ and Tcl, not HTML: strings from data files go through the filters below
     )
+    env.filters.update(tcl=tcl_quote, md=md_escape, comment=comment_text)
+    return env
 
 
 def read_project(project_dir: str | os.PathLike) -> dict:
@@ -68,7 +75,7 @@ def generate(
         raise ValueError(f"tool must be 'vivado' or 'vitis', not {tool!r}")
     board = board if isinstance(board, Board) else load_board(board)
     out_dir = Path(out_dir)
-    check_target(out_dir, MARKER, force, "QFX project")
+    replace = check_target(out_dir, MARKER, force, "QFX project")
     top = sanitize(name or graph.name, set())
     fused = fuse_casts(graph)
     lowered = lower(fused)
@@ -97,7 +104,7 @@ def generate(
     if tool == "vitis":
         files["hls_config.cfg"] = "hls_config.cfg.j2"
     env = _environment()
-    with staged_folder(out_dir) as staging:
+    with staged_folder(out_dir, replace) as staging:
         for rel, template in files.items():
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             (staging / rel).write_text(env.get_template(template).render(**context))
