@@ -66,7 +66,9 @@ def library() -> ctypes.CDLL | None:
                 _lib = lib
             except Exception as e:  # no compiler, failed build: the tensor-op kernel does the work
                 _failed = f"{type(e).__name__}: {e}"
-                warnings.warn(f"qfx: fused CPU cast kernel unavailable, using tensor ops ({_failed[:300]})", stacklevel=2)
+                warnings.warn(
+                    f"qfx: fused CPU cast kernel unavailable, tensor ops instead ({_failed[:300]})", stacklevel=2
+                )
     return _lib
 
 
