@@ -34,13 +34,18 @@ _switch = {"on": os.environ.get("QFX_NATIVE", "1") not in ("0", "off", "false")}
 
 
 def _flags() -> tuple[str, ...]:
-    flags = ["-std=c++17", "-O3", "-fPIC", "-ffp-contract=off", "-fno-fast-math", "-w"]
+    # -fopenmp-simd: only the vectorization pragmas (no OpenMP runtime); -ffp-contract=off: no fused multiply-add
+    flags = ["-std=c++17", "-O3", "-fPIC", "-ffp-contract=off", "-fno-fast-math", "-fopenmp-simd", "-w"]
+    flags.insert(5, "-fno-trapping-math")  # vectorizes floor/ceil and the selects; no value changes
     if platform.machine() in ("x86_64", "AMD64"):
         try:
             cpu = Path("/proc/cpuinfo").read_text().split()
         except OSError:
             cpu = []
-        if "sse4_1" in cpu:  # floor/ceil/round as single instructions; the cache key holds the flags
+        # floor/ceil/round as vector instructions; the cache key holds the flags (AVX2 does not imply FMA)
+        if "avx2" in cpu:
+            flags.append("-mavx2")
+        elif "sse4_1" in cpu:
             flags.append("-msse4.1")
     return tuple(flags)
 
