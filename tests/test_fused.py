@@ -143,3 +143,39 @@ def test_generic_operation_gradient_by_recomputation() -> None:
     y.sum().backward()
     torch.testing.assert_close(x.grad, torch.ones(3, 4, dtype=torch.float64) @ w.detach())
     torch.testing.assert_close(w.grad, torch.ones(3, 4, dtype=torch.float64).T @ x.detach())
+
+
+# ------------------------------------------------------------------------------------------------ no host sync
+def test_khot_on_device_equals_khot_of_the_format() -> None:
+    from qfx.khot import project_khot
+
+    torch.manual_seed(0)
+    layer = QLinear(16, 8, input="ap_ufixed<6,2>", weight="ap_fixed<6,1,AP_RND,AP_SAT>", khot=2)
+    for frac in (5.0, 3.0, 7.4):
+        with torch.no_grad():
+            layer.weight_quantizer.frac_bits.fill_(frac)
+        q = layer.weight_quantizer
+        expected = project_khot(q(layer.weight), q.format, 2)
+        assert torch.equal(layer.quantized_weight(), expected.to(torch.float32))
+
+
+def test_qat_step_never_reads_a_tensor_on_the_host(monkeypatch) -> None:
+    """Forward and backward of QAT layers (learned binary points, K-hot) make no .item()/.tolist()/bool() calls:
+    on a GPU each would wait for the device. Reads before the first step (static widths, plans) are allowed."""
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 10)
+    )
+    x = torch.rand(16, 1, 8, 8)
+    for khot in (None, 2):
+        q = qfx.quantize_(model, qfx.QuantizeConfig(mode="qat", khot=khot), x)
+        q(x).sum().backward()  # first step: static formats are read once
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("host synchronization in a QAT step")
+
+        with monkeypatch.context() as m:
+            for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
+                m.setattr(torch.Tensor, name, refuse)
+            for fused in (True, False):
+                with native.enabled(fused):
+                    q(x).sum().backward()

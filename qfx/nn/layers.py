@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from qfx.format import FixedFormat
-from qfx.khot import project_khot
+from qfx.khot import project_khot, project_khot_learned
 from qfx.nn.exact import accumulator_format, exact_arithmetic
 from qfx.nn.mac import MacPlan, exact_mac, plan_mac
 from qfx.nn.quantizer import FixedQuantizer
@@ -117,9 +117,14 @@ class _QMac(nn.Module):
 
     def quantized_weight(self) -> torch.Tensor:
         """The weight as the hardware holds it: in the weight format, K-hot projected when ``khot`` is set."""
-        w = self.weight_quantizer(self.weight)
+        q = self.weight_quantizer
+        w = q(self.weight)
         if self.khot is not None:  # at most khot signed powers of two per weight: shift-and-add hardware
-            w = project_khot(w, self.weight_quantizer.format, self.khot)
+            if q.frac_bits.dim() == 0 and not q.learn_width:  # the width is static: the binary point stays on device
+                frac = q.frac_bits.clamp(*q.frac_bits_range)
+                w = project_khot_learned(w, frac, q.static_format(), self.khot, q.result_dtype(self.weight.dtype))
+            else:
+                w = project_khot(w, q.format, self.khot)
         return w
 
     def _mac(self, x: torch.Tensor, op) -> torch.Tensor:
