@@ -170,7 +170,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per model and batch (the median is kept)")
     parser.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: every one present)")
     parser.add_argument("--profile", type=int, default=None, metavar="BATCH", help="profile one QFX step (CPU)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     try:
         from qfx import native
