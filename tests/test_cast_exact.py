@@ -111,8 +111,11 @@ def random_values(fmt: FixedFormat, rng: np.random.Generator, count: int) -> np.
 
 # ------------------------------------------------------------------------------------------------ comparison
 #: Every implementation of the cast: the fused native kernel and the tensor-op kernel, for a fixed format
-#: (qfx.cast) and for a learned one (qfx.fixed_quantize with the format's binary point as a tensor).
+#: (qfx.cast) and for a learned one (qfx.fixed_quantize with the format's binary point as a tensor); on CUDA
+#: (where a GPU is present) the tensor-op kernel (tests/test_fused.py checks torch.compile's fused one against it).
 PATHS = [("cast", True), ("cast", False), ("learned", True), ("learned", False)]
+if torch.cuda.is_available():
+    PATHS += [("cast-cuda", False), ("learned-cuda", False)]
 
 
 def cast_codes(
@@ -121,8 +124,10 @@ def cast_codes(
     """The cast of ``values`` (given as ``dtype``) by ``path``, as float64 codes (exact for width <= 53)."""
     x = torch.from_numpy(values).to(dtype)
     kind, fused = path
+    if "cuda" in kind:
+        x = x.cuda()
     with native.enabled(fused):
-        if kind == "cast":
+        if kind.startswith("cast"):
             out = qfx.cast(x, fmt)
         else:
             f = fmt.frac_bits
@@ -130,7 +135,7 @@ def cast_codes(
                 x, torch.tensor(float(f)), fmt.width, signed=fmt.signed, quant=fmt.quant, overflow=fmt.overflow,
                 sat_bits=fmt.sat_bits, frac_bits_range=(f, f), max_width=fmt.width,
             )  # fmt: skip
-    return (out.to(torch.float64) * 2.0**fmt.frac_bits).numpy()  # exact: a power of two
+    return (out.cpu().to(torch.float64) * 2.0**fmt.frac_bits).numpy()  # exact: a power of two
 
 
 def mismatches(
@@ -158,7 +163,7 @@ def distinct(values: np.ndarray) -> np.ndarray:
 
 def compare(formats: list[FixedFormat], rows: list[np.ndarray], label: str) -> str:
     """Compare every cast path with g++ on every row; returns the summary line for the test report."""
-    paths = PATHS if native.available() else [p for p in PATHS if not p[1]]
+    paths = PATHS if native.available() else [p for p in PATHS if not p[1] or "cuda" in p[0]]
     rows = [distinct(r) for r in rows]
     start = time.perf_counter()
     expected = apfixed.reference_cast_rows(rows, formats)

@@ -179,3 +179,23 @@ def test_qat_step_never_reads_a_tensor_on_the_host(monkeypatch) -> None:
             for fused in (True, False):
                 with native.enabled(fused):
                     q(x).sum().backward()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU: the device check runs only where one is")
+@pytest.mark.parametrize("learned", [False, True])
+def test_cuda_compiled_casts_equal_the_cpu_kernel(learned: bool) -> None:
+    """On CUDA the fused cast is torch.compile's (inductor/Triton) fusion of the tensor-op kernel: every mode, fixed
+    and learned, gives the CPU kernel's bits (which the oracle tests hold to the ap_fixed headers)."""
+    x = torch.cat([torch.arange(-4096, 4097, dtype=torch.float32) / 128, torch.tensor([1e30, -1e30, 2.0**-140])])
+    for quant in Quant:
+        for overflow in Overflow:
+            fmt = FixedFormat(7, 3, quant=quant, overflow=overflow, sat_bits=2 if overflow.wraps else 0)
+            torch._dynamo.reset()  # a fresh compilation per format (not the recompile limit's eager fallback)
+            if learned:
+                q = FixedQuantizer(fmt)
+                expected = q(x).detach()
+                got = torch.compile(q.cuda(), fullgraph=True)(x.cuda()).detach().cpu()
+            else:
+                expected = qfx.cast(x, fmt)
+                got = torch.compile(lambda t, f=fmt: qfx.cast(t, f), fullgraph=True)(x.cuda()).cpu()
+            assert torch.equal(got, expected), str(fmt)
