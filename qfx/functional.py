@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from qfx import native
 from qfx.format import FixedFormat, Overflow, Quant
 from qfx.kernel import Mode, fixed_kernel, in_range, pow2_static, pow2_tensor, round_codes_
 
@@ -75,11 +76,18 @@ class _Cast(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, fmt: FixedFormat, out_dtype: torch.dtype) -> torch.Tensor:
         compute = torch.float64 if out_dtype is torch.float64 else torch.float32
         mode = Mode(fmt.signed, fmt.quant, fmt.overflow, fmt.sat_bits)
-        p = pow2_static(fmt.width, fmt.frac_bits, fmt.sat_bits)
         ctx.in_dtype = x.dtype
         ctx.saturates = not fmt.overflow.wraps
         want_mask = ctx.saturates and ctx.needs_input_grad[0]
-        values, inside = fixed_kernel(x.to(compute), p, mode, may_underflow=fmt.frac_bits < 0, want_mask=want_mask)
+        xc = x.to(compute)
+        if native.usable(xc):  # one fused pass
+            values, inside = native.forward(
+                xc.contiguous(), fmt.frac_bits, fmt.width, mode, (1, max(1, xc.numel())), compute,
+                may_underflow=fmt.frac_bits < 0, want_mask=want_mask,
+            )  # fmt: skip
+        else:
+            p = pow2_static(fmt.width, fmt.frac_bits, fmt.sat_bits)
+            values, inside = fixed_kernel(xc, p, mode, may_underflow=fmt.frac_bits < 0, want_mask=want_mask)
         if want_mask:
             ctx.save_for_backward(inside)
         return values.to(out_dtype)
@@ -128,8 +136,34 @@ def _sum_to(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return t.sum(dim=dims, keepdim=True).reshape(shape) if dims else t.reshape(shape)
 
 
+def _channel_sums(sums: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+    """Per-channel sums (float64) as the gradient of a parameter of ``shape``: summed to a scalar if it is one."""
+    if math.prod(shape) == 1:
+        sums = sums.sum()
+    return sums.to(dtype).reshape(shape)
+
+
 def _learned_pow2(frac_bits: torch.Tensor, width: torch.Tensor, mode: Mode, compute: torch.dtype):
     return pow2_tensor(torch.round(width.detach()), torch.round(frac_bits.detach()), mode.sat_bits, compute)
+
+
+def _layout(shape: torch.Size, *params: torch.Size) -> tuple[int, int] | None:
+    """(channels, inner) when every parameter is a scalar or one channel vector along the same axis of ``shape``
+    (element i then belongs to channel (i // inner) % channels); None for any other broadcast."""
+    axis, channels = None, 1
+    for p in params:
+        lead = len(shape) - len(p)
+        if lead < 0:
+            return None
+        for i, n in enumerate(p):
+            if n == 1:
+                continue
+            if n != shape[lead + i] or axis not in (None, lead + i):
+                return None
+            axis, channels = lead + i, n
+    if axis is None:
+        return 1, max(1, math.prod(shape))
+    return channels, math.prod(shape[axis + 1 :])
 
 
 class _LearnedCast(torch.autograd.Function):
@@ -137,17 +171,37 @@ class _LearnedCast(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, frac_bits, width, mode: Mode, compute: torch.dtype, out_dtype: torch.dtype, may_underflow):
-        p = _learned_pow2(frac_bits, width, mode, compute)
-        values, _ = fixed_kernel(x.to(compute), p, mode, may_underflow=may_underflow)
         ctx.mode, ctx.compute = mode, compute
         ctx.save_for_backward(x, frac_bits, width)
         ctx.shapes = (frac_bits.shape, width.shape)
+        xc = x.to(compute)
+        ctx.layout = _layout(x.shape, frac_bits.shape, width.shape) if native.usable(xc, frac_bits, width) else None
+        if ctx.layout is not None:  # one fused pass
+            native_out = out_dtype if out_dtype in (compute, torch.float32) else compute
+            values, _ = native.forward(
+                xc.contiguous(), frac_bits, width, mode, ctx.layout, native_out,
+                may_underflow=may_underflow, want_mask=False,
+            )  # fmt: skip
+            return values.to(out_dtype)
+        p = _learned_pow2(frac_bits, width, mode, compute)
+        values, _ = fixed_kernel(xc, p, mode, may_underflow=may_underflow)
         return values.to(out_dtype)
 
     @staticmethod
     def backward(ctx, grad):
         x, frac_bits, width = ctx.saved_tensors
         mode: Mode = ctx.mode
+        frac_shape, width_shape = ctx.shapes
+        if ctx.layout is not None and native.usable(grad):
+            xc = x.to(ctx.compute).contiguous()
+            grad_x, sum_f, sum_w = native.backward(
+                xc, grad.to(ctx.compute).contiguous(), frac_bits, width, mode, ctx.layout,
+                want_grad_x=ctx.needs_input_grad[0],
+            )  # fmt: skip
+            grad_f = _channel_sums(sum_f, frac_shape, frac_bits.dtype) if ctx.needs_input_grad[1] else None
+            grad_w = _channel_sums(sum_w, width_shape, width.dtype) if ctx.needs_input_grad[2] else None
+            grad_x = grad_x.to(x.dtype) if grad_x is not None else None
+            return grad_x, grad_f, grad_w, None, None, None, None
         p = _learned_pow2(frac_bits, width, mode, ctx.compute)
         xc = x.to(ctx.compute)
         grad = grad.to(xc.dtype)
@@ -160,7 +214,6 @@ class _LearnedCast(torch.autograd.Function):
         # d value / d width (frac_bits fixed): only the range grows.
         d_width = torch.where(inside, 0.0, LN2 * saturated)
         grad_x = grad if mode.overflow.wraps else grad * inside
-        frac_shape, width_shape = ctx.shapes
         grad_f = _sum_to(grad * d_frac, frac_shape) if ctx.needs_input_grad[1] else None
         grad_w = _sum_to(grad * d_width, width_shape) if ctx.needs_input_grad[2] else None
         return grad_x.to(x.dtype), grad_f, grad_w, None, None, None, None

@@ -19,8 +19,9 @@ import torch
 
 from qfx.format import FixedFormat
 from qfx.functional import result_dtype
+from qfx.kernel import exp2_exact
 
-__all__ = ["khot_codes", "khot_digits", "naf_digits", "project_khot"]
+__all__ = ["khot_codes", "khot_digits", "naf_digits", "project_khot", "project_khot_learned"]
 
 #: Widest format :func:`khot_codes` enumerates (codes and their sums stay far inside int64).
 MAX_KHOT_WIDTH = 32
@@ -196,6 +197,30 @@ def project_khot(w: torch.Tensor, fmt: FixedFormat, k: int) -> torch.Tensor:
     compute = torch.float64 if out_dtype is torch.float64 else torch.float32
     table = _value_table(fmt.width, fmt.signed, k, fmt.frac_bits, compute, w.device)
     return _ProjectKHot.apply(w, table, fmt.min, fmt.max, out_dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_codes(width: int, signed: bool, k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return _khot_table(width, signed, k).to(dtype=dtype, device=device)
+
+
+@torch.compiler.assume_constant_result
+def _code_table(width: int, signed: bool, k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The K-hot codes as floats on ``device`` (exact: width <= 24 in float32), cached. Shared: do not modify."""
+    return _cached_codes(width, signed, k, dtype, device)
+
+
+def project_khot_learned(
+    w: torch.Tensor, frac_bits: torch.Tensor, fmt: FixedFormat, k: int, out_dtype: torch.dtype
+) -> torch.Tensor:
+    """:func:`project_khot` into the width and signedness of ``fmt`` with the binary point ``frac_bits`` (a 0-dim
+    tensor, rounded here), in ``out_dtype`` (which must hold the values): the table is scaled on the device, so a
+    learned binary point needs no host round trip."""
+    _check_k(fmt, k)
+    compute = torch.float64 if out_dtype is torch.float64 else torch.float32
+    lsb = exp2_exact(-torch.round(frac_bits.detach())).to(compute)
+    table = _code_table(fmt.width, fmt.signed, k, compute, w.device) * lsb  # exact: codes times a power of two
+    return _ProjectKHot.apply(w, table, fmt.min_code * lsb, fmt.max_code * lsb, out_dtype)
 
 
 # ------------------------------------------------------------------------------------------------ backend view

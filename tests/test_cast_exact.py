@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import qfx
+from qfx import native
 from qfx.format import FixedFormat, Overflow, Quant
 from qfx.sim import apfixed
 
@@ -109,22 +110,46 @@ def random_values(fmt: FixedFormat, rng: np.random.Generator, count: int) -> np.
 
 
 # ------------------------------------------------------------------------------------------------ comparison
-def cast_codes(values: np.ndarray, fmt: FixedFormat, dtype: torch.dtype) -> np.ndarray:
-    """qfx.cast of ``values`` (given as ``dtype``), as float64 codes (exact for width <= 53; inf/NaN kept)."""
-    out = qfx.cast(torch.from_numpy(values).to(dtype), fmt).to(torch.float64)
-    return (out * 2.0**fmt.frac_bits).numpy()  # exact: a power of two
+#: Every implementation of the cast: the fused native kernel and the tensor-op kernel, for a fixed format
+#: (qfx.cast) and for a learned one (qfx.fixed_quantize with the format's binary point as a tensor); on CUDA
+#: (where a GPU is present) the tensor-op kernel (tests/test_fused.py checks torch.compile's fused one against it).
+PATHS = [("cast", True), ("cast", False), ("learned", True), ("learned", False)]
+if torch.cuda.is_available():
+    PATHS += [("cast-cuda", False), ("learned-cuda", False)]
 
 
-def mismatches(fmt: FixedFormat, values: np.ndarray, expected: np.ndarray, dtype: torch.dtype) -> str | None:
+def cast_codes(
+    values: np.ndarray, fmt: FixedFormat, dtype: torch.dtype, path: tuple[str, bool] = ("cast", True)
+) -> np.ndarray:
+    """The cast of ``values`` (given as ``dtype``) by ``path``, as float64 codes (exact for width <= 53)."""
+    x = torch.from_numpy(values).to(dtype)
+    kind, fused = path
+    if "cuda" in kind:
+        x = x.cuda()
+    with native.enabled(fused):
+        if kind.startswith("cast"):
+            out = qfx.cast(x, fmt)
+        else:
+            f = fmt.frac_bits
+            out = qfx.fixed_quantize(
+                x, torch.tensor(float(f)), fmt.width, signed=fmt.signed, quant=fmt.quant, overflow=fmt.overflow,
+                sat_bits=fmt.sat_bits, frac_bits_range=(f, f), max_width=fmt.width,
+            )  # fmt: skip
+    return (out.cpu().to(torch.float64) * 2.0**fmt.frac_bits).numpy()  # exact: a power of two
+
+
+def mismatches(
+    fmt: FixedFormat, values: np.ndarray, expected: np.ndarray, dtype: torch.dtype, path=("cast", True)
+) -> str | None:
     if dtype is torch.float32:
         with np.errstate(over="ignore"):
             keep = values.astype(np.float32).astype(np.float64) == values
         values, expected = values[keep], expected[keep]
-    actual = cast_codes(values, fmt, dtype)
+    actual = cast_codes(values, fmt, dtype, path)
     bad = np.flatnonzero(actual != expected.astype(np.float64))
     if bad.size == 0:
         return None
-    lines = [f"{fmt} ({dtype}): {bad.size} of {values.size} values differ"]
+    lines = [f"{fmt} ({dtype}, {path[0]}, fused={path[1]}): {bad.size} of {values.size} values differ"]
     for i in bad[:10]:
         x = float(values[i])
         lines.append(f"  x={x!r} ({x.hex()}): g++ code {int(expected[i])}, qfx.cast code {float(actual[i])!r}")
@@ -137,7 +162,8 @@ def distinct(values: np.ndarray) -> np.ndarray:
 
 
 def compare(formats: list[FixedFormat], rows: list[np.ndarray], label: str) -> str:
-    """Compare cast with g++ on every row; returns the summary line for the test report."""
+    """Compare every cast path with g++ on every row; returns the summary line for the test report."""
+    paths = PATHS if native.available() else [p for p in PATHS if not p[1] or "cuda" in p[0]]
     rows = [distinct(r) for r in rows]
     start = time.perf_counter()
     expected = apfixed.reference_cast_rows(rows, formats)
@@ -146,15 +172,17 @@ def compare(formats: list[FixedFormat], rows: list[np.ndarray], label: str) -> s
     start = time.perf_counter()
     for fmt, row, exp in zip(formats, rows, expected, strict=True):
         for dtype in (torch.float64, torch.float32):
-            report = mismatches(fmt, row, exp, dtype)
-            if report:
-                failures.append(report)
+            for path in paths:
+                report = mismatches(fmt, row, exp, dtype, path)
+                if report:
+                    failures.append(report)
     cast_s = time.perf_counter() - start
     total = sum(r.size for r in rows)
     assert not failures, f"{len(failures)} format/dtype pairs differ from g++:\n" + "\n".join(failures[:10])
     return (
-        f"{label}: {len(formats)} formats, {total} values (float64 and float32 inputs), 0 mismatches; "
-        f"g++ {ref_s:.1f}s (compile included unless cached), qfx.cast {cast_s:.1f}s"
+        f"{label}: {len(formats)} formats, {total} values (float64 and float32 inputs), 0 mismatches on "
+        f"{len(paths)} paths ({', '.join(f'{k} fused={f}' for k, f in paths)}); "
+        f"g++ {ref_s:.1f}s (compile included unless cached), qfx {cast_s:.1f}s"
     )
 
 

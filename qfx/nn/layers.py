@@ -16,9 +16,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from qfx.format import FixedFormat
-from qfx.kernel import exp2_exact
-from qfx.khot import project_khot
-from qfx.nn.exact import accumulator_format, exact_arithmetic, sum_dtype
+from qfx.khot import project_khot, project_khot_learned
+from qfx.nn.exact import accumulator_format, exact_arithmetic
+from qfx.nn.mac import MacPlan, exact_mac, plan_mac
 from qfx.nn.quantizer import FixedQuantizer
 
 __all__ = ["FormatSource", "QConv1d", "QConv2d", "QLinear", "fold_batchnorm", "input_format"]
@@ -98,63 +98,40 @@ class _QMac(nn.Module):
         bias = self.bias_quantizer.format if self.bias_quantizer is not None else None
         return accumulator_format(input_format(self.input_source), self.weight_quantizer.format, self.terms(), bias)
 
-    def _limbs(self) -> int:
-        """How many pieces the weight is split into so that each product sum is exact in float32; 0 for float64.
+    def mac_plan(self) -> MacPlan:
+        """How the multiply-accumulate runs exactly (float32, float32 in weight limbs, or float64): see
+        :mod:`qfx.nn.mac`. Chosen from the width bounds and signedness of the input and weight formats and the
+        fan-in, once per layer (again only if one of those changes), never from data."""
+        src, wq = self.input_source, self.weight_quantizer
+        x_signed = src.mode.signed if isinstance(src, FixedQuantizer) else input_format(src).signed
+        key = (_width_bound(src), x_signed, wq.max_width, wq.mode.signed, self.terms())
+        cached = self.__dict__.get("_mac_plan_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, plan_mac(*key))
+            self.__dict__["_mac_plan_cache"] = cached
+        return cached[1]
 
-        Products of a Wx-bit and a Ww-bit code summed over n terms need Wx + Ww + ceil(log2 n) bits. Splitting
-        the weight codes into L pieces of ceil(Ww / L) bits makes L float32 sums of at most 24 bits each, which
-        float64 then adds exactly: L fast float32 convolutions beat one float64 convolution by far.
-        Static (width bounds only), so the choice never depends on data.
-        """
-        n = self.terms()
-        grow = math.ceil(math.log2(n)) if n > 1 else 0
-        bits_x, bits_w = _width_bound(self.input_source), self.weight_quantizer.max_width
-        sum_dtype(bits_x + bits_w + grow)  # raises if even float64 cannot hold the accumulator
-        for limbs in (1, 2, 3):
-            if bits_x + math.ceil(bits_w / limbs) + grow <= 24:
-                return limbs
-        return 0
+    def _limbs(self) -> int:
+        """Weight limbs of the plan (0: float64)."""
+        return self.mac_plan().limbs
 
     def quantized_weight(self) -> torch.Tensor:
         """The weight as the hardware holds it: in the weight format, K-hot projected when ``khot`` is set."""
-        w = self.weight_quantizer(self.weight)
+        q = self.weight_quantizer
+        w = q(self.weight)
         if self.khot is not None:  # at most khot signed powers of two per weight: shift-and-add hardware
-            w = project_khot(w, self.weight_quantizer.format, self.khot)
+            if q.frac_bits.dim() == 0 and not q.learn_width:  # the width is static: the binary point stays on device
+                frac = q.frac_bits.clamp(*q.frac_bits_range)
+                w = project_khot_learned(w, frac, q.static_format(), self.khot, q.result_dtype(self.weight.dtype))
+            else:
+                w = project_khot(w, q.format, self.khot)
         return w
 
-    def _weight_limbs(self, w: torch.Tensor, limbs: int) -> list[torch.Tensor]:
-        """``w`` as ``limbs`` exact pieces summing to it, each with at most ceil(Ww / limbs) significant bits.
-
-        Only the last piece carries the gradient (the others are detached), which is the full gradient since
-        the product is linear in the weight.
-        """
-        if limbs == 1:
-            return [w]
-        q = self.weight_quantizer
-        frac = torch.round(q.frac_bits.detach().clamp(*q.frac_bits_range))
-        if frac.dim() == 1:
-            frac = frac.reshape((-1,) + (1,) * (w.dim() - 1))
-        step_bits = math.ceil(q.max_width / limbs)
-        pieces, rest = [], w
-        for i in range(limbs - 1, 0, -1):
-            # codes of rest, rounded down to a multiple of 2**(i * step_bits): exact power-of-two arithmetic
-            unit = exp2_exact(i * step_bits - frac).to(w.dtype)
-            top = (torch.floor(rest.detach() / unit) * unit).detach()
-            pieces.append(top)
-            rest = rest - top
-        return [*pieces, rest]
-
     def _mac(self, x: torch.Tensor, op) -> torch.Tensor:
-        w = self.quantized_weight()
-        limbs = self._limbs()
-        with exact_arithmetic(x.device.type):
-            if limbs == 0:
-                acc = op(x.to(torch.float64), w.to(torch.float64))
-            else:
-                xf = x.to(torch.float32)
-                parts = [op(xf, piece.to(torch.float32)) for piece in self._weight_limbs(w.to(torch.float32), limbs)]
-                acc = parts[0] if limbs == 1 else sum(p.to(torch.float64) for p in parts)
-            if self.bias_quantizer is not None:
+        w, wq = self.quantized_weight(), self.weight_quantizer
+        acc = exact_mac(self, op, x, w, wq.frac_bits.detach().clamp(*wq.frac_bits_range), self.mac_plan())
+        if self.bias_quantizer is not None:
+            with exact_arithmetic(x.device.type):
                 b = self.bias_quantizer(self.bias).to(torch.float64)
                 acc = acc.to(torch.float64) + b.reshape((-1,) + (1,) * (acc.dim() - 2))
         self.last_macs = (acc[0].numel() if acc.dim() > 1 else acc.numel()) * self.terms()

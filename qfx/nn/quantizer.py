@@ -69,9 +69,34 @@ class FixedQuantizer(nn.Module):
         shape[axis] = p.shape[0]
         return p.reshape(shape)
 
+    def _version(self) -> tuple:
+        """Changes whenever frac_bits or width may have changed (in place or replaced): a host-side key."""
+        f, w = self.frac_bits, self.width
+        return (f._version, w._version, f.data_ptr(), w.data_ptr(), self.max_width, self.frac_bits_range)
+
+    def fixed_format(self) -> FixedFormat:
+        """:attr:`format`, read from the parameters only when they changed since the last call (no host
+        synchronization per forward for a quantizer whose format does not train)."""
+        key = self._version()
+        cached = self.__dict__.get("_format_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, self.format)
+            self.__dict__["_format_cache"] = cached
+        return cached[1]
+
+    def static_format(self) -> FixedFormat:
+        """The width and mode of a quantizer whose width does not train (binary point: the one of the last read),
+        read from the parameters only when the width changed."""
+        key = (self.width._version, self.width.data_ptr(), self.max_width)
+        cached = self.__dict__.get("_static_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, self.fixed_format())
+            self.__dict__["_static_cache"] = cached
+        return cached[1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.learn_binary_point or self.learn_width) and self.frac_bits.dim() == 0:
-            return cast(x, self.format)
+            return cast(x, self.fixed_format())
         return fixed_quantize(
             x,
             self._broadcast(self.frac_bits, x),
