@@ -259,10 +259,12 @@ class Maps(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(2, 4, kernel, padding="same")
         self.conv2 = nn.Conv2d(8, 4, 3, padding=1, groups=2)
-        self.up = nn.Upsample(scale_factor=2)
+        self.up = nn.UpsamplingNearest2d(scale_factor=2) if kernel == 3 else nn.Upsample(scale_factor=2)
+        self.pad = nn.ZeroPad2d((0, 1, 1, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.conv(x))  # (N, 4, 8, 8)
+        y = self.pad(F.max_pool2d(y, 2, 1))  # (N, 4, 7, 7) -> (N, 4, 8, 8)
         z = F.interpolate(F.max_pool2d(y, 2), scale_factor=2, mode="nearest")
         w = self.up(F.avg_pool2d(y, 2)) * 0.5
         y = self.conv2(torch.cat([z, w], dim=1)) + F.pad(F.avg_pool2d(y, 3, 1), (1, 1, 1, 1))
