@@ -417,8 +417,12 @@ def test_new_modules_pickle_in_checkpoints(tmp_path) -> None:
     x = torch.rand(4, 2, 8, 8)
     q = quantize_(Maps(2), QuantizeConfig(), x).eval()
     q2 = quantize_(Classifier(), QuantizeConfig(), _x(4, 5)).eval()
-    for model, inp in ((q, x), (q2, _x(4, 5))):
+    q3 = quantize_(Seq(nn.Sigmoid()), QuantizeConfig(), _x(4, 5)).eval()
+    for model, inp in ((q, x), (q2, _x(4, 5)), (q3, _x(4, 5))):
         model(inp)  # fill the caches: they must not end up in the file
         save_checkpoint(tmp_path / "m.qfx", Checkpoint(model, inp))
         back = load_checkpoint(tmp_path / "m.qfx").model
         assert torch.equal(back(inp), model(inp))
+        table = next((m for m in back.modules() if isinstance(m, qfx.nn.QTable)), None)
+        if table is not None:  # the table still reads its producer's (reloaded) quantizer
+            assert table.input_source is back.fc1.output_quantizer
