@@ -426,3 +426,19 @@ def test_new_modules_pickle_in_checkpoints(tmp_path) -> None:
         table = next((m for m in back.modules() if isinstance(m, qfx.nn.QTable)), None)
         if table is not None:  # the table still reads its producer's (reloaded) quantizer
             assert table.input_source is back.fc1.output_quantizer
+
+
+def test_execute_qonnx_takes_a_path_a_proto_or_a_wrapper_and_any_batch(tmp_path) -> None:
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv1d(4, 6, 3, groups=2), nn.ReLU(), nn.Conv1d(6, 6, 3, padding="same", groups=6))
+    x = _x(3, 4, 12)
+    q = quantize_(model, QuantizeConfig(mode="ptq", weight_width=12, activation_width=12, input_width=12), x).eval()
+    path = qfx.export_qonnx(q, x, tmp_path / "m.onnx")  # 12-bit: float64 convolutions, lowered to run
+    x5 = _x(5, 4, 12, seed=9)
+    with torch.no_grad():
+        want = q(x5).double().numpy()
+    for source in (path, str(path), onnx.load(path), ModelWrapper(str(path))):
+        assert np.array_equal(qfx.execute_qonnx(source, x5.numpy()), want)
