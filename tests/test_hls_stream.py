@@ -135,8 +135,9 @@ class Net:
 def ops_graph(seed: int = 0) -> Graph:
     """Convolutions (stride, asymmetric padding, dilation, groups, depthwise, 1-D, K-hot), max/sum pools (2-D and
     1-D, padded), global sum, affine (per channel, per element, K-hot), relu with a ceiling, clip, leaky relu,
-    lookup, pad, upsample, add of a tensor read many times, dense (plain and K-hot) on a flattened map, argmax and
-    softmax over rows; a node and a tensor named like the C++ library's own identifiers."""
+    lookup, pad, upsample, add of a tensor read many times, concat of two maps, an unfused cast, dense (plain and
+    K-hot) on a flattened map, argmax and softmax over rows; a node and a tensor named like the C++ library's own
+    identifiers."""
     rng = np.random.default_rng(seed)
     f_in = FixedFormat(8, 3, True)
     net = Net((2, 5, 7), f_in, "ops graph", rng)
@@ -175,6 +176,10 @@ def ops_graph(seed: int = 0) -> Graph:
     net.add(Pad("pad", [q], "pad", f_in, padding=(1, 0, 0, 2)), (2, 6, 9))
     net.add(Upsample("up", [line], "up", f_in, scale=(1, 2)), (10, 14), f_in)
     net.add(Add("add", [q, leaky], "add", add_format(f_in, net.fmt(leaky))), (2, 5, 7))
+    union = union_format([f_in, net.fmt(leaky)])
+    net.add(Concat("channels", [leaky, q], "channels", union), (4, 5, 7))  # two maps side by side, pixel by pixel
+    f_u = FixedFormat(7, 2, False, Quant.RND_INF, Overflow.WRAP, 1)
+    net.add(Cast("to unsigned", [q], "unsigned", f_u), (2, 5, 7), f_u)  # a cast of its own (q has other readers)
     flat = net.reshape(q, (70,))
     w_fmt = FixedFormat(6, 2)
     for name, khot in (("fc", None), ("khot fc", 2)):
