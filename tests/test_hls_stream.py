@@ -10,6 +10,8 @@ included) are random but seeded. Nothing here measures time (benchmarks/bench_hl
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -244,6 +246,11 @@ def test_project_is_a_dataflow_of_folded_loops(tmp_path) -> None:
     cpp = (project / "firmware" / f"{top}.cpp").read_text()
     assert "#pragma HLS DATAFLOW" in cpp and "hls::stream<" in cpp and "DATA_PACK" in cpp
     assert "qfx::stream::dup<" in cpp  # q is read by many units
+    streams = re.findall(r"hls::stream<.*> (\w+)\(", cpp)
+    calls = re.findall(r"qfx::stream::\w+<.*>\((.*)\);", cpp)
+    uses = Counter(a.strip() for c in calls for a in c.split(","))
+    assert streams and all(uses[s] == 2 for s in streams)  # canonical dataflow: one writer and one reader each
+    assert uses["x"] == 1 and uses["y"] == 1
     params = (project / "firmware" / "parameters.h").read_text()
     assert "static const int PE = 3;" in params and "static const int SIMD = 2;" in params
     weights = (project / "firmware" / "weights.h").read_text()
