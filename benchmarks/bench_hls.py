@@ -10,8 +10,10 @@ C-simulation is compiled cold (a fresh ``QFX_CACHE_DIR``) and its codes are comp
 the same inputs (0 mismatches or the row says how many). Compile time is wall clock and the CPU seconds g++ used
 (they differ when other work shares the cores). ``--unrolled`` also builds today's fully unrolled project
 (``qfx.backends.hls.generate``) for models up to ``--unrolled-max-weights`` weights (the others are reported as
-skipped: fully unrolled text of every MAC). The hls4ml column asks ``qfx.to_hls4ml`` for an io_stream project and
-reports its answer; ``--hls4ml-parallel`` also compiles hls4ml's io_parallel project of models up to that size.
+skipped, and that backend refuses designs past its own size limit). The hls4ml column asks ``qfx.to_hls4ml`` for an
+io_stream project and compiles it, or reports its refusal (today: it checks io_parallel arithmetic only);
+``--hls4ml-stream-unchecked`` asks hls4ml for io_stream with the exporter's layers anyway (codes still compared), and
+``--hls4ml-parallel`` also compiles hls4ml's io_parallel project of models up to ``--unrolled-max-weights``.
 """
 
 from __future__ import annotations
@@ -93,24 +95,13 @@ def weights_of(graph) -> int:
     return int(sum(np.asarray(n.weight).size for n in graph.nodes if getattr(n, "weight", None) is not None))
 
 
-def hls4ml_column(graph, x: np.ndarray, folder: Path, parallel: bool, max_weights: int) -> str:
-    """hls4ml's io_stream C-simulation through qfx.to_hls4ml, or why not; io_parallel when asked."""
+def hls4ml_run(graph, x: np.ndarray, folder: Path, io_type: str) -> str:
+    """Export through qfx.to_hls4ml, compile hls4ml's C++ (its own g++ build), run, compare codes with the IR."""
     import qfx
-
-    try:
-        qfx.to_hls4ml(graph, folder / "hls4ml_stream", io_type="io_stream")
-    except (ValueError, ImportError) as e:
-        answer = f"io_stream refused: {e}"
-    else:  # pragma: no cover - today's exporter checks io_parallel only
-        answer = "io_stream exported (not compiled here)"
-    if not parallel:
-        return answer
-    if weights_of(graph) > max_weights:
-        return f"{answer}; io_parallel skipped ({weights_of(graph):,} weights > {max_weights:,})"
     from qfx.export import hls4ml_codes
 
     try:
-        model = qfx.to_hls4ml(graph, folder / "hls4ml_parallel", io_type="io_parallel")
+        model = qfx.to_hls4ml(graph, folder / f"hls4ml_{io_type}", io_type=io_type)
         cpu, start = _children_cpu(), time.perf_counter()
         model.compile()
         compile_s, cpu = time.perf_counter() - start, _children_cpu() - cpu
@@ -118,10 +109,35 @@ def hls4ml_column(graph, x: np.ndarray, folder: Path, parallel: bool, max_weight
         codes = np.asarray(hls4ml_codes(model, x), dtype=np.int64).reshape(len(x), -1)
         run_s = time.perf_counter() - start
     except Exception as e:  # report, never hide, what hls4ml did
-        return f"{answer}; io_parallel failed: {type(e).__name__}: {e}"
+        return f"{io_type} failed: {type(e).__name__}: {e}"
     bad = int((codes != np.asarray(graph.run(x)).reshape(len(x), -1)).sum())
-    return (f"{answer}; io_parallel: compile {compile_s:.1f} s ({cpu:.1f} s CPU), {len(x) / run_s:,.0f} vectors/s, "
-            f"{bad} mismatches")  # fmt: skip
+    return (f"{io_type}: compile {compile_s:.1f} s ({cpu:.1f} s CPU), {len(x) / run_s:,.0f} vectors/s (in-process), "
+            f"{bad} / {codes.size} codes differ")  # fmt: skip
+
+
+def hls4ml_column(graph, x: np.ndarray, folder: Path, args: argparse.Namespace) -> str:
+    """hls4ml's io_stream C-simulation through qfx.to_hls4ml, or why not; io_parallel when asked."""
+    import qfx
+    import qfx.export.hls4ml as exporter
+
+    try:
+        qfx.to_hls4ml(graph, folder / "hls4ml_check", io_type="io_stream")
+        answer = hls4ml_run(graph, x, folder, "io_stream")
+    except (ValueError, ImportError) as e:
+        answer = f"io_stream refused: {e}"
+        if args.hls4ml_stream_unchecked:  # the exporter's layers, io_stream asked of hls4ml anyway
+            saved = exporter.IO_TYPES
+            exporter.IO_TYPES = (*saved, "io_stream")
+            try:
+                answer += f"; unchecked {hls4ml_run(graph, x, folder, 'io_stream')}"
+            finally:
+                exporter.IO_TYPES = saved
+    if args.hls4ml_parallel:
+        if weights_of(graph) > args.unrolled_max_weights:
+            answer += f"; io_parallel skipped ({weights_of(graph):,} weights > {args.unrolled_max_weights:,})"
+        else:
+            answer += f"; {hls4ml_run(graph, x, folder, 'io_parallel')}"
+    return answer
 
 
 def main() -> None:
@@ -132,6 +148,8 @@ def main() -> None:
     parser.add_argument("--unrolled", action="store_true", help="also time today's fully unrolled project")
     parser.add_argument("--unrolled-max-weights", type=int, default=20_000)
     parser.add_argument("--hls4ml-parallel", action="store_true", help="also compile hls4ml's io_parallel project")
+    parser.add_argument("--hls4ml-stream-unchecked", action="store_true",
+                        help="ask hls4ml for io_stream although qfx.to_hls4ml checks io_parallel only")  # fmt: skip
     args = parser.parse_args()
 
     from qfx.backends.hls import generate
@@ -151,10 +169,13 @@ def main() -> None:
             s = csim_cold(project, x, graph)
             row = dict(model=name, weights=weights_of(graph), cycles=p.cycles, vectors=len(x), gen_s=gen_s, stream=s)
             if args.unrolled and row["weights"] <= args.unrolled_max_weights:
-                row["unrolled"] = csim_cold(generate(graph, folder / f"{name}_unrolled"), x, graph)
+                try:
+                    row["unrolled"] = csim_cold(generate(graph, folder / f"{name}_unrolled"), x, graph)
+                except ValueError as e:  # DesignTooLarge: the fully parallel backend refuses the model
+                    row["unrolled"] = f"refused: {str(e).split(':')[0]}"
             elif args.unrolled:
                 row["unrolled"] = f"skipped ({row['weights']:,} weights > {args.unrolled_max_weights:,})"
-            row["hls4ml"] = hls4ml_column(graph, x, folder, args.hls4ml_parallel, args.unrolled_max_weights)
+            row["hls4ml"] = hls4ml_column(graph, x, folder, args)
             rows.append(row)
             print(f"{name}: done", flush=True)
 

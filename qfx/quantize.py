@@ -32,6 +32,7 @@ from qfx.nn import (
     QInput,
     QLinear,
     QMaxPool1d,
+    QPad,
     QReLU,
     QUpsample,
 )
@@ -326,7 +327,14 @@ def _convert(module: nn.Module, node: fx.Node, ctx: Context) -> nn.Module | None
         q = _table(ctx, node, "sigmoid" if isinstance(module, nn.Sigmoid) else "tanh", src, what)
     elif type(module) is nn.Softmax:
         return _softmax_module(module, node, ctx, refuse)
-    elif type(module) is nn.Upsample:
+    elif type(module) in (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d):
+        if module.value != 0:
+            raise refuse(f"padding with the value {module.value} is not supported; only zero padding")
+        if len(in_shape) != len(module.padding) // 2 + 2:
+            raise refuse(f"padding {module.padding} of a {len(in_shape)}-D tensor: only the spatial dims")
+        ctx.producer[node.name] = source
+        return QPad(tuple(module.padding))
+    elif type(module) in (nn.Upsample, nn.UpsamplingNearest2d):
         if module.mode != "nearest":
             raise refuse(f"mode {module.mode!r} is not supported; only 'nearest' moves values exactly")
         out_shape = ctx.shapes[node.name]

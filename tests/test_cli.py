@@ -137,11 +137,12 @@ def test_chain_through_the_cli(trained, tmp_path, capsys, toolchain, verilator, 
     assert "### Resources" in report and (trained / "report.html").read_text().count("<table>") >= 4
     assert (trained / "plots" / "resources.png").stat().st_size > 1000
 
-    # One wrong weight in the HLS project: the chain must see it and exit 1.
+    # Wrong weights in the HLS project: the chain must see them and exit 1.
     weights = hls / "firmware" / "weights.h"
     text = weights.read_text()
-    match = re.search(r"(\{\s*)(-?\d+)", text)
-    weights.write_text(text[: match.start(2)] + str(int(match.group(2)) + 1) + text[match.end(2) :])
+    match = re.search(r"_w\[\d+\] = \{([^}]*)\}", text)  # the first layer's weight codes, all negated
+    negated = ", ".join(str(-int(c)) for c in match.group(1).split(","))
+    weights.write_text(text[: match.start(1)] + negated + text[match.end(1) :])
     code, out, err = run(capsys, "verify", str(trained / "model.onnx"), "--hls", str(hls), "--limit", "100")
     assert code == EXIT_MISMATCH
     assert_one_line_error(err, "disagrees")

@@ -259,10 +259,12 @@ class Maps(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(2, 4, kernel, padding="same")
         self.conv2 = nn.Conv2d(8, 4, 3, padding=1, groups=2)
-        self.up = nn.Upsample(scale_factor=2)
+        self.up = nn.UpsamplingNearest2d(scale_factor=2) if kernel == 3 else nn.Upsample(scale_factor=2)
+        self.pad = nn.ZeroPad2d((0, 1, 1, 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.conv(x))  # (N, 4, 8, 8)
+        y = self.pad(F.max_pool2d(y, 2, 1))  # (N, 4, 7, 7) -> (N, 4, 8, 8)
         z = F.interpolate(F.max_pool2d(y, 2), scale_factor=2, mode="nearest")
         w = self.up(F.avg_pool2d(y, 2)) * 0.5
         y = self.conv2(torch.cat([z, w], dim=1)) + F.pad(F.avg_pool2d(y, 3, 1), (1, 1, 1, 1))
@@ -415,8 +417,28 @@ def test_new_modules_pickle_in_checkpoints(tmp_path) -> None:
     x = torch.rand(4, 2, 8, 8)
     q = quantize_(Maps(2), QuantizeConfig(), x).eval()
     q2 = quantize_(Classifier(), QuantizeConfig(), _x(4, 5)).eval()
-    for model, inp in ((q, x), (q2, _x(4, 5))):
+    q3 = quantize_(Seq(nn.Sigmoid()), QuantizeConfig(), _x(4, 5)).eval()
+    for model, inp in ((q, x), (q2, _x(4, 5)), (q3, _x(4, 5))):
         model(inp)  # fill the caches: they must not end up in the file
         save_checkpoint(tmp_path / "m.qfx", Checkpoint(model, inp))
         back = load_checkpoint(tmp_path / "m.qfx").model
         assert torch.equal(back(inp), model(inp))
+        table = next((m for m in back.modules() if isinstance(m, qfx.nn.QTable)), None)
+        if table is not None:  # the table still reads its producer's (reloaded) quantizer
+            assert table.input_source is back.fc1.output_quantizer
+
+
+def test_execute_qonnx_takes_a_path_a_proto_or_a_wrapper_and_any_batch(tmp_path) -> None:
+    import onnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv1d(4, 6, 3, groups=2), nn.ReLU(), nn.Conv1d(6, 6, 3, padding="same", groups=6))
+    x = _x(3, 4, 12)
+    q = quantize_(model, QuantizeConfig(mode="ptq", weight_width=12, activation_width=12, input_width=12), x).eval()
+    path = qfx.export_qonnx(q, x, tmp_path / "m.onnx")  # 12-bit: float64 convolutions, lowered to run
+    x5 = _x(5, 4, 12, seed=9)
+    with torch.no_grad():
+        want = q(x5).double().numpy()
+    for source in (path, str(path), onnx.load(path), ModelWrapper(str(path))):
+        assert np.array_equal(qfx.execute_qonnx(source, x5.numpy()), want)

@@ -155,6 +155,7 @@ def case_clip(rng, k: int) -> Graph:
     x = rand_fmt(rng)
     b = Builder(f"clip{k}", shape, x)
     lo, hi = sorted(int(v) for v in rng.integers(x.min_code, x.max_code + 1, size=2))
+    lo, hi = (hi, lo) if k == 4 else (lo, hi)  # crossed bounds: min(max(x, lo), hi) is hi everywhere
     lo, hi = (None if k % 4 == 1 else lo), (None if k % 4 == 2 else hi)
     b.add(Clip("clip", ["x"], "", x, min_code=lo, max_code=hi), shape, out_fmt(rng, x))
     return b.graph()

@@ -10,6 +10,8 @@ included) are random but seeded. Nothing here measures time (benchmarks/bench_hl
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -135,8 +137,9 @@ class Net:
 def ops_graph(seed: int = 0) -> Graph:
     """Convolutions (stride, asymmetric padding, dilation, groups, depthwise, 1-D, K-hot), max/sum pools (2-D and
     1-D, padded), global sum, affine (per channel, per element, K-hot), relu with a ceiling, clip, leaky relu,
-    lookup, pad, upsample, add of a tensor read many times, dense (plain and K-hot) on a flattened map, argmax and
-    softmax over rows; a node and a tensor named like the C++ library's own identifiers."""
+    lookup, pad, upsample, add of a tensor read many times, concat along channels, rows, columns and L, an unfused
+    cast, dense (plain and K-hot) on a flattened map, argmax and softmax over rows; a node and a tensor named like
+    the C++ library's own identifiers."""
     rng = np.random.default_rng(seed)
     f_in = FixedFormat(8, 3, True)
     net = Net((2, 5, 7), f_in, "ops graph", rng)
@@ -175,6 +178,13 @@ def ops_graph(seed: int = 0) -> Graph:
     net.add(Pad("pad", [q], "pad", f_in, padding=(1, 0, 0, 2)), (2, 6, 9))
     net.add(Upsample("up", [line], "up", f_in, scale=(1, 2)), (10, 14), f_in)
     net.add(Add("add", [q, leaky], "add", add_format(f_in, net.fmt(leaky))), (2, 5, 7))
+    union = union_format([f_in, net.fmt(leaky)])
+    net.add(Concat("channels", [leaky, q], "channels", union), (4, 5, 7))  # two maps side by side, pixel by pixel
+    net.add(Concat("rows", [q, leaky], "rows", union, axis=1), (2, 10, 7))
+    net.add(Concat("columns", [leaky, q], "columns", union, axis=2), (2, 5, 14))
+    net.add(Concat("along L", [line, line], "along L", f_in, axis=1), (10, 14), f_in)
+    f_u = FixedFormat(7, 2, False, Quant.RND_INF, Overflow.WRAP, 1)
+    net.add(Cast("to unsigned", [q], "unsigned", f_u), (2, 5, 7), f_u)  # a cast of its own (q has other readers)
     flat = net.reshape(q, (70,))
     w_fmt = FixedFormat(6, 2)
     for name, khot in (("fc", None), ("khot fc", 2)):
@@ -236,6 +246,11 @@ def test_project_is_a_dataflow_of_folded_loops(tmp_path) -> None:
     cpp = (project / "firmware" / f"{top}.cpp").read_text()
     assert "#pragma HLS DATAFLOW" in cpp and "hls::stream<" in cpp and "DATA_PACK" in cpp
     assert "qfx::stream::dup<" in cpp  # q is read by many units
+    streams = re.findall(r"hls::stream<.*> (\w+)\(", cpp)
+    calls = re.findall(r"qfx::stream::\w+<.*>\((.*)\);", cpp)
+    uses = Counter(a.strip() for c in calls for a in c.split(","))
+    assert streams and all(uses[s] == 2 for s in streams)  # canonical dataflow: one writer and one reader each
+    assert uses["x"] == 1 and uses["y"] == 1
     params = (project / "firmware" / "parameters.h").read_text()
     assert "static const int PE = 3;" in params and "static const int SIMD = 2;" in params
     weights = (project / "firmware" / "weights.h").read_text()
@@ -248,11 +263,17 @@ def test_project_is_a_dataflow_of_folded_loops(tmp_path) -> None:
     assert json.loads((project / "qfx_project.json").read_text())["tool"] == "vivado"
 
 
+class Mystery(Node):
+    """An op no backend knows."""
+
+    op = "mystery"
+
+
 def test_unsupported_node_is_named(tmp_path) -> None:
     f = FixedFormat(8, 3)
-    t = {"x": Tensor("x", (2, 4), None), "q": Tensor("q", (2, 4), f), "c": Tensor("c", (2, 8), f)}
-    g = Graph(t, [Cast("in", ["x"], "q", f), Concat("my concat", ["q", "q"], "c", f, axis=1)], ["x"], ["c"])
-    with pytest.raises(UnsupportedNode, match=r"my concat.*axis 0"):
+    t = {"x": Tensor("x", (4,), None), "q": Tensor("q", (4,), f), "m": Tensor("m", (4,), f)}
+    g = Graph(t, [Cast("in", ["x"], "q", f), Mystery("my op", ["q"], "m", f)], ["x"], ["m"])
+    with pytest.raises(UnsupportedNode, match=r"node my op: .* no unit for Mystery"):
         generate_stream(g, tmp_path / "s")
     assert not (tmp_path / "s").exists()
 

@@ -279,29 +279,6 @@ class _Builder:
         codes, fmt = self.channel_codes(node, c, self.tensors[x].shape)
         self.emit(Affine, node, [x], product_format(self.fmt(x, node), fmt), scale=codes, scale_fmt=fmt)
 
-    def pow2_mean(self, node: onnx.NodeProto, sums: str, area: int) -> None:
-        """Divide the window sums by a power-of-two ``area``: an exact multiplication by 2**-k."""
-        if area & (area - 1):
-            raise IRError(
-                f"node {_q(node.name)}: averaging over {area} values is not exact in fixed point (not a power "
-                "of two); use a sum and a multiplication by a quantized reciprocal"
-            )
-        k = int(math.log2(area))
-        fmt = FixedFormat(1, 1 - k, signed=False)
-        x_fmt = self.tensors[sums].fmt
-        codes = np.ones(self.tensors[sums].shape[0], dtype=np.int64)
-        self.tensors[node.output[0]] = Tensor(node.output[0], self.shape(node.output[0]), product_format(x_fmt, fmt))
-        self.nodes.append(
-            Affine(
-                sanitize(node.name + "_mean", self.names),
-                [sums],
-                node.output[0],
-                product_format(x_fmt, fmt),
-                scale=codes,
-                scale_fmt=fmt,
-            )
-        )
-
     def summed(self, node: onnx.NodeProto, cls, x: str, area: int, **kw) -> str:
         """Emit a window/global sum of ``x`` under a private name; returns it (the caller divides)."""
         x_fmt = self.fmt(x, node)

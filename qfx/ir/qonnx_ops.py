@@ -17,8 +17,9 @@ import numpy as np
 import onnx
 
 from qfx.format import FixedFormat
-from qfx.ir.constants import fitted_format
+from qfx.ir.constants import fitted_format, sanitize
 from qfx.ir.graph import (
+    Affine,
     ArgMax,
     Clip,
     Concat,
@@ -30,6 +31,7 @@ from qfx.ir.graph import (
     Relu,
     Softmax,
     SumPool2d,
+    Tensor,
     Upsample,
 )
 from qfx.result_types import grow_bits, product_format, union_format
@@ -151,6 +153,21 @@ def pool(b: _Builder, node: onnx.NodeProto, cls: type[MaxPool2d | SumPool2d], di
     return node.output[0]
 
 
+def pow2_mean(b: _Builder, node: onnx.NodeProto, sums: str, area: int) -> None:
+    """Divide the sums (tensor ``sums``) by a power-of-two ``area``: an exact multiplication by 2**-k (Affine)."""
+    if area & (area - 1):
+        raise IRError(
+            f"node {quoted(node.name)}: averaging over {area} values is not exact in fixed point (not a power "
+            "of two); use a sum and a multiplication by a quantized reciprocal"
+        )
+    fmt = FixedFormat(1, 1 - int(math.log2(area)), signed=False)
+    acc = product_format(b.tensors[sums].fmt, fmt)
+    out = node.output[0]
+    b.tensors[out] = Tensor(out, b.shape(out), acc)
+    codes = np.ones(b.tensors[sums].shape[0], dtype=np.int64)
+    b.nodes.append(Affine(sanitize(node.name + "_mean", b.names), [sums], out, acc, scale=codes, scale_fmt=fmt))
+
+
 def global_sum(b: _Builder, node: onnx.NodeProto) -> None:
     """GlobalAveragePool / ReduceMean (sum, then an exact 2**-k) and ReduceSum over every spatial axis of a
     (C, H, W) or (C, L) map."""
@@ -169,7 +186,7 @@ def global_sum(b: _Builder, node: onnx.NodeProto) -> None:
         b.emit(GlobalSum, node, [x], sum_format(b.fmt(x, node), area))
         return
     sums = b.summed(node, GlobalSum, x, area)
-    b.pow2_mean(node, sums, area)
+    pow2_mean(b, node, sums, area)
 
 
 def average_pool(b: _Builder, node: onnx.NodeProto) -> None:
@@ -178,7 +195,7 @@ def average_pool(b: _Builder, node: onnx.NodeProto) -> None:
     if any(a.get("pads", ())) and not a.get("count_include_pad", 0):
         raise fail(node, "AveragePool excluding padding divides by a varying count")
     sums = pool(b, node, SumPool2d, divide=True)
-    b.pow2_mean(node, sums, math.prod(a["kernel_shape"]))
+    pow2_mean(b, node, sums, math.prod(a["kernel_shape"]))
 
 
 def max_pool(b: _Builder, node: onnx.NodeProto) -> None:

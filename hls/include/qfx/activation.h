@@ -29,15 +29,20 @@ inline ap_uint<in_t::width> offset_code(const in_t &v) {
 
 }  // namespace detail
 
-// y[i] = min(max(x[i], lo), hi) (a bound applies only when HAS_LO / HAS_HI), compared exactly, assigned into out_t.
+// y[i] = min(max(x[i], lo), hi) in that order (crossed bounds lo > hi give hi; a bound applies only when HAS_LO /
+// HAS_HI), every comparison exact across the two types, the chosen value assigned into out_t.
 template <class in_t, class b_t, class out_t, int N, bool HAS_LO, bool HAS_HI>
 void clip(const in_t x[N], out_t y[N], const b_t lo, const b_t hi) {
 #pragma HLS PIPELINE II=1
 clip_i:
   for (int i = 0; i < N; ++i) {
 #pragma HLS UNROLL
-    if (HAS_LO && x[i] < lo) {
-      y[i] = lo;
+    if (HAS_LO && x[i] < lo) {  // max(x, lo) = lo
+      if (HAS_HI && lo > hi) {
+        y[i] = hi;
+      } else {
+        y[i] = lo;
+      }
     } else if (HAS_HI && x[i] > hi) {
       y[i] = hi;
     } else {

@@ -5,6 +5,13 @@ The project has the layout, marker file and testbench protocol of :func:`qfx.bac
 units from hls/include/qfx/stream joined by ``hls::stream`` FIFOs, each unit's loops folded by the plan's PE x
 SIMD, its constants integer-code arrays (fast to compile, and what HLS turns into ROMs or logic). The emitter
 renders the plan; it decides nothing about parallelism.
+
+Rendered: the input cast (the testbench's double -> ap_fixed), Dense, Conv2d (stride, asymmetric zero padding,
+dilation, groups, depthwise, 1-D as H = 1), MaxPool2d, SumPool2d, GlobalSum, Affine, Relu, Clip, LeakyRelu,
+Lookup, Softmax, ArgMax, Add, Concat (any axis), Pad, Upsample, Cast, Reshape (free), K-hot Dense / Conv2d /
+Affine (shift-and-add of digits read from the ROM), fan-out (dup units). Not rendered yet: a plan's ``pixels`` > 1
+on convolutions and pools (a unit computes one output pixel per fold loop: its stream brings one pixel per
+clock).
 """
 
 from __future__ import annotations

@@ -339,22 +339,31 @@ class _Emitter:
         self.produce(n.output, y)
 
     def concat(self, n: Concat) -> None:
-        """Channels (or vector values) of the inputs side by side: a chain of two-input units, each exact in the
-        union of its inputs' formats; the last one assigns to the output format."""
-        if n.axis != 0:
-            raise UnsupportedNode(f"node {n.name}: the streaming backend concatenates along channels (axis 0) only")
-        parts = [(self.feature_map(n, k), self.g.fmt(t)) for k, t in enumerate(n.inputs)]
-        (a, a_fmt), t = parts[0], self.g.tensors[n.output]
+        """The inputs side by side along channels (or vector values), rows or columns: a chain of two-input units,
+        each exact in the union of its inputs' formats; the last one assigns to the output format."""
+        t = self.g.tensors[n.output]
+        if n.axis != 0 and len(t.shape) not in (2, 3):
+            raise UnsupportedNode(f"node {n.name}: the streaming backend concatenates vectors along axis 0 only")
+        parts = [(self.feature_map(n, k), self.g.fmt(i)) for k, i in enumerate(n.inputs)]
+        (a, a_fmt), a_shape = parts[0], list(self.g.tensors[n.inputs[0]].shape)
         for k, (b, b_fmt) in enumerate(parts[1:], start=2):
             last = k == len(parts)
             acc = n.acc if last else union_format([a_fmt, b_fmt])
             fmt = self.g.fmt(n.output) if last else acc
-            cfg = self.config(n, {"a_t": a_fmt, "b_t": b_fmt, "acc_t": acc, "out_t": fmt},
-                              dict(CA=a.word, CB=b.word, COUNT=a.count))  # fmt: skip
-            word = a.word + b.word
-            perm = canonical((word, *t.shape[1:]))[1]
-            y = self.stream(n.output if last else f"{n.output}_part{k}", fmt, word * a.count, word, perm)
-            self.d.calls.append(Call(n.name, "concat", [cfg], [a, b, y]))
+            b_shape = self.g.tensors[n.inputs[k - 1]].shape
+            a_shape[n.axis] += b_shape[n.axis]
+            word, perm = canonical(tuple(a_shape))
+            y = self.stream(n.output if last else f"{n.output}_part{k}", fmt, a.size + b.size, word, perm)
+            types = {"a_t": a_fmt, "b_t": b_fmt, "acc_t": acc, "out_t": fmt}
+            if n.axis == 0:  # channels (or vector values): word by word
+                cfg = self.config(n, types, dict(CA=a.word, CB=b.word, COUNT=a.count))
+                self.d.calls.append(Call(n.name, "concat", [cfg], [a, b, y]))
+            else:  # rows or columns of raster-ordered maps: runs of words
+                _, h, _ = spatial(b_shape)
+                along_h = len(b_shape) == 3 and n.axis == 1
+                rows = 1 if along_h else h
+                cfg = self.config(n, types, dict(C=a.word, ROWS=rows, RUN_A=a.count // rows, RUN_B=b.count // rows))
+                self.d.calls.append(Call(n.name, "concat_runs", [cfg], [a, b, y]))
             a, a_fmt = y, fmt
         self.produce(n.output, a)
 

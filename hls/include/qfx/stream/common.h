@@ -172,6 +172,30 @@ concat_n:
   }
 }
 
+// Concatenation along rows or columns of raster-ordered maps with the same channels: ROWS times, RUN_A words of a
+// then RUN_B words of b (along H: ROWS = 1, runs = whole maps; along W or a 1-D map's L: ROWS = H, runs = row
+// widths). CFG::{a_t, b_t, acc_t, out_t, C, ROWS, RUN_A, RUN_B}; acc_t holds both inputs exactly.
+template <class CFG>
+void concat_runs(hls::stream<word<typename CFG::a_t, CFG::C> > &a, hls::stream<word<typename CFG::b_t, CFG::C> > &b,
+                 hls::stream<word<typename CFG::out_t, CFG::C> > &y) {
+concat_runs_rows:
+  for (int r = 0; r < CFG::ROWS; ++r) {
+  concat_runs_words:
+    for (int i = 0; i < CFG::RUN_A + CFG::RUN_B; ++i) {
+#pragma HLS PIPELINE II=1
+      word<typename CFG::out_t, CFG::C> v;
+      if (i < CFG::RUN_A) {
+        const word<typename CFG::a_t, CFG::C> va = a.read();
+        for (int c = 0; c < CFG::C; ++c) v.d[c] = typename CFG::acc_t(va.d[c]);
+      } else {
+        const word<typename CFG::b_t, CFG::C> vb = b.read();
+        for (int c = 0; c < CFG::C; ++c) v.d[c] = typename CFG::acc_t(vb.d[c]);
+      }
+      y.write(v);
+    }
+  }
+}
+
 }  // namespace stream
 }  // namespace qfx
 

@@ -1,7 +1,8 @@
 // qfx/stream/elementwise.h -- element-wise units on streams: cast, relu / clip, leaky relu, affine (plain or K-hot
 // scale), lookup table, add, argmax.
 //
-// Each unit reads COUNT words of W values and handles PE lanes per clock (W / PE clocks per word). Per-channel
+// Each unit reads COUNT words of W values and handles PE lanes per clock, W / PE clocks per word, in one pipelined
+// loop (a word is read on its first clock and written on its last). Per-channel
 // constants are tables of codes indexed by k = (n * W + lane) % PERIOD, the position of the value in the stream
 // modulo the table's period (the generator writes the table in stream order: a feature map's channel table has
 // PERIOD = C). Exactness: comparisons are exact in ap_fixed; x * scale and a + b have their exact result types;
@@ -20,32 +21,34 @@ template <class CFG>
 void clip(hls::stream<word<typename CFG::in_t, CFG::W> > &x, hls::stream<word<typename CFG::out_t, CFG::W> > &y) {
   const typename CFG::acc_t lo = detail::from_code<typename CFG::acc_t>(CFG::LO_CODE);
   const typename CFG::acc_t hi = detail::from_code<typename CFG::acc_t>(CFG::HI_CODE);
-clip_n:
-  for (int n = 0; n < CFG::COUNT; ++n) {
-    const word<typename CFG::in_t, CFG::W> v = x.read();
-    word<typename CFG::out_t, CFG::W> out;
-  clip_fold:
-    for (int f = 0; f < CFG::W / CFG::PE; ++f) {
+  word<typename CFG::in_t, CFG::W> v;
+  word<typename CFG::out_t, CFG::W> out;
+  const int F = CFG::W / CFG::PE;  // clocks per word
+clip_fold:
+  for (int it = 0; it < CFG::COUNT * F; ++it) {
 #pragma HLS PIPELINE II=1
-      for (int p = 0; p < CFG::PE; ++p) {
+    const int f = it % F;
+    if (f == 0) {
+      v = x.read();
+    }
+    for (int p = 0; p < CFG::PE; ++p) {
 #pragma HLS UNROLL
-        const int lane = f * CFG::PE + p;
-        // min(max(x, lo), hi) compared exactly across types; the value assigned is x itself or a bound (never
-        // x first squeezed into acc_t), as the interpreter computes.
-        if (CFG::LO && v.d[lane] < lo) {
-          if (CFG::HI && lo > hi) {
-            out.d[lane] = hi;
-          } else {
-            out.d[lane] = lo;
-          }
-        } else if (CFG::HI && v.d[lane] > hi) {
+      const int lane = f * CFG::PE + p;
+      // min(max(x, lo), hi) compared exactly across types; the value assigned is x itself or a bound (never
+      // x first squeezed into acc_t), as the interpreter computes.
+      if (CFG::LO && v.d[lane] < lo) {
+        if (CFG::HI && lo > hi) {
           out.d[lane] = hi;
         } else {
-          out.d[lane] = v.d[lane];
+          out.d[lane] = lo;
         }
+      } else if (CFG::HI && v.d[lane] > hi) {
+        out.d[lane] = hi;
+      } else {
+        out.d[lane] = v.d[lane];
       }
     }
-    y.write(out);
+    if (f == F - 1) y.write(out);
   }
 }
 
@@ -54,26 +57,28 @@ template <class CFG>
 void leaky_relu(hls::stream<word<typename CFG::in_t, CFG::W> > &x,
                 hls::stream<word<typename CFG::out_t, CFG::W> > &y) {
   const typename CFG::alpha_t alpha = detail::from_code<typename CFG::alpha_t>(CFG::ALPHA_CODE);
-leaky_n:
-  for (int n = 0; n < CFG::COUNT; ++n) {
-    const word<typename CFG::in_t, CFG::W> v = x.read();
-    word<typename CFG::out_t, CFG::W> out;
-  leaky_fold:
-    for (int f = 0; f < CFG::W / CFG::PE; ++f) {
+  word<typename CFG::in_t, CFG::W> v;
+  word<typename CFG::out_t, CFG::W> out;
+  const int F = CFG::W / CFG::PE;  // clocks per word
+leaky_fold:
+  for (int it = 0; it < CFG::COUNT * F; ++it) {
 #pragma HLS PIPELINE II=1
-      for (int p = 0; p < CFG::PE; ++p) {
-#pragma HLS UNROLL
-        const int lane = f * CFG::PE + p;
-        typename CFG::acc_t a;
-        if (v.d[lane] >= 0) {
-          a = v.d[lane];
-        } else {
-          a = v.d[lane] * alpha;
-        }
-        out.d[lane] = a;
-      }
+    const int f = it % F;
+    if (f == 0) {
+      v = x.read();
     }
-    y.write(out);
+    for (int p = 0; p < CFG::PE; ++p) {
+#pragma HLS UNROLL
+      const int lane = f * CFG::PE + p;
+      typename CFG::acc_t a;
+      if (v.d[lane] >= 0) {
+        a = v.d[lane];
+      } else {
+        a = v.d[lane] * alpha;
+      }
+      out.d[lane] = a;
+    }
+    if (f == F - 1) y.write(out);
   }
 }
 
@@ -82,28 +87,30 @@ leaky_n:
 template <class CFG, class SROW, class tcode_t>
 void affine(hls::stream<word<typename CFG::in_t, CFG::W> > &x, hls::stream<word<typename CFG::out_t, CFG::W> > &y,
             const SROW scale[], const tcode_t shift[CFG::PERIOD]) {
-affine_n:
-  for (int n = 0; n < CFG::COUNT; ++n) {
-    const word<typename CFG::in_t, CFG::W> v = x.read();
-    word<typename CFG::out_t, CFG::W> out;
-  affine_fold:
-    for (int f = 0; f < CFG::W / CFG::PE; ++f) {
+  word<typename CFG::in_t, CFG::W> v;
+  word<typename CFG::out_t, CFG::W> out;
+  const int F = CFG::W / CFG::PE;  // clocks per word
+affine_fold:
+  for (int it = 0; it < CFG::COUNT * F; ++it) {
 #pragma HLS PIPELINE II=1
-      for (int p = 0; p < CFG::PE; ++p) {
-#pragma HLS UNROLL
-        const int lane = f * CFG::PE + p;
-        const int k = (n * CFG::W + lane) % CFG::PERIOD;
-        typename CFG::acc_t a = 0;
-        if (CFG::SCALE) {
-          detail::mac<CFG>::run(a, v.d[lane], scale[k]);
-        } else {
-          a = v.d[lane];
-        }
-        if (CFG::SHIFT) a += detail::from_code<typename CFG::b_t>(shift[k]);
-        out.d[lane] = a;
-      }
+    const int n = it / F, f = it % F;
+    if (f == 0) {
+      v = x.read();
     }
-    y.write(out);
+    for (int p = 0; p < CFG::PE; ++p) {
+#pragma HLS UNROLL
+      const int lane = f * CFG::PE + p;
+      const int k = (n * CFG::W + lane) % CFG::PERIOD;
+      typename CFG::acc_t a = 0;
+      if (CFG::SCALE) {
+        detail::mac<CFG>::run(a, v.d[lane], scale[k]);
+      } else {
+        a = v.d[lane];
+      }
+      if (CFG::SHIFT) a += detail::from_code<typename CFG::b_t>(shift[k]);
+      out.d[lane] = a;
+    }
+    if (f == F - 1) y.write(out);
   }
 }
 
@@ -112,22 +119,24 @@ affine_n:
 template <class CFG, class tcode_t>
 void lookup(hls::stream<word<typename CFG::in_t, CFG::W> > &x, hls::stream<word<typename CFG::out_t, CFG::W> > &y,
             const tcode_t table[1 << CFG::IN_BITS]) {
-lookup_n:
-  for (int n = 0; n < CFG::COUNT; ++n) {
-    const word<typename CFG::in_t, CFG::W> v = x.read();
-    word<typename CFG::out_t, CFG::W> out;
-  lookup_fold:
-    for (int f = 0; f < CFG::W / CFG::PE; ++f) {
+  word<typename CFG::in_t, CFG::W> v;
+  word<typename CFG::out_t, CFG::W> out;
+  const int F = CFG::W / CFG::PE;  // clocks per word
+lookup_fold:
+  for (int it = 0; it < CFG::COUNT * F; ++it) {
 #pragma HLS PIPELINE II=1
-      for (int p = 0; p < CFG::PE; ++p) {
-#pragma HLS UNROLL
-        const int lane = f * CFG::PE + p;
-        ap_uint<CFG::IN_BITS> index = v.d[lane].range(CFG::IN_BITS - 1, 0);
-        if (CFG::SIGNED) index[CFG::IN_BITS - 1] = !index[CFG::IN_BITS - 1];
-        out.d[lane] = detail::from_code<typename CFG::acc_t>(table[index.to_uint()]);
-      }
+    const int f = it % F;
+    if (f == 0) {
+      v = x.read();
     }
-    y.write(out);
+    for (int p = 0; p < CFG::PE; ++p) {
+#pragma HLS UNROLL
+      const int lane = f * CFG::PE + p;
+      ap_uint<CFG::IN_BITS> index = v.d[lane].range(CFG::IN_BITS - 1, 0);
+      if (CFG::SIGNED) index[CFG::IN_BITS - 1] = !index[CFG::IN_BITS - 1];
+      out.d[lane] = detail::from_code<typename CFG::acc_t>(table[index.to_uint()]);
+    }
+    if (f == F - 1) y.write(out);
   }
 }
 
@@ -135,21 +144,24 @@ lookup_n:
 template <class CFG>
 void add(hls::stream<word<typename CFG::a_t, CFG::W> > &a, hls::stream<word<typename CFG::b_t, CFG::W> > &b,
          hls::stream<word<typename CFG::out_t, CFG::W> > &y) {
-add_n:
-  for (int n = 0; n < CFG::COUNT; ++n) {
-    const word<typename CFG::a_t, CFG::W> va = a.read();
-    const word<typename CFG::b_t, CFG::W> vb = b.read();
-    word<typename CFG::out_t, CFG::W> out;
-  add_fold:
-    for (int f = 0; f < CFG::W / CFG::PE; ++f) {
+  word<typename CFG::a_t, CFG::W> va;
+  word<typename CFG::b_t, CFG::W> vb;
+  word<typename CFG::out_t, CFG::W> out;
+  const int F = CFG::W / CFG::PE;  // clocks per word
+add_fold:
+  for (int it = 0; it < CFG::COUNT * F; ++it) {
 #pragma HLS PIPELINE II=1
-      for (int p = 0; p < CFG::PE; ++p) {
-#pragma HLS UNROLL
-        const int lane = f * CFG::PE + p;
-        out.d[lane] = va.d[lane] + vb.d[lane];
-      }
+    const int f = it % F;
+    if (f == 0) {
+      va = a.read();
+      vb = b.read();
     }
-    y.write(out);
+    for (int p = 0; p < CFG::PE; ++p) {
+#pragma HLS UNROLL
+      const int lane = f * CFG::PE + p;
+      out.d[lane] = va.d[lane] + vb.d[lane];
+    }
+    if (f == F - 1) y.write(out);
   }
 }
 

@@ -206,16 +206,16 @@ void global_sum(hls::stream<word<typename CFG::in_t, CFG::C> > &x,
   typename CFG::acc_t acc[CFG::C];
 #pragma HLS ARRAY_PARTITION variable=acc cyclic factor=PE
   for (int c = 0; c < CFG::C; ++c) acc[c] = 0;
-global_sum_pixels:
-  for (int p = 0; p < CFG::HW; ++p) {
-    const word<typename CFG::in_t, CFG::C> v = x.read();
-  global_sum_fold:
-    for (int nf = 0; nf < CFG::C / CFG::PE; ++nf) {
+  const int NF = CFG::C / CFG::PE;  // clocks per pixel
+  word<typename CFG::in_t, CFG::C> v;
+global_sum_fold:
+  for (int it = 0; it < CFG::HW * NF; ++it) {
 #pragma HLS PIPELINE II=1
-      for (int pe = 0; pe < CFG::PE; ++pe) {
+    const int nf = it % NF;
+    if (nf == 0) v = x.read();
+    for (int pe = 0; pe < CFG::PE; ++pe) {
 #pragma HLS UNROLL
-        acc[nf * CFG::PE + pe] += v.d[nf * CFG::PE + pe];
-      }
+      acc[nf * CFG::PE + pe] += v.d[nf * CFG::PE + pe];
     }
   }
   word<typename CFG::out_t, CFG::C> out;
