@@ -79,13 +79,40 @@ def exp2_exact(k: torch.Tensor) -> torch.Tensor:
     table = _pow2_tables.get(k.device)
     if table is None:
         values = [math.ldexp(1.0, e) for e in range(_POW2_MIN, _POW2_MAX + 1)]
-        table = _pow2_tables[k.device] = torch.tensor(values, dtype=torch.float64, device=k.device)
+        table = torch.tensor(values, dtype=torch.float64, device=k.device)
+        if not torch.compiler.is_compiling():  # a tensor made while tracing belongs to the compiled graph
+            _pow2_tables[k.device] = table
     return table[(k - _POW2_MIN).long()]
 
 
+_coeff_tables: dict[tuple, torch.Tensor] = {}
+
+
+def _exponent_coefficients(sat_bits: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(8, 3): the exponents of :func:`_exponents` as ``a * frac_bits + b * width + c`` (cached per device: no
+    host-to-device copy per call)."""
+    key = (sat_bits, dtype, device)
+    table = _coeff_tables.get(key)
+    if table is None:
+        rows = [(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 1, -1), (0, -1, 1)]
+        rows += [(0, 1, -sat_bits), (0, -1, sat_bits)]
+        table = torch.tensor(rows, dtype=dtype, device=device)
+        if not torch.compiler.is_compiling():  # a tensor made while tracing belongs to the compiled graph
+            _coeff_tables[key] = table
+    return table
+
+
 def pow2_tensor(width: torch.Tensor, frac_bits: torch.Tensor, sat_bits: int, dtype: torch.dtype) -> Pow2:
-    """Powers of two for tensor-valued (learned, per-channel) widths and binary points."""
-    return Pow2(*(exp2_exact(e).to(dtype) for e in _exponents(width, frac_bits, sat_bits)))
+    """Powers of two for tensor-valued (learned, per-channel) widths and binary points.
+
+    All eight come from one stacked exponent tensor and one table lookup: a handful of device operations instead
+    of dozens, which is what a small layer's step costs on a GPU."""
+    frac_bits, width = torch.broadcast_tensors(frac_bits, width)
+    coeffs = _exponent_coefficients(sat_bits, frac_bits.dtype, frac_bits.device)
+    shape = (8,) + (1,) * frac_bits.dim()
+    a, b, c = (coeffs[:, i].reshape(shape) for i in range(3))
+    exps = torch.addcmul(torch.addcmul(c, a, frac_bits), b, width)  # exact: small integers
+    return Pow2(*exp2_exact(exps).to(dtype).unbind(0))
 
 
 # ------------------------------------------------------------------------------------------------ rounding

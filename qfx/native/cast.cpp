@@ -252,34 +252,52 @@ void forward(const T* x, To* out, uint8_t* inside, int64_t n, const double* frac
   });
 }
 
-// Learned formats' backward, as functional.py's _LearnedCast.backward: grad_x (masked unless wrapping) and, per
-// channel, sum(grad * d value / d frac_bits) and sum(grad * d value / d width), accumulated in double.
+// One run of elements sharing a format, for backward below.
 template <class T, int Q>
 void backward_segment(const T* __restrict x, const T* __restrict grad, T* __restrict grad_x, int64_t len, bool wraps,
                       const Pow2<T>& pr, double* sf_out, double* sw_out) {
   const Pow2<T> p = pr;
   const T ln2 = static_cast<T>(0.6931471805599453);
-  T sf = 0, sw = 0;  // per segment in T (vector lanes), then added in double
-#pragma omp simd reduction(+ : sf, sw)
-  for (int64_t i = 0; i < len; ++i) {
-    const T xv = x[i], g = grad[i];
-    const T r = round_code<T, Q>(xv * p.scale);
-    const bool inside = (r >= p.lo) & (r <= p.hi);
-    const T sat = clamp(r, p.lo, p.hi) * p.inv_scale;
-    const T d_in = ln2 * (xv - sat), d_out = -ln2 * sat, d_w = g * (ln2 * sat);
-    sf += g * (inside ? d_in : d_out);
-    sw += inside ? T(0) : d_w;
-  }
-  if (grad_x) {
-    for (int64_t i = 0; i < len; ++i) {
-      const T g = grad[i];
-      const T r = round_code<T, Q>(x[i] * p.scale);
-      const bool keep = wraps | ((r >= p.lo) & (r <= p.hi));
-      grad_x[i] = keep ? g : g * T(0);
+  constexpr int64_t B = 1024;  // a branch-free map into small buffers (vectorized), then their sums in double
+  T cf[B], cw[B];
+  uint8_t keep[B];
+  double tf = 0.0, tw = 0.0;
+  for (int64_t b = 0; b < len; b += B) {
+    const int64_t n = len - b < B ? len - b : B;
+    const T* __restrict xb = x + b;
+    const T* __restrict gb = grad + b;
+    for (int64_t i = 0; i < n; ++i) {
+      const T xv = xb[i], g = gb[i];
+      const T r = round_code<T, Q>(xv * p.scale);
+      const bool inside = (r >= p.lo) & (r <= p.hi);
+      const T sat = clamp(r, p.lo, p.hi) * p.inv_scale;
+      const T d_in = ln2 * (xv - sat), d_out = -ln2 * sat;
+      cf[i] = g * (inside ? d_in : d_out);
+      cw[i] = inside ? T(0) : g * (ln2 * sat);
+      keep[i] = wraps | inside;
+    }
+    T lf[8] = {}, lw[8] = {};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (int j = 0; j < 8; ++j) {
+        lf[j] += cf[i + j];
+        lw[j] += cw[i + j];
+      }
+    for (; i < n; ++i) {
+      lf[0] += cf[i];
+      lw[0] += cw[i];
+    }
+    for (int j = 0; j < 8; ++j) {
+      tf += static_cast<double>(lf[j]);
+      tw += static_cast<double>(lw[j]);
+    }
+    if (grad_x) {
+      T* __restrict ob = grad_x + b;
+      for (int64_t k = 0; k < n; ++k) ob[k] = keep[k] ? gb[k] : gb[k] * T(0);
     }
   }
-  *sf_out += static_cast<double>(sf);
-  *sw_out += static_cast<double>(sw);
+  *sf_out += tf;
+  *sw_out += tw;
 }
 
 // Learned formats' backward, as functional.py's _LearnedCast.backward: grad_x (masked unless wrapping) and, per
