@@ -173,12 +173,26 @@ def cmd_hls(args: argparse.Namespace) -> int:
 
     refuse_overlap([("output folder", Path(args.out))], [("model", Path(args.model))])
     _check_out_dir(Path(args.out), args.force)
+    from qfx.boards import load_board
+    from qfx.plan import plan as make_plan
+
+    board = load_board(args.board)
     with tempfile.TemporaryDirectory(prefix="qfx-") as tmp:
         graph = _graph(Path(args.model), Path(tmp))
-        with _steps(args).step(f"writing {args.tool} HLS project for {args.board}"):
-            out = generate(graph, args.out, board=args.board, tool=args.tool, name=args.name, force=args.force)
+        plan, architecture = None, args.architecture
+        if architecture != "parallel":
+            plan = make_plan(graph, board, target_fps=args.target_fps)
+            if architecture == "auto":
+                from qfx.backends.hls.generate import choose_architecture
+
+                architecture, plan = choose_architecture(graph, board, plan)
+        with _steps(args).step(f"writing {args.tool} HLS project ({architecture}) for {board.name}"):
+            out = generate(graph, args.out, board=board, tool=args.tool, name=args.name, force=args.force,
+                           architecture=architecture, plan=plan)  # fmt: skip
     meta = json.loads((out / "qfx_project.json").read_text())
-    _print(f"wrote {out}: top {meta['top']}, part {meta['part']}, {meta['layers']} layers; build: cd {out} && "
+    if plan is not None:
+        _print(plan.table() + "\n")
+    _print(f"wrote {out}: {architecture} design, top {meta['top']}, part {meta['part']}; build: cd {out} && "
            f"{'vitis_hls' if args.tool == 'vitis' else 'vivado_hls'} -f build_prj.tcl")  # fmt: skip
     return EXIT_OK
 
@@ -397,6 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=f"model.onnx (QONNX) or model.qfx ({_DATA_ONLY})")
     p.add_argument("--board", default="ultra96v2", help="a board of `qfx boards` or a board .toml (default ultra96v2)")
     p.add_argument("--tool", choices=["vivado", "vitis"], default="vitis", help="HLS tool (default vitis)")
+    p.add_argument("--architecture", choices=["auto", "parallel", "stream"], default="auto",
+                   help="parallel: every layer unrolled, one sample per clock; stream: a dataflow design folded by "
+                   "the hardware plan (qfx plan) to fit the board; auto (default): parallel when the plan is one "
+                   "sample per clock, else stream")  # fmt: skip
+    p.add_argument("--target-fps", type=float, help="fold for this many samples/s with the least resources")
     p.add_argument("--name", help="top function name (default: the graph's)")
     p.add_argument("-o", "--out", default="hls_prj", help="project folder (default hls_prj)")
     p.add_argument("--force", action="store_true", help="replace an existing folder")

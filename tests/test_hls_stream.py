@@ -285,6 +285,9 @@ def test_plan_of_another_graph_is_refused(tmp_path) -> None:
     g = Graph(t, [Cast("in", ["x"], "q", f), Relu("r", ["q"], "r", f)], ["x"], ["r"])
     with pytest.raises(ValueError, match="another graph"):
         generate_stream(g, tmp_path / "g", plan=other)
+    with pytest.raises(ValueError, match="for the board 'alveo_u250'"):
+        generate_stream(g, tmp_path / "g", plan=plan(g, "alveo_u250"))
+    assert not (tmp_path / "g").exists()
 
 
 # ------------------------------------------------------------------------------------------ quantized models

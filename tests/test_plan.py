@@ -129,3 +129,18 @@ def test_residual_fifo_holds_the_shortcut() -> None:
     g.outputs = ["s"]
     p = plan(g, "ultra96v2", target_fps=1e5)
     assert p.fifo_depths["x"] > 2  # the shortcut waits for two dense layers
+
+
+def test_generate_picks_the_architecture_from_the_plan(tmp_path) -> None:
+    from qfx.hls import generate, read_project
+
+    small = generate(mlp([16, 8, 4]), tmp_path / "small", board="alveo_u250", architecture="auto")
+    assert read_project(small).get("architecture", "parallel") == "parallel"
+    folded = generate(cnn(), tmp_path / "cnn", board="ultra96v2", architecture="auto")
+    meta = read_project(folded)
+    assert meta["architecture"] == "stream" and meta["cycles"] == plan(cnn(), "ultra96v2").cycles
+    with pytest.raises(ValueError, match="architecture must be 'parallel', 'stream' or 'auto', not 'fast'"):
+        generate(cnn(), tmp_path / "x", architecture="fast")
+    with pytest.raises(ValueError, match="a plan folds the streaming design"):
+        generate(cnn(), tmp_path / "x", plan=plan(cnn(), "ultra96v2"))
+    assert not (tmp_path / "x").exists()

@@ -120,10 +120,9 @@ def _divisors(n: int) -> list[int]:
 
 
 def _candidates(work: Work) -> list[Folding]:
-    """Foldings of a node: every PE x SIMD (divisors), then output positions in parallel once PE x SIMD is full."""
-    out = [Folding(pe, simd) for pe in _divisors(work.pe_dim) for simd in _divisors(work.simd_dim)]
-    out += [Folding(work.pe_dim, work.simd_dim, p) for p in _divisors(work.positions) if p > 1]
-    return out
+    """Foldings of a node: every PE x SIMD (divisors). Output positions stay one per clock: the streaming units
+    take one pixel per stream word (only the fully parallel design, :func:`fully_parallel`, unrolls them)."""
+    return [Folding(pe, simd) for pe in _divisors(work.pe_dim) for simd in _divisors(work.simd_dim)]
 
 
 def _latency(work: Work, f: Folding, cycles: int) -> int:

@@ -25,6 +25,7 @@ __all__ = ["MARKER", "generate", "hls_root", "read_project"]
 
 MARKER = "qfx_project.json"  # marks a folder QFX generated (and may overwrite)
 Tool = Literal["vivado", "vitis"]
+Architecture = Literal["parallel", "stream", "auto"]
 
 
 def hls_root() -> Path:
@@ -62,8 +63,16 @@ def generate(
     name: str | None = None,
     test_inputs: np.ndarray | None = None,
     force: bool = False,
+    architecture: Architecture = "parallel",
+    plan=None,
 ) -> Path:
     """Write an HLS project for ``graph`` to ``out_dir`` and return its path.
+
+    ``architecture``: ``"parallel"`` unrolls every layer (one sample per clock; small networks only, larger ones
+    are refused naming the layer); ``"stream"`` writes a dataflow design folded as ``plan`` (a
+    :class:`qfx.plan.Plan`; default ``qfx.plan.plan(graph, board)``, the fastest that fits the board); ``"auto"``
+    takes the fully parallel design when the board's plan is one sample per clock and the network is small enough
+    to unroll, else the streaming one.
 
     ``board`` names a board of ``boards/`` (or is a :class:`~qfx.boards.Board`); ``tool`` picks the Vivado HLS
     or Vitis HLS flavour of the scripts. With ``test_inputs`` (a float batch) the project's tb_data holds them and
@@ -73,7 +82,18 @@ def generate(
     """
     if tool not in ("vivado", "vitis"):
         raise ValueError(f"tool must be 'vivado' or 'vitis', not {tool!r}")
+    if architecture not in ("parallel", "stream", "auto"):
+        raise ValueError(f"architecture must be 'parallel', 'stream' or 'auto', not {architecture!r}")
+    if plan is not None and architecture == "parallel":
+        raise ValueError("a plan folds the streaming design: pass architecture='stream' or 'auto' with plan=")
     board = board if isinstance(board, Board) else load_board(board)
+    if architecture == "auto":
+        architecture, plan = choose_architecture(graph, board, plan)
+    if architecture == "stream":
+        from .stream import generate_stream
+
+        return generate_stream(graph, out_dir, plan=plan, board=board, tool=tool, name=name,
+                               test_inputs=test_inputs, force=force)  # fmt: skip
     out_dir = Path(out_dir)
     replace = check_target(out_dir, MARKER, force, "QFX project")
     top = sanitize(name or graph.name, set())
@@ -123,6 +143,22 @@ def generate(
         )  # fmt: skip
         (staging / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
     return out_dir
+
+
+def choose_architecture(graph: Graph, board: Board, plan=None) -> tuple[str, object]:
+    """("parallel", None) when ``plan`` (default: the board's plan) is one sample per clock and the network is
+    small enough to unroll, else ("stream", the plan)."""
+    from qfx.backends import HLS_LIMITS, DesignTooLarge, check_graph
+    from qfx.plan import plan as make_plan
+
+    plan = plan if plan is not None else make_plan(graph, board)
+    if plan.cycles == 1:
+        try:
+            check_graph(fuse_casts(graph), "HLS", HLS_LIMITS)
+            return "parallel", None
+        except DesignTooLarge:
+            pass
+    return "stream", plan
 
 
 def write_inputs(path: Path, x: np.ndarray, size: int) -> None:

@@ -104,6 +104,8 @@ def generate_stream(
     fused = fuse_casts(graph)
     check_graph(fused, "streaming HLS")
     plan = plan if plan is not None else make_plan(graph, board)
+    if plan.board.name != board.name:
+        raise ValueError(f"the plan is for the board {plan.board.name!r}, not {board.name!r}: pass board= as well")
     _check_plan(fused, plan)
     top = sanitize(name or graph.name, set())
     design: StreamDesign = lower_stream(fused, plan, {top})
