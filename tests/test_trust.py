@@ -122,3 +122,11 @@ def test_escaping_helpers() -> None:
     assert md_escape("a|b*c") == "a\\|b\\*c"
     for part in ("xc7z020clg400-1", "xczu3eg-sbva484-1-i", "xcu250-figd2104-2L-e", "xcvc1902-vsva2197-2MP-e-S"):
         assert check_part(part) == part
+
+
+def test_report_tables_escape_cells_from_results_json() -> None:
+    from qfx.report import Table
+
+    table = Table(["model", "acc"], [["evil | <script>x</script>\nnext", "1"]]).markdown().splitlines()
+    assert len(table) == 3 and table[2].count(" | ") == 1  # one row, two cells: the pipe and newline stay inside
+    assert "<script>" not in table[2] and "\\|" in table[2]
