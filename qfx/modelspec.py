@@ -47,16 +47,20 @@ SPEC_VERSION = 1
 _BUILTINS = {"builtins.getattr": getattr, "builtins.len": len}
 #: operator functions a graph may call: arithmetic, comparison, logic and indexing (no call, attrgetter,
 #: methodcaller or setitem: those would reach around the checks on names).
-_OPERATORS = frozenset("""
+_OPERATORS = frozenset(
+    """
 abs add and_ concat contains eq floordiv ge getitem gt iadd iand iconcat ifloordiv ilshift imatmul imod imul index
 inv invert ior ipow irshift isub itruediv ixor le lshift lt matmul mod mul ne neg not_ or_ pos pow rshift sub truediv
 truth xor
-""".split())
+""".split()
+)
 #: Tensor operations a graph may not use: they take callables, touch storage or devices, or load data.
-_EXCLUDED = frozenset("""
+_EXCLUDED = frozenset(
+    """
 apply_ map_ map2_ register_hook register_post_accumulate_grad_hook backward module_load set_ share_memory_ storage
 untyped_storage cuda pin_memory tolist numpy
-""".split())
+""".split()
+)
 #: Tensor attributes a graph may read with getattr (torch.fx records ``x.shape`` and friends this way).
 _ATTRIBUTES = frozenset(
     {"shape", "dtype", "device", "ndim", "T", "mT", "H", "mH", "is_cuda", "layout", "requires_grad"}

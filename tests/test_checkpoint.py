@@ -33,6 +33,7 @@ def test_chain_models_roundtrip_bit_for_bit(name, tmp_path) -> None:
     loaded = roundtrip(model, x, tmp_path / "m.qfx")
     assert type(loaded) is not type(model) or loaded is not model
     assert torch.equal(loaded(x), model(x))
+
     def nodes(gm):
         return [(n.name, n.op, str(n.target), str(n.args), str(n.kwargs)) for n in gm.graph.nodes]
 

@@ -151,6 +151,7 @@ def test_sigterm_cleans_up_like_ctrl_c(files, tmp_path) -> None:
     while not ready.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
     assert ready.exists(), "the command never reached its staging folder"
+
     def ours() -> list[Path]:
         return list(tmp.glob("qfx-*"))
 

@@ -109,7 +109,7 @@ def test_board_strings_are_escaped_in_generated_files(tiny, tmp_path) -> None:
     tcl = (out / "build_prj.tcl").read_text()
     first = tcl.splitlines()[0]
     assert first.startswith("#") and first.endswith("ns clock.")  # the title stays in its comment
-    assert "set_part \"xc7z020clg400-1\"" in tcl
+    assert 'set_part "xc7z020clg400-1"' in tcl
     assert not first.rstrip().endswith("\\")
     readme = (out / "README.md").read_text()
     assert "\\[exec touch PWNED\\]" in readme and "\\*b\\*" in readme
