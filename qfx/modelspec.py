@@ -374,6 +374,9 @@ def describe(model: nn.Module) -> tuple[dict, dict[str, torch.Tensor]]:
         params = {}
         for k, p in m._parameters.items():
             if p is not None:
+                if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+                    raise SpecError(f"parameter {prefix + k} holds NaN or infinity (did training diverge? a lower "
+                                    "learning rate may help)")  # fmt: skip
                 tensors[prefix + k] = p.detach().cpu().contiguous().clone()
             params[k] = None if p is None else {"requires_grad": p.requires_grad}
         buffers = {}
