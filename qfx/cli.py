@@ -160,9 +160,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     refuse_overlap([("output", out)], [("checkpoint", Path(args.checkpoint))])
     _check_new_file(out, args.force)
     ckpt = load_checkpoint(args.checkpoint)
-    with _steps(args).step("exporting QONNX (checked with qonnx's executor)"), tempfile.TemporaryDirectory(
-        prefix=f".{out.name}.", dir=out.parent
-    ) as tmp:
+    with (
+        _steps(args).step("exporting QONNX (checked with qonnx's executor)"),
+        tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp,
+    ):
         publish(export_qonnx(ckpt.model, ckpt.example_input, Path(tmp) / out.name), out, replace=args.force)
     _print(f"wrote {out}")
     return EXIT_OK

@@ -47,16 +47,20 @@ SPEC_VERSION = 1
 _BUILTINS = {"builtins.getattr": getattr, "builtins.len": len}
 #: operator functions a graph may call: arithmetic, comparison, logic and indexing (no call, attrgetter,
 #: methodcaller or setitem: those would reach around the checks on names).
-_OPERATORS = frozenset("""
+_OPERATORS = frozenset(
+    """
 abs add and_ concat contains eq floordiv ge getitem gt iadd iand iconcat ifloordiv ilshift imatmul imod imul index
 inv invert ior ipow irshift isub itruediv ixor le lshift lt matmul mod mul ne neg not_ or_ pos pow rshift sub truediv
 truth xor
-""".split())
+""".split()
+)
 #: Tensor operations a graph may not use: they take callables, touch storage or devices, or load data.
-_EXCLUDED = frozenset("""
+_EXCLUDED = frozenset(
+    """
 apply_ map_ map2_ register_hook register_post_accumulate_grad_hook backward module_load set_ share_memory_ storage
 untyped_storage cuda pin_memory tolist numpy
-""".split())
+""".split()
+)
 #: Tensor attributes a graph may read with getattr (torch.fx records ``x.shape`` and friends this way).
 _ATTRIBUTES = frozenset(
     {"shape", "dtype", "device", "ndim", "T", "mT", "H", "mH", "is_cuda", "layout", "requires_grad"}
@@ -370,6 +374,9 @@ def describe(model: nn.Module) -> tuple[dict, dict[str, torch.Tensor]]:
         params = {}
         for k, p in m._parameters.items():
             if p is not None:
+                if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+                    raise SpecError(f"parameter {prefix + k} holds NaN or infinity (did training diverge? a lower "
+                                    "learning rate may help)")  # fmt: skip
                 tensors[prefix + k] = p.detach().cpu().contiguous().clone()
             params[k] = None if p is None else {"requires_grad": p.requires_grad}
         buffers = {}

@@ -19,16 +19,19 @@ import re
 
 __all__ = ["CPP17_KEYWORDS", "SYSTEMVERILOG_KEYWORDS", "VERILOG2005_KEYWORDS", "is_reserved", "qfx_names"]
 
-CPP17_KEYWORDS = frozenset("""
+CPP17_KEYWORDS = frozenset(
+    """
 alignas alignof and and_eq asm auto bitand bitor bool break case catch char char16_t char32_t class compl const
 constexpr const_cast continue decltype default delete do double dynamic_cast else enum explicit export extern false
 float for friend goto if inline int long mutable namespace new noexcept not not_eq nullptr operator or or_eq private
 protected public register reinterpret_cast return short signed sizeof static static_assert static_cast struct switch
 template this thread_local throw true try typedef typeid typename union unsigned using virtual void volatile wchar_t
 while xor xor_eq final override
-""".split())
+""".split()
+)
 
-VERILOG2005_KEYWORDS = frozenset("""
+VERILOG2005_KEYWORDS = frozenset(
+    """
 always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config deassign default defparam design
 disable edge else end endcase endconfig endfunction endgenerate endmodule endprimitive endspecify endtable endtask
 event for force forever fork function generate genvar highz0 highz1 if ifnone incdir include initial inout input
@@ -37,9 +40,11 @@ noshowcancelled not notif0 notif1 or output parameter pmos posedge primitive pul
 pulsestyle_onevent pulsestyle_ondetect rcmos real realtime reg release repeat rnmos rpmos rtran rtranif0 rtranif1
 scalared showcancelled signed small specify specparam strong0 strong1 supply0 supply1 table task time tran tranif0
 tranif1 tri tri0 tri1 triand trior trireg unsigned use uwire vectored wait wand weak0 weak1 while wire wor xnor xor
-""".split())
+""".split()
+)
 
-SYSTEMVERILOG_KEYWORDS = VERILOG2005_KEYWORDS | frozenset("""
+SYSTEMVERILOG_KEYWORDS = VERILOG2005_KEYWORDS | frozenset(
+    """
 accept_on alias always_comb always_ff always_latch assert assume before bind bins binsof bit break byte chandle
 checker class clocking const constraint context continue cover covergroup coverpoint cross dist do endchecker
 endclass endclocking endgroup endinterface endpackage endprogram endproperty endsequence enum eventually expect
@@ -50,14 +55,17 @@ ref reject_on restrict return s_always s_eventually s_nexttime s_until s_until_w
 soft solve static string strong struct super sync_accept_on sync_reject_on tagged this throughout timeprecision
 timeunit type typedef union unique unique0 until until_with untyped var virtual void wait_order weak wildcard with
 within
-""".split())
+""".split()
+)
 
 #: Names of the C/C++ library and the ap_fixed headers that a generated identifier must not shadow or redefine.
-LIBRARY_NAMES = frozenset("""
+LIBRARY_NAMES = frozenset(
+    """
 main std hls qfx NULL EOF FILE assert errno stdin stdout stderr printf fprintf sprintf scanf fscanf fopen fclose exit
 abort malloc free memcpy memset size_t int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t
 input_t result_t model_default_t nnet hls4ml
-""".split())
+""".split()
+)
 
 #: Files QFX writes into generated folders (their stems), beside the ones of the template and library folders.
 FILE_STEMS = frozenset({"parameters", "weights", "build_prj", "hls_config", "readme", "qfx_project", "qfx_rtl"})

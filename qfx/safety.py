@@ -15,8 +15,17 @@ import re
 
 import onnx
 
-__all__ = ["KNOWN_DOMAINS", "UntrustedInput", "check_domains", "check_part", "check_text", "comment_text", "md_escape",
-           "tcl_quote"]
+__all__ = [
+    "KNOWN_DOMAINS",
+    "UntrustedInput",
+    "check_domains",
+    "check_part",
+    "check_text",
+    "comment_text",
+    "md_escape",
+    "md_text",
+    "tcl_quote",
+]
 
 #: ONNX standard domains, qonnx's custom ops (and Brevitas' alias of them), and QFX's FixedCast.
 KNOWN_DOMAINS = frozenset(
@@ -92,6 +101,13 @@ def tcl_quote(value: str) -> str:
 def comment_text(value: object) -> str:
     """``value`` for a ``#`` comment line of TCL or a cfg file: one line, and no trailing backslash can continue it."""
     return check_text(str(value), "text", max_len=10_000).replace("\\", "\\\\")
+
+
+def md_text(value: object) -> str:
+    """``value`` as inline Markdown text that keeps its emphasis: control characters become spaces, and what could
+    end a table cell or open raw HTML (``|``, ``<``, ``>``) is escaped."""
+    text = _CONTROL.sub(" ", str(value))
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def md_escape(value: str) -> str:

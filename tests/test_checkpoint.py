@@ -33,6 +33,7 @@ def test_chain_models_roundtrip_bit_for_bit(name, tmp_path) -> None:
     loaded = roundtrip(model, x, tmp_path / "m.qfx")
     assert type(loaded) is not type(model) or loaded is not model
     assert torch.equal(loaded(x), model(x))
+
     def nodes(gm):
         return [(n.name, n.op, str(n.target), str(n.args), str(n.kwargs)) for n in gm.graph.nodes]
 
@@ -148,4 +149,9 @@ def test_models_a_checkpoint_cannot_hold_are_refused_at_save(tmp_path) -> None:
     hooked.register_forward_hook(lambda *a: None)
     with pytest.raises(CheckpointError, match="forward_hooks"):
         save_checkpoint(tmp_path / "h.qfx", Checkpoint(hooked, torch.zeros(1, 1, 8, 8)))
+    diverged = copy.deepcopy(model)
+    with torch.no_grad():
+        diverged.qfx_input.frac_bits.fill_(float("nan"))  # a NaN binary point after a diverged QAT
+    with pytest.raises(CheckpointError, match=r"qfx_input\.frac_bits holds NaN"):
+        save_checkpoint(tmp_path / "n.qfx", Checkpoint(diverged, torch.zeros(1, 1, 8, 8)))
     assert list(tmp_path.iterdir()) == []

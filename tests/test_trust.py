@@ -109,7 +109,7 @@ def test_board_strings_are_escaped_in_generated_files(tiny, tmp_path) -> None:
     tcl = (out / "build_prj.tcl").read_text()
     first = tcl.splitlines()[0]
     assert first.startswith("#") and first.endswith("ns clock.")  # the title stays in its comment
-    assert "set_part \"xc7z020clg400-1\"" in tcl
+    assert 'set_part "xc7z020clg400-1"' in tcl
     assert not first.rstrip().endswith("\\")
     readme = (out / "README.md").read_text()
     assert "\\[exec touch PWNED\\]" in readme and "\\*b\\*" in readme
@@ -122,3 +122,11 @@ def test_escaping_helpers() -> None:
     assert md_escape("a|b*c") == "a\\|b\\*c"
     for part in ("xc7z020clg400-1", "xczu3eg-sbva484-1-i", "xcu250-figd2104-2L-e", "xcvc1902-vsva2197-2MP-e-S"):
         assert check_part(part) == part
+
+
+def test_report_tables_escape_cells_from_results_json() -> None:
+    from qfx.report import Table
+
+    table = Table(["model", "acc"], [["evil | <script>x</script>\nnext", "1"]]).markdown().splitlines()
+    assert len(table) == 3 and table[2].count(" | ") == 1  # one row, two cells: the pipe and newline stay inside
+    assert "<script>" not in table[2] and "\\|" in table[2]

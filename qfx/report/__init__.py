@@ -19,6 +19,7 @@ import jinja2
 
 from qfx.backends.hls.generate import hls_root
 from qfx.report.plots import plot_accuracy, plot_binary_points, plot_resources
+from qfx.safety import md_text
 
 __all__ = ["Table", "record", "synth_summary", "write_report"]
 
@@ -61,7 +62,7 @@ class Table:
 
     def markdown(self) -> str:
         rule = ["---" if i < self.align_right else "---:" for i in range(len(self.headers))]
-        lines = [self.headers, rule, *self.rows]
+        lines = [[md_text(c) for c in self.headers], rule, *([md_text(c) for c in row] for row in self.rows)]
         return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
     def html(self) -> str:
@@ -195,7 +196,7 @@ def _tidy_markdown(text: str) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(hls_root() / "templates" / "report"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -203,6 +204,8 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["md"] = md_text  # strings from results.json in report.md
+    return env
 
 
 def write_report(folder: str | os.PathLike) -> list[Path]:
