@@ -350,13 +350,24 @@ def _rebuild_graph(nodes: list[dict], dec: _Decoder, root: nn.Module) -> fx.Grap
     return graph
 
 
+def _state(m: nn.Module) -> dict:
+    """The attributes to store: ``__getstate__``'s, where a class defines one (to leave its caches out), else
+    the instance's."""
+    own = any("__getstate__" in vars(cls) for cls in type(m).__mro__ if cls not in (nn.Module, object))
+    return m.__getstate__() if own else vars(m)
+
+
 def describe(model: nn.Module) -> tuple[dict, dict[str, torch.Tensor]]:
     """The spec (JSON-able) and tensors of ``model``; :class:`SpecError` names what cannot be described."""
-    paths = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
+    paths = {id(m): name for name, m in model.named_modules()}  # a module shared by two parents: its first path
     tensors: dict[str, torch.Tensor] = {}
     enc = _Encoder(paths, tensors)
+    described: set[int] = set()
 
     def module_spec(m: nn.Module, path: str) -> dict:
+        if id(m) in described:  # the same module under a second parent (a layer reading its producer's quantizer)
+            return {"ref": paths[id(m)]}
+        described.add(id(m))
         where = path or "the model"
         name = _class_names().get(type(m))
         if isinstance(m, fx.GraphModule):
@@ -387,7 +398,7 @@ def describe(model: nn.Module) -> tuple[dict, dict[str, torch.Tensor]]:
         spec = {
             "class": name,
             "training": m.training,
-            "attributes": {k: enc(v, f"{prefix}{k}") for k, v in vars(m).items() if k not in base},
+            "attributes": {k: enc(v, f"{prefix}{k}") for k, v in _state(m).items() if k not in base},
             "parameters": params,
             "buffers": buffers,
             "children": {k: None if c is None else module_spec(c, prefix + k) for k, c in m._modules.items()},
@@ -410,7 +421,11 @@ def rebuild(spec: dict, tensors: dict[str, torch.Tensor]) -> nn.Module:
     def tensor(key: str) -> torch.Tensor:
         return _lookup(tensors, key, "tensor")
 
+    built: dict[str, nn.Module] = {}
+
     def build(s: dict, path: str) -> nn.Module:
+        if "ref" in s:  # a module already built under its first parent
+            return _lookup(built, s["ref"], "module reference")
         cls = _lookup(_classes(), s.get("class"), "module class")
         if not issubclass(cls, nn.Module):
             raise SpecError(f"{s.get('class')!r} is not a module class")
@@ -434,6 +449,7 @@ def rebuild(spec: dict, tensors: dict[str, torch.Tensor]) -> nn.Module:
             module._non_persistent_buffers_set = set(holder._non_persistent_buffers_set)
         attributes.append((module, s["attributes"]))
         training.append((module, bool(s["training"])))
+        built[path] = module
         return module
 
     model = build(spec["model"], "")

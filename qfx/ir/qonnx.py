@@ -375,8 +375,6 @@ def _clean(model):
     return model
 
 
-#: Node domains the importer accepts: qonnx imports a custom op's domain as a Python module, so no other is run.
-_DOMAINS = {"", "ai.onnx", "qonnx.custom_op.general", "onnx.brevitas", "qfx.export.ops"}
 #: The fixed-point type attributes of the qfx-domain ops.
 _FORMAT_ATTRS = {
     "FixedCast": ("format",),
@@ -386,8 +384,8 @@ _FORMAT_ATTRS = {
 
 
 def _check_structure(graph: onnx.GraphProto) -> None:
-    """What qonnx's cleanup would trip over with an obscure error (no nodes, no inputs or outputs, qfx-domain ops
-    without a valid format), and node domains qonnx would import as modules."""
+    """What qonnx's cleanup would trip over with an obscure error: no nodes, no inputs or outputs, qfx-domain ops
+    without a valid format. (Domains are checked before, by :func:`qfx.safety.check_domains`.)"""
     if not graph.node:
         raise IRError("not an ONNX model with a graph: it has no nodes")
     consts = {t.name for t in graph.initializer}
@@ -396,11 +394,6 @@ def _check_structure(graph: onnx.GraphProto) -> None:
     if not graph.output:
         raise IRError("the graph has no output")
     for node in graph.node:
-        if node.domain not in _DOMAINS:
-            raise IRError(
-                f"node {_q(node.name or node.op_type)}: domain {_q(node.domain)} is not a QONNX domain "
-                f"(allowed: {', '.join(sorted(d for d in _DOMAINS if d))}); qonnx would import it as Python code"
-            )
         for attr in _FORMAT_ATTRS.get(node.op_type, ()):
             fmt = attrs(node).get(attr)
             if fmt is None:

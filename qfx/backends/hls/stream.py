@@ -26,7 +26,7 @@ import numpy as np
 
 import qfx
 from qfx.backends import check_graph
-from qfx.backends.hls.generate import MARKER, hls_root, write_inputs
+from qfx.backends.hls.generate import MARKER, _environment, hls_root, write_inputs
 from qfx.backends.hls.stream_design import Constant, StreamDesign, UnsupportedNode
 from qfx.backends.hls.stream_units import lower_stream
 from qfx.backends.output import check_target, staged_folder
@@ -41,17 +41,6 @@ __all__ = ["UnsupportedNode", "generate_stream"]
 
 Tool = Literal["vivado", "vitis"]
 COMPLETE_LIMIT = 256  # 1-D constants up to this many entries are split into registers/logic
-
-
-def _environment():
-    import jinja2
-
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(hls_root() / "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # C++ and Tcl, not HTML
-    )
 
 
 def _numbers(values: np.ndarray, per_line: int = 32) -> str:
@@ -100,7 +89,7 @@ def generate_stream(
         raise ValueError(f"tool must be 'vivado' or 'vitis', not {tool!r}")
     board = board if isinstance(board, Board) else load_board(board)
     out_dir = Path(out_dir)
-    check_target(out_dir, MARKER, force, "QFX project")
+    replace = check_target(out_dir, MARKER, force, "QFX project")
     fused = fuse_casts(graph)
     check_graph(fused, "streaming HLS")
     plan = plan if plan is not None else make_plan(graph, board)
@@ -142,7 +131,7 @@ def generate_stream(
     if tool == "vitis":
         files["hls_config.cfg"] = "hls_config.cfg.j2"
     env = _environment()
-    with staged_folder(out_dir) as staging:
+    with staged_folder(out_dir, replace) as staging:
         for rel, template in files.items():
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             (staging / rel).write_text(env.get_template(template).render(**context))
