@@ -123,3 +123,15 @@ def test_torch_compile_forward_and_gradients_match_eager() -> None:
     q.frac_bits.grad = None
     y_eager.sum().backward()
     assert torch.allclose(grad_compiled, q.frac_bits.grad)
+
+
+def test_fixed_quantizer_follows_an_edit_through_data() -> None:
+    """A fixed (not learned) quantizer caches its format; an in-place edit through ``.data`` (which bumps no
+    version counter) must still reach its output."""
+    q = FixedQuantizer("ap_fixed<6,3,AP_RND,AP_SAT>", learn_binary_point=False)
+    x = torch.linspace(-5, 5, 101)
+    before = q(x)
+    q.frac_bits.data += 1
+    after = q(x)
+    assert q.format.frac_bits == 4 and not torch.equal(before, after)
+    assert torch.equal(after, qfx.cast(x, q.format))

@@ -70,9 +70,14 @@ class FixedQuantizer(nn.Module):
         return p.reshape(shape)
 
     def _version(self) -> tuple:
-        """Changes whenever frac_bits or width may have changed (in place or replaced): a host-side key."""
+        """Changes whenever frac_bits or width may have changed (in place or replaced): a host-side key. An edit
+        through ``.data`` bumps no version counter, so on the CPU (where reading needs no device synchronization)
+        the values are part of the key too."""
         f, w = self.frac_bits, self.width
-        return (f._version, w._version, f.data_ptr(), w.data_ptr(), self.max_width, self.frac_bits_range)
+        key = (f._version, w._version, f.data_ptr(), w.data_ptr(), self.max_width, self.frac_bits_range)
+        if not f.is_cuda:
+            key += (f.detach().numpy().tobytes(), w.detach().numpy().tobytes())
+        return key
 
     def fixed_format(self) -> FixedFormat:
         """:attr:`format`, read from the parameters only when they changed since the last call (no host
@@ -87,7 +92,8 @@ class FixedQuantizer(nn.Module):
     def static_format(self) -> FixedFormat:
         """The width and mode of a quantizer whose width does not train (binary point: the one of the last read),
         read from the parameters only when the width changed."""
-        key = (self.width._version, self.width.data_ptr(), self.max_width)
+        w = self.width
+        key = (w._version, w.data_ptr(), self.max_width, None if w.is_cuda else w.detach().numpy().tobytes())
         cached = self.__dict__.get("_static_cache")
         if cached is None or cached[0] != key:
             cached = (key, self.fixed_format())
