@@ -114,6 +114,15 @@ def test_linear_worst_case_sums_are_exact(fx: str, fw: str, n: int, plan: str) -
 
 @pytest.mark.parametrize("n_in", [16, 64])  # 144 terms: one limb; 576: two limbs
 def test_conv_gradients_equal_the_float_gradients(n_in: int) -> None:
+    """Gradients are float arithmetic under the user's precision switches (as in float training): pinned to IEEE
+    here, since an earlier test may leave TF32/bf16 switched on."""
+    from qfx.nn.exact import exact_arithmetic
+
+    with exact_arithmetic("cpu"):
+        _check_conv_gradients(n_in)
+
+
+def _check_conv_gradients(n_in: int) -> None:
     torch.manual_seed(0)
     layer = QConv2d(n_in, 8, 3, 1, 1, input="ap_ufixed<8,3>", weight="ap_fixed<8,1>", output="ap_fixed<24,12>")
     assert layer.mac_plan().limbs == (1 if n_in == 16 else 2)
