@@ -208,3 +208,22 @@ def test_cuda_compiled_casts_equal_the_cpu_kernel(learned: bool) -> None:
                 expected = qfx.cast(x, fmt)
                 got = torch.compile(lambda t, f=fmt: qfx.cast(t, f), fullgraph=True)(x.cuda()).cpu()
             assert torch.equal(got, expected), str(fmt)
+
+
+def test_without_a_compiler_the_tensor_op_kernel_runs(tmp_path, monkeypatch) -> None:
+    """No C++ compiler (or a failed build): a warning, then every cast runs the tensor-op kernel, same bits."""
+    fmt = FixedFormat.parse("ap_fixed<8,3,AP_RND,AP_SAT>")
+    x = torch.randn(1000) * 8
+    expected = qfx.cast(x, fmt)
+    monkeypatch.setenv("QFX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr(native, "_lib", None)
+    monkeypatch.setattr(native, "_failed", None)
+    with pytest.warns(UserWarning, match="fused CPU cast kernel unavailable"):
+        assert native.library() is None
+    assert not native.available() and not native.usable(x)
+    assert torch.equal(qfx.cast(x, fmt), expected)
+    q = FixedQuantizer(fmt)
+    y = q(x.requires_grad_(True))
+    y.sum().backward()
+    assert x.grad is not None and q.frac_bits.grad is not None
