@@ -48,8 +48,8 @@ class DatasetInfo:
 _INFO = {
     "digits": DatasetInfo("digits", (1, 8, 8), 10),
     "mnist": DatasetInfo("mnist", (1, 28, 28), 10),
-    "mnist5k": DatasetInfo("mnist5k", (1, 28, 28), 10),
     "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10),
+    "mnist5k": DatasetInfo("mnist5k", (1, 28, 28), 10),
 }
 
 

@@ -8,6 +8,7 @@ AP_SAT_ZERO gives 0, the wrap modes give the code of 0 (with AP_WRAP's ``sat_bit
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -219,6 +220,18 @@ class _LearnedCast(torch.autograd.Function):
         return grad_x.to(x.dtype), grad_f, grad_w, None, None, None, None
 
 
+@functools.lru_cache(maxsize=1024)
+def _learned_setup(signed, quant, overflow, sat_bits, max_width, f_lo, f_hi, dtype):
+    """Validated mode, result dtype and compute dtype of a learned format: static, so worked out once (a QAT step
+    calls this for every quantizer)."""
+    mode = Mode(signed, Quant.from_name(quant), Overflow.from_name(overflow), sat_bits)
+    FixedFormat(max_width, max_width - f_lo, signed, mode.quant, mode.overflow, sat_bits)  # validates the mode
+    if max_width > MAX_CAST_WIDTH or max(abs(f_lo), abs(f_hi), abs(max_width - f_lo)) > MAX_CAST_FRAC_BITS:
+        raise ValueError(f"learned formats need width <= {MAX_CAST_WIDTH} and |frac_bits| <= {MAX_CAST_FRAC_BITS}")
+    out_dtype = _pick_dtype(dtype, max_width, f_lo, f_hi, f"formats of width <= {max_width}")
+    return mode, out_dtype, torch.float64 if out_dtype is torch.float64 else torch.float32
+
+
 def fixed_quantize(
     x: torch.Tensor,
     frac_bits: torch.Tensor,
@@ -239,17 +252,13 @@ def fixed_quantize(
     ``frac_bits``/``width`` the derivative of ``q = s * clamp(round(x / s))`` with ``s = 2**-frac_bits``:
     ``ln2 * (x - q)`` inside the range, ``-ln2 * q_sat`` (frac_bits) and ``+ln2 * q_sat`` (width) outside it.
     """
-    mode = Mode(signed, Quant.from_name(quant), Overflow.from_name(overflow), sat_bits)
     if not isinstance(width, torch.Tensor):
         width = torch.tensor(float(width), device=x.device)
     if max_width is None:
         max_width = int(torch.round(width.detach().max()).item())
     f_lo, f_hi = frac_bits_range
-    FixedFormat(max_width, max_width - f_lo, signed, mode.quant, mode.overflow, sat_bits)  # validates the mode
-    if max_width > MAX_CAST_WIDTH or max(abs(f_lo), abs(f_hi), abs(max_width - f_lo)) > MAX_CAST_FRAC_BITS:
-        raise ValueError(f"learned formats need width <= {MAX_CAST_WIDTH} and |frac_bits| <= {MAX_CAST_FRAC_BITS}")
-    out_dtype = _pick_dtype(x.dtype, max_width, f_lo, f_hi, f"formats of width <= {max_width}")
-    compute = torch.float64 if out_dtype is torch.float64 else torch.float32
+    setup = _learned_setup.__wrapped__ if torch.compiler.is_compiling() else _learned_setup  # dynamo: no cache
+    mode, out_dtype, compute = setup(signed, quant, overflow, sat_bits, max_width, f_lo, f_hi, x.dtype)
     frac_bits = torch.clamp(frac_bits, f_lo, f_hi)
     width = torch.clamp(width, max(1, sat_bits), max_width)
     return _LearnedCast.apply(x, frac_bits, width, mode, compute, out_dtype, f_lo < 0)

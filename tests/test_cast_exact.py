@@ -161,9 +161,10 @@ def distinct(values: np.ndarray) -> np.ndarray:
     return np.unique(np.ascontiguousarray(values, dtype=np.float64).view(np.int64)).view(np.float64)
 
 
-def compare(formats: list[FixedFormat], rows: list[np.ndarray], label: str) -> str:
-    """Compare every cast path with g++ on every row; returns the summary line for the test report."""
-    paths = PATHS if native.available() else [p for p in PATHS if not p[1] or "cuda" in p[0]]
+def compare(formats: list[FixedFormat], rows: list[np.ndarray], label: str, skip: tuple = ()) -> str:
+    """Compare every cast path (but ``skip``) with g++ on every row; returns the summary line for the test report."""
+    paths = [p for p in PATHS if p not in skip]
+    paths = paths if native.available() else [p for p in paths if not p[1] or "cuda" in p[0]]
     rows = [distinct(r) for r in rows]
     start = time.perf_counter()
     expected = apfixed.reference_cast_rows(rows, formats)
@@ -189,7 +190,10 @@ def compare(formats: list[FixedFormat], rows: list[np.ndarray], label: str) -> s
 # ------------------------------------------------------------------------------------------------ tests
 def test_cast_matches_gxx_exhaustive_small_widths(toolchain: None, summary: Callable[[str], None]) -> None:
     formats = exhaustive_formats()
-    summary(compare(formats, [exhaustive_values(f) for f in formats], "exhaustive, widths 1-8"))
+    # The learned formats' tensor-op path shares its rounding and overflow code with the fixed one; with tensor-valued
+    # powers of two it takes 30 s here, so it meets the headers in the randomized test (every mode, widths 1-48).
+    rows = [exhaustive_values(f) for f in formats]
+    summary(compare(formats, rows, "exhaustive, widths 1-8", skip=(("learned", False),)))
 
 
 def test_cast_matches_gxx_randomized(toolchain: None, summary: Callable[[str], None]) -> None:

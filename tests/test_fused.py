@@ -114,6 +114,15 @@ def test_linear_worst_case_sums_are_exact(fx: str, fw: str, n: int, plan: str) -
 
 @pytest.mark.parametrize("n_in", [16, 64])  # 144 terms: one limb; 576: two limbs
 def test_conv_gradients_equal_the_float_gradients(n_in: int) -> None:
+    """Gradients are float arithmetic under the user's precision switches (as in float training): pinned to IEEE
+    here, since an earlier test may leave TF32/bf16 switched on."""
+    from qfx.nn.exact import exact_arithmetic
+
+    with exact_arithmetic("cpu"):
+        _check_conv_gradients(n_in)
+
+
+def _check_conv_gradients(n_in: int) -> None:
     torch.manual_seed(0)
     layer = QConv2d(n_in, 8, 3, 1, 1, input="ap_ufixed<8,3>", weight="ap_fixed<8,1>", output="ap_fixed<24,12>")
     assert layer.mac_plan().limbs == (1 if n_in == 16 else 2)
@@ -199,3 +208,22 @@ def test_cuda_compiled_casts_equal_the_cpu_kernel(learned: bool) -> None:
                 expected = qfx.cast(x, fmt)
                 got = torch.compile(lambda t, f=fmt: qfx.cast(t, f), fullgraph=True)(x.cuda()).cpu()
             assert torch.equal(got, expected), str(fmt)
+
+
+def test_without_a_compiler_the_tensor_op_kernel_runs(tmp_path, monkeypatch) -> None:
+    """No C++ compiler (or a failed build): a warning, then every cast runs the tensor-op kernel, same bits."""
+    fmt = FixedFormat.parse("ap_fixed<8,3,AP_RND,AP_SAT>")
+    x = torch.randn(1000) * 8
+    expected = qfx.cast(x, fmt)
+    monkeypatch.setenv("QFX_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setattr(native, "_lib", None)
+    monkeypatch.setattr(native, "_failed", None)
+    with pytest.warns(UserWarning, match="fused CPU cast kernel unavailable"):
+        assert native.library() is None
+    assert not native.available() and not native.usable(x)
+    assert torch.equal(qfx.cast(x, fmt), expected)
+    q = FixedQuantizer(fmt)
+    y = q(x.requires_grad_(True))
+    y.sum().backward()
+    assert x.grad is not None and q.frac_bits.grad is not None

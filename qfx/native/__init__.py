@@ -66,7 +66,7 @@ def library() -> ctypes.CDLL | None:
                 )  # fmt: skip
                 lib = ctypes.CDLL(str(path))
                 _declare(lib)
-                if lib.qfx_cast_abi_version() != 1:
+                if lib.qfx_cast_abi_version() != 2:
                     raise RuntimeError("unexpected ABI version")
                 _lib = lib
             except Exception as e:  # no compiler, failed build: the tensor-op kernel does the work
@@ -79,9 +79,9 @@ def library() -> ctypes.CDLL | None:
 
 def _declare(lib: ctypes.CDLL) -> None:
     p, i, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
-    lib.qfx_cast_forward.argtypes = [p, i, p, i, p, i64, p, p, i64, i64, i, i, i, i, i, i]
+    lib.qfx_cast_forward.argtypes = [p, i, p, i, p, i64, p, p, i, i64, i64, i64, i64, i, i, i, i, i, i]
     lib.qfx_cast_forward.restype = i
-    lib.qfx_cast_backward.argtypes = [p, p, p, i, p, p, i64, p, p, i64, i64, i, i, i, i, i]
+    lib.qfx_cast_backward.argtypes = [p, p, p, i, p, p, i64, p, p, i, i64, i64, i64, i64, i, i, i, i, i]
     lib.qfx_cast_backward.restype = i
     lib.qfx_cast_abi_version.restype = i
 
@@ -115,20 +115,16 @@ def usable(*tensors: torch.Tensor) -> bool:
 Number = float | torch.Tensor
 
 
-def _params(frac: Number, width: Number, channels: int) -> tuple[object, object]:
-    """Rounded per-channel frac_bits and width as float64 arrays the kernel reads in place (Python numbers for a
-    fixed format, tensors for learned ones)."""
+def _params(frac: Number, width: Number) -> tuple:
+    """(frac pointer, width pointer, dtype code, frac count, width count, objects to keep alive): the kernel reads
+    the values in place and rounds them (Python numbers for a fixed format, parameter tensors for learned ones)."""
     if not isinstance(frac, torch.Tensor) and not isinstance(width, torch.Tensor):
-        return (ctypes.c_double * 1)(float(frac)), (ctypes.c_double * 1)(float(width))
-    f, w = (
-        torch.round(torch.as_tensor(t).detach()).to(torch.float64).reshape(-1).expand(channels).contiguous()
-        for t in (frac, width)
-    )
-    return f, w
-
-
-def _ptr(a: object) -> object:
-    return a.data_ptr() if isinstance(a, torch.Tensor) else a
+        f, w = (ctypes.c_double * 1)(float(frac)), (ctypes.c_double * 1)(float(width))
+        return f, w, 1, 1, 1, (f, w)
+    f, w = (torch.as_tensor(t).detach() for t in (frac, width))
+    if f.dtype != w.dtype or f.dtype not in _DTYPES or not (f.is_contiguous() and w.is_contiguous()):
+        f, w = f.to(torch.float64).contiguous(), w.to(torch.float64).contiguous()
+    return f.data_ptr(), w.data_ptr(), _DTYPES[f.dtype], f.numel(), w.numel(), (f, w)
 
 
 def forward(
@@ -138,12 +134,12 @@ def forward(
     """Cast ``x`` (contiguous, float32/float64: the compute dtype) in one pass. ``layout`` is (channels, inner):
     element i belongs to channel (i // inner) % channels. Returns the values in ``out_dtype`` and the mask."""
     channels, inner = layout
-    f, w = _params(frac, width, channels)
+    f, w, pdt, nf, nw, _keep = _params(frac, width)
     out = torch.empty(x.shape, dtype=out_dtype)
     inside = torch.empty(x.shape, dtype=torch.bool) if want_mask else None
     rc = _lib.qfx_cast_forward(
         x.data_ptr(), _DTYPES[x.dtype], out.data_ptr(), _DTYPES[out_dtype],
-        inside.data_ptr() if inside is not None else None, x.numel(), _ptr(f), _ptr(w), channels, inner,
+        inside.data_ptr() if inside is not None else None, x.numel(), f, w, pdt, nf, nw, channels, inner,
         int(mode.signed), _QUANT.index(mode.quant.cpp), _OVERFLOW.index(mode.overflow.cpp), mode.sat_bits,
         int(may_underflow), torch.get_num_threads(),
     )  # fmt: skip
@@ -158,12 +154,12 @@ def backward(
 ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:  # fmt: skip
     """Learned formats' backward in one pass: (grad_x or None, per-channel sums for frac_bits and for width)."""
     channels, inner = layout
-    f, w = _params(frac, width, channels)
+    f, w, pdt, nf, nw, _keep = _params(frac, width)
     grad_x = torch.empty_like(x) if want_grad_x else None
     sums = torch.empty(2, channels, dtype=torch.float64)
     rc = _lib.qfx_cast_backward(
         x.data_ptr(), grad.data_ptr(), grad_x.data_ptr() if grad_x is not None else None, _DTYPES[x.dtype],
-        sums[0].data_ptr(), sums[1].data_ptr(), x.numel(), _ptr(f), _ptr(w), channels, inner,
+        sums[0].data_ptr(), sums[1].data_ptr(), x.numel(), f, w, pdt, nf, nw, channels, inner,
         int(mode.signed), _QUANT.index(mode.quant.cpp), _OVERFLOW.index(mode.overflow.cpp), mode.sat_bits,
         torch.get_num_threads(),
     )  # fmt: skip

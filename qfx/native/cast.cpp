@@ -29,6 +29,21 @@ T pow2(double e) {
   return static_cast<T>(std::ldexp(1.0, static_cast<int>(e)));
 }
 
+// Per-channel frac_bits and width as the caller holds them (float32 or float64, one value or one per channel),
+// rounded half to even as torch.round does.
+struct Params {
+  const void* frac;
+  const void* width;
+  int dtype;  // 0 float32, 1 float64
+  int64_t frac_count, width_count;
+
+  double get(const void* p, int64_t count, int64_t c) const {
+    const int64_t i = count == 1 ? 0 : c;
+    return std::nearbyint(dtype == 0 ? static_cast<double>(static_cast<const float*>(p)[i])
+                                     : static_cast<const double*>(p)[i]);
+  }
+};
+
 template <class T>
 Pow2<T> make_pow2(double frac, double width, int sat_bits, int is_signed) {
   Pow2<T> p;
@@ -236,10 +251,12 @@ inline int64_t chunk_threads(int64_t n, int threads) {
 
 // x: n elements; channel of element i = (i / inner) % channels; frac/width: one (integer-valued) entry per channel.
 template <class T, class To>
-void forward(const T* x, To* out, uint8_t* inside, int64_t n, const double* frac, const double* width,
-             int64_t channels, int64_t inner, const Mode& m, int threads) {
+void forward(const T* x, To* out, uint8_t* inside, int64_t n, const Params& pa, int64_t channels, int64_t inner,
+             const Mode& m, int threads) {
   std::vector<Pow2<T>> ps(channels);
-  for (int64_t c = 0; c < channels; ++c) ps[c] = make_pow2<T>(frac[c], width[c], m.sat_bits, m.is_signed);
+  for (int64_t c = 0; c < channels; ++c)
+    ps[c] = make_pow2<T>(pa.get(pa.frac, pa.frac_count, c), pa.get(pa.width, pa.width_count, c), m.sat_bits,
+                         m.is_signed);
   const SegmentFn<T, To> fn = pick<T, To>(m.quant, m.overflow, m.sat_bits);
   parallel(n, threads, [&](int64_t b, int64_t e, int) {
     int64_t i = b;
@@ -304,9 +321,11 @@ void backward_segment(const T* __restrict x, const T* __restrict grad, T* __rest
 // channel, sum(grad * d value / d frac_bits) and sum(grad * d value / d width), in blocks added in double.
 template <class T>
 void backward(const T* x, const T* grad, T* grad_x, double* sum_frac, double* sum_width, int64_t n,
-              const double* frac, const double* width, int64_t channels, int64_t inner, const Mode& m, int threads) {
+              const Params& pa, int64_t channels, int64_t inner, const Mode& m, int threads) {
   std::vector<Pow2<T>> ps(channels);
-  for (int64_t c = 0; c < channels; ++c) ps[c] = make_pow2<T>(frac[c], width[c], m.sat_bits, m.is_signed);
+  for (int64_t c = 0; c < channels; ++c)
+    ps[c] = make_pow2<T>(pa.get(pa.frac, pa.frac_count, c), pa.get(pa.width, pa.width_count, c), m.sat_bits,
+                         m.is_signed);
   const int64_t t = chunk_threads(n, threads);
   std::vector<double> partial(2 * t * channels, 0.0);
   const bool wraps = m.overflow == WRAP || m.overflow == WRAP_SM;
@@ -350,39 +369,44 @@ void backward(const T* x, const T* grad, T* grad_x, double* sum_frac, double* su
 
 extern "C" {
 
-// dtype codes: 0 = float32, 1 = float64. The compute type is the input's.
+// dtype codes: 0 = float32, 1 = float64. The compute type is the input's. frac/width: param_dtype values, one or
+// one per channel (frac_count / width_count).
 int qfx_cast_forward(const void* x, int in_dtype, void* out, int out_dtype, uint8_t* inside, int64_t n,
-                     const double* frac, const double* width, int64_t channels, int64_t inner, int is_signed,
-                     int quant, int overflow, int sat_bits, int may_underflow, int threads) {
+                     const void* frac, const void* width, int param_dtype, int64_t frac_count, int64_t width_count,
+                     int64_t channels, int64_t inner, int is_signed, int quant, int overflow, int sat_bits,
+                     int may_underflow, int threads) {
   const Mode m{is_signed, quant, overflow, sat_bits, may_underflow};
+  const Params pa{frac, width, param_dtype, frac_count, width_count};
   if (in_dtype == 0 && out_dtype == 0)
-    forward<float, float>(static_cast<const float*>(x), static_cast<float*>(out), inside, n, frac, width, channels,
-                          inner, m, threads);
+    forward<float, float>(static_cast<const float*>(x), static_cast<float*>(out), inside, n, pa, channels, inner, m,
+                          threads);
   else if (in_dtype == 1 && out_dtype == 1)
-    forward<double, double>(static_cast<const double*>(x), static_cast<double*>(out), inside, n, frac, width,
-                            channels, inner, m, threads);
+    forward<double, double>(static_cast<const double*>(x), static_cast<double*>(out), inside, n, pa, channels, inner,
+                            m, threads);
   else if (in_dtype == 1 && out_dtype == 0)
-    forward<double, float>(static_cast<const double*>(x), static_cast<float*>(out), inside, n, frac, width,
-                           channels, inner, m, threads);
+    forward<double, float>(static_cast<const double*>(x), static_cast<float*>(out), inside, n, pa, channels, inner,
+                           m, threads);
   else
     return 1;
   return 0;
 }
 
 int qfx_cast_backward(const void* x, const void* grad, void* grad_x, int dtype, double* sum_frac, double* sum_width,
-                      int64_t n, const double* frac, const double* width, int64_t channels, int64_t inner,
-                      int is_signed, int quant, int overflow, int sat_bits, int threads) {
+                      int64_t n, const void* frac, const void* width, int param_dtype, int64_t frac_count,
+                      int64_t width_count, int64_t channels, int64_t inner, int is_signed, int quant, int overflow,
+                      int sat_bits, int threads) {
   const Mode m{is_signed, quant, overflow, sat_bits, 0};
+  const Params pa{frac, width, param_dtype, frac_count, width_count};
   if (dtype == 0)
     backward<float>(static_cast<const float*>(x), static_cast<const float*>(grad), static_cast<float*>(grad_x),
-                    sum_frac, sum_width, n, frac, width, channels, inner, m, threads);
+                    sum_frac, sum_width, n, pa, channels, inner, m, threads);
   else if (dtype == 1)
     backward<double>(static_cast<const double*>(x), static_cast<const double*>(grad), static_cast<double*>(grad_x),
-                     sum_frac, sum_width, n, frac, width, channels, inner, m, threads);
+                     sum_frac, sum_width, n, pa, channels, inner, m, threads);
   else
     return 1;
   return 0;
 }
 
-int qfx_cast_abi_version() { return 1; }
+int qfx_cast_abi_version() { return 2; }
 }
