@@ -69,6 +69,13 @@ class FixedQuantizer(nn.Module):
         shape[axis] = p.shape[0]
         return p.reshape(shape)
 
+    def __getstate__(self) -> dict:
+        """The state without the format caches (checkpoints and copies rebuild them on first use)."""
+        state = self.__dict__.copy()
+        state.pop("_format_cache", None)
+        state.pop("_static_cache", None)
+        return state
+
     def _version(self) -> tuple:
         """Changes whenever frac_bits or width may have changed (in place or replaced): a host-side key. An edit
         through ``.data`` bumps no version counter, so on the CPU (where reading needs no device synchronization)
