@@ -140,7 +140,7 @@ def test_chain_through_the_cli(trained, tmp_path, capsys, toolchain, verilator, 
     # Wrong weights in the HLS project: the chain must see them and exit 1.
     weights = hls / "firmware" / "weights.h"
     text = weights.read_text()
-    match = re.search(r"_w\[\d+\] = \{([^}]*)\}", text)  # the first layer's weight codes, all negated
+    match = re.search(r"_w(?:\[\d+\])+ = \{([^}]*)\}", text)  # the first layer's weight codes, all negated
     negated = ", ".join(str(-int(c)) for c in match.group(1).split(","))
     weights.write_text(text[: match.start(1)] + negated + text[match.end(1) :])
     code, out, err = run(capsys, "verify", str(trained / "model.onnx"), "--hls", str(hls), "--limit", "100")
