@@ -8,6 +8,7 @@ DATA = {"qfx._data.hls": "hls", "qfx._data.boards": "boards"}
 setup(
     packages=[*find_packages(include=["qfx", "qfx.*"]), *DATA],
     package_dir=DATA,
-    package_data={"qfx._data.hls": ["**/*"], "qfx._data.boards": ["*.toml", "*.md"]},
+    # the HLS/Verilog libraries and templates, the board files, and the fused CPU cast kernel (built at first use)
+    package_data={"qfx._data.hls": ["**/*"], "qfx._data.boards": ["*.toml", "*.md"], "qfx.native": ["*.cpp"]},
     exclude_package_data={"": ["__pycache__/*", "*.pyc"]},
 )
