@@ -213,12 +213,19 @@ def _verilator_version(exe: str) -> str:
     return _versions[exe]
 
 
+def _package_dir(name: str) -> str:
+    spec = importlib.util.find_spec(name)
+    return str(Path(spec.origin).resolve().parent) if spec is not None and spec.origin else "?"
+
+
 @functools.cache
 def _tool_id(simulator: Simulator) -> str:
-    """A version string for the cache key (a new simulator or cocotb gives a new build)."""
-    cocotb = importlib.metadata.version("cocotb")
+    """A version and location string for the cache key: a new simulator or cocotb gives a new build, and so does
+    another installation of them (a build links cocotb's libraries and Verilator's run-time from where they are
+    installed, so one made in a virtual environment that is gone cannot run)."""
+    cocotb = f"{importlib.metadata.version('cocotb')} at {_package_dir('cocotb')}"
     if simulator == "verilator":
-        return f"verilator {importlib.metadata.version('verilator')} cocotb {cocotb}"
+        return f"verilator {importlib.metadata.version('verilator')} at {_package_dir('verilator')} cocotb {cocotb}"
     proc = subprocess.run(["iverilog", "-V"], capture_output=True, text=True)
     return f"{proc.stdout.splitlines()[0] if proc.stdout else 'iverilog'} cocotb {cocotb}"
 
