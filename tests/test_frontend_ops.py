@@ -442,3 +442,24 @@ def test_execute_qonnx_takes_a_path_a_proto_or_a_wrapper_and_any_batch(tmp_path)
         want = q(x5).double().numpy()
     for source in (path, str(path), onnx.load(path), ModelWrapper(str(path))):
         assert np.array_equal(qfx.execute_qonnx(source, x5.numpy()), want)
+
+
+def test_lowered_graph_declares_one_type_per_matmul(tmp_path) -> None:
+    """Every MatMul the lowering makes or keeps reads operands of one declared type (a lowered one whose weight
+    stayed float32 made onnxruntime refuse the node, depending on which Python wrappers were reused)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from qfx.export.execute import _elem_types, lower_wide_convs
+
+    torch.manual_seed(6)
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, groups=2), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3)
+    )
+    x = torch.rand(3, 2, 8, 8)
+    q = quantize_(model, QuantizeConfig(mode="ptq", weight_width=12, activation_width=12, input_width=12), x).eval()
+    lowered = lower_wide_convs(ModelWrapper(str(qfx.export_qonnx(q, x, tmp_path / "m.onnx"))))
+    types = _elem_types(lowered)
+    matmuls = [n for n in lowered.graph.node if n.op_type == "MatMul"]
+    assert len(matmuls) >= 3  # two lowered convolutions and the linear layer
+    for n in matmuls:
+        assert types[n.input[0]] == types[n.input[1]], (n.name, n.input)

@@ -145,7 +145,7 @@ def lower_wide_convs(model):
     for n in wide:
         _prepare(model, n, batch)
     before = {v.name for v in model.graph.value_info}
-    matmuls = {id(n) for n in model.graph.node if n.op_type == "MatMul"}
+    matmuls = {n.output[0] for n in model.graph.node if n.op_type == "MatMul"}  # not id(): wrappers are remade
     model = model.transform(LowerConvsToMatMul())
     for n in model.graph.node:
         if n.op_type == "QfxNarrowConv":
@@ -157,7 +157,7 @@ def lower_wide_convs(model):
             info.type.tensor_type.elem_type = _DOUBLE
             info.type.tensor_type.shape.dim[0].dim_value = batch
     for n in list(model.graph.node):
-        if n.op_type == "MatMul" and id(n) not in matmuls and types.get(n.input[1]) != _DOUBLE:
+        if n.op_type == "MatMul" and n.output[0] not in matmuls and types.get(n.input[1]) != _DOUBLE:
             cast = f"{n.input[1]}_lowered_f64"
             if model.get_tensor_shape(cast) is None:
                 shape = model.get_tensor_shape(n.input[1])
