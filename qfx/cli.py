@@ -172,14 +172,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_hls(args: argparse.Namespace) -> int:
     from qfx.hls import generate
 
-    refuse_overlap([("output folder", Path(args.out))], [("model", Path(args.model))])
+    model = Path(args.model)
+    refuse_overlap([("output folder", Path(args.out))], [("model", model)])
+    if args.record:
+        refuse_overlap([("--record", Path(args.record))], [("model", model)])
     _check_out_dir(Path(args.out), args.force)
     from qfx.boards import load_board
+    from qfx.plan import fully_parallel
     from qfx.plan import plan as make_plan
+    from qfx.report import plan_summary
 
     board = load_board(args.board)
     with tempfile.TemporaryDirectory(prefix="qfx-") as tmp:
-        graph = _graph(Path(args.model), Path(tmp))
+        graph = _graph(model, Path(tmp))
         plan, architecture = None, args.architecture
         if architecture != "parallel":
             plan = make_plan(graph, board, target_fps=args.target_fps)
@@ -190,12 +195,23 @@ def cmd_hls(args: argparse.Namespace) -> int:
         with _steps(args).step(f"writing {args.tool} HLS project ({architecture}) for {board.name}"):
             out = generate(graph, args.out, board=board, tool=args.tool, name=args.name, force=args.force,
                            architecture=architecture, plan=plan)  # fmt: skip
+        summary = plan_summary(plan if plan is not None else fully_parallel(graph, board), architecture)
     meta = json.loads((out / "qfx_project.json").read_text())
-    if plan is not None:
-        _print(plan.table() + "\n")
+    _print_plan(summary)
+    if args.record:
+        from qfx.report import record
+
+        record(Path(args.record), args.section or "plan", summary)
     _print(f"wrote {out}: {architecture} design, top {meta['top']}, part {meta['part']}; build: cd {out} && "
            f"{'vitis_hls' if args.tool == 'vitis' else 'vivado_hls'} -f build_prj.tcl")  # fmt: skip
     return EXIT_OK
+
+
+def _print_plan(summary: dict) -> None:
+    """The plan as ``qfx hls`` shows it: the per-layer table (with % of the board) and the throughput line."""
+    from qfx.report.plan import plan_line, plan_table
+
+    _print(plan_table(summary).markdown() + "\n\n" + plan_line(summary) + "\n")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -420,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="top function name (default: the graph's)")
     p.add_argument("-o", "--out", default="hls_prj", help="project folder (default hls_prj)")
     p.add_argument("--force", action="store_true", help="replace an existing folder")
+    p.add_argument("--record", metavar="RESULTS_JSON", help="also store the plan in this run's results.json")
+    p.add_argument("--section", help="the section of results.json to store it in (default plan)")
     p.set_defaults(func=cmd_hls)
 
     p = command(

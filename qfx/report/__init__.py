@@ -1,27 +1,29 @@
 """A run folder's ``results.json`` -> ``report.md``, ``report.html`` and PNG plots (``qfx report``, ``qfx demo``).
 
-``results.json`` holds sections written by the commands: ``train`` (``qfx train``), ``verify`` and ``synth``
-(``qfx verify/synth --record``), or, from ``qfx demo``, ``meta``, ``accuracy``, ``sweep`` and ``variants`` (one per
-deployed model, each with its formats, verification chain and resources). Whatever is present is shown.
+``results.json`` holds sections written by the commands: ``train`` (``qfx train``), ``plan`` (``qfx hls
+--record``: the hardware plan, per layer and in total), ``verify`` and ``synth`` (``qfx verify/synth --record``),
+or, from ``qfx demo``, ``meta``, ``accuracy``, ``sweep`` and ``variants`` (one per deployed model, each with its
+formats, verification chain, resources and, when recorded, its plan). Whatever is present is shown.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import jinja2
 
 from qfx.backends.hls.generate import hls_root
-from qfx.report.plots import plot_accuracy, plot_binary_points, plot_resources
+from qfx.report.plan import plan_line, plan_summary, plan_table
+from qfx.report.plots import plot_accuracy, plot_binary_points, plot_plan, plot_resources
+from qfx.report.table import Table
 from qfx.safety import md_text
 
-__all__ = ["Table", "record", "synth_summary", "write_report"]
+__all__ = ["Table", "plan_summary", "record", "synth_summary", "write_report"]
 
 
 def record(path: Path, section: str, data: object) -> None:
@@ -52,30 +54,6 @@ def synth_summary(result) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class Table:
-    """Headers and rows of strings; rendered as Markdown and as HTML."""
-
-    headers: list[str]
-    rows: list[list[str]]
-    align_right: int = 1  # columns from this index on are numbers
-
-    def markdown(self) -> str:
-        rule = ["---" if i < self.align_right else "---:" for i in range(len(self.headers))]
-        lines = [[md_text(c) for c in self.headers], rule, *([md_text(c) for c in row] for row in self.rows)]
-        return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
-
-    def html(self) -> str:
-        def cell(tag: str, i: int, text: str) -> str:
-            cls = ' class="num"' if i >= self.align_right else ""
-            text = html.escape(text).replace("**", "")
-            return f"<{tag}{cls}>{text}</{tag}>"
-
-        head = "".join(cell("th", i, h) for i, h in enumerate(self.headers))
-        body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(r)) + "</tr>" for r in self.rows)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
@@ -91,12 +69,13 @@ def _variants(results: dict) -> dict[str, dict]:
             + (f" K-hot K={train['khot']}" if train.get("khot") else "")
         )
         if train
-        else "model",
+        else (results.get("plan") or {}).get("graph", "model"),
         "formats": {"calibrated": train.get("calibrated", []), "learned": train.get("learned", [])},
         "verify": results.get("verify"),
         "synth": results.get("synth"),
+        "plan": results.get("plan"),
     }
-    return {"model": single} if any(single[k] for k in ("verify", "synth")) or train else {}
+    return {"model": single} if any(single[k] for k in ("verify", "synth", "plan")) or train else {}
 
 
 def _accuracy_table(results: dict) -> Table | None:
@@ -164,6 +143,8 @@ def _sections(results: dict, folder: Path) -> dict:
         plots["accuracy"] = plot_accuracy(results["sweep"], float_acc, plots_dir / "accuracy_vs_width.png")
     if any(v.get("synth") for v in variants.values()):
         plots["resources"] = plot_resources(variants, plots_dir / "resources.png")
+    if any(v.get("plan") for v in variants.values()):
+        plots["plan"] = plot_plan(variants, plots_dir / "plan.png")
     chains = [v["verify"] for v in variants.values() if v.get("verify")]
     total_codes = sum(
         link["codes"] for chain in chains for link in chain["links"]
@@ -178,7 +159,9 @@ def _sections(results: dict, folder: Path) -> dict:
         "variants": [
             {"title": v["title"], "files": v.get("files", {}), "formats": _formats_table(v),
              "verify": _verify_table(v.get("verify")), "verify_ok": (v.get("verify") or {}).get("ok"),
-             "synth": _synth_table(v.get("synth")), "synth_meta": v.get("synth")}
+             "synth": _synth_table(v.get("synth")), "synth_meta": v.get("synth"),
+             "plan": plan_table(v["plan"]) if v.get("plan") else None,
+             "plan_line": plan_line(v["plan"]) if v.get("plan") else ""}
             for v in variants.values()
         ],
         "all_ok": bool(chains) and all(chain["ok"] for chain in chains),

@@ -1,5 +1,5 @@
 """The report's pictures (matplotlib, no display needed): where each layer's binary point sits, accuracy against bit
-width, and resources per layer."""
+width, resources per layer (Yosys), and the hardware plan per layer (cycles, estimated % of the board)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 
-__all__ = ["plot_accuracy", "plot_binary_points", "plot_resources"]
+from qfx.report.plan import PLAN_RESOURCES, layer_shares
+
+__all__ = ["plot_accuracy", "plot_binary_points", "plot_plan", "plot_resources"]
 
 _COLORS = {"PTQ": "#9e9e9e", "QAT": "#1f77b4", "K-hot": "#d62728", "float": "#2ca02c"}
 
@@ -98,4 +100,37 @@ def plot_resources(variants: dict[str, dict], path: Path) -> Path:
         ax.set_ylabel("cells (log scale)")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_plan(variants: dict[str, dict], path: Path) -> Path:
+    """Per variant with a plan, two panels: each layer's cycles per sample (log scale; the dashed line is the
+    pipeline's, the slowest layer's) and the percent of the board each layer's DSP, LUT and BRAM estimate takes."""
+    panels = [(v["title"], v["plan"]) for v in variants.values() if v.get("plan")]
+    n = max(len(p["layers"]) for _, p in panels)
+    fig, axes = plt.subplots(len(panels), 2, figsize=(max(9.0, 0.45 * n + 5), 3.8 * len(panels)), squeeze=False)
+    for (ax_cycles, ax_share), (title, summary) in zip(axes, panels, strict=True):
+        layers = summary["layers"]
+        names = [layer["node"] for layer in layers]
+        xs = range(len(layers))
+        ax_cycles.bar(xs, [layer["cycles"] for layer in layers], color="#1f77b4")
+        pipeline = f"pipeline: {summary['cycles']:,} cycles = {summary['fps']:,.0f} samples/s"
+        ax_cycles.axhline(summary["cycles"], ls="--", color="#d62728", lw=1, label=pipeline)
+        ax_cycles.set_yscale("log")
+        ax_cycles.set_ylabel("cycles per sample (log scale)")
+        ax_cycles.set_title(f"{title}: {summary['architecture']}, {summary['clock_mhz']:g} MHz", fontsize=10)
+        ax_cycles.legend(fontsize=8)
+        shares = layer_shares(summary)
+        width = 0.8 / len(PLAN_RESOURCES)
+        for k, (key, label) in enumerate(PLAN_RESOURCES):
+            values = [s[key] or 0.0 for s in shares]
+            total = summary["utilization"].get(key)
+            ax_share.bar([i + k * width for i in xs], values, width,
+                         label=f"{label} ({total:.1f} % in all)" if total is not None else label)  # fmt: skip
+        ax_share.set_ylabel(f"% of the {summary.get('board_title') or summary['board']} (estimate)")
+        ax_share.set_title("resources per layer", fontsize=10)
+        ax_share.legend(fontsize=8)
+        for ax, offset in ((ax_cycles, 0.0), (ax_share, 0.4 - width / 2)):
+            ax.set_xticks([i + offset for i in xs], names, rotation=30, fontsize=7, ha="right")
+            ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
