@@ -1,7 +1,7 @@
 """HLS C-simulation: cold g++ compile time and vectors/s of the streaming (dataflow) project, for LeNet-5, ResNet-8
 and the 64-64-32-10 digits MLP, beside today's fully unrolled project and hls4ml's io_stream C-simulation.
 
-    .venv/bin/python benchmarks/bench_hls.py                      # or: --models lenet5 --vectors 50 --unrolled
+    .venv/bin/python benchmarks/bench_hls.py --models lenet5 resnet8    # or: --vectors 50 --unrolled --no-hls4ml
 
 Each model is built with seeded random weights (tests/zoo.py for LeNet-5 and ResNet-8; qfx.train.DigitsMLP),
 quantized with PTQ (``qfx.quantize_(model, QuantizeConfig(mode="ptq"), calibration)``), exported with
@@ -10,10 +10,11 @@ C-simulation is compiled cold (a fresh ``QFX_CACHE_DIR``) and its codes are comp
 the same inputs (0 mismatches or the row says how many). Compile time is wall clock and the CPU seconds g++ used
 (they differ when other work shares the cores). ``--unrolled`` also builds today's fully unrolled project
 (``qfx.backends.hls.generate``) for models up to ``--unrolled-max-weights`` weights (the others are reported as
-skipped, and that backend refuses designs past its own size limit). The hls4ml column asks ``qfx.to_hls4ml`` for an
-io_stream project and compiles it, or reports its refusal (today: it checks io_parallel arithmetic only);
-``--hls4ml-stream-unchecked`` asks hls4ml for io_stream with the exporter's layers anyway (codes still compared), and
-``--hls4ml-parallel`` also compiles hls4ml's io_parallel project of models up to ``--unrolled-max-weights``.
+skipped, and that backend refuses designs past its own size limit). Beside it, hls4ml's io_stream C-simulation of
+the same graph (``qfx.to_hls4ml(graph, io_type="io_stream")``, whose read-back check holds every type QFX set),
+compiled cold in a fresh project and run in-process on the same inputs: its codes are compared with the IR's and
+with QFX's C-simulation's, and its compile time with QFX's (the ratio column). ``--hls4ml-parallel`` also compiles
+hls4ml's io_parallel project of models up to ``--unrolled-max-weights``.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def build(name: str, folder: Path):
 
 
 def csim_cold(project: Path, x: np.ndarray, graph) -> dict:
-    """Cold compile + run of a QFX project: times, CPU, vectors/s, mismatches with the IR."""
+    """Cold compile + run of a QFX project: times, CPU, vectors/s, its codes and mismatches with the IR."""
     from qfx.backends.hls import csim_run
 
     with tempfile.TemporaryDirectory(prefix="qfx-bench-cache-") as cache:
@@ -88,15 +89,16 @@ def csim_cold(project: Path, x: np.ndarray, graph) -> dict:
     reference = np.asarray(graph.run(x), dtype=np.int64).reshape(len(x), -1)
     return dict(compile_s=result.compile_s, cpu_s=cpu - result.run_s, run_s=result.run_s,
                 vps=len(x) / max(result.run_s, 1e-9), mismatches=int((result.codes != reference).sum()),
-                codes=int(reference.size))  # fmt: skip
+                codes=int(reference.size), out=result.codes)  # fmt: skip
 
 
 def weights_of(graph) -> int:
     return int(sum(np.asarray(n.weight).size for n in graph.nodes if getattr(n, "weight", None) is not None))
 
 
-def hls4ml_run(graph, x: np.ndarray, folder: Path, io_type: str) -> str:
-    """Export through qfx.to_hls4ml, compile hls4ml's C++ (its own g++ build), run, compare codes with the IR."""
+def hls4ml_run(graph, x: np.ndarray, folder: Path, io_type: str) -> dict | str:
+    """Export through qfx.to_hls4ml, compile hls4ml's C++ cold (its own g++ build of a fresh project), run its
+    C-simulation in-process (``predict``), compare codes with the IR; or why it failed."""
     import qfx
     from qfx.export import hls4ml_codes
 
@@ -110,34 +112,9 @@ def hls4ml_run(graph, x: np.ndarray, folder: Path, io_type: str) -> str:
         run_s = time.perf_counter() - start
     except Exception as e:  # report, never hide, what hls4ml did
         return f"{io_type} failed: {type(e).__name__}: {e}"
-    bad = int((codes != np.asarray(graph.run(x)).reshape(len(x), -1)).sum())
-    return (f"{io_type}: compile {compile_s:.1f} s ({cpu:.1f} s CPU), {len(x) / run_s:,.0f} vectors/s (in-process), "
-            f"{bad} / {codes.size} codes differ")  # fmt: skip
-
-
-def hls4ml_column(graph, x: np.ndarray, folder: Path, args: argparse.Namespace) -> str:
-    """hls4ml's io_stream C-simulation through qfx.to_hls4ml, or why not; io_parallel when asked."""
-    import qfx
-    import qfx.export.hls4ml as exporter
-
-    try:
-        qfx.to_hls4ml(graph, folder / "hls4ml_check", io_type="io_stream")
-        answer = hls4ml_run(graph, x, folder, "io_stream")
-    except (ValueError, ImportError) as e:
-        answer = f"io_stream refused: {e}"
-        if args.hls4ml_stream_unchecked:  # the exporter's layers, io_stream asked of hls4ml anyway
-            saved = exporter.IO_TYPES
-            exporter.IO_TYPES = (*saved, "io_stream")
-            try:
-                answer += f"; unchecked {hls4ml_run(graph, x, folder, 'io_stream')}"
-            finally:
-                exporter.IO_TYPES = saved
-    if args.hls4ml_parallel:
-        if weights_of(graph) > args.unrolled_max_weights:
-            answer += f"; io_parallel skipped ({weights_of(graph):,} weights > {args.unrolled_max_weights:,})"
-        else:
-            answer += f"; {hls4ml_run(graph, x, folder, 'io_parallel')}"
-    return answer
+    reference = np.asarray(graph.run(x), dtype=np.int64).reshape(len(x), -1)
+    return dict(compile_s=compile_s, cpu_s=cpu, run_s=run_s, vps=len(x) / max(run_s, 1e-9),
+                mismatches=int((codes != reference).sum()), codes=int(reference.size), out=codes)  # fmt: skip
 
 
 def main() -> None:
@@ -147,9 +124,9 @@ def main() -> None:
     parser.add_argument("--board", default="ultra96v2")
     parser.add_argument("--unrolled", action="store_true", help="also time today's fully unrolled project")
     parser.add_argument("--unrolled-max-weights", type=int, default=20_000)
-    parser.add_argument("--hls4ml-parallel", action="store_true", help="also compile hls4ml's io_parallel project")
-    parser.add_argument("--hls4ml-stream-unchecked", action="store_true",
-                        help="ask hls4ml for io_stream although qfx.to_hls4ml checks io_parallel only")  # fmt: skip
+    parser.add_argument("--no-hls4ml", action="store_true", help="skip hls4ml's io_stream C-simulation")
+    parser.add_argument("--hls4ml-parallel", action="store_true", help="also compile hls4ml's io_parallel project "
+                        "(models up to --unrolled-max-weights)")  # fmt: skip
     args = parser.parse_args()
 
     from qfx.backends.hls import generate
@@ -175,29 +152,49 @@ def main() -> None:
                     row["unrolled"] = f"refused: {str(e).split(':')[0]}"
             elif args.unrolled:
                 row["unrolled"] = f"skipped ({row['weights']:,} weights > {args.unrolled_max_weights:,})"
-            row["hls4ml"] = hls4ml_column(graph, x, folder, args)
+            if not args.no_hls4ml:
+                row["hls4ml"] = hls4ml_run(graph, x, folder, "io_stream")
+                if isinstance(row["hls4ml"], dict):  # the same inputs: QFX's codes against hls4ml's
+                    row["qfx_vs_hls4ml"] = int((row["hls4ml"]["out"] != s["out"]).sum())
+            if args.hls4ml_parallel:
+                row["hls4ml_parallel"] = (
+                    hls4ml_run(graph, x, folder, "io_parallel") if row["weights"] <= args.unrolled_max_weights
+                    else f"skipped ({row['weights']:,} weights > {args.unrolled_max_weights:,})"
+                )  # fmt: skip
             rows.append(row)
             print(f"{name}: done", flush=True)
 
-    def cell(r: dict | str | None) -> str:
+    def cell(r: dict | str | None, absent: str = "not run") -> str:
         if r is None:
-            return "not run (--unrolled)"
+            return absent
         if isinstance(r, str):
             return r
         return (f"{r['compile_s']:.1f} s ({r['cpu_s']:.1f} s CPU), {r['vps']:,.1f} vectors/s, "
-                f"{r['mismatches']} / {r['codes']} codes differ")  # fmt: skip
+                f"{r['mismatches']} / {r['codes']} codes differ from the IR")  # fmt: skip
 
     print()
-    print("| model | weights | cycles/sample | vectors | streaming C-sim (cold compile, run) | fully unrolled C-sim |")
-    print("|---|---:|---:|---:|---|---|")
+    print("| model | weights | cycles/sample | vectors | QFX streaming C-sim (cold compile, run) | hls4ml io_stream "
+          "C-sim (cold compile, run) | QFX vs hls4ml codes | compile: hls4ml / QFX |")  # fmt: skip
+    print("|---|---:|---:|---:|---|---|---:|---:|")
     for r in rows:
+        h = r.get("hls4ml")
+        ratio = f"{h['compile_s'] / r['stream']['compile_s']:.1f}x" if isinstance(h, dict) else ""
+        same = f"{r['qfx_vs_hls4ml']} / {r['stream']['codes']} differ" if "qfx_vs_hls4ml" in r else ""
         print(f"| {r['model']} | {r['weights']:,} | {r['cycles']:,} | {r['vectors']} | {cell(r['stream'])} | "
-              f"{cell(r.get('unrolled'))} |")  # fmt: skip
+              f"{cell(h, 'not run (--no-hls4ml)')} | {same} | {ratio} |")  # fmt: skip
+    if args.unrolled or args.hls4ml_parallel:
+        print()
+        print("| model | QFX fully unrolled C-sim | hls4ml io_parallel C-sim |")
+        print("|---|---|---|")
+        for r in rows:
+            print(f"| {r['model']} | {cell(r.get('unrolled'), 'not run (--unrolled)')} | "
+                  f"{cell(r.get('hls4ml_parallel'), 'not run (--hls4ml-parallel)')} |")  # fmt: skip
     print()
-    for r in rows:
-        print(f"hls4ml, {r['model']}: {r['hls4ml']}")
-    print()
-    print(f"Compiled with g++ ({os.cpu_count()} CPUs seen, load average {os.getloadavg()[0]:.1f} at the end).")
+    print(
+        "QFX runs its C-simulation as a program reading the inputs from a file; hls4ml's runs in-process "
+        "(predict() through ctypes). Both compiled cold with g++."
+    )
+    print(f"{os.cpu_count()} CPUs seen, load average {os.getloadavg()[0]:.1f} at the end.")
     print(f"Reproduce: {COMMAND}")
 
 

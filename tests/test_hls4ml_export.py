@@ -81,6 +81,46 @@ def test_hls4ml_equals_ir_and_pytorch(name: str, graphs, tmp_path, toolchain, su
     assert (tmp_path / name / MARKER).is_file()
 
 
+def test_io_stream_equals_ir(graphs, tmp_path, toolchain, summary, monkeypatch) -> None:
+    """io_stream: hls4ml adds layers that move values (zero padding before a convolution, a clone of the stream
+    the residual block reads twice); they keep their input's type, and the codes equal the IR's. A mover that
+    changed a type, or any other added layer, fails the read-back check."""
+    from hls4ml.model.types import FixedPrecisionType
+
+    from qfx.export import hls4ml_types
+    from qfx.export.hls4ml import _check, _Lowering
+
+    x, _ = digits_test()
+    graph = graphs["cnn_tiny"]
+    hls_model = to_hls4ml(graph, tmp_path / "stream", io_type="io_stream")
+    added = {layer.class_name for layer in hls_model.get_layers()} - {d["class_name"] for d in _lowered(graph)}
+    assert {"ZeroPadding2D", "Clone"} <= added
+    hls_model.compile()
+    got = hls4ml_codes(hls_model, x.numpy())
+    mismatches = int((got != np.asarray(graph.run(x.numpy()))).sum())
+    summary(f"hls4ml io_stream predict vs IR, cnn_tiny: {x.shape[0]} inputs, {got.size} codes, {mismatches} "
+            "mismatches")  # fmt: skip
+    assert mismatches == 0
+    low = _Lowering(graph)
+    low.run()
+    pad = next(layer for layer in hls_model.get_layers() if layer.class_name == "ZeroPadding2D")
+    pad.get_output_variable().type.precision = FixedPrecisionType(16, 6)
+    with pytest.raises(Hls4mlExportError, match=rf'layer "{pad.name}" \(ZeroPadding2D, added by hls4ml\) turns '
+                       r"ap_u?fixed<[^>]*> into ap_fixed<16,6>: it must only move values"):  # fmt: skip
+        _check(hls_model, low)
+    monkeypatch.setattr(hls4ml_types, "_STREAM_MOVERS", ("Repack", "Clone"))  # as if hls4ml added an unknown one
+    with pytest.raises(Hls4mlExportError, match=rf'hls4ml added layer "{pad.name}" \(ZeroPadding2D\)'):
+        _check(hls_model, low)
+
+
+def _lowered(graph: Graph) -> list[dict]:
+    from qfx.export.hls4ml import _Lowering
+
+    low = _Lowering(graph)
+    low.run()
+    return low.layers
+
+
 def _layout_model() -> nn.Module:
     """Conv, batch norm, a 2x2 average pool, a 1x1 conv, a padded max pool, a strided conv with uneven padding and
     a flatten of a 2-channel image (the transpose back to NCHW order), then two linear layers; PTQ on random
@@ -262,8 +302,8 @@ def test_a_type_hls4ml_changed_is_an_error(graphs, hls4ml, tmp_path) -> None:
 def test_bad_arguments(graphs, hls4ml, tmp_path) -> None:
     with pytest.raises(ValueError, match=r"backend must be one of Vivado, Vitis"):
         to_hls4ml(graphs["mlp"], tmp_path / "p", backend="Quartus")
-    with pytest.raises(ValueError, match=r"io_type must be 'io_parallel'"):
-        to_hls4ml(graphs["mlp"], tmp_path / "p", io_type="io_stream")
+    with pytest.raises(ValueError, match=r"io_type must be 'io_parallel' or 'io_stream'"):
+        to_hls4ml(graphs["mlp"], tmp_path / "p", io_type="io_serial")
     with pytest.raises(ValueError, match=r"a torch model needs example_input"):
         to_hls4ml(chain_model("mlp"), tmp_path / "p")
     with pytest.raises(TypeError, match=r"source must be a qfx.ir.Graph or a QFX torch model, not str"):

@@ -52,7 +52,7 @@ __all__ = ["MARKER", "Hls4mlExportError", "hls4ml_codes", "hls4ml_precision", "t
 #: File QFX writes into each hls4ml project: layouts and output formats (for :func:`hls4ml_codes`).
 MARKER = "qfx_hls4ml.json"
 BACKENDS = ("Vivado", "Vitis")  # ap_fixed backends with the nnet templates checked here
-IO_TYPES = ("io_parallel",)
+IO_TYPES = ("io_parallel", "io_stream")
 _ONE = FixedFormat(1, 1, signed=False)  # holds 0 and 1: a missing bias, shift or scale
 
 
@@ -475,7 +475,7 @@ def to_hls4ml(
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (ap_fixed backends), not {backend!r}")
     if io_type not in IO_TYPES:
-        raise ValueError(f"io_type must be 'io_parallel' (the one whose arithmetic QFX checks), not {io_type!r}")
+        raise ValueError(f"io_type must be 'io_parallel' or 'io_stream' (the ones QFX checks), not {io_type!r}")
     out_dir = Path(out_dir)
     replace = check_target(out_dir, MARKER, force, "QFX hls4ml project")
     graph = _graph_of(source, example_input)

@@ -66,13 +66,33 @@ def _values(codes: np.ndarray, fmt: FixedFormat) -> np.ndarray:
     return np.ldexp(codes.astype(np.float64), -fmt.frac_bits)
 
 
+#: Layers hls4ml's io_stream optimizers insert: they move values (repack a stream for a reshape, pad before a
+#: convolution, copy a stream read twice) and never compute, so each must keep its input's type.
+_STREAM_MOVERS = ("Repack", "ZeroPadding1D", "ZeroPadding2D", "Clone")
+
+
+def _check_mover(layer: Any) -> None:
+    """A layer hls4ml added: one of :data:`_STREAM_MOVERS`, every output in exactly its input's type."""
+    if layer.class_name not in _STREAM_MOVERS:
+        raise Hls4mlExportError(f'hls4ml added layer "{layer.name}" ({layer.class_name}), which QFX did not set')
+    want = _format_of(layer.get_input_variable().type.precision)
+    for output in layer.outputs:
+        got = _format_of(layer.get_output_variable(output).type.precision)
+        if got != want:
+            raise Hls4mlExportError(
+                f'layer "{layer.name}" ({layer.class_name}, added by hls4ml) turns {want} into {got}: it must only '
+                "move values"
+            )
+
+
 def _check(hls_model: Any, low: Any) -> None:
     """Every layer QFX made is there with exactly the types QFX set (hls4ml optimizers must not have changed
-    them); Reshapes may be gone (they move no value in io_parallel)."""
+    them); Reshapes may be gone (they move no value in io_parallel, io_stream repacks them); the layers io_stream
+    adds only move values (:data:`_STREAM_MOVERS`, each in its input's type)."""
     layers = {layer.name: layer for layer in hls_model.get_layers()}
     kinds = {d["name"]: d["class_name"] for d in low.layers}
-    for name in set(layers) - set(kinds):
-        raise Hls4mlExportError(f'hls4ml added layer "{name}" ({layers[name].class_name}), which QFX did not set')
+    for name in sorted(set(layers) - set(kinds)):
+        _check_mover(layers[name])
     for name, want in low.types.items():
         layer = layers.get(name)
         if layer is None and kinds[name] != "Reshape":
