@@ -2,7 +2,8 @@
 // scale), lookup table, add, argmax.
 //
 // Each unit reads COUNT words of W values and handles PE lanes per clock, W / PE clocks per word, in one pipelined
-// loop (a word is read on its first clock and written on its last). Per-channel
+// loop (a word is read on its first clock and written on its last): the loop is detail::fold_lanes, shared by
+// every unit, and what a unit computes per value is its functor (detail::clip_op, affine_op, ...). Per-channel
 // constants are tables of codes indexed by k = (n * W + lane) % PERIOD, the position of the value in the stream
 // modulo the table's period (the generator writes the table in stream order: a feature map's channel table has
 // PERIOD = C). Exactness: comparisons are exact in ap_fixed; x * scale and a + b have their exact result types;
@@ -15,71 +16,158 @@
 namespace qfx {
 namespace stream {
 
+namespace detail {
+
+// The input of an element-wise unit: one stream, read a word at a time.
+template <class T, int W>
+struct one_stream {
+  typedef word<T, W> value_type;
+  hls::stream<value_type> &x;
+  explicit one_stream(hls::stream<value_type> &s) : x(s) {}
+  value_type read() {
+#pragma HLS INLINE
+    return x.read();
+  }
+};
+
+// Two streams in the same order, read together (add): a word of each.
+template <class A, class B, int W>
+struct two_words {
+  word<A, W> a;
+  word<B, W> b;
+};
+
+template <class A, class B, int W>
+struct two_streams {
+  typedef two_words<A, B, W> value_type;
+  hls::stream<word<A, W> > &a;
+  hls::stream<word<B, W> > &b;
+  two_streams(hls::stream<word<A, W> > &sa, hls::stream<word<B, W> > &sb) : a(sa), b(sb) {}
+  value_type read() {
+#pragma HLS INLINE
+    value_type v;
+    v.a = a.read();
+    v.b = b.read();
+    return v;
+  }
+};
+
+// The loop of every element-wise unit: CFG::COUNT words of CFG::W values, CFG::PE lanes per clock (W / PE clocks
+// per word); a word is read on its first clock and written on its last. op(out, v, lane, k) computes output value
+// `lane` of the word from the input word(s) v; k = n * W + lane is the value's position in the stream.
+template <class CFG, class out_t, class IN, class OP>
+inline void fold_lanes(IN in, hls::stream<word<out_t, CFG::W> > &y, const OP &op) {
+#pragma HLS INLINE
+  typename IN::value_type v;
+  word<out_t, CFG::W> out;
+  const int F = CFG::W / CFG::PE;  // clocks per word
+elementwise_fold:
+  for (int it = 0; it < CFG::COUNT * F; ++it) {
+#pragma HLS PIPELINE II=1
+    const int n = it / F, f = it % F;
+    if (f == 0) v = in.read();
+    for (int p = 0; p < CFG::PE; ++p) {
+#pragma HLS UNROLL
+      const int lane = f * CFG::PE + p;
+      op(out.d[lane], v, lane, n * CFG::W + lane);
+    }
+    if (f == F - 1) y.write(out);
+  }
+}
+
+// min(max(x, lo), hi) compared exactly across types; the value assigned is x itself or a bound (never x first
+// squeezed into acc_t), as the interpreter computes.
+template <class CFG>
+struct clip_op {
+  typename CFG::acc_t lo, hi;
+  void operator()(typename CFG::out_t &y, const word<typename CFG::in_t, CFG::W> &v, int lane, int) const {
+#pragma HLS INLINE
+    if (CFG::LO && v.d[lane] < lo) {
+      if (CFG::HI && lo > hi) {
+        y = hi;
+      } else {
+        y = lo;
+      }
+    } else if (CFG::HI && v.d[lane] > hi) {
+      y = hi;
+    } else {
+      y = v.d[lane];
+    }
+  }
+};
+
+template <class CFG>
+struct leaky_relu_op {
+  typename CFG::alpha_t alpha;
+  void operator()(typename CFG::out_t &y, const word<typename CFG::in_t, CFG::W> &v, int lane, int) const {
+#pragma HLS INLINE
+    typename CFG::acc_t a;
+    if (v.d[lane] >= 0) {
+      a = v.d[lane];
+    } else {
+      a = v.d[lane] * alpha;
+    }
+    y = a;
+  }
+};
+
+template <class CFG, class SROW, class tcode_t>
+struct affine_op {
+  const SROW *scale;
+  const tcode_t *shift;
+  void operator()(typename CFG::out_t &y, const word<typename CFG::in_t, CFG::W> &v, int lane, int pos) const {
+#pragma HLS INLINE
+    const int k = pos % CFG::PERIOD;
+    typename CFG::acc_t a = 0;
+    if (CFG::SCALE) {
+      mac<CFG>::run(a, v.d[lane], scale[k]);
+    } else {
+      a = v.d[lane];
+    }
+    if (CFG::SHIFT) a += from_code<typename CFG::b_t>(shift[k]);
+    y = a;
+  }
+};
+
+template <class CFG, class tcode_t>
+struct lookup_op {
+  const tcode_t *table;
+  void operator()(typename CFG::out_t &y, const word<typename CFG::in_t, CFG::W> &v, int lane, int) const {
+#pragma HLS INLINE
+    ap_uint<CFG::IN_BITS> index = v.d[lane].range(CFG::IN_BITS - 1, 0);
+    if (CFG::SIGNED) index[CFG::IN_BITS - 1] = !index[CFG::IN_BITS - 1];
+    y = from_code<typename CFG::acc_t>(table[index.to_uint()]);
+  }
+};
+
+template <class CFG>
+struct add_op {
+  void operator()(typename CFG::out_t &y, const two_words<typename CFG::a_t, typename CFG::b_t, CFG::W> &v,
+                  int lane, int) const {
+#pragma HLS INLINE
+    y = v.a.d[lane] + v.b.d[lane];
+  }
+};
+
+}  // namespace detail
+
 // Cast / relu / clip: CFG::{in_t, acc_t, out_t, W, COUNT, PE, LO, HI, LO_CODE, HI_CODE}: the value, bounded below
 // by LO_CODE (when LO) and above by HI_CODE (when HI), both codes of acc_t; relu is LO with LO_CODE 0.
 template <class CFG>
 void clip(hls::stream<word<typename CFG::in_t, CFG::W> > &x, hls::stream<word<typename CFG::out_t, CFG::W> > &y) {
-  const typename CFG::acc_t lo = detail::from_code<typename CFG::acc_t>(CFG::LO_CODE);
-  const typename CFG::acc_t hi = detail::from_code<typename CFG::acc_t>(CFG::HI_CODE);
-  word<typename CFG::in_t, CFG::W> v;
-  word<typename CFG::out_t, CFG::W> out;
-  const int F = CFG::W / CFG::PE;  // clocks per word
-clip_fold:
-  for (int it = 0; it < CFG::COUNT * F; ++it) {
-#pragma HLS PIPELINE II=1
-    const int f = it % F;
-    if (f == 0) {
-      v = x.read();
-    }
-    for (int p = 0; p < CFG::PE; ++p) {
-#pragma HLS UNROLL
-      const int lane = f * CFG::PE + p;
-      // min(max(x, lo), hi) compared exactly across types; the value assigned is x itself or a bound (never
-      // x first squeezed into acc_t), as the interpreter computes.
-      if (CFG::LO && v.d[lane] < lo) {
-        if (CFG::HI && lo > hi) {
-          out.d[lane] = hi;
-        } else {
-          out.d[lane] = lo;
-        }
-      } else if (CFG::HI && v.d[lane] > hi) {
-        out.d[lane] = hi;
-      } else {
-        out.d[lane] = v.d[lane];
-      }
-    }
-    if (f == F - 1) y.write(out);
-  }
+  detail::clip_op<CFG> op;
+  op.lo = detail::from_code<typename CFG::acc_t>(CFG::LO_CODE);
+  op.hi = detail::from_code<typename CFG::acc_t>(CFG::HI_CODE);
+  detail::fold_lanes<CFG>(detail::one_stream<typename CFG::in_t, CFG::W>(x), y, op);
 }
 
 // Leaky relu: x >= 0 ? x : x * alpha, exact in acc_t. CFG::{in_t, alpha_t, acc_t, out_t, W, COUNT, PE, ALPHA_CODE}.
 template <class CFG>
 void leaky_relu(hls::stream<word<typename CFG::in_t, CFG::W> > &x,
                 hls::stream<word<typename CFG::out_t, CFG::W> > &y) {
-  const typename CFG::alpha_t alpha = detail::from_code<typename CFG::alpha_t>(CFG::ALPHA_CODE);
-  word<typename CFG::in_t, CFG::W> v;
-  word<typename CFG::out_t, CFG::W> out;
-  const int F = CFG::W / CFG::PE;  // clocks per word
-leaky_fold:
-  for (int it = 0; it < CFG::COUNT * F; ++it) {
-#pragma HLS PIPELINE II=1
-    const int f = it % F;
-    if (f == 0) {
-      v = x.read();
-    }
-    for (int p = 0; p < CFG::PE; ++p) {
-#pragma HLS UNROLL
-      const int lane = f * CFG::PE + p;
-      typename CFG::acc_t a;
-      if (v.d[lane] >= 0) {
-        a = v.d[lane];
-      } else {
-        a = v.d[lane] * alpha;
-      }
-      out.d[lane] = a;
-    }
-    if (f == F - 1) y.write(out);
-  }
+  detail::leaky_relu_op<CFG> op;
+  op.alpha = detail::from_code<typename CFG::alpha_t>(CFG::ALPHA_CODE);
+  detail::fold_lanes<CFG>(detail::one_stream<typename CFG::in_t, CFG::W>(x), y, op);
 }
 
 // Affine: a = x * scale[k] (when SCALE; a multiplier, or K-hot digits), a += shift[k] (when SHIFT), y = a.
@@ -87,31 +175,10 @@ leaky_fold:
 template <class CFG, class SROW, class tcode_t>
 void affine(hls::stream<word<typename CFG::in_t, CFG::W> > &x, hls::stream<word<typename CFG::out_t, CFG::W> > &y,
             const SROW scale[], const tcode_t shift[CFG::PERIOD]) {
-  word<typename CFG::in_t, CFG::W> v;
-  word<typename CFG::out_t, CFG::W> out;
-  const int F = CFG::W / CFG::PE;  // clocks per word
-affine_fold:
-  for (int it = 0; it < CFG::COUNT * F; ++it) {
-#pragma HLS PIPELINE II=1
-    const int n = it / F, f = it % F;
-    if (f == 0) {
-      v = x.read();
-    }
-    for (int p = 0; p < CFG::PE; ++p) {
-#pragma HLS UNROLL
-      const int lane = f * CFG::PE + p;
-      const int k = (n * CFG::W + lane) % CFG::PERIOD;
-      typename CFG::acc_t a = 0;
-      if (CFG::SCALE) {
-        detail::mac<CFG>::run(a, v.d[lane], scale[k]);
-      } else {
-        a = v.d[lane];
-      }
-      if (CFG::SHIFT) a += detail::from_code<typename CFG::b_t>(shift[k]);
-      out.d[lane] = a;
-    }
-    if (f == F - 1) y.write(out);
-  }
+  detail::affine_op<CFG, SROW, tcode_t> op;
+  op.scale = scale;
+  op.shift = shift;
+  detail::fold_lanes<CFG>(detail::one_stream<typename CFG::in_t, CFG::W>(x), y, op);
 }
 
 // Lookup: y = table[code(x) - min code of in_t] (codes of acc_t). CFG::{in_t, acc_t, out_t, W, COUNT, PE, IN_BITS,
@@ -119,50 +186,17 @@ affine_fold:
 template <class CFG, class tcode_t>
 void lookup(hls::stream<word<typename CFG::in_t, CFG::W> > &x, hls::stream<word<typename CFG::out_t, CFG::W> > &y,
             const tcode_t table[1 << CFG::IN_BITS]) {
-  word<typename CFG::in_t, CFG::W> v;
-  word<typename CFG::out_t, CFG::W> out;
-  const int F = CFG::W / CFG::PE;  // clocks per word
-lookup_fold:
-  for (int it = 0; it < CFG::COUNT * F; ++it) {
-#pragma HLS PIPELINE II=1
-    const int f = it % F;
-    if (f == 0) {
-      v = x.read();
-    }
-    for (int p = 0; p < CFG::PE; ++p) {
-#pragma HLS UNROLL
-      const int lane = f * CFG::PE + p;
-      ap_uint<CFG::IN_BITS> index = v.d[lane].range(CFG::IN_BITS - 1, 0);
-      if (CFG::SIGNED) index[CFG::IN_BITS - 1] = !index[CFG::IN_BITS - 1];
-      out.d[lane] = detail::from_code<typename CFG::acc_t>(table[index.to_uint()]);
-    }
-    if (f == F - 1) y.write(out);
-  }
+  detail::lookup_op<CFG, tcode_t> op;
+  op.table = table;
+  detail::fold_lanes<CFG>(detail::one_stream<typename CFG::in_t, CFG::W>(x), y, op);
 }
 
 // Add: y = a + b (exact ap_fixed sum), both streams in the same order. CFG::{a_t, b_t, out_t, W, COUNT, PE}.
 template <class CFG>
 void add(hls::stream<word<typename CFG::a_t, CFG::W> > &a, hls::stream<word<typename CFG::b_t, CFG::W> > &b,
          hls::stream<word<typename CFG::out_t, CFG::W> > &y) {
-  word<typename CFG::a_t, CFG::W> va;
-  word<typename CFG::b_t, CFG::W> vb;
-  word<typename CFG::out_t, CFG::W> out;
-  const int F = CFG::W / CFG::PE;  // clocks per word
-add_fold:
-  for (int it = 0; it < CFG::COUNT * F; ++it) {
-#pragma HLS PIPELINE II=1
-    const int f = it % F;
-    if (f == 0) {
-      va = a.read();
-      vb = b.read();
-    }
-    for (int p = 0; p < CFG::PE; ++p) {
-#pragma HLS UNROLL
-      const int lane = f * CFG::PE + p;
-      out.d[lane] = va.d[lane] + vb.d[lane];
-    }
-    if (f == F - 1) y.write(out);
-  }
+  detail::fold_lanes<CFG>(detail::two_streams<typename CFG::a_t, typename CFG::b_t, CFG::W>(a, b), y,
+                          detail::add_op<CFG>());
 }
 
 // ArgMax over each word of N values (first index on ties), one index per word: CFG::{in_t, acc_t, out_t, N, COUNT}.
