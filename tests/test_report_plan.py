@@ -60,7 +60,8 @@ def test_hls_prints_and_records_the_plan(architecture: str, tiny, tmp_path, caps
         assert cells[2] == f"{layer.folding.pe} x {layer.folding.simd}" and cells[4] == f"{layer.cycles:,}"
         assert cells[6] == f"{layer.estimate.dsp:,} ({100 * layer.estimate.dsp / 360:.1f} %)"
         assert cells[7] == f"{layer.estimate.lut:,} ({100 * layer.estimate.lut / 70560:.1f} %)"
-    assert f"{want.cycles:,} cycles per sample = {want.fps:,.0f} samples/s" in out
+    unit = "cycle" if want.cycles == 1 else "cycles"
+    assert f"Ultra96-V2 at 100 MHz: {want.cycles:,} {unit} per sample = {want.fps:,.0f} samples/s" in out
 
     assert run(capsys, "report", str(results.parent))[0] == EXIT_OK
     md = (results.parent / "report.md").read_text()

@@ -69,7 +69,8 @@ def plan_line(summary: dict) -> str:
     fits = "fits" if summary["fits"] else "does NOT fit"
     return (
         f"{summary['architecture']} design for the {board} at {summary['clock_mhz']:g} MHz: "
-        f"{summary['cycles']:,} cycles per sample = {summary['fps']:,.0f} samples/s, latency about "
+        f"{summary['cycles']:,} {'cycle' if summary['cycles'] == 1 else 'cycles'} per sample = "
+        f"{summary['fps']:,.0f} samples/s, latency about "
         f"{summary['latency']:,} cycles; the estimate {fits} within {summary['margin']:.0%} of every resource "
         "(first-order estimates: docs/plan.md)."
     )
