@@ -165,17 +165,19 @@ class QLinear(_QMac, nn.Linear):
         return self._mac(x, F.linear)
 
 
-class QConv2d(_QMac, nn.Conv2d):
-    """``nn.Conv2d`` (stride, padding, dilation, groups) with fixed-point weight, bias and output."""
+class _QConvNd(_QMac):
+    """Shared by QConv1d and QConv2d: the torch convolution's constructor (``_conv``), then the quantizers."""
+
+    _conv: type[nn.Module]  # nn.Conv1d or nn.Conv2d: the torch class the subclass also derives from
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
-        dilation: int | tuple[int, int] = 1,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] | str = 0,
+        dilation: int | tuple[int, ...] = 1,
         groups: int = 1,
         bias: bool = True,
         *,
@@ -187,12 +189,19 @@ class QConv2d(_QMac, nn.Conv2d):
         per_channel: bool = False,
         khot: int | None = None,
     ) -> None:
-        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
+        self._conv.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
         self._setup_quantizers(input, weight, bias_format, output, learn_binary_point, per_channel, out_channels, khot)
 
     def terms(self) -> int:
-        kh, kw = self.kernel_size
-        return (self.in_channels // self.groups) * kh * kw
+        return (self.in_channels // self.groups) * math.prod(self.kernel_size)
+
+
+class QConv2d(_QConvNd, nn.Conv2d):
+    """``nn.Conv2d`` (stride, padding, dilation, groups) with fixed-point weight, bias and output. Arguments: those of
+    ``nn.Conv2d``, then the keyword-only formats of :class:`QLinear` (``input``, ``weight``, ``bias_format``,
+    ``output``, ``learn_binary_point``, ``per_channel``, ``khot``)."""
+
+    _conv = nn.Conv2d
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_cuda:
@@ -206,35 +215,12 @@ class QConv2d(_QMac, nn.Conv2d):
         return self._mac(x, conv)
 
 
-class QConv1d(_QMac, nn.Conv1d):
+class QConv1d(_QConvNd, nn.Conv1d):
     """``nn.Conv1d`` (stride, padding incl. ``'same'``, dilation, groups, depthwise) with fixed-point weight, bias
-    and output. It runs as a 2-D convolution of height 1, so its accumulation is exact by the same means as
-    :class:`QConv2d` (weight limbs in float32, or float64; im2col + GEMM on CUDA)."""
+    and output (arguments as :class:`QConv2d`). It runs as a 2-D convolution of height 1, so its accumulation is
+    exact by the same means as :class:`QConv2d` (weight limbs in float32, or float64; im2col + GEMM on CUDA)."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int],
-        stride: int | tuple[int] = 1,
-        padding: int | tuple[int] | str = 0,
-        dilation: int | tuple[int] = 1,
-        groups: int = 1,
-        bias: bool = True,
-        *,
-        input: FormatSource,
-        weight: FixedFormat | str = DEFAULT_WEIGHT,
-        bias_format: FixedFormat | str = DEFAULT_BIAS,
-        output: FixedFormat | str = DEFAULT_OUTPUT,
-        learn_binary_point: bool = True,
-        per_channel: bool = False,
-        khot: int | None = None,
-    ) -> None:
-        nn.Conv1d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
-        self._setup_quantizers(input, weight, bias_format, output, learn_binary_point, per_channel, out_channels, khot)
-
-    def terms(self) -> int:
-        return (self.in_channels // self.groups) * self.kernel_size[0]
+    _conv = nn.Conv1d
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stride, dilation = (1, self.stride[0]), (1, self.dilation[0])
