@@ -1,7 +1,8 @@
 """Commands never lose or silently change their inputs: what the command line checks before it starts work.
 
 * :func:`refuse_overlap`: an output that equals or contains an input (``qfx hls run/model.qfx -o run --force``)
-  is refused before anything is written.
+  is refused before anything is written; :func:`refuse_inside`: an output file inside a folder the command checks
+  (``qfx verify --hls prj --record prj/results.json``) is refused too.
 * :func:`load_batch`: ``--inputs X.npy`` is read as it is (float64 stays float64); complex, empty, non-finite,
   text and non-``.npy`` files each get one clear error.
 * :func:`terminate_as_interrupt`: SIGTERM is handled like Ctrl-C (staging folders and temporary exports are
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["check_count", "check_rate", "load_batch", "locked", "publish", "refuse_overlap", "terminate_as_interrupt"]
+__all__ = ["check_count", "check_rate", "load_batch", "locked", "publish", "refuse_inside", "refuse_overlap",
+           "terminate_as_interrupt"]  # fmt: skip
 
 NPY_MAGIC = b"\x93NUMPY"
 
@@ -41,6 +43,17 @@ def refuse_overlap(outputs: Sequence[tuple[str, Path]], inputs: Sequence[tuple[s
                 how = "is" if same else "contains"
                 raise ValueError(f"{out_what} {out} {how} the {in_what} {inp}: it would be "
                                  f"{'overwritten' if same else 'deleted'}; choose another output")  # fmt: skip
+
+
+def refuse_inside(outputs: Sequence[tuple[str, Path]], folders: Sequence[tuple[str, Path]]) -> None:
+    """Raise ``ValueError`` when an output (what, path) lies inside one of ``folders`` (what, path), the folders a
+    command reads and vouches for: writing there would change what was just checked (symbolic links resolved)."""
+    for out_what, out in outputs:
+        o = _real(out)
+        for in_what, folder in folders:
+            if _real(folder) in o.parents:
+                raise ValueError(f"{out_what} {out} lies inside the {in_what} {folder} being verified: writing it "
+                                 "would change that folder; choose another output")  # fmt: skip
 
 
 def load_batch(path: str | os.PathLike, what: str = "--inputs") -> np.ndarray:

@@ -130,3 +130,32 @@ def test_report_tables_escape_cells_from_results_json() -> None:
     table = Table(["model", "acc"], [["evil | <script>x</script>\nnext", "1"]]).markdown().splitlines()
     assert len(table) == 3 and table[2].count(" | ") == 1  # one row, two cells: the pipe and newline stay inside
     assert "<script>" not in table[2] and "\\|" in table[2]
+
+
+@pytest.mark.parametrize("folder", ["hls", "rtl"])
+@pytest.mark.parametrize("inside", ["results.json", "sub/results.json", "link/results.json"])
+def test_verify_record_inside_the_verified_folder_is_refused(folder, inside, tiny, tmp_path, capsys) -> None:
+    """`qfx verify --hls/--rtl DIR --record DIR/...` would change the very folder it vouches for: refused before any
+    work, naming the path (also through a symbolic link that leads into the folder)."""
+    from test_cli import assert_one_line_error
+
+    from qfx.cli import EXIT_USAGE, main
+
+    checked = tmp_path / folder
+    (checked / "sub").mkdir(parents=True)
+    (checked / "sub" / "keep.txt").write_text("unchanged")
+    (tmp_path / "link").symlink_to(checked / "sub")
+    record = (tmp_path if inside.startswith("link") else checked) / inside
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main(["verify", str(tiny), f"--{folder}", str(checked), "--limit", "2", "--record", str(record),
+                 "-q"]) == EXIT_USAGE  # fmt: skip
+    assert_one_line_error(capsys.readouterr().err, str(record), f"--{folder} folder", "choose another output")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_verify_record_beside_the_verified_folder_is_allowed(tiny, tmp_path) -> None:
+    from qfx.guard import refuse_inside
+
+    (tmp_path / "hls").mkdir()
+    refuse_inside([("--record", tmp_path / "hls-results.json")], [("--hls folder", tmp_path / "hls")])
+    refuse_inside([("--record", tmp_path / "results.json")], [("--hls folder", tmp_path / "hls")])

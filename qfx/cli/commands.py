@@ -21,7 +21,7 @@ from qfx.cli.common import (
     qonnx_path,
     say,
 )
-from qfx.guard import publish, refuse_overlap
+from qfx.guard import publish, refuse_inside, refuse_overlap
 
 __all__ = ["cmd_boards", "cmd_demo", "cmd_export", "cmd_hls", "cmd_plan", "cmd_report", "cmd_synth", "cmd_train",
            "cmd_verify"]  # fmt: skip
@@ -177,8 +177,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     model_path = Path(args.model)
     if args.record:
-        inputs = [("model", model_path), *([("--inputs", Path(args.inputs))] if args.inputs else [])]
+        folders = [(f"--{what} folder", Path(d)) for what, d in (("hls", args.hls), ("rtl", args.rtl)) if d]
+        inputs = [("model", model_path), *([("--inputs", Path(args.inputs))] if args.inputs else []), *folders]
         refuse_overlap([("--record", Path(args.record))], inputs)
+        refuse_inside([("--record", Path(args.record))], folders)
     steps = progress(args)
     with tempfile.TemporaryDirectory(prefix="qfx-") as tmp:
         qonnx = qonnx_path(model_path, Path(tmp))
