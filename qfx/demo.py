@@ -1,10 +1,11 @@
 """``qfx demo`` (``make demo``): the whole flow on the bundled digits data, in a few minutes on two CPU cores.
 
 digits -> a float MLP -> PTQ, QAT (learned binary points) and K-hot QAT at several widths -> the QAT and K-hot
-models at the main width go on: QONNX -> IR -> HLS project for Ultra96-V2 (C-simulated) -> Verilog (simulated by
-cocotb on Verilator) -> Yosys -> ``report.md`` / ``report.html`` with the accuracy, verification and resource tables
-and the plots. The folder is written beside its final place and moved there at the end: a failed or interrupted demo
-leaves nothing half-written.
+models at the main width go on: QONNX -> IR -> hardware plan for Ultra96-V2 (:func:`qfx.plan.plan`, folded to fit
+the board, beside the fully parallel design's) -> HLS project of that plan (C-simulated) -> Verilog (simulated by
+cocotb on Verilator) -> Yosys -> ``report.md`` / ``report.html`` with the accuracy, plan, verification and resource
+tables and the plots. The folder is written beside its final place and moved there at the end: a failed or
+interrupted demo leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from qfx.export import export_qonnx
 from qfx.ir import from_qonnx
 from qfx.pipeline import build_model, train_float, train_quantized
 from qfx.quantize import QuantizeConfig
-from qfx.report import record, synth_summary, write_report
+from qfx.report import plan_summary, record, synth_summary, write_report
 from qfx.verify import verify_chain
 
 __all__ = ["DemoConfig", "DemoResult", "run_demo"]
@@ -48,6 +49,7 @@ class DemoConfig:
     seed: int = 0
     tool: str = "vitis"
     simulators: tuple[str, ...] = ("verilator",)
+    target_fps: float | None = None  # what the plan aims at; None: the fastest design that fits the board
 
     def __post_init__(self) -> None:
         if self.main_width not in self.widths:
@@ -74,8 +76,15 @@ class DemoResult:
 
 
 def _deploy(name: str, title: str, outcome, example, x_test, folder: Path, cfg: DemoConfig, steps: Steps, yosys):
-    """Checkpoint, QONNX, HLS project, Verilog and the verification chain of one model; Yosys goes to the pool."""
+    """Checkpoint, QONNX, the hardware plans, HLS project, Verilog and the verification chain of one model; Yosys
+    goes to the pool. The HLS project renders the plan that fits the board (:func:`qfx.plan.plan`): the fully
+    parallel design when that plan is one sample per clock, else the streaming design folded as planned; the fully
+    parallel plan is recorded beside it (``plan_parallel``) so the report shows what folding bought."""
+    from qfx.backends.hls.generate import choose_architecture
+    from qfx.boards import load_board
     from qfx.hls import generate as generate_hls
+    from qfx.plan import fully_parallel
+    from qfx.plan import plan as make_plan
     from qfx.rtl import generate as generate_rtl
     from qfx.synth import report as synth_report
 
@@ -85,8 +94,15 @@ def _deploy(name: str, title: str, outcome, example, x_test, folder: Path, cfg: 
         save_checkpoint(where / "model.qfx", Checkpoint(outcome.model, example, {"demo": name}))
         qonnx = export_qonnx(outcome.model, example, where / "model.onnx")
         graph = from_qonnx(qonnx, name=f"digits_{name}")
-    with steps.step(f"{title}: HLS project ({cfg.tool}, {BOARD}) and Verilog"):
-        generate_hls(graph, where / "hls", board=BOARD, tool=cfg.tool, test_inputs=x_test[:20])
+    with steps.step(f"{title}: hardware plans for {BOARD} (fitted, fully parallel)"):
+        board = load_board(BOARD)
+        chosen = make_plan(graph, board, target_fps=cfg.target_fps)
+        architecture, hls_plan = choose_architecture(graph, board, chosen)
+        plans = {"plan": plan_summary(chosen, architecture),
+                 "plan_parallel": plan_summary(fully_parallel(graph, board), "parallel")}  # fmt: skip
+    with steps.step(f"{title}: HLS project ({cfg.tool}, {BOARD}, {architecture}) and Verilog"):
+        generate_hls(graph, where / "hls", board=board, tool=cfg.tool, test_inputs=x_test[:20],
+                     architecture=architecture, plan=hls_plan)  # fmt: skip
         generate_rtl(graph, where / "rtl")
     synth: Future = yosys.submit(synth_report, where / "rtl", board=BOARD, progress=False)
     with steps.step(f"{title}: verification chain on {len(x_test)} test inputs") as step:
@@ -97,11 +113,11 @@ def _deploy(name: str, title: str, outcome, example, x_test, folder: Path, cfg: 
     files = {
         "checkpoint": f"{name}/model.qfx",
         "QONNX": f"{name}/model.onnx",
-        f"HLS project ({cfg.tool}, {BOARD})": f"{name}/hls",
+        f"HLS project ({cfg.tool}, {BOARD}, {architecture})": f"{name}/hls",
         "Verilog": f"{name}/rtl",
     }
     return {"title": title, "files": files, "formats": {"calibrated": outcome.calibrated, "learned": outcome.learned},
-            "verify": chain.as_dict()}, synth  # fmt: skip
+            **plans, "verify": chain.as_dict()}, synth  # fmt: skip
 
 
 def run_demo(

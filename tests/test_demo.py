@@ -13,7 +13,9 @@ from qfx.console import Steps
 from qfx.demo import DemoConfig, run_demo
 
 MODEL = str(Path(__file__).with_name("cli_models.py")) + ":tiny"
-CONFIG = DemoConfig(model=MODEL, widths=(4, 6), main_width=6, epochs=3, qat_epochs=2)
+# target_fps folds the tiny model (whose fully parallel design would fit) so the streaming HLS design the real demo
+# deploys goes through the chain here too
+CONFIG = DemoConfig(model=MODEL, widths=(4, 6), main_width=6, epochs=3, qat_epochs=2, target_fps=5e6)
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +43,36 @@ def test_demo_flow_agrees_and_reports(demo, summary) -> None:
         for path in ("model.qfx", "model.onnx", "hls/qfx_project.json", "rtl/qfx_rtl.json"):
             assert (folder / name / path).is_file(), path
     assert results["variants"]["khot"]["synth"]["total"]["dsp"] == 0  # K-hot: shifts and adds only
+    for name in ("qat", "khot"):
+        chosen, parallel = results["variants"][name]["plan"], results["variants"][name]["plan_parallel"]
+        assert chosen["board"] == parallel["board"] == "ultra96v2"
+        assert chosen["fits"] and all(u <= 100 * chosen["margin"] for u in chosen["utilization"].values())
+        assert parallel["architecture"] == "parallel" and parallel["cycles"] == 1
+        assert chosen["fps"] >= 5e6 and chosen["fps"] == pytest.approx(chosen["clock_mhz"] * 1e6 / chosen["cycles"])
+        assert {"dsp", "lut", "bram"} <= chosen["utilization"].keys() & parallel["utilization"].keys()
+        project = json.loads((folder / name / "hls" / "qfx_project.json").read_text())
+        assert chosen["architecture"] == project["architecture"] == "stream"  # the HLS project renders that plan
+        assert project["cycles"] == chosen["cycles"] > 1
+
     report = demo.markdown
     assert "**Every link of the chain agrees bit for bit**: 2 model(s), 36000 output codes compared" in report
     for heading in ("## Accuracy", "## Accuracy against bit width", "## Where the binary points sit",
-                    "### Verification chain: all links agree", "### Resources", "## Resources per layer"):  # fmt: skip
+                    "### Verification chain: all links agree", "### Resources", "## Resources per layer",
+                    "### Hardware plan against the fully parallel design", "### Hardware plan",
+                    "## Hardware plan per layer"):  # fmt: skip
         assert heading in report, heading
+    for name in ("qat", "khot"):  # the comparison rows: chosen plan (fits) and fully parallel, both with figures
+        chosen, parallel = results["variants"][name]["plan"], results["variants"][name]["plan_parallel"]
+        rows = [f"| chosen plan (fits the board) | stream | {chosen['utilization']['dsp']:.1f} % |",
+                f"| fully parallel | parallel | {parallel['utilization']['dsp']:.1f} % |"]  # fmt: skip
+        for row, plan in zip(rows, (chosen, parallel), strict=True):
+            line = next(line for line in report.splitlines() if line.startswith(row))
+            assert f"| {plan['cycles']:,} | {plan['fps']:,.0f} |" in line, line
+            assert line.endswith("| yes |") or plan is parallel, line
     html = (folder / "report.html").read_text()
-    assert html.count("<table>") == 1 + 1 + 2 * 3 + 1  # accuracy, sweep, 3 per variant, timings
-    for png in ("accuracy_vs_width", "binary_points", "resources"):
+    assert html.count("<table>") == 1 + 1 + 2 * 5 + 1  # accuracy, sweep, 5 per variant, timings
+    assert html.count("<td>chosen plan (fits the board)</td>") == 2 and html.count("<td>fully parallel</td>") == 2
+    for png in ("accuracy_vs_width", "binary_points", "resources", "plan"):
         data = (folder / "plots" / f"{png}.png").read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5000, png
     summary("demo flow (tiny model, 450 digits): 2 models x 5 links x 4500 codes, 0 mismatches")

@@ -3,7 +3,8 @@
 ``results.json`` holds sections written by the commands: ``train`` (``qfx train``), ``plan`` (``qfx hls
 --record``: the hardware plan, per layer and in total), ``verify`` and ``synth`` (``qfx verify/synth --record``),
 or, from ``qfx demo``, ``meta``, ``accuracy``, ``sweep`` and ``variants`` (one per deployed model, each with its
-formats, verification chain, resources and, when recorded, its plan). Whatever is present is shown.
+formats, verification chain, resources and, when recorded, its plan; the demo records the fully parallel plan
+beside it, ``plan_parallel``, and the report compares the two). Whatever is present is shown.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import jinja2
 
 from qfx.backends.hls.generate import hls_root
-from qfx.report.plan import plan_line, plan_summary, plan_table
+from qfx.report.plan import plan_comparison, plan_line, plan_summary, plan_table
 from qfx.report.plots import plot_accuracy, plot_binary_points, plot_plan, plot_resources
 from qfx.report.table import Table
 from qfx.safety import md_text
@@ -130,6 +131,14 @@ def _synth_table(synth: dict | None) -> Table | None:
     return Table(["layer", "LUT", "FF", "CARRY", "DSP", "BRAM"], rows)
 
 
+def _plan_comparison(variant: dict) -> Table | None:
+    """The chosen plan beside the fully parallel one (``qfx demo`` records both), else None."""
+    if not (variant.get("plan") and variant.get("plan_parallel")):
+        return None
+    return plan_comparison([("chosen plan (fits the board)" if variant["plan"]["fits"] else "chosen plan",
+                             variant["plan"]), ("fully parallel", variant["plan_parallel"])])  # fmt: skip
+
+
 def _sections(results: dict, folder: Path) -> dict:
     """Everything the templates show, with the plots written into ``folder/plots``."""
     plots_dir = folder / "plots"
@@ -161,7 +170,8 @@ def _sections(results: dict, folder: Path) -> dict:
              "verify": _verify_table(v.get("verify")), "verify_ok": (v.get("verify") or {}).get("ok"),
              "synth": _synth_table(v.get("synth")), "synth_meta": v.get("synth"),
              "plan": plan_table(v["plan"]) if v.get("plan") else None,
-             "plan_line": plan_line(v["plan"]) if v.get("plan") else ""}
+             "plan_line": plan_line(v["plan"]) if v.get("plan") else "",
+             "plan_comparison": _plan_comparison(v)}
             for v in variants.values()
         ],
         "all_ok": bool(chains) and all(chain["ok"] for chain in chains),

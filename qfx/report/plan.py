@@ -1,6 +1,9 @@
 """The hardware plan in a run's ``results.json`` and in the report: what ``qfx hls`` records (section ``plan``), the
 per-layer table (PE x SIMD, cycles, DSP/LUT/BRAM estimate and % of the board) and the throughput line.
 
+``qfx demo`` records two plans per model: ``plan`` (the one its HLS project renders, folded to fit the board) and
+``plan_parallel`` (the fully parallel design); :func:`plan_comparison` puts them side by side.
+
 The recorded form is :meth:`qfx.plan.Plan.as_dict` plus what a report needs without the board file: the design's
 architecture, the board's title, clock and resources. Everything here reads that dict, so a report renders from
 ``results.json`` alone.
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 from qfx.report.table import Table
 
-__all__ = ["PLAN_RESOURCES", "plan_line", "plan_summary", "plan_table"]
+__all__ = ["PLAN_RESOURCES", "plan_comparison", "plan_line", "plan_summary", "plan_table"]
 
 #: The resources the plan's table and plot show, in that order (FF are in results.json too).
 PLAN_RESOURCES = (("dsp", "DSP"), ("lut", "LUT"), ("bram", "BRAM"))
@@ -74,3 +77,17 @@ def plan_line(summary: dict) -> str:
         f"{summary['latency']:,} cycles; the estimate {fits} within {summary['margin']:.0%} of every resource "
         "(first-order estimates: docs/plan.md)."
     )
+
+
+def plan_comparison(plans: list[tuple[str, dict]]) -> Table:
+    """The plans side by side, one row each (``(label, summary)`` pairs): architecture, DSP/LUT/BRAM % of the
+    board, cycles per sample, samples/s, and whether the estimate fits within the plan's margin."""
+    headers = ["design", "architecture", *(f"{label} % of board" for _, label in PLAN_RESOURCES),
+               "cycles/sample", "samples/s", "fits"]  # fmt: skip
+    rows = []
+    for label, s in plans:
+        util = s["utilization"]
+        shares = [f"{util[k]:.1f} %" if util.get(k) is not None else "" for k, _ in PLAN_RESOURCES]
+        rows.append([label, s["architecture"], *shares, f"{s['cycles']:,}", f"{s['fps']:,.0f}",
+                     "yes" if s["fits"] else f"**no** (over {s['margin']:.0%})"])  # fmt: skip
+    return Table(headers, rows, align_right=2)
