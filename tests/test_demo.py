@@ -15,7 +15,7 @@ from qfx.demo import DemoConfig, run_demo
 MODEL = str(Path(__file__).with_name("cli_models.py")) + ":tiny"
 # target_fps folds the tiny model (whose fully parallel design would fit) so the streaming HLS design the real demo
 # deploys goes through the chain here too
-CONFIG = DemoConfig(model=MODEL, widths=(4, 6), main_width=6, epochs=3, qat_epochs=2, target_fps=5e6)
+CONFIG = DemoConfig(model=MODEL, widths=(4, 6), main_width=6, epochs=3, qat_epochs=2, target_fps=1e6)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_demo_flow_agrees_and_reports(demo, summary) -> None:
         assert chosen["board"] == parallel["board"] == "ultra96v2"
         assert chosen["fits"] and all(u <= 100 * chosen["margin"] for u in chosen["utilization"].values())
         assert parallel["architecture"] == "parallel" and parallel["cycles"] == 1
-        assert chosen["fps"] >= 5e6 and chosen["fps"] == pytest.approx(chosen["clock_mhz"] * 1e6 / chosen["cycles"])
+        assert chosen["fps"] >= 1e6 and chosen["fps"] == pytest.approx(chosen["clock_mhz"] * 1e6 / chosen["cycles"])
         assert {"dsp", "lut", "bram"} <= chosen["utilization"].keys() & parallel["utilization"].keys()
         project = json.loads((folder / name / "hls" / "qfx_project.json").read_text())
         assert chosen["architecture"] == project["architecture"] == "stream"  # the HLS project renders that plan
