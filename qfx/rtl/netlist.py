@@ -108,6 +108,7 @@ class Netlist:
     wires: list[Wire] = field(default_factory=list)
     multipliers: int = 0
     depth: dict[str, int] = field(default_factory=dict)  # adders between the layer's inputs and each wire
+    negated: set[str] = field(default_factory=set)  # sums that needed a final negation (every term negative)
     ops: dict[str, tuple] = field(default_factory=dict)  # the operation behind each arithmetic wire
 
     def wire(self, width: int, expr: str, cast: str = "", op: tuple | None = None, depth: int = 0) -> str:
@@ -243,6 +244,8 @@ class Netlist:
 
         Adds the two narrowest operands first (Huffman order), which keeps the adders narrow; with ``max_depth``,
         a pair whose sum would leave no tree of that depth (Kraft's inequality) gives way to the two shallowest.
+        The bound covers the adders of the sum; a sum whose result comes out negative (its last two operands both
+        negative: every term, at worst) takes one more level for the negation (listed in :attr:`negated`).
         """
         if not operands:
             width = signed_bits(constant, constant)
@@ -268,7 +271,11 @@ class Netlist:
             heapq.heappush(heap, (s.width + s.shift, count, s))
             count += 1
         root = self.add_constant(heap[0][2], constant)
-        return self.negate(root) if root.sign < 0 else root
+        if root.sign > 0:
+            return root
+        root = self.negate(root)
+        self.negated.add(root.wire)
+        return root
 
     # ------------------------------------------------------------------------------------------------ sharing
     def sums(self, rows: list[tuple[list[Operand], int]], options: AdderOptions | None = None,
