@@ -30,6 +30,7 @@ __all__ = ["Term", "Variable", "share"]
 Term = tuple[int, int, int]  # (variable, shift, sign)
 
 
+
 @dataclass
 class Variable:
     """A value the rows can use: its integer range, adder depth and input block."""
@@ -134,7 +135,7 @@ class _Search:
         if w is None:
             a, b, d, _ = self.decode(key)
             w = self.widths[key] = adder_width(self.variables[a], self.variables[b], d)
-        return (c - 1) * w
+        return (c - 1) * w  # the adder bits the pair saves: one adder of its width per extra use
 
     def push(self, key: int, score: int) -> None:
         self.buckets.setdefault(score, []).append(key)

@@ -94,6 +94,11 @@ class AdderOptions:
         return d.get(node) if isinstance(d, dict) else d
 
 
+def _key(op: Operand) -> int:
+    """Order in which a sum's operands are added: the lowest top bit first (Huffman on widths)."""
+    return op.width + op.shift
+
+
 def _wrap(value, width: int):
     """``value`` as a ``width``-bit signed Verilog wire holds it."""
     half = 1 << (width - 1)
@@ -252,7 +257,7 @@ class Netlist:
             return Operand(self.wire(width, literal(constant), op=("const", constant)), constant, constant)
         limit = None if max_depth is None else 1 << (max_depth - (constant != 0))
         kraft = sum(1 << self.depth_of(op) for op in operands)
-        heap = [(op.width + op.shift, k, op) for k, op in enumerate(operands)]
+        heap = [(_key(op), k, op) for k, op in enumerate(operands)]
         heapq.heapify(heap)
         count = len(heap)
         while len(heap) > 1:
@@ -260,7 +265,7 @@ class Netlist:
             da, db = self.depth_of(a), self.depth_of(b)
             grow = (1 << (max(da, db) + 1)) - (1 << da) - (1 << db)
             if limit is not None and kraft + grow > limit:
-                heap += [(a.width + a.shift, ka, a), (b.width + b.shift, kb, b)]
+                heap += [(_key(a), ka, a), (_key(b), kb, b)]
                 a, b = sorted((item[2] for item in heap), key=self.depth_of)[:2]
                 heap = [item for item in heap if item[2] is not a and item[2] is not b]
                 heapq.heapify(heap)
@@ -268,7 +273,7 @@ class Netlist:
                 grow = (1 << (max(da, db) + 1)) - (1 << da) - (1 << db)
             kraft += grow
             s = self.add(a, b, positive=len(heap) == 0 and constant == 0)
-            heapq.heappush(heap, (s.width + s.shift, count, s))
+            heapq.heappush(heap, (_key(s), count, s))
             count += 1
         root = self.add_constant(heap[0][2], constant)
         if root.sign > 0:
