@@ -20,6 +20,7 @@ are compared with ``x @ W.T``. Generation time is the time to build the Verilog 
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import subprocess
 import sys
@@ -88,7 +89,8 @@ def qfx_design(weights: np.ndarray, bits: int, khot: bool, out: Path, max_depth:
     finally:
         gen.lower_node = original
     layer = seen["dense"]
-    return rtl, dict(gen_s=seconds, depth=layer.adder_depth, adders=layer.adders, mults=layer.multipliers)
+    return rtl, dict(gen_s=seconds, depth=layer.adder_depth, adders=layer.adders, bits=layer.adder_bits,
+                     mults=layer.multipliers)  # fmt: skip
 
 
 def check_netlist(weights: np.ndarray, bits: int, khot: bool, x: np.ndarray, max_depth: int | None) -> bool:
@@ -140,7 +142,8 @@ def da4ml_design(weights: np.ndarray, name: str, out: Path) -> tuple[Path, list[
         else:
             depth.append(depth[op.id0] if 0 <= op.id0 < len(depth) else 0)
     adders = sum(op.opcode in (0, 1) for op in comb.ops)
-    stats = dict(gen_s=seconds, depth=max((depth[i] for i in comb.out_idxs if i >= 0), default=0), adders=adders)
+    stats = dict(gen_s=seconds, depth=max((depth[i] for i in comb.out_idxs if i >= 0), default=0), adders=adders,
+                 cost=comb.cost)  # fmt: skip
     return out / name / "src", fields, stats
 
 
@@ -244,9 +247,115 @@ def one(args, n_out: int, n_in: int, bits: int, kind: str, out: Path) -> list[st
     ratio = f"{qc.lut / dc.lut:.2f}" if qc and dc else "-"
     row += [str(qc.lut) if qc else "-", str(dc.lut) if dc else "-", ratio,
             f"{qc.carry}/{dc.carry}" if qc else "-", f"{qc.dsp}/{dc.dsp}" if qc else "-",
-            f"{q['adders']}/{d['adders']}", f"{q['depth']}/{d['depth']}", f"{q['gen_s']:.2f}/{d['gen_s']:.2f}",
+            f"{q['adders']}/{d['adders']}", f"{q['bits']}/{d['cost']:.0f}",
+            f"{q['depth']}/{d['depth']}", f"{q['gen_s']:.2f}/{d['gen_s']:.2f}",
             f"{ys(q_rep)}/{ys(d_rep)}", f"{verdict}/{d_verdict}"]  # fmt: skip
     return row
+
+
+JET = (16, 64, 32, 32, 5)  # hls4ml's jet tagger (tests/zoo.py 'jet_tagger'), batch norm folded away
+
+
+def jet_graph(bits: int, khot: bool, seed: int) -> Graph:
+    """The jet tagger's four dense layers with random ``bits``-bit weight codes (K=2 projected when ``khot``) and
+    biases; each hidden layer's exact accumulator is cast to 8-bit unsigned with saturation (ReLU and clip)."""
+    rng = np.random.default_rng([seed, bits, 7])
+    x_fmt = FixedFormat(8, 3, quant=Quant.RND, overflow=Overflow.SAT)
+    w_fmt, b_fmt = FixedFormat(bits, 1), FixedFormat(8, 3)
+    act = FixedFormat(8, 3, signed=False, quant=Quant.TRN, overflow=Overflow.SAT)
+    tensors = {"x": Tensor("x", (JET[0],), None), "h0": Tensor("h0", (JET[0],), x_fmt)}
+    nodes: list = [Cast("quant_x", ["x"], "h0", x_fmt)]
+    fmt = x_fmt
+    for k, (n_in, n_out) in enumerate(itertools.pairwise(JET), start=1):
+        w = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), size=(n_out, n_in))
+        if khot:
+            w = khot_project(w, K, bits)
+        acc = FixedFormat(bits + 8 + 8, bits + 8 + 8 - fmt.frac_bits - w_fmt.frac_bits)
+        last = k == len(JET) - 1
+        tensors[f"a{k}"] = Tensor(f"a{k}", (n_out,), acc)
+        nodes.append(Dense(f"fc{k}", [f"h{k - 1}"], f"a{k}", acc, weight=w, weight_fmt=w_fmt,
+                           bias=rng.integers(-128, 128, size=n_out), bias_fmt=b_fmt, khot=K if khot else None))
+        if not last:
+            tensors[f"h{k}"] = Tensor(f"h{k}", (n_out,), act)
+            nodes.append(Cast(f"relu{k}", [f"a{k}"], f"h{k}", act))
+            fmt = act
+    return Graph(tensors, nodes, ["x"], [f"a{len(JET) - 1}"], name=f"jet_w{bits}_{'khot' if khot else 'plain'}")
+
+
+def da4ml_layer(weights: np.ndarray, signed: bool) -> dict:
+    """da4ml's solution of one layer (8-bit inputs, signed or not): adders, depth, generation seconds."""
+    from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
+
+    start = time.perf_counter()
+    ones = np.ones(weights.shape[1], dtype=np.int64)
+    inp = FixedVariableArray.from_kif(ones * int(signed), (8 - int(signed)) * ones, 0 * ones,
+                                      hwconf=HWConfig(1, -1, -1))  # fmt: skip
+    comb = comb_trace(inp, inp @ weights.T.astype(np.float64))
+    depth = []
+    for op in comb.ops:
+        depth.append(max(depth[op.id0], depth[op.id1]) + 1 if op.opcode in (0, 1) else
+                     depth[op.id0] if 0 <= op.id0 < len(depth) else 0)  # fmt: skip
+    return dict(adders=sum(op.opcode in (0, 1) for op in comb.ops), cost=comb.cost, gen_s=time.perf_counter() - start,
+                depth=max((depth[i] for i in comb.out_idxs if i >= 0), default=0))  # fmt: skip
+
+
+def jet(args, out: Path) -> None:
+    """The jet tagger fully parallel: per layer QFX vs da4ml adders, adder bits (da4ml: its cost), depth, and the
+    whole QFX design simulated against the IR interpreter."""
+    import importlib
+
+    from qfx.rtl.lower import adder_options, lower_node
+    from qfx.rtl.runner import simulate
+
+    gen = importlib.import_module("qfx.rtl.generate")
+    headers = ["weights", "layer", "adders q/d", "adder bits q / d cost", "depth q/d", "DSP q", "gen s q/d"]
+    rows = []
+    for bits in (8, 6):
+        for khot in (False, True):
+            graph = jet_graph(bits, khot, args.seed)
+            seen = {}
+
+            def record(graph, node, module, options=None, seen=seen):
+                layer = seen[node.name] = lower_node(graph, node, module, options)
+                return layer
+
+            gen.lower_node, original = record, gen.lower_node
+            try:
+                start = time.perf_counter()
+                with adder_options(multiplier_free=True, max_depth=args.max_depth):
+                    rtl = gen.generate(graph, out / graph.name, register_every=1, force=True)
+                q_s = time.perf_counter() - start
+            finally:
+                gen.lower_node = original
+            from qfx.rtl import read_rtl
+
+            latency = read_rtl(rtl)["latency"]
+            x = np.random.default_rng(args.seed).uniform(-20, 20, size=(args.sim_vectors, JET[0]))
+            verdict = "-"
+            if args.sim != "none":
+                res = simulate(rtl, x, simulator=args.sim)
+                verdict = "equal" if np.array_equal(res.codes, np.asarray(graph.run(x), dtype=np.int64)) else "DIFFER"
+            label = f"{bits}-bit {'K-hot' if khot else 'plain'}"
+            tot = dict(qa=0, da=0, qb=0, dc=0, qd=0, dd=0, ds=0.0, dsp=0)
+            for k in range(1, len(JET)):
+                node = next(n for n in graph.nodes if n.name == f"fc{k}")
+                la = next(v for name, v in seen.items() if name.startswith(f"fc{k}"))
+                d = da4ml_layer(node.weight, signed=k == 1)
+                rows.append([label, node.name, f"{la.adders}/{d['adders']}", f"{la.adder_bits}/{d['cost']:.0f}",
+                             f"{la.adder_depth}/{d['depth']}", str(la.multipliers), f"-/{d['gen_s']:.2f}"])  # fmt: skip
+                tot["qa"] += la.adders
+                tot["da"] += d["adders"]
+                tot["qd"] += la.adder_depth
+                tot["dd"] += d["depth"]
+                tot["ds"] += d["gen_s"]
+                tot["dsp"] += la.multipliers
+            rows.append([label, f"total (latency {latency} cycles; RTL {verdict})", f"{tot['qa']}/{tot['da']}", "",
+                         f"{tot['qd']}/{tot['dd']}", str(tot["dsp"]), f"{q_s:.2f}/{tot['ds']:.2f}"])  # fmt: skip
+            print("  " + "  ".join(rows[-1]), file=sys.stderr, flush=True)
+    print(table(headers, rows))
+    print()
+    print(markdown(headers, rows))
+    print(f"\nReproduce: {COMMAND.strip()}")
 
 
 def main() -> None:
@@ -263,6 +372,7 @@ def main() -> None:
     parser.add_argument("--no-synth", action="store_true", help="skip Yosys (generation and checks only)")
     parser.add_argument("--out", type=Path, default=None, help="keep the designs here (default: a temporary folder)")
     parser.add_argument("--no-cache", action="store_true", help="rerun Yosys even when a cached result exists")
+    parser.add_argument("--jet", action="store_true", help="the jet tagger 16-64-32-32-5 instead of single layers")
     args = parser.parse_args()
 
     import da4ml
@@ -270,9 +380,13 @@ def main() -> None:
     print(f"qfx {qfx.__version__}, da4ml {da4ml.__version__}, Yosys synth_xilinx -family {args.family}, "
           f"seed {args.seed}, inputs 8-bit signed, QFX multiplier-free, max depth {args.max_depth}")  # fmt: skip
     out = args.out or Path(tempfile.mkdtemp(prefix="qfx-bench-rtl-"))
+    if args.jet:
+        jet(args, out)
+        return
     rows = []
     headers = ["layer", "w bits", "weights", "QFX LUT", "da4ml LUT", "LUT ratio", "CARRY q/d", "DSP q/d",
-               "adders q/d", "depth q/d", "gen s q/d", "yosys s q/d", "x @ W.T q/d"]  # fmt: skip
+               "adders q/d", "adder bits q / d cost", "depth q/d", "gen s q/d", "yosys s q/d",
+               "x @ W.T q/d"]  # fmt: skip
     for n_out, n_in in args.sizes:
         for bits in (int(b) for b in args.bits.split(",")):
             for kind in args.kinds.split(","):

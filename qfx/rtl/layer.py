@@ -73,6 +73,7 @@ class Layer:
     multipliers: int = 0
     adders: int = 0  # adders and subtractors of the weighted sums
     adder_depth: int = 0  # the most adders between an input and an output
+    adder_bits: int = 0  # their total width (what LUTs follow)
 
     @property
     def cast_params(self) -> dict[str, int]:
@@ -186,6 +187,7 @@ class Builder:
         for (index, _, _), result in zip(self.pending, results, strict=True):
             self.emit(index, result, self.n.acc.frac_bits)
         self.layer.adders = self.net.adders
+        self.layer.adder_bits = self.net.adder_bits
         self.layer.adder_depth = max((self.net.depth_of(r) for r in results), default=0)
         self.layer.casts.sort(key=lambda c: c.index)
         self.layer.wires = self.net.wires
