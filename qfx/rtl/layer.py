@@ -15,7 +15,7 @@ import numpy as np
 
 from qfx.format import FixedFormat, Overflow, Quant
 from qfx.ir.graph import Graph, Node
-from qfx.rtl.netlist import Netlist, Operand, Wire, literal, signed_bits
+from qfx.rtl.netlist import AdderOptions, Netlist, Operand, Wire, literal, signed_bits
 
 __all__ = ["OVERFLOW_CODES", "QUANT_CODES", "Builder", "CastInstance", "Layer", "RomFunction", "cast_params",
            "port_names"]  # fmt: skip
@@ -71,6 +71,9 @@ class Layer:
     casts: list[CastInstance] = field(default_factory=list)
     functions: list[RomFunction] = field(default_factory=list)
     multipliers: int = 0
+    adders: int = 0  # adders and subtractors of the weighted sums
+    adder_depth: int = 0  # the most adders between an input and an output
+    adder_bits: int = 0  # their total width (what LUTs follow)
 
     @property
     def cast_params(self) -> dict[str, int]:
@@ -80,8 +83,9 @@ class Layer:
 class Builder:
     """Lowers one node: declares input elements on demand and collects each output element's source wire."""
 
-    def __init__(self, graph: Graph, node: Node, module: str) -> None:
+    def __init__(self, graph: Graph, node: Node, module: str, options: AdderOptions | None = None) -> None:
         self.g, self.n = graph, node
+        self.options = options or AdderOptions()
         self.net = Netlist()
         self.elements: dict[tuple[str, int], Operand] = {}
         self.constants: dict[int, Operand] = {}
@@ -121,8 +125,10 @@ class Builder:
 
     def weighted(self, index: int, terms: list[tuple[str, int, int, int]], constant: int, khot: bool) -> None:
         """Output ``index`` = sum of ``x[i] * code * 2**shift`` over ``terms`` (tensor, i, code, shift) plus
-        ``constant``, everything in units of the accumulator's LSB."""
+        ``constant``, everything in units of the accumulator's LSB. Plain weights are canonical signed digits
+        (no multiplier) when the options make this node multiplier-free."""
         operands = []
+        khot = khot or self.options.free(self.n.name)
         for tensor, i, code, shift in terms:
             operands += self.net.terms(self.element(tensor, i), int(code), shift, khot)
         self.pending.append((index, operands, int(constant)))
@@ -176,9 +182,13 @@ class Builder:
         return Operand(self.net.wire(fmt.width + 1, f"{{1'b0, {code}}}"), fmt.min_code, fmt.max_code)
 
     def finish(self) -> Layer:
-        results = self.net.sums([(operands, constant) for _, operands, constant in self.pending])
+        rows = [(operands, constant) for _, operands, constant in self.pending]
+        results = self.net.sums(rows, self.options, self.options.depth(self.n.name))
         for (index, _, _), result in zip(self.pending, results, strict=True):
             self.emit(index, result, self.n.acc.frac_bits)
+        self.layer.adders = self.net.adders
+        self.layer.adder_bits = self.net.adder_bits
+        self.layer.adder_depth = max((self.net.depth_of(r) for r in results), default=0)
         self.layer.casts.sort(key=lambda c: c.index)
         self.layer.wires = self.net.wires
         self.layer.functions = self.functions

@@ -10,6 +10,10 @@ template ``hls/templates/rtl/layers.v.j2``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
+
 import numpy as np
 
 from qfx.format import FixedFormat
@@ -28,9 +32,32 @@ from qfx.ir.graph import (
     spatial,
 )
 from qfx.rtl.layer import OVERFLOW_CODES, QUANT_CODES, Builder, CastInstance, Layer
-from qfx.rtl.netlist import Operand, literal, signed_bits
+from qfx.rtl.netlist import AdderOptions, Operand, literal, signed_bits
 
-__all__ = ["OVERFLOW_CODES", "QUANT_CODES", "CastInstance", "Layer", "align", "lower_node"]
+__all__ = ["OVERFLOW_CODES", "QUANT_CODES", "AdderOptions", "CastInstance", "Layer", "adder_options", "align",
+           "lower_node"]  # fmt: skip
+
+_OPTIONS: contextvars.ContextVar[AdderOptions | None] = contextvars.ContextVar("qfx_rtl_adders", default=None)
+
+
+@contextlib.contextmanager
+def adder_options(options: AdderOptions | None = None, **fields) -> Iterator[AdderOptions]:
+    """Lower every node inside the block with ``options`` (or ``AdderOptions(**fields)``): multiplier-free plain
+    weights, an adder depth bound, per layer or for all. This is how :func:`qfx.rtl.generate` (or a hardware plan
+    where DSPs are scarce) chooses them without changing its signature::
+
+        with adder_options(multiplier_free=True, max_depth=8):
+            generate(graph, "out")
+    """
+    options = options or AdderOptions(**fields)
+    if isinstance(options.multiplier_free, (set, list, tuple)):
+        options = AdderOptions(frozenset(options.multiplier_free), options.max_depth, options.share,
+                               options.max_pairs)  # fmt: skip
+    token = _OPTIONS.set(options)
+    try:
+        yield options
+    finally:
+        _OPTIONS.reset(token)
 
 
 def align(acc: FixedFormat, frac_bits: int, what: str, node: Node) -> int:
@@ -163,13 +190,14 @@ _RULES = {Dense: _dense, Conv2d: _conv, Affine: _affine, Add: _add, SumPool2d: _
           MaxPool2d: _maxpool, Relu: _relu, Cast: _cast}  # fmt: skip
 
 
-def lower_node(graph: Graph, node: Node, module: str) -> Layer:
-    """The combinational module computing ``node`` (a Reshape never gets one: it is wiring)."""
+def lower_node(graph: Graph, node: Node, module: str, options: AdderOptions | None = None) -> Layer:
+    """The combinational module computing ``node`` (a Reshape never gets one: it is wiring), with ``options`` or
+    else those of the enclosing :func:`adder_options` block."""
     from qfx.rtl.lower_ops import RULES  # the newer ops' rules, which build on this module's helpers
 
     rule = _RULES.get(type(node)) or RULES.get(type(node))
     if rule is None:
         raise ValueError(f"node {node.name}: the RTL backend has no rule for {type(node).__name__}")
-    builder = Builder(graph, node, module)
+    builder = Builder(graph, node, module, options or _OPTIONS.get() or AdderOptions())
     rule(builder, node)
     return builder.finish()

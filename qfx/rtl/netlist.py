@@ -4,23 +4,28 @@ A layer's output element is ``sum_k sign_k * x_k * c_k * 2**s_k + bias`` in the 
 :class:`Netlist` builds it as a tree of two-input adders in which every wire is exactly as wide as its value
 range needs (interval arithmetic on integer codes) and low bits that one operand lacks pass through untouched
 instead of entering the adder: ``a + (b << d) = {(a >>> d) + b, a[d-1:0]}``. Multiplication by a power of two is
-a shift, and a K-hot constant is a few shifts; only other constants produce a ``*``.
+a shift, and a K-hot constant is a few shifts; other constants produce a ``*``, or, multiplier-free
+(:class:`AdderOptions`), their canonical signed digits as shifts. The rows of a layer share their repeated
+sub-sums (:mod:`qfx.rtl.cmvm`), and every adder's depth is tracked so that a bound can be kept and reported. Every
+wire the arithmetic makes also records its operation, so :meth:`Netlist.evaluate` computes the netlist in Python
+with the Verilog widths (a test of the emitted arithmetic without a simulator).
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from qfx.ir.constants import naf_digits
+from qfx.rtl.cmvm import Variable, share
 
-__all__ = ["Netlist", "Operand", "Wire", "signed_bits"]
+__all__ = ["AdderOptions", "Netlist", "Operand", "Wire", "signed_bits"]
 
-#: Largest number of term pairs (summed over a layer's outputs) for which shared sub-sums are searched.
-MAX_SHARING_PAIRS = 400_000
-
-_Term = tuple[int, int, int]  # (variable, shift, sign): sign * variable * 2**shift
+#: Term pairs (summed over a layer's outputs) above which the sharing search splits the inputs into blocks
+#: (bounded time and memory; every block still shares across all outputs).
+MAX_SHARING_PAIRS = 2_000_000
 
 
 def signed_bits(lo: int, hi: int) -> int:
@@ -63,23 +68,111 @@ class Operand:
         return signed_bits(self.lo, self.hi)
 
 
+@dataclass(frozen=True)
+class AdderOptions:
+    """How a layer's constant weights become logic.
+
+    ``multiplier_free``: plain (non-K-hot) weights as canonical-signed-digit shift-and-add instead of ``*`` (True
+    for every layer, or a collection of node names). ``max_depth``: the most adders from an input to an output
+    (an int for every layer, or a dict from node name to int; None: no bound). ``share``: search shared sub-sums.
+    ``max_pairs``: the pair budget above which the search splits the inputs into blocks.
+    """
+
+    multiplier_free: bool | frozenset[str] = False
+    max_depth: int | dict[str, int] | None = None
+    share: bool = True
+    max_pairs: int = MAX_SHARING_PAIRS
+
+    def free(self, node: str) -> bool:
+        """Whether ``node``'s plain weights are built multiplier-free."""
+        m = self.multiplier_free
+        return m if isinstance(m, bool) else node in m
+
+    def depth(self, node: str) -> int | None:
+        """``node``'s adder depth bound (None: none)."""
+        d = self.max_depth
+        return d.get(node) if isinstance(d, dict) else d
+
+
+def _key(op: Operand) -> int:
+    """Order in which a sum's operands are added: the lowest top bit first (Huffman on widths)."""
+    return op.width + op.shift
+
+
+def _wrap(value, width: int):
+    """``value`` as a ``width``-bit signed Verilog wire holds it."""
+    half = 1 << (width - 1)
+    return (value + half) % (1 << width) - half
+
+
 @dataclass
 class Netlist:
-    """Wires of one layer module, named ``<prefix><n>``; counts the ``*`` it emits."""
+    """Wires of one layer module, named ``<prefix><n>``; counts the ``*`` it emits and the depth of every adder."""
 
     prefix: str = "w"
     wires: list[Wire] = field(default_factory=list)
     multipliers: int = 0
+    depth: dict[str, int] = field(default_factory=dict)  # adders between the layer's inputs and each wire
+    negated: set[str] = field(default_factory=set)  # sums that needed a final negation (every term negative)
+    ops: dict[str, tuple] = field(default_factory=dict)  # the operation behind each arithmetic wire
 
-    def wire(self, width: int, expr: str, cast: str = "") -> str:
+    def wire(self, width: int, expr: str, cast: str = "", op: tuple | None = None, depth: int = 0) -> str:
         name = f"{self.prefix}{len(self.wires)}"
         self.wires.append(Wire(name, width, expr, cast))
+        if op is not None:
+            self.ops[name] = op
+        if depth:
+            self.depth[name] = depth
         return name
+
+    def depth_of(self, op: Operand) -> int:
+        return self.depth.get(op.wire, 0)
+
+    @property
+    def adders(self) -> int:
+        """Adders and subtractors (joins of bits and constants are wiring)."""
+        return sum(op[0] in ("add", "rsub", "lin", "neg") for op in self.ops.values())
+
+    @property
+    def adder_bits(self) -> int:
+        """Total width of the adders: what LUTs follow."""
+        width = {w.name: w.width for w in self.wires}
+        return sum(width[n] for n, op in self.ops.items() if op[0] in ("add", "rsub", "lin", "neg"))
+
+    def evaluate(self, inputs: dict[str, np.ndarray | int]) -> dict[str, np.ndarray | int]:
+        """Every wire that follows from ``inputs`` (wire name -> values), with each wire wrapped to its width."""
+        values = dict(inputs)
+        for w in self.wires:
+            op = self.ops.get(w.name)
+            if op is None or w.name in values:
+                continue
+            kind, *a = op
+            get = values.__getitem__
+            if kind == "const":
+                v = a[0]
+            elif kind == "mul":
+                v = get(a[0]) * a[1]
+            elif kind == "add":  # (a >>> d) + sign * b
+                v = (get(a[0]) >> a[1]) + a[2] * get(a[3])
+            elif kind == "join":  # {top, a[d-1:0]}
+                v = get(a[0]) * (1 << a[2]) + get(a[1]) % (1 << a[2])
+            elif kind == "joinc":  # {top, d'low}
+                v = get(a[0]) * (1 << a[1]) + a[2]
+            elif kind == "rsub":  # (b <<< d) - a
+                v = get(a[0]) * (1 << a[1]) - get(a[2])
+            elif kind == "lin":  # sign * a + c
+                v = a[1] * get(a[0]) + a[2]
+            elif kind == "neg":
+                v = -get(a[0])
+            else:  # "copy"
+                v = get(a[0])
+            values[w.name] = _wrap(v, w.width)
+        return values
 
     # ------------------------------------------------------------------------------------------------ terms
     def terms(self, x: Operand, code: int, shift: int, khot: bool) -> list[Operand]:
-        """Operands whose sum is ``x * code * 2**shift``: shifts for powers of two and K-hot digits, else one
-        product wire (with the constant's trailing zeros kept as a shift)."""
+        """Operands whose sum is ``x * code * 2**shift``: shifts for powers of two and for the canonical signed
+        digits when ``khot`` (K-hot or multiplier-free), else one product wire (trailing zeros kept as a shift)."""
         if code == 0:
             return []
         if khot:
@@ -91,150 +184,149 @@ class Netlist:
         lo, hi = sorted((x.lo * odd, x.hi * odd))
         width = signed_bits(lo, hi)
         self.multipliers += 1
-        name = self.wire(width, f"{x.wire} * {literal(odd)}")
+        name = self.wire(width, f"{x.wire} * {literal(odd)}", op=("mul", x.wire, odd), depth=self.depth_of(x))
         return [Operand(name, lo, hi, x.shift + shift + tz, x.sign)]
 
     # ------------------------------------------------------------------------------------------------ sums
-    def add(self, a: Operand, b: Operand) -> Operand:
-        """One adder: ``a + b`` (signs and shifts included), low bits of the finer operand passed through."""
+    def add(self, a: Operand, b: Operand, positive: bool = False) -> Operand:
+        """One adder: ``a + b`` (signs and shifts included), low bits of the finer operand passed through.
+
+        With ``positive``, a result that would carry a negative sign is built as ``(b <<< d) - a`` instead (one
+        full-width subtractor rather than an adder and a negation)."""
         if a.shift > b.shift or (a.shift == b.shift and a.sign < b.sign):
             a, b = b, a
         d = b.shift - a.shift
+        depth = max(self.depth_of(a), self.depth_of(b)) + 1
+        if positive and a.sign < 0 < b.sign and d > 0:
+            lo, hi = (b.lo << d) - a.hi, (b.hi << d) - a.lo
+            name = self.wire(signed_bits(lo, hi), f"({b.wire} <<< {d}) - {a.wire}", op=("rsub", b.wire, d, a.wire),
+                             depth=depth)  # fmt: skip
+            return Operand(name, lo, hi, a.shift, 1)
         same = a.sign == b.sign
         op = "+" if same else "-"
         # value = a.sign * (A + (same ? B : -B) * 2**d) * 2**a.shift, with A = {A_hi, A_lo}
         b_lo, b_hi = (b.lo, b.hi) if same else (-b.hi, -b.lo)
         hi_lo, hi_hi = (a.lo >> d) + b_lo, (a.hi >> d) + b_hi
         a_hi = a.wire if d == 0 else f"({a.wire} >>> {d})"
-        top = self.wire(signed_bits(hi_lo, hi_hi), f"{a_hi} {op} {b.wire}")
+        top = self.wire(signed_bits(hi_lo, hi_hi), f"{a_hi} {op} {b.wire}",
+                        op=("add", a.wire, d, 1 if same else -1, b.wire), depth=depth)  # fmt: skip
         if d == 0:
             return Operand(top, hi_lo, hi_hi, a.shift, a.sign)
         lo, hi = a.lo + (b_lo << d), a.hi + (b_hi << d)
-        joined = self.wire(signed_bits(lo, hi), f"{{{top}, {a.wire}[{d - 1}:0]}}")
+        joined = self.wire(signed_bits(lo, hi), f"{{{top}, {a.wire}[{d - 1}:0]}}", op=("join", top, a.wire, d),
+                           depth=depth)  # fmt: skip
         return Operand(joined, lo, hi, a.shift, a.sign)
 
     def add_constant(self, a: Operand, value: int) -> Operand:
-        """``a + value``; the constant's bits below ``a``'s shift become the result's low bits."""
+        """``a + value`` as a positive operand; the constant's bits below ``a``'s shift become the low bits."""
         if value == 0:
             return a
+        depth = self.depth_of(a) + 1
         tz = (value & -value).bit_length() - 1
-        if tz >= a.shift:
-            c = (value >> a.shift) * a.sign  # a.sign * (A + c)
-            lo, hi = a.lo + c, a.hi + c
-            name = self.wire(signed_bits(lo, hi), f"{a.wire} + {literal(c)}")
-            return Operand(name, lo, hi, a.shift, a.sign)
-        if a.sign < 0:
-            a = self.negate(a)
+        if tz >= a.shift:  # a.sign * A + c, in units of a's shift
+            c = value >> a.shift
+            lo, hi = sorted((a.sign * a.lo + c, a.sign * a.hi + c))
+            expr = f"{a.wire} + {literal(c)}" if a.sign > 0 else f"{literal(c)} - {a.wire}"
+            name = self.wire(signed_bits(lo, hi), expr, op=("lin", a.wire, a.sign, c), depth=depth)
+            return Operand(name, lo, hi, a.shift)
         d = a.shift - tz
         c_hi, c_lo = value >> a.shift, value & ((1 << a.shift) - 1)
-        lo, hi = a.lo + c_hi, a.hi + c_hi
-        top = self.wire(signed_bits(lo, hi), f"{a.wire} + {literal(c_hi)}")
+        lo, hi = sorted((a.sign * a.lo + c_hi, a.sign * a.hi + c_hi))
+        expr = f"{a.wire} + {literal(c_hi)}" if a.sign > 0 else f"{literal(c_hi)} - {a.wire}"
+        top = self.wire(signed_bits(lo, hi), expr, op=("lin", a.wire, a.sign, c_hi), depth=depth)
         low_bits = (c_lo >> tz) & ((1 << d) - 1)
-        joined = self.wire(signed_bits(lo << d, (hi << d) + low_bits), f"{{{top}, {d}'d{low_bits}}}")
+        joined = self.wire(signed_bits(lo << d, (hi << d) + low_bits), f"{{{top}, {d}'d{low_bits}}}",
+                           op=("joinc", top, d, low_bits), depth=depth)  # fmt: skip
         return Operand(joined, (lo << d) + low_bits, (hi << d) + low_bits, tz, 1)
 
     def negate(self, a: Operand) -> Operand:
         lo, hi = -a.hi, -a.lo
-        return Operand(self.wire(signed_bits(lo, hi), f"-{a.wire}"), lo, hi, a.shift, -a.sign)
+        name = self.wire(signed_bits(lo, hi), f"-{a.wire}", op=("neg", a.wire), depth=self.depth_of(a) + 1)
+        return Operand(name, lo, hi, a.shift, -a.sign)
 
-    def sum(self, operands: list[Operand], constant: int = 0) -> Operand:
+    def sum(self, operands: list[Operand], constant: int = 0, max_depth: int | None = None) -> Operand:
         """The sum of ``operands`` plus ``constant`` as one positive operand (a constant wire when there are none).
 
-        Adds the two narrowest operands first (Huffman order), which keeps the adders narrow.
+        Adds the two narrowest operands first (Huffman order), which keeps the adders narrow; with ``max_depth``,
+        a pair whose sum would leave no tree of that depth (Kraft's inequality) gives way to the two shallowest.
+        The bound covers the adders of the sum; a sum whose result comes out negative (its last two operands both
+        negative: every term, at worst) takes one more level for the negation (listed in :attr:`negated`).
         """
         if not operands:
             width = signed_bits(constant, constant)
-            return Operand(self.wire(width, literal(constant)), constant, constant)
-        heap = [(op.width + op.shift, k, op) for k, op in enumerate(operands)]
+            return Operand(self.wire(width, literal(constant), op=("const", constant)), constant, constant)
+        limit = None if max_depth is None else 1 << (max_depth - (constant != 0))
+        kraft = sum(1 << self.depth_of(op) for op in operands)
+        heap = [(_key(op), k, op) for k, op in enumerate(operands)]
         heapq.heapify(heap)
         count = len(heap)
         while len(heap) > 1:
-            a, b = heapq.heappop(heap)[2], heapq.heappop(heap)[2]
-            s = self.add(a, b)
-            heapq.heappush(heap, (s.width + s.shift, count, s))
+            (_, ka, a), (_, kb, b) = heapq.heappop(heap), heapq.heappop(heap)
+            da, db = self.depth_of(a), self.depth_of(b)
+            grow = (1 << (max(da, db) + 1)) - (1 << da) - (1 << db)
+            if limit is not None and kraft + grow > limit:
+                heap += [(_key(a), ka, a), (_key(b), kb, b)]
+                a, b = sorted((item[2] for item in heap), key=self.depth_of)[:2]
+                heap = [item for item in heap if item[2] is not a and item[2] is not b]
+                heapq.heapify(heap)
+                da, db = self.depth_of(a), self.depth_of(b)
+                grow = (1 << (max(da, db) + 1)) - (1 << da) - (1 << db)
+            kraft += grow
+            s = self.add(a, b, positive=len(heap) == 0 and constant == 0)
+            heapq.heappush(heap, (_key(s), count, s))
             count += 1
         root = self.add_constant(heap[0][2], constant)
-        return self.negate(root) if root.sign < 0 else root
+        if root.sign > 0:
+            return root
+        root = self.negate(root)
+        self.negated.add(root.wire)
+        return root
 
     # ------------------------------------------------------------------------------------------------ sharing
-    def sums(self, rows: list[tuple[list[Operand], int]]) -> list[Operand]:
-        """:meth:`sum` of each (operands, constant) row, sharing sub-sums between rows.
+    def sums(self, rows: list[tuple[list[Operand], int]], options: AdderOptions | None = None,
+             max_depth: int | None = None) -> list[Operand]:  # fmt: skip
+        """:meth:`sum` of each (operands, constant) row, sharing sub-sums between rows (:func:`qfx.rtl.cmvm.share`).
 
         A pair of terms that occurs in several rows with the same relative shift and sign (``x3 + (x7 << 2)``,
-        wherever it appears) is computed once and reused: the pair found in the most rows goes first, until no
-        pair repeats (the greedy common-subexpression search of multiple-constant-multiplication work). K-hot
-        layers, whose weights are a few shifted copies of the inputs, lose a large share of their adders to it.
+        wherever it appears) is computed once and reused; with ``max_depth`` no output is more than that many
+        adders from the inputs (a ValueError when a row cannot be summed that shallow).
         """
-        variables: list[Operand] = []
+        options = options or AdderOptions()
+        variables: list[Variable] = []
+        base: list[Operand] = []  # variable -> the positive, unshifted operand it stands for
         index: dict[str, int] = {}
-        terms: list[list[_Term]] = []
+        terms: list[list[tuple[int, int, int]]] = []
         for operands, _ in rows:
             row = []
             for op in operands:
                 if op.wire not in index:
                     index[op.wire] = len(variables)
-                    variables.append(Operand(op.wire, op.lo, op.hi))
+                    variables.append(Variable(op.lo, op.hi, self.depth_of(op)))
+                    base.append(Operand(op.wire, op.lo, op.hi))
                 row.append((index[op.wire], op.shift, op.sign))
             terms.append(row)
-        if sum(len(r) * (len(r) - 1) // 2 for r in terms) <= MAX_SHARING_PAIRS:
-            self._share(terms, variables)
+        limits = None
+        if max_depth is not None:
+            limits = []
+            for row, (_, constant) in zip(terms, rows, strict=True):
+                limit = 1 << (max_depth - (constant != 0))
+                if max_depth < 1 or sum(1 << variables[v].depth for v, _, _ in row) > limit:
+                    raise ValueError(f"an output of {len(row)} terms (and constant {constant}) cannot be summed "
+                                     f"in at most {max_depth} levels of adders")  # fmt: skip
+                limits.append(limit)
+
+        def build(key: tuple[int, int, int, int]) -> Variable:
+            a, b, d, g = key
+            pa, pb = base[a], base[b]
+            s = self.add(Operand(pa.wire, pa.lo, pa.hi, pa.shift + max(0, -d), pa.sign),
+                         Operand(pb.wire, pb.lo, pb.hi, pb.shift + max(0, d), pb.sign * g))  # fmt: skip
+            base.append(Operand(s.wire, s.lo, s.hi))  # s.shift is 0: one of the two has no shift
+            return Variable(s.lo, s.hi, self.depth_of(s), sign=s.sign)
+
+        if options.share:
+            share(terms, variables, build, row_limits=limits, max_pairs=options.max_pairs)
         out = []
         for row, (_, constant) in zip(terms, rows, strict=True):
-            ops = [
-                Operand(variables[v].wire, variables[v].lo, variables[v].hi, variables[v].shift + s,
-                        variables[v].sign * g)
-                for v, s, g in row
-            ]  # fmt: skip
-            out.append(self.sum(ops, constant))
+            ops = [Operand(base[v].wire, base[v].lo, base[v].hi, s, g) for v, s, g in row]
+            out.append(self.sum(ops, constant, max_depth))
         return out
-
-    def _share(self, terms: list[list[_Term]], variables: list[Operand]) -> None:
-        """Rewrite ``terms`` in place, replacing repeated pairs by new shared variables (appended to
-        ``variables``)."""
-        rows_with: dict[tuple, set[int]] = defaultdict(set)
-        keys_of: list[set[tuple]] = [set() for _ in terms]
-
-        def index_row(r: int) -> None:
-            for key in keys_of[r]:
-                rows_with[key].discard(r)
-                if not rows_with[key]:
-                    del rows_with[key]
-            row = sorted(terms[r])
-            keys_of[r] = {(a, b, sb - sa, ga * gb) for k, (a, sa, ga) in enumerate(row) for b, sb, gb in row[k + 1 :]}
-            for key in keys_of[r]:
-                rows_with[key].add(r)
-
-        for r in range(len(terms)):
-            index_row(r)
-        while rows_with:
-            key = max(rows_with, key=lambda k: len(rows_with[k]))
-            users = sorted(rows_with[key])
-            if len(users) < 2:
-                break
-            a, b, d, g = key
-            va, vb = variables[a], variables[b]
-            shared = self.add(Operand(va.wire, va.lo, va.hi, va.shift + max(0, -d), va.sign),
-                              Operand(vb.wire, vb.lo, vb.hi, vb.shift + max(0, d), vb.sign * g))  # fmt: skip
-            variables.append(shared)
-            new = len(variables) - 1
-            for r in users:
-                terms[r] = _replace(terms[r], key, new)
-                index_row(r)
-
-
-def _replace(row: list[_Term], key: tuple, new: int) -> list[_Term]:
-    """``row`` with disjoint occurrences of the pair ``key`` replaced by the variable ``new``."""
-    a, b, d, g = key
-    pool = sorted(row)
-    used = [False] * len(pool)
-    out = []
-    for k, (v, s, sign) in enumerate(pool):
-        if used[k] or v != a:
-            continue
-        partner = (b, s + d, sign * g)
-        for j in range(len(pool)):
-            if not used[j] and j != k and pool[j] == partner:
-                used[k] = used[j] = True
-                out.append((new, min(s, s + d), sign))
-                break
-    return out + [t for k, t in enumerate(pool) if not used[k]]

@@ -1,0 +1,270 @@
+"""Shared sub-expressions of a constant matrix times a vector: the greedy search that turns many rows of shifted,
+signed terms into an adder graph in which every repeated two-term sum is built once.
+
+A row is a list of terms ``(variable, shift, sign)`` meaning ``sign * variable * 2**shift``. Two terms of a row
+form a *pair* whose key ``(a, b, d, g)`` does not depend on where it sits: ``x_a + g * x_b * 2**d`` (``a`` the term
+with the lower (variable, shift)). The pair with the highest saving is replaced, in every row holding it, by a new
+variable, and the search goes on until no pair repeats (Hartley's common-subexpression elimination for multiple
+constant multiplication). What is new here is bookkeeping that makes it scale:
+
+* pair counts live in a dictionary that each replacement updates only for the terms it touches (the pairs of the
+  two removed terms and of the new one), never by a rescan;
+* the next pair comes from a bucket queue indexed by saving: an entry is pushed when a count grows, and an entry
+  whose count has since shrunk is moved down to its bucket when it reaches the top (lazy updates), so each step
+  costs O(1) amortized; keys are single integers and a row's terms sit in a small per-row table, which keeps the
+  working set small (random access to large tables, not arithmetic, is what bounds this search in Python);
+* the saving of a pair weighs its count by the width of the adder it builds (``(count - 1) * width``), so wide,
+  overlapping sums are shared before narrow ones: LUTs follow adder bits, not adder counts;
+* an optional depth bound keeps every row buildable as a tree of at most ``max_depth`` adders (Kraft's inequality
+  on the depths of its terms), and an optional pair budget splits the inputs into blocks searched separately
+  (still sharing across all rows) so that very large layers finish in bounded time and memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["Term", "Variable", "share"]
+
+Term = tuple[int, int, int]  # (variable, shift, sign)
+
+
+
+@dataclass
+class Variable:
+    """A value the rows can use: its integer range, adder depth and input block."""
+
+    lo: int
+    hi: int
+    depth: int = 0
+    block: int = 0
+    sign: int = 1  # a shared sum is built as sign * (x_a * 2**max(0, -d) + g * x_b * 2**max(0, d))
+
+    @property
+    def width(self) -> int:
+        def bits(v: int) -> int:
+            return (v.bit_length() if v >= 0 else (-v - 1).bit_length()) + 1
+
+        return max(bits(self.lo), bits(self.hi))
+
+
+def pair_key(t: Term, u: Term) -> tuple[tuple[int, int, int, int], int, int]:
+    """(key, shift, sign) of the pair of terms ``t``, ``u``: key ``(a, b, d, g)``; the pair's value is
+    ``sign * (x_a * 2**max(0, -d) + g * x_b * 2**max(0, d)) * 2**shift``."""
+    if (u[0], u[1]) < (t[0], t[1]):
+        t, u = u, t
+    return (t[0], u[0], u[1] - t[1], t[2] * u[2]), min(t[1], u[1]), t[2]
+
+
+def adder_width(va: Variable, vb: Variable, d: int) -> int:
+    """Bits of the adder that sums ``x_a`` and ``x_b * 2**d`` (the low bits of the finer one pass through)."""
+    if d < 0:
+        va, vb, d = vb, va, -d
+    return max(va.width - d, vb.width) + 1
+
+
+def share(
+    rows: list[list[Term]],
+    variables: list[Variable],
+    build: Callable[[tuple[int, int, int, int]], Variable],
+    *,
+    row_limits: list[int] | None = None,
+    max_pairs: int | None = None,
+) -> int:
+    """Rewrite ``rows`` in place, replacing repeated pairs by new variables, and return how many were made.
+
+    ``build(key)`` makes the adder of ``x_a * 2**max(0, -d) + g * x_b * 2**max(0, d)`` and returns its
+    :class:`Variable` (``sign`` -1 when the wire holds the negated sum); it is appended to ``variables``.
+    ``row_limits[r]`` caps row ``r``'s Kraft sum ``sum(2**depth)`` (a tree of depth D exists iff it
+    is at most ``2**D``); a pair is replaced only in rows that stay within it. With ``max_pairs``, inputs are split
+    into blocks (``Variable.block``) small enough that the rows hold about that many pairs within blocks, and only
+    pairs inside one block are counted.
+    """
+    return _Search(rows, variables, build, row_limits, max_pairs).run()
+
+
+class _Search:
+    """State of one :func:`share` run."""
+
+    def __init__(self, rows, variables, build, row_limits, max_pairs) -> None:
+        self.rows, self.variables, self.build, self.limits = rows, variables, build, row_limits
+        n_vars = len(variables)
+        n_terms = sum(len(r) for r in rows)
+        total = sum(len(r) * (len(r) - 1) // 2 for r in rows)
+        blocks = 1
+        if max_pairs is not None and total > max_pairs and n_vars > 1:
+            blocks = min(n_vars, -(-total // max_pairs))
+        for k, v in enumerate(variables):
+            v.block = k * blocks // max(n_vars, 1)
+        shifts = [s for r in rows for _, s, _ in r] or [0]
+        span = max(shifts) - min(shifts)
+        # key (a, b, d, g) as one integer: ((a * NV + b) * DS + d + span) * 2 + (g > 0)
+        self.nv, self.ds, self.span = n_vars + n_terms + 1, 2 * span + 1, span
+        # row r as {variable: [(shift, sign), ...]}; rows_of[v]: bit r set when row r uses v
+        self.table = []
+        self.rows_of = [0] * n_vars
+        for r, row in enumerate(rows):
+            t: dict[int, list] = {}
+            for v, sh, g in row:
+                t.setdefault(v, []).append((sh, g))
+                self.rows_of[v] |= 1 << r
+            self.table.append(t)
+        self.count: dict[int, int] = {}
+        self.widths: dict[int, int] = {}
+        self.buckets: dict[int, list[int]] = {}
+        self.top = 0
+        self.kraft = None
+        if row_limits is not None:
+            self.kraft = [sum(1 << variables[v].depth for v, _, _ in row) for row in rows]
+
+    # -------------------------------------------------------------------------------------------- keys
+    def encode(self, a: int, sa: int, ga: int, b: int, sb: int, gb: int) -> int:
+        if (b, sb) < (a, sa):
+            a, sa, ga, b, sb, gb = b, sb, gb, a, sa, ga
+        return ((a * self.nv + b) * self.ds + sb - sa + self.span) * 2 + (ga == gb)
+
+    def decode(self, key: int) -> tuple[int, int, int, int]:
+        g = 1 if key & 1 else -1
+        rest, d = divmod(key >> 1, self.ds)
+        a, b = divmod(rest, self.nv)
+        return a, b, d - self.span, g
+
+    def score(self, key: int, c: int) -> int:
+        w = self.widths.get(key)
+        if w is None:
+            a, b, d, _ = self.decode(key)
+            w = self.widths[key] = adder_width(self.variables[a], self.variables[b], d)
+        return (c - 1) * w  # the adder bits the pair saves: one adder of its width per extra use
+
+    def push(self, key: int, score: int) -> None:
+        self.buckets.setdefault(score, []).append(key)
+        if score > self.top:
+            self.top = score
+
+    # -------------------------------------------------------------------------------------------- counts
+    def bump_with(self, r: int, v: int, sh: int, g: int, step: int, skip: int = -1) -> None:
+        """Change by ``step`` the counts of the pairs of term (v, sh, g) with every term of row ``r``."""
+        block, variables, count, encode = self.variables[v].block, self.variables, self.count, self.encode
+        for u, terms in self.table[r].items():
+            if variables[u].block != block:
+                continue
+            for su, gu in terms:
+                if skip > 0 and u == v and su == sh and gu == g:
+                    skip -= 1  # the term itself (once)
+                    continue
+                key = encode(v, sh, g, u, su, gu)
+                c = count.get(key, 0) + step
+                if c <= 0:
+                    count.pop(key, None)
+                    continue
+                count[key] = c
+                if step > 0 and c >= 2:
+                    self.push(key, self.score(key, c))
+
+    def run(self) -> int:
+        count, variables = self.count, self.variables
+        for row in self.rows:
+            for k, (v, sh, g) in enumerate(row):
+                block = variables[v].block
+                for u, su, gu in row[k + 1 :]:
+                    if variables[u].block == block:
+                        key = self.encode(v, sh, g, u, su, gu)
+                        count[key] = count.get(key, 0) + 1
+        for key, c in count.items():
+            if c >= 2:
+                self.push(key, self.score(key, c))
+        made = 0
+        while True:
+            bucket = self.buckets.get(self.top)
+            while not bucket:
+                if self.top <= 0:
+                    return self._finish(made)
+                self.buckets.pop(self.top, None)
+                self.top -= 1
+                bucket = self.buckets.get(self.top)
+            key = bucket.pop()
+            c = count.get(key, 0)
+            if c < 2:
+                continue
+            now = self.score(key, c)
+            if now != self.top:
+                if now < self.top:
+                    self.push(key, now)  # its count shrank since it was pushed: move it down
+                continue  # (now > top: a newer entry holds it higher)
+            made += self.extract(key)
+
+    def extract(self, key: int) -> int:
+        """Replace the pair ``key`` wherever it occurs (and the depth bound allows); 1 if an adder was made."""
+        a, b, d, g = self.decode(key)
+        variables = self.variables
+        va, vb = variables[a], variables[b]
+        grow = (1 << (max(va.depth, vb.depth) + 1)) - (1 << va.depth) - (1 << vb.depth)
+        found = []
+        users = self.rows_of[a] & self.rows_of[b]
+        while users:
+            low = users & -users
+            r = low.bit_length() - 1
+            users ^= low
+            hit = self.find(r, a, b, d, g)
+            if hit and self.kraft is not None:
+                if self.kraft[r] + grow > self.limits[r]:
+                    continue
+                hit = hit[:1]  # one replacement per row keeps the bound check exact
+            if hit:
+                found.append((r, hit))
+        uses = sum(len(h) for _, h in found)
+        if uses < 2:
+            self.count[key] = uses  # not worth an adder now; a later change in some row may count it again
+            return 0
+        var = self.build((a, b, d, g))
+        var.block = va.block
+        variables.append(var)
+        new = len(variables) - 1
+        self.rows_of.append(0)
+        for r, hit in found:
+            self.replace(r, hit, new, a, b)
+            if self.kraft is not None:
+                self.kraft[r] += grow
+        return 1
+
+    def find(self, r: int, a: int, b: int, d: int, g: int) -> list[tuple[int, int, int, int]]:
+        """Disjoint occurrences (shift of x_a, sign of x_a, shift of x_b, sign of x_b) of the pair in row ``r``."""
+        t = self.table[r]
+        ta, tb = t.get(a), t.get(b)
+        if not ta or not tb:
+            return []
+        out, used = [], set()
+        for sa, ga in ta:
+            if (a, sa) in used:
+                continue
+            for sb, gb in tb:
+                if sb == sa + d and ga * gb == g and (b, sb) not in used and (a != b or sb != sa):
+                    used.update(((a, sa), (b, sb)))
+                    out.append((sa, ga, sb, gb))
+                    break
+        return out
+
+    def remove(self, r: int, v: int, sh: int, g: int) -> None:
+        terms = self.table[r][v]
+        terms.remove((sh, g))
+        if not terms:
+            del self.table[r][v]
+            self.rows_of[v] &= ~(1 << r)
+
+    def replace(self, r: int, hit: list, new: int, a: int, b: int) -> None:
+        """Replace the terms of ``hit`` in row ``r`` by terms of ``new``, updating the pair counts."""
+        for sa, ga, sb, gb in hit:
+            self.bump_with(r, a, sa, ga, -1, skip=1)  # pairs of x_a's term (with x_b's among them)
+            self.remove(r, a, sa, ga)
+            self.bump_with(r, b, sb, gb, -1, skip=1)
+            self.remove(r, b, sb, gb)
+            nt = (min(sa, sb), ga * self.variables[new].sign)
+            self.bump_with(r, new, *nt, +1)
+            self.table[r].setdefault(new, []).append(nt)
+            self.rows_of[new] |= 1 << r
+
+    def _finish(self, made: int) -> int:
+        for r, t in enumerate(self.table):
+            self.rows[r][:] = [(v, sh, g) for v, terms in t.items() for sh, g in terms]
+        return made
