@@ -34,6 +34,7 @@ import numpy as np
 import onnx
 
 from qfx.format import FixedFormat, Overflow, Quant
+from qfx.ir import qonnx_float as flt
 from qfx.ir import qonnx_ops as ops
 from qfx.ir.constants import fitted_format, khot_tables, per_channel_codes, sanitize
 from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, Graph, Node, Relu, Reshape, SumPool2d, Tensor
@@ -53,7 +54,8 @@ _ALIASES = {"Identity", "Dropout", "Cast"}
 SUPPORTED_OPS = (
     "Add", "ArgMax", "AveragePool", "Cast", "Clip", "Concat", "Conv", "Dropout", "FixedCast", "FixedSoftmax",
     "FixedTable", "Flatten", "Gemm", "GlobalAveragePool", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad",
-    "Quant", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Upsample",
+    "Quant", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Upsample", "BipolarQuant", "Transpose",
+    "BatchNormalization (before a quantizer)", "Sub / Div (before a quantizer, or a float tail)",
 )  # fmt: skip
 
 
@@ -125,6 +127,8 @@ class _Builder:
         self.tensors: dict[str, Tensor] = {}
         self.nodes: list[Node] = []
         self.names: set[str] = set()
+        self.bipolar: set[str] = set()  # tensors whose codes are all +-1 (BipolarQuant, bipolar thresholds)
+        self.plan = flt.FloatPlan()
         props = {p.key: p.value for p in model.model.metadata_props}
         self.khot: dict[str, int] = json.loads(props.get("qfx.khot", "{}"))
 
@@ -142,6 +146,13 @@ class _Builder:
             raise IRError(f"node {_q(node.name)}: input {i} is a constant where a tensor is expected")
         if name not in self.tensors:
             raise IRError(f"node {_q(node.name)}: input {node.input[i]} is not produced by any supported node")
+        return name
+
+    def act_named(self, node: onnx.NodeProto, name: str) -> str:
+        """The IR tensor ``name`` (an input of ``node`` or of the float chain before it)."""
+        name = self.alias.get(name, name)
+        if name not in self.tensors:
+            raise IRError(f"node {_q(node.name)}: input {name} is not produced by any supported node")
         return name
 
     def const(self, node: onnx.NodeProto, i: int, what: str) -> _Const:
@@ -212,7 +223,8 @@ class _Builder:
         b, b_fmt = bias.quantized() if bias is not None else (None, None)
         acc = accumulator_format(self.fmt(x, node), w_fmt, w.shape[1], b_fmt)
         b = None if b is None else b.reshape(-1)
-        self.emit(Dense, node, [x], acc, weight=w, weight_fmt=w_fmt, bias=b, bias_fmt=b_fmt)
+        bipolar = x in self.bipolar and bool(np.all(np.abs(w) == 1))
+        self.emit(Dense, node, [x], acc, weight=w, weight_fmt=w_fmt, bias=b, bias_fmt=b_fmt, bipolar=bipolar)
 
     def conv(self, node: onnx.NodeProto) -> None:
         """1-D or 2-D Conv (float32 or float64 operands); a depthwise Conv by ones is a window sum."""
@@ -239,6 +251,7 @@ class _Builder:
         self.emit(
             Conv2d, node, [x], acc, weight=w, weight_fmt=w_fmt, bias=None if b is None else b.reshape(-1),
             bias_fmt=b_fmt, stride=stride, padding=padding, dilation=dilation, groups=groups,
+            bipolar=x in self.bipolar and bool(np.all(np.abs(w) == 1)) and not any(padding),
         )  # fmt: skip
 
     def channel_codes(self, node: onnx.NodeProto, c: _Const, shape: tuple[int, ...]) -> tuple[np.ndarray, FixedFormat]:
@@ -295,12 +308,23 @@ class _Builder:
     # ------------------------------------------------------------------------------------------------ dispatch
     def visit(self, node: onnx.NodeProto) -> None:
         op, a = node.op_type, attrs(node)
+        if node.name in self.plan.skip:
+            return
         if op in _ALIASES:
             self.alias[node.output[0]] = self.alias.get(node.input[0], node.input[0])
             if self.alias[node.output[0]] in self.consts:
                 self.consts[node.output[0]] = self.consts[self.alias[node.output[0]]]
+        elif op == "Quant" and node.name in self.plan.chains:
+            fmts, axis = _quant_formats(node, self.consts)
+            if axis is not None:
+                raise fail(node, "a per-channel activation quantizer after a float chain has no single format")
+            flt.threshold(self, node, self.plan.chains[node.name], fmts[0])
         elif op == "Quant":
             self.quant(node, *_quant_formats(node, self.consts))
+        elif op == "BipolarQuant":
+            self.bipolar_quant(node)
+        elif op == "Transpose":
+            self.transpose(node, a)
         elif op == "FixedCast":
             self.quant(node, [FixedFormat.parse(a["format"])], None)
         elif op == "MatMul":
@@ -326,6 +350,42 @@ class _Builder:
             raise IRError(
                 f"node {_q(node.name)}: op {op} is not supported by the QFX IR (supported: {', '.join(SUPPORTED_OPS)})"
             )
+
+    def bipolar_quant(self, node: onnx.NodeProto) -> None:
+        """BipolarQuant: constant codes +-1, the input's sign (taken by the host), or a threshold at 0."""
+        scale = np.asarray(self.const(node, 1, "scale").values, dtype=np.float64)
+        if scale.size != 1:
+            raise fail(node, f"a bipolar scale of shape {list(scale.shape)} is not supported (one number)")
+        try:
+            fmt = flt.bipolar_format(float(scale.item()))
+        except ValueError as e:
+            raise fail(node, str(e)) from None
+        src = self.alias.get(node.input[0], node.input[0])
+        if src in self.consts:
+            codes = np.where(np.asarray(self.consts[src].values) >= 0, 1, -1).astype(np.int64)
+            self.consts[node.output[0]] = _Const(codes * 2.0**-fmt.frac_bits, codes, fmt)
+        elif node.name == self.plan.bipolar_input:
+            self.emit(Cast, node, [self.act(node, 0)], None, out_fmt=fmt)
+            self.bipolar.add(node.output[0])
+        elif node.name in self.plan.chains:
+            flt.threshold(self, node, self.plan.chains[node.name], fmt)
+        else:
+            raise fail(node, "a bipolar quantizer of a float tensor other than the pre-processed input")
+
+    def transpose(self, node: onnx.NodeProto, a: dict) -> None:
+        """Transpose of a constant (Brevitas' weight layout): folded into it; of a tensor: only the identity."""
+        src = self.alias.get(node.input[0], node.input[0])
+        if src in self.consts:
+            c = self.consts[src]
+            perm = a.get("perm", list(reversed(range(np.ndim(c.values)))))
+            codes = None if c.codes is None else np.transpose(c.codes, perm)
+            self.consts[node.output[0]] = _Const(np.transpose(c.values, perm), codes, c.fmt)
+            return
+        x = self.act(node, 0)
+        perm = list(a.get("perm", []))
+        if perm and perm != list(range(len(perm))):
+            raise fail(node, f"a transpose {perm} of a tensor moves values (layouts are NCHW); only constants")
+        self.emit(Reshape, node, [x], self.fmt(x, node))
 
     def arith(self, node: onnx.NodeProto) -> None:
         """Add of two tensors; Add or Mul of a tensor and a per-channel constant."""
@@ -457,7 +517,10 @@ def _graph(proto: onnx.ModelProto, name: str | None) -> Graph:
         raise IRError(f"qonnx cannot process the graph ({type(e).__name__}: {str(e).strip()})") from None
     _name_nodes(model.graph)
     b = _Builder(model)
+    b.plan = flt.plan_float(model)
     inputs = [i.name for i in model.graph.input if i.name not in b.consts]
+    if b.plan.input is not None:
+        inputs = [b.plan.input]  # the host pre-processes the raw input into this tensor
     for i in inputs:
         b.tensors[i] = Tensor(i, b.shape(i), None)
     for node in model.graph.node:
@@ -468,7 +531,10 @@ def _graph(proto: onnx.ModelProto, name: str | None) -> Graph:
         except ValueError as e:  # a format no ap_fixed type has (FixedFormat's checks), a malformed constant
             raise IRError(f"node {_q(node.name)} ({node.op_type}): {e}") from None
     outputs = [b.alias.get(o.name, o.name) for o in model.graph.output]
+    if b.plan.output is not None:
+        outputs = [b.alias.get(b.plan.output, b.plan.output)]  # the host runs the float tail after it
     for o in outputs:
         if o not in b.tensors or b.tensors[o].fmt is None:
             raise IRError(f"graph output {_q(o)} is not a fixed-point tensor (end the model with a quantizer)")
-    return Graph(b.tensors, b.nodes, inputs, outputs, name=sanitize(name or "qfx_model", set()))
+    return Graph(b.tensors, b.nodes, inputs, outputs, name=sanitize(name or "qfx_model", set()),
+                 host_pre=b.plan.pre, host_post=b.plan.post)  # fmt: skip
