@@ -38,8 +38,9 @@ def _randomize_norms(model, seed: int) -> None:
             mod.bias.data = torch.randn(c, generator=g)
 
 
-def export(name: str, path: Path, seed: int = 0, model=None) -> Path:
-    """Build ``name`` (e.g. ``"tfc_1w1a"``) with random weights and statistics and export it to ``path``."""
+def export(name: str, path: Path, seed: int = 0, model=None, shape: tuple[int, ...] | None = None) -> Path:
+    """Build ``name`` (e.g. ``"tfc_1w1a"``; or take ``model``, with its input ``shape`` without batch) with random
+    weights and statistics and export it to ``path``."""
     import torch
     from brevitas.export import export_qonnx
     from brevitas_examples.bnn_pynq.models import model_with_cfg
@@ -49,7 +50,7 @@ def export(name: str, path: Path, seed: int = 0, model=None) -> Path:
         model, _ = model_with_cfg(name, False)
     _randomize_norms(model, seed)
     model.eval()
-    shape = (1, *input_shape(name.split("_")[0]))
+    shape = (1, *(shape or input_shape(name.split("_")[0])))
     export_qonnx(model, torch.rand(shape), str(path), dynamo=False)
     return Path(path)
 
