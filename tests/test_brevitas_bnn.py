@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 
 pytest.importorskip("brevitas_examples")
 
-import bnn_models as bm  # noqa: E402
+import bnn_models as bm
 
-from qfx.ir import host  # noqa: E402
-from qfx.ir.graph import Dense, Threshold  # noqa: E402
-from qfx.ir.interpret import bipolar_dot, threshold_codes  # noqa: E402
-from qfx.ir.qonnx import IRError, from_qonnx  # noqa: E402
-from qfx.ir.qonnx_float import step_table  # noqa: E402
+from qfx.ir import host
+from qfx.ir.graph import Dense, Threshold
+from qfx.ir.interpret import bipolar_dot, threshold_codes
+from qfx.ir.qonnx import IRError, from_qonnx
+from qfx.ir.qonnx_float import step_table
 
 N = 100
 
@@ -88,8 +88,16 @@ def _bn_model(in_bits: int, frac: int, gamma, beta, mean, var, eps: float, out: 
                          b_out=float(bits)).items()
     ]  # fmt: skip
     nodes = [
-        h.make_node("Quant", ["x", "s_in", "z", "b_in"], ["q"], domain="qonnx.custom_op.general", signed=1, narrow=0,
-                    rounding_mode="ROUND", name="q_in"),  # fmt: skip
+        h.make_node(
+            "Quant",
+            ["x", "s_in", "z", "b_in"],
+            ["q"],
+            domain="qonnx.custom_op.general",
+            signed=1,
+            narrow=0,
+            rounding_mode="ROUND",
+            name="q_in",
+        ),
         h.make_node("BatchNormalization", ["q", "g", "be", "m", "v"], ["bn"], epsilon=eps, name="bn"),
     ]
     if kind == "bipolar":
@@ -116,8 +124,9 @@ channel = st.tuples(
     frac=st.integers(0, 4),
     channels=st.lists(channel, min_size=1, max_size=5),
     eps=st.sampled_from([1e-5, 1e-4, 1e-3]),
-    out=st.sampled_from([("quant", 2, 1, 1), ("quant", 3, 1, 0), ("quant", 4, 0, 0), ("quant", 2, 0, 0),
-                         ("bipolar", 1, 1, 0)]),  # fmt: skip
+    out=st.sampled_from(
+        [("quant", 2, 1, 1), ("quant", 3, 1, 0), ("quant", 4, 0, 0), ("quant", 2, 0, 0), ("bipolar", 1, 1, 0)]
+    ),
 )
 def test_thresholds_reproduce_float32_batch_norm(in_bits, frac, channels, eps, out):
     from qonnx.core.modelwrapper import ModelWrapper
@@ -202,7 +211,7 @@ def test_tiny_tfc_hls_csim(tiny, tmp_path, toolchain, summary):
 def test_tiny_tfc_rtl(tiny, tmp_path, summary):
     import qfx.rtl
 
-    path, graph = tiny["tiny_tfc_1w1a"]
+    _path, graph = tiny["tiny_tfc_1w1a"]
     x = _inputs(48)
     xi = host.pre(graph.host_pre, x).reshape(len(x), -1)
     rtl = qfx.rtl.generate(graph, tmp_path / "rtl")
