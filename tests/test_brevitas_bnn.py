@@ -75,8 +75,8 @@ def test_transpose_of_a_tensor_and_odd_bipolar_scale_are_refused(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------- properties
-def _bn_model(in_bits: int, frac: int, gamma, beta, mean, var, eps: float, out: tuple[str, int, int, int]):
-    """x -> Quant(in_bits, 2**-frac) -> BatchNormalization -> Quant / BipolarQuant, on (N, C)."""
+def _bn_model(in_bits: int, frac: int, gamma, beta, mean, var, eps: float, out: tuple[str, int, int, int], n: int):
+    """x -> Quant(in_bits, 2**-frac) -> BatchNormalization -> Quant / BipolarQuant, on (n, C)."""
     from qonnx.util.basic import qonnx_make_model
 
     h = onnx.helper
@@ -105,7 +105,7 @@ def _bn_model(in_bits: int, frac: int, gamma, beta, mean, var, eps: float, out: 
     else:
         nodes.append(h.make_node("Quant", ["bn", "s_out", "z", "b_out"], ["y"], domain="qonnx.custom_op.general",
                                  signed=signed, narrow=narrow, rounding_mode="ROUND", name="q"))  # fmt: skip
-    vi = lambda n: h.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1, c])  # noqa: E731
+    vi = lambda name: h.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [n, c])  # noqa: E731
     graph = h.make_graph(nodes, "bn", [vi("x")], [vi("y")], inits, value_info=[vi("q"), vi("bn")])
     return qonnx_make_model(graph, opset_imports=[h.make_opsetid("", 13)])
 
@@ -118,7 +118,7 @@ channel = st.tuples(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     in_bits=st.integers(2, 9),
     frac=st.integers(0, 4),
@@ -133,13 +133,12 @@ def test_thresholds_reproduce_float32_batch_norm(in_bits, frac, channels, eps, o
     from qonnx.core.onnx_exec import execute_onnx
 
     gamma, beta, mean, var = (np.array(v, dtype=np.float32) for v in zip(*channels, strict=True))
-    model = _bn_model(in_bits, frac, gamma, beta, mean, var, eps, out)
+    codes = np.arange(-(1 << (in_bits - 1)), 1 << (in_bits - 1))  # every input code, one per batch row
+    x = np.repeat(np.ldexp(codes, -frac).astype(np.float32)[:, None], len(gamma), axis=1)
+    model = _bn_model(in_bits, frac, gamma, beta, mean, var, eps, out, len(codes))
     graph = from_qonnx(model)
     assert [n.op for n in graph.nodes] == ["cast", "threshold"]
-    codes = np.arange(-(1 << (in_bits - 1)), 1 << (in_bits - 1))
-    x = np.repeat(np.ldexp(codes, -frac).astype(np.float32)[:, None], len(gamma), axis=1)
-    mw = ModelWrapper(model)
-    ref = np.concatenate([execute_onnx(mw, {"x": x[i : i + 1]})["y"] for i in range(len(x))])
+    ref = execute_onnx(ModelWrapper(model), {"x": x})["y"]
     mine = graph.run(x)
     assert np.array_equal(np.ldexp(mine.astype(np.float64), -graph.fmt(graph.outputs[0]).frac_bits), ref)
 
@@ -175,9 +174,9 @@ def test_step_table_refuses_too_many_steps():
 # ---------------------------------------------------------------------------------------------------- hardware
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A TFC of brevitas_examples' FC class on 8x8 inputs, 16-16 hidden, W1A1 and W2A2, imported."""
+    """A TFC of brevitas_examples' FC class on 8x8 inputs, 16-16 hidden, W1A1 and W1A2, imported."""
     out = {}
-    for bits in ((1, 1, 1), (2, 2, 2)):
+    for bits in ((1, 1, 1), (1, 2, 2)):
         name = f"tiny_tfc_{bits[0]}w{bits[1]}a"
         path = bm.export(name, tmp_path_factory.mktemp(name) / f"{name}.onnx", seed=5, model=bm.tiny_tfc(bits),
                          shape=(1, 8, 8))  # fmt: skip
@@ -190,22 +189,30 @@ def _inputs(n: int = 64) -> np.ndarray:
 
 
 def test_tiny_tfc_hls_csim(tiny, tmp_path, toolchain, summary):
+    """W1A1 fully parallel (dense_xnor, threshold), W1A2 streaming and folded by the plan (threshold unit)."""
     import qfx.hls
+    from qfx.plan import plan
 
     for name, (path, graph) in tiny.items():
         x = _inputs()
         assert _compare(graph, path, x)[1] == 0
         xi = host.pre(graph.host_pre, x).reshape(len(x), -1)
-        project = qfx.hls.generate(graph, tmp_path / name, test_inputs=xi)
+        if "1w1a" in name:
+            project, how = qfx.hls.generate(graph, tmp_path / name, test_inputs=xi), "fully parallel"
+            assert "dense_xnor" in (project / "firmware" / f"{graph.name}.cpp").read_text()
+        else:
+            folded = plan(graph, "pynq-z2", target_fps=1e6)
+            assert max(la.cycles for la in folded.layers) > 1
+            project = qfx.hls.generate(graph, tmp_path / name, architecture="stream", plan=folded, board="pynq-z2")
+            how = f"streaming, {max(la.cycles for la in folded.layers)} cycles per sample"
         readme = (project / "README.md").read_text()
         assert "Host-side float steps" in readme and r"x = x \* 2.0" in readme
         codes = qfx.hls.csim(project, xi)
         expected = graph.run(xi.reshape(len(x), *graph.tensors[graph.inputs[0]].shape)).reshape(len(x), -1)
         mismatches = int((codes != expected).sum())
-        summary(f"Brevitas {name}: HLS C-sim vs IR, {len(x)} inputs, {codes.size} codes, {mismatches} mismatches")
+        summary(f"Brevitas {name}: HLS C-sim ({how}) vs IR, {len(x)} inputs, {codes.size} codes, "
+                f"{mismatches} mismatches")  # fmt: skip
         assert mismatches == 0
-        if "1w1a" in name:
-            assert "dense_xnor" in (project / "firmware" / f"{graph.name}.cpp").read_text()
 
 
 def test_tiny_tfc_rtl(tiny, tmp_path, summary):
