@@ -235,3 +235,12 @@ def test_tiny_tfc_rtl(tiny, tmp_path, summary):
             f"{mismatches} mismatches")  # fmt: skip
     assert mismatches == 0
     assert any(isinstance(n, Threshold) for n in graph.nodes)
+
+
+def test_hls4ml_export_refuses_thresholds(tiny, tmp_path):
+    from qfx.export.hls4ml import Hls4mlExportError, to_hls4ml
+
+    _, graph = tiny["tiny_tfc_1w2a"]
+    with pytest.raises(Hls4mlExportError, match="no per-channel threshold layer"):
+        to_hls4ml(graph, tmp_path / "h")
+    assert not (tmp_path / "h").exists()
