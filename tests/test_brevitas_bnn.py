@@ -244,3 +244,18 @@ def test_hls4ml_export_refuses_thresholds(tiny, tmp_path):
     with pytest.raises(Hls4mlExportError, match="no per-channel threshold layer"):
         to_hls4ml(graph, tmp_path / "h")
     assert not (tmp_path / "h").exists()
+
+
+def test_float_op_outside_a_chain_is_refused():
+    from qonnx.util.basic import qonnx_make_model
+
+    h = onnx.helper
+    model = _bn_model(4, 0, np.ones(2), np.zeros(2), np.zeros(2), np.ones(2), 1e-5, ("quant", 2, 1, 0), 1)
+    g = model.graph
+    relu = h.make_node("Relu", ["bn"], ["r"], name="relu")
+    g.node.insert(2, relu)
+    g.node[3].input[0] = "r"  # BN -> Relu -> Quant: the batch norm no longer feeds a quantizer directly
+    g.value_info.append(h.make_tensor_value_info("r", onnx.TensorProto.FLOAT, [1, 2]))
+    model = qonnx_make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    with pytest.raises(IRError, match=r"node bn \(BatchNormalization\): a float op is read only between integer"):
+        from_qonnx(model)

@@ -52,10 +52,10 @@ _ROUNDING = {
 _ALIASES = {"Identity", "Dropout", "Cast"}
 #: Every ONNX op type the IR reads (what the "not supported" error lists).
 SUPPORTED_OPS = (
-    "Add", "ArgMax", "AveragePool", "Cast", "Clip", "Concat", "Conv", "Dropout", "FixedCast", "FixedSoftmax",
-    "FixedTable", "Flatten", "Gemm", "GlobalAveragePool", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad",
-    "Quant", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Upsample", "BipolarQuant", "Transpose",
-    "BatchNormalization (before a quantizer)", "Sub / Div (before a quantizer, or a float tail)",
+    "Add", "ArgMax", "AveragePool", "BatchNormalization", "BipolarQuant", "Cast", "Clip", "Concat", "Conv", "Div",
+    "Dropout", "FixedCast", "FixedSoftmax", "FixedTable", "Flatten", "Gemm", "GlobalAveragePool", "Identity",
+    "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad", "Quant", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize",
+    "Sub", "Transpose", "Upsample",
 )  # fmt: skip
 
 
@@ -346,6 +346,12 @@ class _Builder:
             self.emit(Reshape, node, [x], self.fmt(x, node))
         elif op in _READERS:
             _READERS[op](self, node)
+        elif op in flt.FLOAT_ONLY:
+            raise fail(
+                node,
+                "a float op is read only between integer codes and the next quantizer (it becomes "
+                "thresholds), before the first quantizer or after the last quantized layer (host steps)",
+            )
         else:
             raise IRError(
                 f"node {_q(node.name)}: op {op} is not supported by the QFX IR (supported: {', '.join(SUPPORTED_OPS)})"
