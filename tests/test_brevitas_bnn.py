@@ -259,3 +259,33 @@ def test_float_op_outside_a_chain_is_refused():
     model = qonnx_make_model(g, opset_imports=[h.make_opsetid("", 13)])
     with pytest.raises(IRError, match=r"node bn \(BatchNormalization\): a float op is read only between integer"):
         from_qonnx(model)
+
+
+def test_bipolar_input_without_preprocessing_and_scaled_weights():
+    """x -> BipolarQuant -> MatMul(BipolarQuant(W, 0.5)) -> BatchNormalization -> BipolarQuant, against qonnx."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.util.basic import qonnx_make_model
+
+    h, rng, n = onnx.helper, np.random.default_rng(2), 64
+    arr = lambda v, k: onnx.numpy_helper.from_array(np.asarray(v, dtype=np.float32), k)  # noqa: E731
+    inits = [arr(1.0, "one"), arr(0.5, "half"), arr(rng.normal(size=(12, 5)), "w"), arr(rng.normal(size=5), "g"),
+             arr(rng.normal(size=5), "b"), arr(rng.normal(size=5), "m"), arr(rng.uniform(0.1, 3, 5), "v")]  # fmt: skip
+    dom = "qonnx.custom_op.general"
+    nodes = [
+        h.make_node("BipolarQuant", ["x", "one"], ["xq"], domain=dom, name="in_q"),
+        h.make_node("BipolarQuant", ["w", "half"], ["wq"], domain=dom, name="w_q"),
+        h.make_node("MatMul", ["xq", "wq"], ["mm"], name="mm"),
+        h.make_node("BatchNormalization", ["mm", "g", "b", "m", "v"], ["bn"], name="bn"),
+        h.make_node("BipolarQuant", ["bn", "one"], ["y"], domain=dom, name="out_q"),
+    ]
+    vi = lambda k, c: h.make_tensor_value_info(k, onnx.TensorProto.FLOAT, [n, c])  # noqa: E731
+    graph = h.make_graph(nodes, "b", [vi("x", 12)], [vi("y", 5)], inits, value_info=[vi("xq", 12), vi("mm", 5),
+                                                                                        vi("bn", 5)])  # fmt: skip
+    model = qonnx_make_model(graph, opset_imports=[h.make_opsetid("", 13)])
+    g = from_qonnx(model)
+    assert [nd.op for nd in g.nodes] == ["cast", "dense", "threshold"] and g.nodes[1].bipolar
+    x = rng.normal(size=(n, 12)).astype(np.float32)
+    ref = execute_onnx(ModelWrapper(model).transform(InferShapes()), {"x": x})["y"]
+    assert np.array_equal(g.run(host.pre(g.host_pre, x)).astype(np.float64), ref.astype(np.float64))

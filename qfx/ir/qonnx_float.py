@@ -37,7 +37,7 @@ CHAIN_OPS = ("BatchNormalization", "Mul", "Add", "Sub", "Div")
 POST_OPS = ("Mul", "Add", "Sub", "Div")
 FLOAT_ONLY = ("BatchNormalization", "Sub", "Div")  # ops the exact IR has no node for: their chain is tabulated
 MAX_STEPS = 64  # steps (threshold positions) of one channel's function
-MAX_TABLE = 1 << 26  # input codes x channels tabulated in all
+MAX_TABLE = 1 << 25  # input codes x channels tabulated in all
 _BATCH = 1 << 22  # values per executor call
 
 
@@ -92,11 +92,12 @@ def _scan_pre(model, plan: FloatPlan) -> None:
             steps.append(HostStep(node.op_type.lower(), c[0].astype(np.float32), const_first=c[1]))
         plan.skip.add(node.name)
         t = node.output[0]
-    if not steps:
+    q = _only_consumer(model, t)
+    bipolar = q is not None and q.op_type == "BipolarQuant"
+    if not steps and not bipolar:
         return
     plan.pre, plan.input = steps, t
-    q = _only_consumer(model, t)
-    if q is not None and q.op_type == "BipolarQuant":
+    if bipolar:
         scale = model.get_initializer(q.input[1])
         if scale is not None and np.size(scale) == 1:
             plan.pre.append(HostStep("sign"))
@@ -179,6 +180,8 @@ def code_bounds(b: _Builder, tensor: str) -> tuple[int, int]:
         return min(x_lo, 0), max(x_hi, 0)
     if isinstance(node, (Dense, Conv2d)) and node.acc == fmt:
         x_lo, x_hi = code_bounds(b, node.inputs[0])
+        if isinstance(node, Conv2d) and any(node.padding):  # padded positions read 0
+            x_lo, x_hi = min(x_lo, 0), max(x_hi, 0)
         w = np.asarray(node.weight, dtype=np.int64).reshape(node.weight.shape[0], -1)
         if isinstance(node, Conv2d) and node.groups != 1:
             return lo, hi
