@@ -12,7 +12,8 @@ imported. Links:
 * ``yosys``: synth_xilinx resources of the fully parallel Verilog (``--yosys``; TFC-W1A1: long).
 
     .venv/bin/python benchmarks/bench_brevitas.py                           # every network and precision, qonnx
-    .venv/bin/python benchmarks/bench_brevitas.py --nets tfc --hls --rtl --yosys --inputs 100
+    .venv/bin/python benchmarks/bench_brevitas.py --nets tfc --precisions 1w1a --hls --architecture parallel --rtl
+    .venv/bin/python benchmarks/bench_brevitas.py --nets tfc --precisions 1w1a --yosys --board ultra96v2
     .venv/bin/python benchmarks/bench_brevitas.py --nets cnv --precisions 1w1a --hls --board pynq-z2
 """
 
@@ -68,7 +69,7 @@ def run(name: str, args, tmp: Path) -> list[str]:
         import qfx.hls
 
         t0 = time.perf_counter()
-        project = qfx.hls.generate(graph, tmp / f"{name}_hls", architecture="auto", board=args.board)
+        project = qfx.hls.generate(graph, tmp / f"{name}_hls", architecture=args.architecture, board=args.board)
         meta = qfx.hls.read_project(project)
         how = f"streaming, {meta['cycles']} cycles/sample" if meta.get("architecture") == "stream" else "fully parallel"
         codes = qfx.hls.csim(project, xi)
@@ -104,6 +105,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--board", default="pynq-z2")
     p.add_argument("--hls", action="store_true", help="HLS C-simulation (parallel when it unrolls, else streaming)")
+    p.add_argument("--architecture", default="auto", choices=("auto", "parallel", "stream"),
+                   help="HLS design: fully parallel, streaming folded by the board's plan, or auto (parallel when the "
+                   "plan is one sample per clock and it unrolls)")  # fmt: skip
     p.add_argument("--rtl", action="store_true", help="fully parallel Verilog on Verilator")
     p.add_argument("--yosys", action="store_true", help="Yosys synth_xilinx resources of the fully parallel Verilog")
     args = p.parse_args()
