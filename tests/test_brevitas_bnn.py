@@ -188,31 +188,35 @@ def _inputs(n: int = 64) -> np.ndarray:
     return np.random.default_rng(11).uniform(0, 1, size=(n, 1, 8, 8)).astype(np.float32)
 
 
-def test_tiny_tfc_hls_csim(tiny, tmp_path, toolchain, summary):
-    """W1A1 fully parallel (dense_xnor, threshold), W1A2 streaming and folded by the plan (threshold unit)."""
+@pytest.mark.parametrize(
+    "name, architecture", [("tiny_tfc_1w1a", "parallel"), ("tiny_tfc_1w1a", "stream"), ("tiny_tfc_1w2a", "stream")]
+)
+def test_tiny_tfc_hls_csim(tiny, name, architecture, tmp_path, toolchain, summary):
+    """Fully parallel (dense_xnor, threshold) and streaming folded by the plan (dense_xnor and threshold units)."""
     import qfx.hls
     from qfx.plan import plan
 
-    for name, (path, graph) in tiny.items():
-        x = _inputs()
-        assert _compare(graph, path, x)[1] == 0
-        xi = host.pre(graph.host_pre, x).reshape(len(x), -1)
-        if "1w1a" in name:
-            project, how = qfx.hls.generate(graph, tmp_path / name, test_inputs=xi), "fully parallel"
-            assert "dense_xnor" in (project / "firmware" / f"{graph.name}.cpp").read_text()
-        else:
-            folded = plan(graph, "pynq-z2", target_fps=1e6)
-            assert max(la.cycles for la in folded.layers) > 1
-            project = qfx.hls.generate(graph, tmp_path / name, architecture="stream", plan=folded, board="pynq-z2")
-            how = f"streaming, {max(la.cycles for la in folded.layers)} cycles per sample"
-        readme = (project / "README.md").read_text()
-        assert "Host-side float steps" in readme and r"x = x \* 2.0" in readme
-        codes = qfx.hls.csim(project, xi)
-        expected = graph.run(xi.reshape(len(x), *graph.tensors[graph.inputs[0]].shape)).reshape(len(x), -1)
-        mismatches = int((codes != expected).sum())
-        summary(f"Brevitas {name}: HLS C-sim ({how}) vs IR, {len(x)} inputs, {codes.size} codes, "
-                f"{mismatches} mismatches")  # fmt: skip
-        assert mismatches == 0
+    path, graph = tiny[name]
+    x = _inputs()
+    assert _compare(graph, path, x)[1] == 0
+    xi = host.pre(graph.host_pre, x).reshape(len(x), -1)
+    if architecture == "parallel":
+        project, how = qfx.hls.generate(graph, tmp_path / name, test_inputs=xi), "fully parallel"
+        source = (project / "firmware" / f"{graph.name}.cpp").read_text()
+    else:
+        folded = plan(graph, "pynq-z2", target_fps=1e6)
+        assert max(la.cycles for la in folded.layers) > 1
+        project = qfx.hls.generate(graph, tmp_path / name, architecture="stream", plan=folded, board="pynq-z2")
+        how = f"streaming, {max(la.cycles for la in folded.layers)} cycles per sample"
+        source = (project / "firmware" / f"{graph.name}.cpp").read_text()
+    assert ("dense_xnor" in source) == ("1w1a" in name) and "threshold" in source
+    readme = (project / "README.md").read_text()
+    assert "Host-side float steps" in readme and r"x = x \* 2.0" in readme
+    codes = qfx.hls.csim(project, xi)
+    expected = graph.run(xi.reshape(len(x), *graph.tensors[graph.inputs[0]].shape)).reshape(len(x), -1)
+    mismatches = int((codes != expected).sum())
+    summary(f"Brevitas {name}: HLS C-sim ({how}) vs IR, {len(x)} inputs, {codes.size} codes, {mismatches} mismatches")
+    assert mismatches == 0
 
 
 def test_tiny_tfc_rtl(tiny, tmp_path, summary):

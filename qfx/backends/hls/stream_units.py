@@ -210,8 +210,19 @@ class _Emitter:
         in_fmt = self.g.fmt(n.inputs[0])
         n_out, n_in = n.weight.shape
         f = self.folding(n)
-        w, types = self.weights(n, np.asarray(n.weight)[:, x.order()], f.pe, f.simd, in_fmt)
         b, b_fmt = self.bias(n, n.bias, n.bias_fmt, n_out)
+        if n.bipolar:  # +-1 inputs and weights: XNOR-popcount (qfx/stream/bnn.h), the weight ROM holds bits
+            rows = rom_rows((np.asarray(n.weight)[:, x.order()] > 0).astype(np.int64), f.pe, f.simd)
+            w = self.constant(f"{n.name}_wbits", rows, rows.shape, self.storage(n))
+            p_fmt = FixedFormat(n.acc.width, n.acc.width - in_fmt.frac_bits - n.weight_fmt.frac_bits)
+            cfg = self.config(n, {"in_t": in_fmt, "p_t": p_fmt, "b_t": b_fmt, "acc_t": n.acc,
+                                  "out_t": self.g.fmt(n.output)},
+                              dict(N_IN=n_in, IN_W=x.word, N_OUT=n_out, PE=f.pe, SIMD=f.simd))  # fmt: skip
+            y = self.out(n, n_out, None)
+            self.d.calls.append(Call(n.name, "dense_xnor", [cfg], [x, y, w, b]))
+            self.produce(n.output, y)
+            return
+        w, types = self.weights(n, np.asarray(n.weight)[:, x.order()], f.pe, f.simd, in_fmt)
         cfg = self.config(n, {"in_t": in_fmt, **types, "b_t": b_fmt, "acc_t": n.acc, "out_t": self.g.fmt(n.output)},
                           dict(N_IN=n_in, IN_W=x.word, N_OUT=n_out, PE=f.pe, SIMD=f.simd, K=n.khot or 0))  # fmt: skip
         y = self.out(n, n_out, None)
@@ -318,7 +329,7 @@ class _Emitter:
         self.produce(n.output, y)
 
     def threshold(self, n: Threshold) -> None:
-        """Per-channel thresholds and values, cut to their period in arrival order (qfx/stream/threshold.h)."""
+        """Per-channel thresholds and values, cut to their period in arrival order (qfx/stream/bnn.h)."""
         x = self.take(n.inputs[0], n.name)
         in_fmt = self.g.fmt(n.inputs[0])
         k = n.thresholds.shape[1]
