@@ -17,7 +17,11 @@ What is read (:data:`SUPPORTED_OPS`; the readers of windows, activations, moves 
   GlobalAveragePool / ReduceMean / ReduceSum over every spatial axis -> GlobalSum (+ Affine);
 * Relu, Clip(0, max) -> Relu; other Clip -> Clip; LeakyRelu -> LeakyRelu (exact slope); Pad (constant 0) -> Pad;
   Resize / Upsample nearest by integer factors -> Upsample; Concat -> Concat; Flatten / Reshape -> Reshape;
-* qfx-domain FixedTable -> Lookup, FixedSoftmax -> Softmax; ArgMax over the last axis -> ArgMax.
+* qfx-domain FixedTable -> Lookup, FixedSoftmax -> Softmax; ArgMax over the last axis -> ArgMax;
+* Brevitas' float parts (:mod:`qfx.ir.qonnx_float`): BatchNormalization / Sub / Div / Mul / Add between integer
+  codes and the next Quant or BipolarQuant -> Threshold (exact, tabulated through qonnx's executor); BipolarQuant
+  -> codes +-1 (constants, the input's sign on the host, or a Threshold); Transpose of a constant -> folded;
+  float pre-processing before the first quantizer and a float tail after the last layer -> host steps.
 
 Node domains are checked first: qonnx imports a custom op's domain as a Python module, so only the standard,
 qonnx and qfx domains are accepted.
@@ -322,9 +326,9 @@ class _Builder:
         elif op == "Quant":
             self.quant(node, *_quant_formats(node, self.consts))
         elif op == "BipolarQuant":
-            self.bipolar_quant(node)
+            flt.bipolar_quant(self, node)
         elif op == "Transpose":
-            self.transpose(node, a)
+            flt.transpose(self, node, a)
         elif op == "FixedCast":
             self.quant(node, [FixedFormat.parse(a["format"])], None)
         elif op == "MatMul":
@@ -356,42 +360,6 @@ class _Builder:
             raise IRError(
                 f"node {_q(node.name)}: op {op} is not supported by the QFX IR (supported: {', '.join(SUPPORTED_OPS)})"
             )
-
-    def bipolar_quant(self, node: onnx.NodeProto) -> None:
-        """BipolarQuant: constant codes +-1, the input's sign (taken by the host), or a threshold at 0."""
-        scale = np.asarray(self.const(node, 1, "scale").values, dtype=np.float64)
-        if scale.size != 1:
-            raise fail(node, f"a bipolar scale of shape {list(scale.shape)} is not supported (one number)")
-        try:
-            fmt = flt.bipolar_format(float(scale.item()))
-        except ValueError as e:
-            raise fail(node, str(e)) from None
-        src = self.alias.get(node.input[0], node.input[0])
-        if src in self.consts:
-            codes = np.where(np.asarray(self.consts[src].values) >= 0, 1, -1).astype(np.int64)
-            self.consts[node.output[0]] = _Const(codes * 2.0**-fmt.frac_bits, codes, fmt)
-        elif node.name == self.plan.bipolar_input:
-            self.emit(Cast, node, [self.act(node, 0)], None, out_fmt=fmt)
-            self.bipolar.add(node.output[0])
-        elif node.name in self.plan.chains:
-            flt.threshold(self, node, self.plan.chains[node.name], fmt)
-        else:
-            raise fail(node, "a bipolar quantizer of a float tensor other than the pre-processed input")
-
-    def transpose(self, node: onnx.NodeProto, a: dict) -> None:
-        """Transpose of a constant (Brevitas' weight layout): folded into it; of a tensor: only the identity."""
-        src = self.alias.get(node.input[0], node.input[0])
-        if src in self.consts:
-            c = self.consts[src]
-            perm = a.get("perm", list(reversed(range(np.ndim(c.values)))))
-            codes = None if c.codes is None else np.transpose(c.codes, perm)
-            self.consts[node.output[0]] = _Const(np.transpose(c.values, perm), codes, c.fmt)
-            return
-        x = self.act(node, 0)
-        perm = list(a.get("perm", []))
-        if perm and perm != list(range(len(perm))):
-            raise fail(node, f"a transpose {perm} of a tensor moves values (layouts are NCHW); only constants")
-        self.emit(Reshape, node, [x], self.fmt(x, node))
 
     def arith(self, node: onnx.NodeProto) -> None:
         """Add of two tensors; Add or Mul of a tensor and a per-channel constant."""

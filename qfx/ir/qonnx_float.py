@@ -272,3 +272,46 @@ def threshold(b: _Builder, q: onnx.NodeProto, chain: list[onnx.NodeProto], out_f
     b.emit(Threshold, q, [x], out_fmt, thresholds=thresholds, values=values)
     if np.all(np.abs(values) == 1):
         b.bipolar.add(q.output[0])
+
+
+# ---------------------------------------------------------------------------------------------------- readers
+def bipolar_quant(b: _Builder, node: onnx.NodeProto) -> None:
+    """BipolarQuant: constant codes +-1, the input's sign (taken by the host), or a threshold at 0."""
+    from qfx.ir.qonnx import _Const as Const
+
+    scale = np.asarray(b.const(node, 1, "scale").values, dtype=np.float64)
+    if scale.size != 1:
+        raise fail(node, f"a bipolar scale of shape {list(scale.shape)} is not supported (one number)")
+    try:
+        fmt = bipolar_format(float(scale.item()))
+    except ValueError as e:
+        raise fail(node, str(e)) from None
+    src = b.alias.get(node.input[0], node.input[0])
+    if src in b.consts:
+        codes = np.where(np.asarray(b.consts[src].values) >= 0, 1, -1).astype(np.int64)
+        b.consts[node.output[0]] = Const(codes * 2.0**-fmt.frac_bits, codes, fmt)
+    elif node.name == b.plan.bipolar_input:
+        b.emit(Cast, node, [b.act(node, 0)], None, out_fmt=fmt)
+        b.bipolar.add(node.output[0])
+    elif node.name in b.plan.chains:
+        threshold(b, node, b.plan.chains[node.name], fmt)
+    else:
+        raise fail(node, "a bipolar quantizer of a float tensor other than the pre-processed input")
+
+
+def transpose(b: _Builder, node: onnx.NodeProto, a: dict) -> None:
+    """Transpose of a constant (Brevitas' weight layout): folded into it; of a tensor: only the identity."""
+    from qfx.ir.qonnx import _Const as Const
+
+    src = b.alias.get(node.input[0], node.input[0])
+    if src in b.consts:
+        c = b.consts[src]
+        perm = a.get("perm", list(reversed(range(np.ndim(c.values)))))
+        codes = None if c.codes is None else np.transpose(c.codes, perm)
+        b.consts[node.output[0]] = Const(np.transpose(c.values, perm), codes, c.fmt)
+        return
+    x = b.act(node, 0)
+    perm = list(a.get("perm", []))
+    if perm and perm != list(range(len(perm))):
+        raise fail(node, f"a transpose {perm} of a tensor moves values (layouts are NCHW); only constants")
+    b.emit(Reshape, node, [x], b.fmt(x, node))
