@@ -118,7 +118,7 @@ channel = st.tuples(
 )
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     in_bits=st.integers(2, 9),
     frac=st.integers(0, 4),
