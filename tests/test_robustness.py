@@ -300,9 +300,10 @@ def test_message_quotes_odd_node_names(tiny, tmp_path) -> None:
 def test_unsupported_op(op: str, tiny, tmp_path) -> None:
     path = edit_qonnx(tiny, tmp_path / "m.onnx", lambda m: replace_op(m, "Relu", op))
     message = (
-        f"{path}: node act_relu: op {op} is not supported by the QFX IR (supported: Add, ArgMax, AveragePool, Cast, "
-        "Clip, Concat, Conv, Dropout, FixedCast, FixedSoftmax, FixedTable, Flatten, Gemm, GlobalAveragePool, "
-        "Identity, LeakyRelu, MatMul, MaxPool, Mul, Pad, Quant, ReduceMean, ReduceSum, Relu, Reshape, Resize, Upsample)"
+        f"{path}: node act_relu: op {op} is not supported by the QFX IR (supported: Add, ArgMax, AveragePool, "
+        "BatchNormalization, BipolarQuant, Cast, Clip, Concat, Conv, Div, Dropout, FixedCast, FixedSoftmax, "
+        "FixedTable, Flatten, Gemm, GlobalAveragePool, Identity, LeakyRelu, MatMul, MaxPool, Mul, Pad, Quant, "
+        "ReduceMean, ReduceSum, Relu, Reshape, Resize, Sub, Transpose, Upsample)"
     )
     with pytest.raises(IRError, match=f"^{re.escape(message)}$"):
         from_qonnx(path)

@@ -24,6 +24,7 @@ from qfx.ir.graph import (
     Reshape,
     Softmax,
     SumPool2d,
+    Threshold,
 )
 
 __all__ = ["HLS_LIMITS", "DesignTooLarge", "SizeLimits", "check_graph", "check_size", "unrolled_size"]
@@ -99,6 +100,9 @@ def _layer_size(graph: Graph, node: Node) -> LayerSize:
         macs = graph.tensors[node.inputs[0]].size
     elif isinstance(node, Lookup):
         tables = _size(node.table)
+    elif isinstance(node, Threshold):  # one comparator per threshold and element; the tables are constants
+        macs = out.size * int(node.thresholds.shape[1])
+        constants = _size(node.thresholds) + _size(node.values)
     elif isinstance(node, Softmax):
         spec = node.spec
         macs = 2 * out.size  # the sum and the products

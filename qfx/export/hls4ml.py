@@ -43,6 +43,7 @@ from qfx.ir.graph import (
     Reshape,
     Softmax,
     SumPool2d,
+    Threshold,
     Upsample,
 )
 from qfx.ir.passes import fuse_casts
@@ -81,6 +82,9 @@ _REFUSED = {
     Softmax: "hls4ml's softmax uses its own exp/inverse tables and formats, not QFX's fixed-point softmax; keep it "
     "in QFX's own HLS backend (qfx.hls.generate), or quantize with softmax='argmax' or 'logits'",
     ArgMax: "hls4ml has no argmax layer; quantize with softmax='logits' and take the argmax on the host",
+    Threshold: "hls4ml has no per-channel threshold layer with an output table (a float batch norm before a "
+    "quantizer, made exact); its BatchNormalization + activation is float-approximate; keep it in QFX's own HLS "
+    "backend (qfx.hls.generate)",
 }
 
 
@@ -193,7 +197,7 @@ class _Lowering:
             self.average(node)
         elif isinstance(node, (Pad, Upsample, Concat, LeakyRelu)):
             getattr(self, node.op)(node, res)
-        elif isinstance(node, (Clip, Lookup, Softmax, ArgMax)):
+        elif isinstance(node, (Clip, Lookup, Softmax, ArgMax, Threshold)):
             raise self.fail(node, _REFUSED[type(node)])
         elif isinstance(node, Reshape):
             if len(shape) == 1:

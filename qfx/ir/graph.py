@@ -42,6 +42,7 @@ __all__ = [
     "Softmax",
     "SumPool2d",
     "Tensor",
+    "Threshold",
     "Upsample",
     "spatial",
 ]
@@ -100,6 +101,7 @@ class Dense(Node):
     bias: np.ndarray | None = field(repr=False, default=None)
     bias_fmt: FixedFormat | None = None
     khot: int | None = None  # weights have at most this many nonzero signed digits: shift-and-add hardware
+    bipolar: bool = False  # inputs and weights are all +-1 (BipolarQuant): XNOR-popcount hardware, no multipliers
 
 
 @dataclass
@@ -117,6 +119,7 @@ class Conv2d(Node):
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     khot: int | None = None
+    bipolar: bool = False  # inputs and weights are all +-1, no zero padding: XNOR-popcount hardware
 
 
 @dataclass
@@ -262,6 +265,21 @@ class ArgMax(Node):
 
 
 @dataclass
+class Threshold(Node):
+    """A per-channel step function of integer codes (FINN's MultiThreshold, generalised): ``y = values[c, n]``
+    with ``n`` = the number of ``k`` such that ``x >= thresholds[c, k]``. ``thresholds`` (C, K) holds codes of
+    the input's format, ascending per channel (one above every reachable code never fires); ``values`` (C, K + 1)
+    holds codes of ``acc``. A float batch norm (or any per-channel float function) between integer codes and the
+    next quantizer becomes this node, tabulated on every reachable input code (:mod:`qfx.ir.qonnx_float`); a
+    decreasing channel simply has decreasing values. Channels are axis 0 of the shape without batch."""
+
+    op: ClassVar[str] = "threshold"
+
+    thresholds: np.ndarray = field(repr=False, default=None)
+    values: np.ndarray = field(repr=False, default=None)
+
+
+@dataclass
 class Reshape(Node):
     """Flatten / reshape: the same values in the same order."""
 
@@ -277,6 +295,10 @@ class Graph:
     inputs: list[str]
     outputs: list[str]
     name: str = "qfx_model"
+    #: float32 steps the host applies to the model's raw input before ``inputs[0]`` (:mod:`qfx.ir.host`), and to
+    #: the output codes' values after ``outputs[0]`` (Brevitas' pre-processing and TensorNorm); empty for QFX's own.
+    host_pre: list = field(default_factory=list)
+    host_post: list = field(default_factory=list)
 
     def fmt(self, tensor: str) -> FixedFormat:
         fmt = self.tensors[tensor].fmt

@@ -29,6 +29,7 @@ from qfx.ir.graph import (
     Reshape,
     Softmax,
     SumPool2d,
+    Threshold,
     Upsample,
     spatial,
 )
@@ -70,9 +71,31 @@ def _pad(x: np.ndarray, padding, value) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
 
 
+def bipolar_dot(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w.T`` for +-1 operands as XNOR-popcount: with bits ``b = (v > 0)``, each product is +1 where the bits
+    agree, so the sum over n terms is ``2 * popcount(xnor(bx, bw)) - n`` (what the hardware computes)."""
+    bx, bw = (np.asarray(x) > 0).astype(np.int64), (np.asarray(w) > 0).astype(np.int64)
+    agree = bx @ bw.T + (1 - bx) @ (1 - bw).T  # popcount of the XNOR
+    return 2 * agree - bx.shape[-1]
+
+
+def threshold_codes(x: np.ndarray, thresholds: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Codes of a :class:`Threshold` node for input codes ``x`` (N, C, ...): ``values[c, #(x >= t[c, :])]``."""
+    x = np.asarray(x)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    count = np.zeros(x.shape, dtype=np.int64)
+    for k in range(thresholds.shape[1]):
+        count += x >= thresholds[:, k].reshape(shape)
+    channel = np.broadcast_to(np.arange(values.shape[0]).reshape(shape), x.shape)
+    return np.asarray(values)[channel, count]
+
+
 def _dense(node: Dense, x: np.ndarray, fx: int) -> np.ndarray:
     acc = node.acc
-    prod = as_ints(x, acc.width + 1) @ as_ints(node.weight, acc.width + 1).T
+    if node.bipolar:
+        prod = bipolar_dot(x, node.weight)
+    else:
+        prod = as_ints(x, acc.width + 1) @ as_ints(node.weight, acc.width + 1).T
     out = _align(prod, fx + node.weight_fmt.frac_bits, acc)
     if node.bias is not None:
         out = out + _align(node.bias, node.bias_fmt.frac_bits, acc)[None, :]
@@ -85,10 +108,15 @@ def _conv(node: Conv2d, x: np.ndarray, fx: int, out_shape: tuple[int, ...]) -> n
     cols = _windows(x, w.shape[2:], node.stride, node.dilation, out_shape[1:])
     g, cin_g, cout_g = node.groups, w.shape[1], w.shape[0] // node.groups
     axes = ([1, 2, 3], [1, 2, 3])
-    parts = [
-        np.tensordot(cols[:, k * cin_g : (k + 1) * cin_g], w[k * cout_g : (k + 1) * cout_g], axes=axes)
-        for k in range(g)
-    ]  # each (N, Ho, Wo, C_out / groups)
+    exact_in_double = acc.width <= 52  # every partial sum is an integer below 2**53: BLAS in float64 is exact
+
+    def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if exact_in_double and a.dtype == np.int64:
+            return np.tensordot(a.astype(np.float64), b.astype(np.float64), axes=axes).astype(np.int64)
+        return np.tensordot(a, b, axes=axes)
+
+    parts = [dot(cols[:, k * cin_g : (k + 1) * cin_g], w[k * cout_g : (k + 1) * cout_g]) for k in range(g)]
+    # each (N, Ho, Wo, C_out / groups)
     out = _align(np.concatenate(parts, axis=-1).transpose(0, 3, 1, 2), fx + node.weight_fmt.frac_bits, acc)
     if node.bias is not None:
         out = out + _per_channel(_align(node.bias, node.bias_fmt.frac_bits, acc), 4)
@@ -175,6 +203,9 @@ def _compute(node: Node, graph: Graph, env: dict[str, np.ndarray]) -> np.ndarray
         return np.argmax(args[0], axis=-1).astype(np.int64)
     if isinstance(node, Reshape):
         return args[0]
+    if isinstance(node, Threshold):
+        return threshold_codes(args[0].reshape(batch, *in_shape) if in_shape else args[0], node.thresholds,
+                               node.values)  # fmt: skip
     raise TypeError(f"node {node.name}: the interpreter has no rule for {type(node).__name__}")
 
 

@@ -17,7 +17,11 @@ What is read (:data:`SUPPORTED_OPS`; the readers of windows, activations, moves 
   GlobalAveragePool / ReduceMean / ReduceSum over every spatial axis -> GlobalSum (+ Affine);
 * Relu, Clip(0, max) -> Relu; other Clip -> Clip; LeakyRelu -> LeakyRelu (exact slope); Pad (constant 0) -> Pad;
   Resize / Upsample nearest by integer factors -> Upsample; Concat -> Concat; Flatten / Reshape -> Reshape;
-* qfx-domain FixedTable -> Lookup, FixedSoftmax -> Softmax; ArgMax over the last axis -> ArgMax.
+* qfx-domain FixedTable -> Lookup, FixedSoftmax -> Softmax; ArgMax over the last axis -> ArgMax;
+* Brevitas' float parts (:mod:`qfx.ir.qonnx_float`): BatchNormalization / Sub / Div / Mul / Add between integer
+  codes and the next Quant or BipolarQuant -> Threshold (exact, tabulated through qonnx's executor); BipolarQuant
+  -> codes +-1 (constants, the input's sign on the host, or a Threshold); Transpose of a constant -> folded;
+  float pre-processing before the first quantizer and a float tail after the last layer -> host steps.
 
 Node domains are checked first: qonnx imports a custom op's domain as a Python module, so only the standard,
 qonnx and qfx domains are accepted.
@@ -34,6 +38,7 @@ import numpy as np
 import onnx
 
 from qfx.format import FixedFormat, Overflow, Quant
+from qfx.ir import qonnx_float as flt
 from qfx.ir import qonnx_ops as ops
 from qfx.ir.constants import fitted_format, khot_tables, per_channel_codes, sanitize
 from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, Graph, Node, Relu, Reshape, SumPool2d, Tensor
@@ -51,9 +56,10 @@ _ROUNDING = {
 _ALIASES = {"Identity", "Dropout", "Cast"}
 #: Every ONNX op type the IR reads (what the "not supported" error lists).
 SUPPORTED_OPS = (
-    "Add", "ArgMax", "AveragePool", "Cast", "Clip", "Concat", "Conv", "Dropout", "FixedCast", "FixedSoftmax",
-    "FixedTable", "Flatten", "Gemm", "GlobalAveragePool", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad",
-    "Quant", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Upsample",
+    "Add", "ArgMax", "AveragePool", "BatchNormalization", "BipolarQuant", "Cast", "Clip", "Concat", "Conv", "Div",
+    "Dropout", "FixedCast", "FixedSoftmax", "FixedTable", "Flatten", "Gemm", "GlobalAveragePool", "Identity",
+    "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad", "Quant", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize",
+    "Sub", "Transpose", "Upsample",
 )  # fmt: skip
 
 
@@ -125,6 +131,8 @@ class _Builder:
         self.tensors: dict[str, Tensor] = {}
         self.nodes: list[Node] = []
         self.names: set[str] = set()
+        self.bipolar: set[str] = set()  # tensors whose codes are all +-1 (BipolarQuant, bipolar thresholds)
+        self.plan = flt.FloatPlan()
         props = {p.key: p.value for p in model.model.metadata_props}
         self.khot: dict[str, int] = json.loads(props.get("qfx.khot", "{}"))
 
@@ -142,6 +150,13 @@ class _Builder:
             raise IRError(f"node {_q(node.name)}: input {i} is a constant where a tensor is expected")
         if name not in self.tensors:
             raise IRError(f"node {_q(node.name)}: input {node.input[i]} is not produced by any supported node")
+        return name
+
+    def act_named(self, node: onnx.NodeProto, name: str) -> str:
+        """The IR tensor ``name`` (an input of ``node`` or of the float chain before it)."""
+        name = self.alias.get(name, name)
+        if name not in self.tensors:
+            raise IRError(f"node {_q(node.name)}: input {name} is not produced by any supported node")
         return name
 
     def const(self, node: onnx.NodeProto, i: int, what: str) -> _Const:
@@ -212,7 +227,8 @@ class _Builder:
         b, b_fmt = bias.quantized() if bias is not None else (None, None)
         acc = accumulator_format(self.fmt(x, node), w_fmt, w.shape[1], b_fmt)
         b = None if b is None else b.reshape(-1)
-        self.emit(Dense, node, [x], acc, weight=w, weight_fmt=w_fmt, bias=b, bias_fmt=b_fmt)
+        bipolar = x in self.bipolar and bool(np.all(np.abs(w) == 1))
+        self.emit(Dense, node, [x], acc, weight=w, weight_fmt=w_fmt, bias=b, bias_fmt=b_fmt, bipolar=bipolar)
 
     def conv(self, node: onnx.NodeProto) -> None:
         """1-D or 2-D Conv (float32 or float64 operands); a depthwise Conv by ones is a window sum."""
@@ -239,6 +255,7 @@ class _Builder:
         self.emit(
             Conv2d, node, [x], acc, weight=w, weight_fmt=w_fmt, bias=None if b is None else b.reshape(-1),
             bias_fmt=b_fmt, stride=stride, padding=padding, dilation=dilation, groups=groups,
+            bipolar=x in self.bipolar and bool(np.all(np.abs(w) == 1)) and not any(padding),
         )  # fmt: skip
 
     def channel_codes(self, node: onnx.NodeProto, c: _Const, shape: tuple[int, ...]) -> tuple[np.ndarray, FixedFormat]:
@@ -295,12 +312,23 @@ class _Builder:
     # ------------------------------------------------------------------------------------------------ dispatch
     def visit(self, node: onnx.NodeProto) -> None:
         op, a = node.op_type, attrs(node)
+        if node.name in self.plan.skip:
+            return
         if op in _ALIASES:
             self.alias[node.output[0]] = self.alias.get(node.input[0], node.input[0])
             if self.alias[node.output[0]] in self.consts:
                 self.consts[node.output[0]] = self.consts[self.alias[node.output[0]]]
+        elif op == "Quant" and node.name in self.plan.chains:
+            fmts, axis = _quant_formats(node, self.consts)
+            if axis is not None:
+                raise fail(node, "a per-channel activation quantizer after a float chain has no single format")
+            flt.threshold(self, node, self.plan.chains[node.name], fmts[0])
         elif op == "Quant":
             self.quant(node, *_quant_formats(node, self.consts))
+        elif op == "BipolarQuant":
+            flt.bipolar_quant(self, node)
+        elif op == "Transpose":
+            flt.transpose(self, node, a)
         elif op == "FixedCast":
             self.quant(node, [FixedFormat.parse(a["format"])], None)
         elif op == "MatMul":
@@ -322,6 +350,12 @@ class _Builder:
             self.emit(Reshape, node, [x], self.fmt(x, node))
         elif op in _READERS:
             _READERS[op](self, node)
+        elif op in flt.FLOAT_ONLY:
+            raise fail(
+                node,
+                "a float op is read only between integer codes and the next quantizer (it becomes "
+                "thresholds), before the first quantizer or after the last quantized layer (host steps)",
+            )
         else:
             raise IRError(
                 f"node {_q(node.name)}: op {op} is not supported by the QFX IR (supported: {', '.join(SUPPORTED_OPS)})"
@@ -457,7 +491,10 @@ def _graph(proto: onnx.ModelProto, name: str | None) -> Graph:
         raise IRError(f"qonnx cannot process the graph ({type(e).__name__}: {str(e).strip()})") from None
     _name_nodes(model.graph)
     b = _Builder(model)
+    b.plan = flt.plan_float(model)
     inputs = [i.name for i in model.graph.input if i.name not in b.consts]
+    if b.plan.input is not None:
+        inputs = [b.plan.input]  # the host pre-processes the raw input into this tensor
     for i in inputs:
         b.tensors[i] = Tensor(i, b.shape(i), None)
     for node in model.graph.node:
@@ -468,7 +505,10 @@ def _graph(proto: onnx.ModelProto, name: str | None) -> Graph:
         except ValueError as e:  # a format no ap_fixed type has (FixedFormat's checks), a malformed constant
             raise IRError(f"node {_q(node.name)} ({node.op_type}): {e}") from None
     outputs = [b.alias.get(o.name, o.name) for o in model.graph.output]
+    if b.plan.output is not None:
+        outputs = [b.alias.get(b.plan.output, b.plan.output)]  # the host runs the float tail after it
     for o in outputs:
         if o not in b.tensors or b.tensors[o].fmt is None:
             raise IRError(f"graph output {_q(o)} is not a fixed-point tensor (end the model with a quantizer)")
-    return Graph(b.tensors, b.nodes, inputs, outputs, name=sanitize(name or "qfx_model", set()))
+    return Graph(b.tensors, b.nodes, inputs, outputs, name=sanitize(name or "qfx_model", set()),
+                 host_pre=b.plan.pre, host_post=b.plan.post)  # fmt: skip

@@ -132,12 +132,12 @@ def _latency(work: Work, f: Folding, cycles: int) -> int:
     if work.line_buffer_bits and work.in_bits:
         row_bits = work.line_buffer_bits  # (kernel rows - 1) rows of the input
         fill = math.ceil(cycles * min(1.0, row_bits / max(1, row_bits + work.in_bits * work.positions)))
-    one_output = (work.pe_dim // f.pe) * (work.simd_dim // f.simd) if work.kind == "mac" else 1
+    one_output = (work.pe_dim // f.pe) * (work.simd_dim // f.simd) if work.kind in ("mac", "xnor") else 1
     return fill + one_output + math.ceil(math.log2(max(1, f.simd))) + 3
 
 
 def _weights(work: Work, f: Folding) -> str:
-    if work.kind not in ("mac", "affine"):
+    if work.kind not in ("mac", "xnor", "affine", "threshold"):
         return "none"
     return "logic" if f.pe == work.pe_dim and f.simd == work.simd_dim else "rom"
 

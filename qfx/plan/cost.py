@@ -39,6 +39,7 @@ from qfx.ir.graph import (
     Reshape,
     Softmax,
     SumPool2d,
+    Threshold,
     spatial,
 )
 
@@ -86,7 +87,7 @@ class Work:
     positions: int
     pe_dim: int
     simd_dim: int
-    kind: str  # "mac" | "affine" | "sum" | "max" | "elementwise" | "table" | "softmax" | "move"
+    kind: str  # "mac" | "xnor" | "affine" | "threshold" | "sum" | "max" | "elementwise" | "table" | "softmax" | "move"
     in_bits: int  # width of one input element
     out_bits: int  # width of one output element
     acc_bits: int  # width of the exact result
@@ -96,6 +97,7 @@ class Work:
     line_buffer_bits: int = 0  # (kernel rows - 1) input rows, for convolutions and pools over rows
     table_entries: int = 0  # a lookup table read by every lane (sigmoid, tanh, softmax's exponentials)
     table_width: int = 0
+    steps: int = 0  # thresholds per channel (a Threshold node): comparators per output
 
     @property
     def macs(self) -> int:
@@ -125,13 +127,15 @@ def work_of(graph: Graph, node: Node) -> Work:
                   acc_bits=_width(node.acc) or _width(out.fmt))  # fmt: skip
     if isinstance(node, Dense):
         o, i = node.weight.shape
-        return Work(positions=1, pe_dim=o, simd_dim=i, kind="mac", weight_bits=node.weight_fmt.width,
-                    khot=node.khot, weight_codes=np.asarray(node.weight), **common)  # fmt: skip
+        return Work(positions=1, pe_dim=o, simd_dim=i, kind="xnor" if node.bipolar else "mac",
+                    weight_bits=node.weight_fmt.width, khot=node.khot, weight_codes=np.asarray(node.weight),
+                    **common)  # fmt: skip
     if isinstance(node, Conv2d):
         c_in, _, w_in = spatial(x.shape)
         c_out, h_out, w_out = spatial(out.shape)
         kh = node.weight.shape[2]
-        return Work(positions=h_out * w_out, pe_dim=c_out, simd_dim=int(np.prod(node.weight.shape[1:])), kind="mac",
+        kind = "xnor" if node.bipolar else "mac"
+        return Work(positions=h_out * w_out, pe_dim=c_out, simd_dim=int(np.prod(node.weight.shape[1:])), kind=kind,
                     weight_bits=node.weight_fmt.width, khot=node.khot,
                     weight_codes=np.asarray(node.weight).reshape(c_out, -1),
                     line_buffer_bits=(kh - 1) * w_in * c_in * _width(x.fmt), **common)  # fmt: skip
@@ -158,6 +162,9 @@ def work_of(graph: Graph, node: Node) -> Work:
         return Work(positions=positions, pe_dim=channels, simd_dim=1, kind="affine",
                     weight_bits=_width(node.scale_fmt), khot=node.khot,
                     weight_codes=np.asarray(scale).reshape(channels, 1), **common)  # fmt: skip
+    if isinstance(node, Threshold):
+        return Work(positions=positions, pe_dim=channels, simd_dim=1, kind="threshold",
+                    weight_bits=_width(x.fmt) + 2, steps=int(node.thresholds.shape[1]), **common)  # fmt: skip
     if isinstance(node, Lookup):
         return Work(positions=positions, pe_dim=channels, simd_dim=1, kind="table",
                     table_entries=len(node.table), table_width=_width(node.acc), **common)  # fmt: skip
@@ -219,6 +226,20 @@ def estimate(work: Work, f: Folding) -> Estimate:
         if not constant:
             digit_bits = work.khot * 6 if work.khot else work.weight_bits
             rom_lut, rom_bram = _rom(f.pe * f.simd * digit_bits, (work.pe_dim // f.pe) * (work.simd_dim // f.simd))
+            lut, bram = lut + rom_lut, bram + rom_bram
+    elif work.kind == "xnor":  # +-1 operands: an XNOR and a popcount adder bit per input, no DSP
+        constant = f.pe == work.pe_dim and f.simd == work.simd_dim
+        lut += ops + lanes * work.acc_bits
+        ff += lanes * work.acc_bits
+        if not constant:  # the weight bits, read as it folds
+            rom_lut, rom_bram = _rom(f.pe * f.simd, (work.pe_dim // f.pe) * (work.simd_dim // f.simd))
+            lut, bram = lut + rom_lut, bram + rom_bram
+    elif work.kind == "threshold":  # per output: `steps` comparators (a carry chain each) and a small mux
+        lut += lanes * work.steps * (work.weight_bits + work.out_bits)
+        ff += lanes * work.out_bits
+        if f.pe < work.pe_dim:  # thresholds and values of the channels read as it folds
+            row = f.pe * (work.steps * work.weight_bits + (work.steps + 1) * work.out_bits)
+            rom_lut, rom_bram = _rom(row, work.pe_dim // f.pe)
             lut, bram = lut + rom_lut, bram + rom_bram
     elif work.kind in ("sum", "max", "elementwise", "softmax"):
         lut += ops * work.acc_bits

@@ -196,6 +196,10 @@ def lower_node(graph: Graph, node: Node, module: str, options: AdderOptions | No
     from qfx.rtl.lower_ops import RULES  # the newer ops' rules, which build on this module's helpers
 
     rule = _RULES.get(type(node)) or RULES.get(type(node))
+    if isinstance(node, Dense) and node.bipolar:
+        from qfx.rtl.lower_ops import bipolar_dense
+
+        rule = bipolar_dense  # XNOR-popcount instead of adding +-x
     if rule is None:
         raise ValueError(f"node {node.name}: the RTL backend has no rule for {type(node).__name__}")
     builder = Builder(graph, node, module, options or _OPTIONS.get() or AdderOptions())

@@ -12,7 +12,20 @@ from collections.abc import Callable
 import numpy as np
 
 from qfx.ir.constants import naf_digits
-from qfx.ir.graph import ArgMax, Clip, Concat, LeakyRelu, Lookup, Node, Pad, Softmax, Upsample, spatial
+from qfx.ir.graph import (
+    ArgMax,
+    Clip,
+    Concat,
+    Dense,
+    LeakyRelu,
+    Lookup,
+    Node,
+    Pad,
+    Softmax,
+    Threshold,
+    Upsample,
+    spatial,
+)
 from qfx.rtl.layer import Builder
 from qfx.rtl.lower import align
 from qfx.rtl.netlist import Operand, literal, signed_bits
@@ -188,7 +201,53 @@ def _argmax(b: Builder, n: ArgMax) -> None:
         b.emit(r, items[0][1], n.acc.frac_bits)  # the index is a code of acc, as the interpreter has it
 
 
+def _threshold(b: Builder, n: Threshold) -> None:
+    """``values[c, 0] + sum_k (values[c, k+1] - values[c, k]) * (x >= t[c, k])``: the thresholds ascend, so the
+    comparisons that fire are a prefix and the sum telescopes to ``values[c, count]``. A threshold at or below the
+    input's smallest code always fires (a constant), one above its largest never (left out)."""
+    x = n.inputs[0]
+    f = b.g.fmt(x)
+    channels = n.thresholds.shape[0]
+    per_channel = b.g.tensors[x].size // channels
+    for i in range(b.g.tensors[x].size):
+        c = i // per_channel
+        e = b.element(x, i)
+        values = [int(v) for v in n.values[c]]
+        constant, operands = values[0], []
+        for k, t in enumerate(int(t) for t in n.thresholds[c]):
+            step = values[k + 1] - values[k]
+            if step == 0 or t > min(e.hi, f.max_code):
+                continue
+            if t <= e.lo:
+                constant += step
+                continue
+            fires = b.net.wire(1, f"{e.wire} >= {literal(t)}")
+            lo, hi = min(0, step), max(0, step)
+            operands.append(Operand(b.net.wire(signed_bits(lo, hi), f"{fires} ? {literal(step)} : {literal(0)}"),
+                                    lo, hi))  # fmt: skip
+        b.emit(i, b.net.sum(operands, constant), n.acc.frac_bits)
+
+
+def bipolar_dense(b: Builder, n: Dense) -> None:
+    """A Dense layer on +-1 inputs and weights as XNOR-popcount: the bit of x[i] is its sign bit inverted (+1 is
+    01, -1 is 11 in two bits), it agrees with a +1 weight when set and with a -1 weight when clear; the dot product
+    is ``2 * popcount - N``, no multiplier and 1-bit adders at the leaves."""
+    x = n.inputs[0]
+    f = b.g.fmt(x)
+    shift = align(n.acc, f.frac_bits + n.weight_fmt.frac_bits, "the product", n)
+    n_out, n_in = n.weight.shape
+    for o in range(n_out):
+        bits = []
+        for i in range(n_in):
+            e = b.element(x, i)
+            sign = f"{e.wire}[{f.width - 1}]"
+            agree = f"~{sign}" if n.weight[o, i] > 0 else sign
+            bits.append(Operand(b.net.wire(2, f"{{1'b0, {agree}}}"), 0, 1, shift + 1))
+        bias = 0 if n.bias is None else int(n.bias[o]) << (n.acc.frac_bits - n.bias_fmt.frac_bits)
+        b.emit(o, b.net.sum(bits, bias - (n_in << shift)), n.acc.frac_bits)
+
+
 RULES: dict[type, Callable[[Builder, Node], None]] = {
     Clip: _clip, LeakyRelu: _leaky_relu, Pad: _pad, Upsample: _upsample, Concat: _concat, Lookup: _lookup,
-    Softmax: _softmax, ArgMax: _argmax,
+    Softmax: _softmax, ArgMax: _argmax, Threshold: _threshold,
 }  # fmt: skip

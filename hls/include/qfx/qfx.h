@@ -35,5 +35,6 @@
 #include "khot.h"
 #include "pool.h"
 #include "shape.h"
+#include "threshold.h"
 
 #endif  // QFX_QFX_H_

@@ -17,6 +17,7 @@ from qfx.backends.output import check_target, read_marker, staged_folder
 from qfx.boards import Board, load_board
 from qfx.ir.constants import printable, sanitize
 from qfx.ir.graph import Graph
+from qfx.ir.host import describe
 from qfx.ir.passes import fuse_casts
 
 from .layers import lower
@@ -104,7 +105,8 @@ def generate(
         raise ValueError("input and output formats wider than 53 bits cannot pass through the testbench's doubles")
     run = "vitis_hls -f build_prj.tcl" if tool == "vitis" else "vivado_hls -f build_prj.tcl"
     context = dict(
-        name=top, guard=top.upper(), version=qfx.__version__, graph_name=printable(graph.name), board=board, tool=tool,
+        name=top, guard=top.upper(), version=qfx.__version__, graph_name=printable(graph.name),
+        host_pre=describe(graph.host_pre), host_post=describe(graph.host_post), board=board, tool=tool,
         tool_title="Vitis HLS" if tool == "vitis" else "Vivado HLS", run_command=run,
         typedefs={k: str(v) for k, v in lowered.typedefs.items()}, constants=lowered.constants,
         arrays=lowered.arrays, calls=[dataclasses.replace(c, node=printable(c.node)) for c in lowered.calls],

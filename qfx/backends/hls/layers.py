@@ -36,6 +36,7 @@ from qfx.ir.graph import (
     Reshape,
     Softmax,
     SumPool2d,
+    Threshold,
     Upsample,
     spatial,
 )
@@ -168,7 +169,14 @@ class _Lowering:
         elif isinstance(n, Dense):
             n_in, n_out = n.weight.shape[1], n.weight.shape[0]
             b_t, b = self.bias(n, n.bias, n.bias_fmt, n_out, acc_t)
-            if n.khot:
+            if n.bipolar:  # +-1 inputs and weights: XNOR-popcount, the weights as bits
+                p_t = self.typedef(f"{n.name}_p", FixedFormat(n.acc.width, n.acc.width - in_fmt.frac_bits
+                                                              - n.weight_fmt.frac_bits))  # fmt: skip
+                w = sanitize(f"{n.name}_wbits", self.taken)
+                self.out.constants.append(Constant(w, "unsigned char", [str(int(c > 0)) for c in n.weight.ravel()]))
+                call("dense_xnor", [x_t, p_t, b_t, acc_t, out_t, str(n_in), str(n_out), self.code_of[b]],
+                     [x, out, w, b])  # fmt: skip
+            elif n.khot:
                 sign, shift, top = self.digits(n, n.weight, n.weight_fmt, n.khot)
                 sh_t = self.typedef(f"{n.name}_sh", _sh_format(in_fmt, n.acc, top))
                 call("dense_khot", [x_t, sh_t, b_t, acc_t, out_t, str(n_in), str(n_out), str(n.khot),
@@ -196,6 +204,12 @@ class _Lowering:
                      [x, out, w, b])  # fmt: skip
         elif isinstance(n, Affine):
             self.affine(n, x_t, x, out_t, out, acc_t, call)
+        elif isinstance(n, Threshold):
+            channels, k = n.thresholds.shape  # thresholds: the input's codes and one above (two more bits: signed)
+            t_t, t = self.table(n, "thresholds", n.thresholds, FixedFormat(in_fmt.width + 2, in_fmt.int_bits + 2))
+            _, v = self.table(n, "values", n.values, n.acc)
+            call("threshold", [x_t, t_t, acc_t, out_t, str(channels), str(size // channels), str(k),
+                               self.code_of[t], self.code_of[v]], [x, out, t, v])  # fmt: skip
         elif isinstance(n, Add):
             call("add", [x_t, ins[1][0], out_t, str(size)], [x, ins[1][1], out])
         elif isinstance(n, Relu):

@@ -33,6 +33,7 @@ from qfx.backends.output import check_target, staged_folder
 from qfx.boards import Board, load_board
 from qfx.ir.constants import printable, sanitize
 from qfx.ir.graph import Graph
+from qfx.ir.host import describe
 from qfx.ir.passes import fuse_casts
 from qfx.plan import Plan
 from qfx.plan import plan as make_plan
@@ -111,7 +112,8 @@ def generate_stream(
     for key, s in (("input_order", design.input), ("output_order", design.output)):
         orders[key] = _numbers(s.perm) if s.perm is not None else ""
     context = dict(
-        name=top, guard=top.upper(), version=qfx.__version__, graph_name=printable(graph.name), board=board, tool=tool,
+        name=top, guard=top.upper(), version=qfx.__version__, graph_name=printable(graph.name),
+        host_pre=describe(graph.host_pre), host_post=describe(graph.host_post), board=board, tool=tool,
         tool_title="Vitis HLS" if tool == "vitis" else "Vivado HLS", run_command=run, cycles=f"{plan.cycles:,}",
         plan_table=plan.table(), configs=design.configs, constants=constants, streams=[
             s for s in design.streams if s is not design.input and s is not design.output],

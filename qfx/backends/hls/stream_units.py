@@ -49,6 +49,7 @@ from qfx.ir.graph import (
     Reshape,
     Softmax,
     SumPool2d,
+    Threshold,
     Upsample,
     spatial,
 )
@@ -184,6 +185,7 @@ class _Emitter:
             GlobalSum: self.global_sum, Cast: self.elementwise, Relu: self.elementwise, Clip: self.elementwise,
             LeakyRelu: self.leaky_relu, Affine: self.affine, Lookup: self.lookup, Add: self.add,
             Concat: self.concat, Pad: self.pad, Upsample: self.upsample, ArgMax: self.argmax, Softmax: self.softmax,
+            Threshold: self.threshold,
         }.get(type(n))  # fmt: skip
         if handler is None:
             raise UnsupportedNode(f"node {n.name}: the streaming HLS backend has no unit for {type(n).__name__} yet")
@@ -208,8 +210,19 @@ class _Emitter:
         in_fmt = self.g.fmt(n.inputs[0])
         n_out, n_in = n.weight.shape
         f = self.folding(n)
-        w, types = self.weights(n, np.asarray(n.weight)[:, x.order()], f.pe, f.simd, in_fmt)
         b, b_fmt = self.bias(n, n.bias, n.bias_fmt, n_out)
+        if n.bipolar:  # +-1 inputs and weights: XNOR-popcount (qfx/stream/bnn.h), the weight ROM holds bits
+            rows = rom_rows((np.asarray(n.weight)[:, x.order()] > 0).astype(np.int64), f.pe, f.simd)
+            w = self.constant(f"{n.name}_wbits", rows, rows.shape, self.storage(n))
+            p_fmt = FixedFormat(n.acc.width, n.acc.width - in_fmt.frac_bits - n.weight_fmt.frac_bits)
+            cfg = self.config(n, {"in_t": in_fmt, "p_t": p_fmt, "b_t": b_fmt, "acc_t": n.acc,
+                                  "out_t": self.g.fmt(n.output)},
+                              dict(N_IN=n_in, IN_W=x.word, N_OUT=n_out, PE=f.pe, SIMD=f.simd))  # fmt: skip
+            y = self.out(n, n_out, None)
+            self.d.calls.append(Call(n.name, "dense_xnor", [cfg], [x, y, w, b]))
+            self.produce(n.output, y)
+            return
+        w, types = self.weights(n, np.asarray(n.weight)[:, x.order()], f.pe, f.simd, in_fmt)
         cfg = self.config(n, {"in_t": in_fmt, **types, "b_t": b_fmt, "acc_t": n.acc, "out_t": self.g.fmt(n.output)},
                           dict(N_IN=n_in, IN_W=x.word, N_OUT=n_out, PE=f.pe, SIMD=f.simd, K=n.khot or 0))  # fmt: skip
         y = self.out(n, n_out, None)
@@ -313,6 +326,23 @@ class _Emitter:
                                K=n.khot if n.khot and n.scale is not None else 0))  # fmt: skip
         y = self.out(n, x.word, x.perm)
         self.d.calls.append(Call(n.name, "affine", [cfg], [x, y, s, t]))
+        self.produce(n.output, y)
+
+    def threshold(self, n: Threshold) -> None:
+        """Per-channel thresholds and values, cut to their period in arrival order (qfx/stream/bnn.h)."""
+        x = self.take(n.inputs[0], n.name)
+        in_fmt = self.g.fmt(n.inputs[0])
+        k = n.thresholds.shape[1]
+        columns = [n.thresholds[:, j] for j in range(k)] + [n.values[:, j] for j in range(k + 1)]
+        tables, period = self.channel_tables(n, x, *columns)
+        t, v = np.stack(tables[:k], axis=-1), np.stack(tables[k:], axis=-1)
+        tc = self.constant(f"{n.name}_thresholds", t, (t.size,))
+        vc = self.constant(f"{n.name}_values", v, (v.size,))
+        types = {"in_t": in_fmt, "t_t": FixedFormat(in_fmt.width + 2, in_fmt.int_bits + 2), "acc_t": n.acc,
+                 "out_t": self.g.fmt(n.output)}  # fmt: skip
+        cfg = self.config(n, types, dict(W=x.word, COUNT=x.count, PE=self.lanes(n, x.word), PERIOD=period, K=k))
+        y = self.out(n, x.word, x.perm)
+        self.d.calls.append(Call(n.name, "threshold", [cfg], [x, y, tc, vc]))
         self.produce(n.output, y)
 
     def lookup(self, n: Lookup) -> None:

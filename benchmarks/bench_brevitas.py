@@ -1,0 +1,129 @@
+"""Brevitas' bnn_pynq networks through QFX: every network x precision, every link, integer codes compared.
+
+Each network (TFC, SFC, LFC, CNV at W1A1, W1A2, W2A2; LFC has no W2A2 config) is built by brevitas_examples with
+random weights and batch-norm statistics (tests/bnn_models.py), exported with ``brevitas.export.export_qonnx`` and
+imported. Links:
+
+* ``qonnx``: every IR tensor (input codes, dense/conv results, thresholds) against qonnx's ``execute_onnx`` on the
+  same inputs, and the host's float tail against qonnx's float32 output, bit for bit;
+* ``csim``: the HLS project's C-simulation (g++) against the IR: fully parallel when the network unrolls (TFC),
+  else streaming, folded by the plan for the board (``--hls``);
+* ``rtl``: the fully parallel Verilog on Verilator against the IR (``--rtl``; TFC only: minutes);
+* ``yosys``: synth_xilinx resources of the fully parallel Verilog (``--yosys``; TFC-W1A1: long).
+
+    .venv/bin/python benchmarks/bench_brevitas.py                           # every network and precision, qonnx
+    .venv/bin/python benchmarks/bench_brevitas.py --nets tfc --precisions 1w1a --hls --architecture parallel --rtl
+    .venv/bin/python benchmarks/bench_brevitas.py --nets tfc --precisions 1w1a --yosys --board ultra96v2
+    .venv/bin/python benchmarks/bench_brevitas.py --nets cnv --precisions 1w1a --hls --board pynq-z2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import bnn_models as bm
+
+from qfx.ir import host
+from qfx.ir.qonnx import from_qonnx
+
+
+def _qonnx_link(graph, path: Path, x: np.ndarray) -> tuple[int, int]:
+    names = [n.output for n in graph.nodes]
+    ref = bm.reference(path, x, names)
+    trace = graph.run(host.pre(graph.host_pre, x), trace=True)
+    compared = mismatches = 0
+    for t in names:
+        mine = np.ldexp(trace[t].astype(np.float64), -graph.fmt(t).frac_bits)
+        theirs = ref[t].astype(np.float64).reshape(mine.shape)
+        compared, mismatches = compared + mine.size, mismatches + int((mine != theirs).sum())
+    out = host.post(graph.host_post, trace[graph.outputs[0]], graph.fmt(graph.outputs[0]).frac_bits)
+    final = list(ref.values())[-1].astype(np.float32).reshape(out.shape)
+    return compared + out.size, mismatches + int((out.view(np.uint32) != final.view(np.uint32)).sum())
+
+
+def run(name: str, args, tmp: Path) -> list[str]:
+    """Table rows of one network: one per link."""
+    rows = []
+    t0 = time.perf_counter()
+    path = bm.export(name, tmp / f"{name}.onnx", seed=args.seed)
+    graph = from_qonnx(path)
+    t_import = time.perf_counter() - t0
+    x = np.random.default_rng(args.seed).uniform(0, 1, size=(args.inputs, *bm.input_shape(name.split("_")[0])))
+    x = x.astype(np.float32)
+    t0 = time.perf_counter()
+    compared, bad = _qonnx_link(graph, path, x)
+    rows.append(f"| {name} | IR = qonnx execute_onnx (every tensor + float tail) | {args.inputs} | {compared:,} | "
+                f"{bad} | {time.perf_counter() - t0 + t_import:.1f} |")  # fmt: skip
+    print(rows[-1], flush=True)
+    xi = host.pre(graph.host_pre, x).reshape(len(x), -1)
+    expected = graph.run(xi.reshape(len(x), *graph.tensors[graph.inputs[0]].shape)).reshape(len(x), -1)
+    if args.hls:
+        import qfx.hls
+
+        t0 = time.perf_counter()
+        project = qfx.hls.generate(graph, tmp / f"{name}_hls", architecture=args.architecture, board=args.board)
+        meta = qfx.hls.read_project(project)
+        how = f"streaming, {meta['cycles']} cycles/sample" if meta.get("architecture") == "stream" else "fully parallel"
+        codes = qfx.hls.csim(project, xi)
+        rows.append(f"| {name} | HLS C-sim ({how}, {args.board}) = IR | {len(x)} | {codes.size:,} | "
+                    f"{int((codes != expected).sum())} | {time.perf_counter() - t0:.1f} |")  # fmt: skip
+        print(rows[-1], flush=True)
+    if args.rtl or args.yosys:
+        import qfx.rtl
+
+        t0 = time.perf_counter()
+        rtl = qfx.rtl.generate(graph, tmp / f"{name}_rtl")
+        if args.rtl:
+            result = qfx.rtl.simulate(rtl, xi)
+            rows.append(f"| {name} | RTL (Verilator, fully parallel) = IR | {len(x)} | {result.codes.size:,} | "
+                        f"{int((result.codes != expected).sum())} | {time.perf_counter() - t0:.1f} |")  # fmt: skip
+            print(rows[-1], flush=True)
+        if args.yosys:
+            from qfx.synth import report
+
+            rep = report(rtl, board=args.board)
+            c = rep.total
+            print(f"Yosys synth_xilinx ({rep.family}) {name}: LUT {c.lut}, FF {c.ff}, CARRY {c.carry}, DSP {c.dsp}, "
+                  f"BRAM {c.bram:g} ({rep.yosys_s:.0f} s)", flush=True)  # fmt: skip
+            print(rep.table(), flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nets", nargs="+", default=list(bm.NETWORKS), choices=bm.NETWORKS)
+    p.add_argument("--precisions", nargs="+", default=list(bm.PRECISIONS), choices=bm.PRECISIONS)
+    p.add_argument("--inputs", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--board", default="pynq-z2")
+    p.add_argument("--hls", action="store_true", help="HLS C-simulation (parallel when it unrolls, else streaming)")
+    p.add_argument("--architecture", default="auto", choices=("auto", "parallel", "stream"),
+                   help="HLS design: fully parallel, streaming folded by the board's plan, or auto (parallel when the "
+                   "plan is one sample per clock and it unrolls)")  # fmt: skip
+    p.add_argument("--rtl", action="store_true", help="fully parallel Verilog on Verilator")
+    p.add_argument("--yosys", action="store_true", help="Yosys synth_xilinx resources of the fully parallel Verilog")
+    args = p.parse_args()
+    print(f"command: {' '.join(sys.argv)}")
+    print("| network | link | inputs | codes compared | mismatches | seconds |\n|---|---|---|---|---|---|")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="qfx-bnn-") as tmp:
+        for net in args.nets:
+            for prec in args.precisions:
+                if net == "lfc" and prec == "2w2a":
+                    continue  # brevitas_examples has no lfc_2w2a config
+                rows += run(f"{net}_{prec}", args, Path(tmp))
+    bad = sum(int(r.split("|")[5]) for r in rows)
+    print(f"\n{len(rows)} links, {bad} mismatches in total")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
