@@ -238,7 +238,7 @@ class _Renderer:
                  SW=ints["SW"], DH=ints["DH"], DW=ints["DW"], PT=ints["PAD_T"], PL=ints["PAD_L"], HO=ints["H_OUT"],
                  WO=ints["W_OUT"], IW=in_fmt.width)  # fmt: skip
         g["R"] = (g["KH"] - 1) * g["DH"] + 1
-        g["RB"] = g["R"] + g["SH"]
+        g["RB"] = 2 * g["R"] + g["SH"]  # the window's rows, the next output row's, the next frame's first
         g["PW"] = g["C"] * g["IW"]
         g["VW"] = g["KH"] * g["KW"] * g["PW"]
         g["CB"] = _bits(g["W"] - 1)
