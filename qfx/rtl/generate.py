@@ -21,11 +21,11 @@ import qfx
 from qfx.backends import check_graph
 from qfx.backends.hls.generate import hls_root
 from qfx.backends.output import check_target, read_marker, staged_folder
+from qfx.boards import Board, load_board
 from qfx.ir.constants import printable, sanitize
 from qfx.ir.graph import Graph, Reshape
 from qfx.ir.passes import fuse_casts
 from qfx.rtl.lower import Layer, lower_node
-from qfx.boards import Board, load_board
 from qfx.rtl.size import DesignTooLarge, check_rtl_size
 
 __all__ = ["MARKER", "generate", "read_rtl"]
@@ -140,7 +140,9 @@ def generate(
         names = {n.name for n in fused.nodes}
         unknown = sorted(la.node for la in plan.layers if la.node not in names)
         if unknown:
-            raise ValueError(f"the plan is for another graph: it has layer {unknown[0]!r}, which {graph.name!r} has not")
+            raise ValueError(
+                f"the plan is for another graph: it has layer {unknown[0]!r}, which {graph.name!r} has not"
+            )
         return write_stream(fused, graph, plan, out_dir, replace, sanitize(name or graph.name, set()), MARKER)
     replace = check_target(out_dir, MARKER, force, "QFX RTL folder")
     check_graph(graph, "RTL")

@@ -290,7 +290,7 @@ class _Renderer:
             raise UnsupportedNode(f"node {call.node}: grouped convolutions with several channels per group are not "
                                   "rendered in Verilog yet (depthwise ones are)")  # fmt: skip
         vec, n_vec = self.window(call, x, ints, _fmt(cfg.types["in_t"]))
-        pe, simd, sf = ints["PE"], ints["SIMD"], cig * ints["KH"] * ints["KW"] // ints["SIMD"]
+        pe, simd = ints["PE"], ints["SIMD"]
 
         def index(n, s_, p, k):
             j = s_ * simd + k
@@ -420,4 +420,3 @@ def write_roms(folder: Path, roms: dict[str, str]) -> list[str]:
     for name, text in roms.items():
         (folder / name).write_text(text)
     return sorted(roms)
-

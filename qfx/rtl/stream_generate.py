@@ -46,17 +46,14 @@ def write_stream(fused: Graph, graph: Graph, plan: Plan, out_dir: Path, replace:
     env = _environment()
     rtl = render_design(design, env, top)
     in_t, out_t = fused.tensors[fused.nodes[0].output], fused.tensors[fused.outputs[0]]
-    width = {"x": in_t.fmt.width, "y": out_t.fmt.width}
+    consumer = {st["name"]: f"{st['name']}_f" if st["fifo"] else st["name"] for st in rtl.streams}
     ports = {}
     for key, s, t in (("input", design.input, in_t), ("output", design.output, out_t)):
-        ports[key] = dict(wire=s.name, word=s.word, count=s.count, width=width[s.name], format=str(t.fmt))
-    ports["input"]["wire"] = design.input.name
-    ports["output"]["wire"] = {st["name"]: st for st in rtl.streams}[design.output.name]["name"]
-    out_stream = next(st for st in rtl.streams if st["name"] == design.output.name)
-    if out_stream["fifo"]:
-        ports["output"]["wire"] = f"{design.output.name}_f"
+        wire = s.name if key == "input" else consumer[s.name]  # the top drives the input, reads the output
+        ports[key] = dict(wire=wire, word=s.word, count=s.count, width=t.fmt.width, format=str(t.fmt))
     context = dict(top=top, version=qfx.__version__, graph=printable(graph.name), streams=rtl.streams,
-                   units=rtl.units, input=ports["input"], output=ports["output"], cycles=f"{plan.cycles:,}")  # fmt: skip
+                   units=rtl.units, input=ports["input"], output=ports["output"],
+                   cycles=f"{plan.cycles:,}")  # fmt: skip
     sources = [*LIBRARY, f"{top}_units.v", f"{top}.v"]
     meta = dict(
         generator="qfx.rtl", qfx_version=qfx.__version__, top=top, graph=graph.name, sources=sources,
