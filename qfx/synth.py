@@ -428,8 +428,11 @@ def report(
         elapsed = time.perf_counter() - start
         if not stat_file.is_file():
             raise RuntimeError(f"Yosys wrote no statistics ({stat_file}); log: {log_path}")
-        data = {"modules": _parse_stat(json.loads(stat_file.read_text(encoding="utf-8"))), "yosys_s": elapsed,
-                "depth": _parse_ltp(work / f"{top}_{family}_ltp.txt")}
+        data = {
+            "modules": _parse_stat(json.loads(stat_file.read_text(encoding="utf-8"))),
+            "yosys_s": elapsed,
+            "depth": _parse_ltp(work / f"{top}_{family}_ltp.txt"),
+        }
         if entry is not None:
             entry.parent.mkdir(parents=True, exist_ok=True)
             tmp = entry.with_suffix(f".{os.getpid()}.tmp")
