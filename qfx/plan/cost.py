@@ -98,6 +98,8 @@ class Work:
     table_entries: int = 0  # a lookup table read by every lane (sigmoid, tanh, softmax's exponentials)
     table_width: int = 0
     steps: int = 0  # thresholds per channel (a Threshold node): comparators per output
+    stream_cycles: int = 0  # clocks the streaming unit needs whatever its PE x SIMD: reading its input words,
+    # and for a sliding window one clock per window column it loads (KW at the start of a row, then the stride)
 
     @property
     def macs(self) -> int:
@@ -105,8 +107,10 @@ class Work:
         return self.positions * self.pe_dim * self.simd_dim
 
     def cycles(self, f: Folding) -> int:
-        """Clocks per sample at folding ``f``."""
-        return (self.positions // f.pixels) * (self.pe_dim // f.pe) * (self.simd_dim // f.simd)
+        """Clocks per sample at folding ``f`` (a streaming unit, ``pixels`` = 1, also waits for its input words
+        and its window loads: :attr:`stream_cycles`)."""
+        folded = (self.positions // f.pixels) * (self.pe_dim // f.pe) * (self.simd_dim // f.simd)
+        return max(folded, self.stream_cycles) if f.pixels == 1 else folded
 
     def check(self, f: Folding) -> None:
         for name, value, dim in (("pe", f.pe, self.pe_dim), ("simd", f.simd, self.simd_dim),
@@ -127,15 +131,18 @@ def work_of(graph: Graph, node: Node) -> Work:
                   acc_bits=_width(node.acc) or _width(out.fmt))  # fmt: skip
     if isinstance(node, Dense):
         o, i = node.weight.shape
-        return Work(positions=1, pe_dim=o, simd_dim=i, kind="xnor" if node.bipolar else "mac",
+        words = _input_words(graph, node.inputs[0])
+        return Work(stream_cycles=words, positions=1, pe_dim=o, simd_dim=i, kind="xnor" if node.bipolar else "mac",
                     weight_bits=node.weight_fmt.width, khot=node.khot, weight_codes=np.asarray(node.weight),
                     **common)  # fmt: skip
     if isinstance(node, Conv2d):
         c_in, _, w_in = spatial(x.shape)
         c_out, h_out, w_out = spatial(out.shape)
-        kh = node.weight.shape[2]
+        kh, kw = node.weight.shape[2:]
+        h_in = spatial(x.shape)[1]
         kind = "xnor" if node.bipolar else "mac"
-        return Work(positions=h_out * w_out, pe_dim=c_out, simd_dim=int(np.prod(node.weight.shape[1:])), kind=kind,
+        return Work(stream_cycles=_window_cycles(h_in, w_in, h_out, w_out, kw, node.stride[1], node.dilation[1]),
+                    positions=h_out * w_out, pe_dim=c_out, simd_dim=int(np.prod(node.weight.shape[1:])), kind=kind,
                     weight_bits=node.weight_fmt.width, khot=node.khot,
                     weight_codes=np.asarray(node.weight).reshape(c_out, -1),
                     line_buffer_bits=(kh - 1) * w_in * c_in * _width(x.fmt), **common)  # fmt: skip
@@ -143,7 +150,8 @@ def work_of(graph: Graph, node: Node) -> Work:
         c, _, w_in = spatial(x.shape)
         _, h_out, w_out = spatial(out.shape)
         kh, kw = node.kernel
-        return Work(positions=h_out * w_out, pe_dim=c, simd_dim=kh * kw,
+        return Work(stream_cycles=_window_cycles(spatial(x.shape)[1], w_in, h_out, w_out, kw, node.stride[1], 1),
+                    positions=h_out * w_out, pe_dim=c, simd_dim=kh * kw,
                     kind="max" if isinstance(node, MaxPool2d) else "sum",
                     line_buffer_bits=(kh - 1) * w_in * c * _width(x.fmt), **common)  # fmt: skip
     if isinstance(node, GlobalSum):
@@ -173,6 +181,23 @@ def work_of(graph: Graph, node: Node) -> Work:
                     weight_codes=np.full((channels, 1), node.alpha), **common)  # fmt: skip
     kind = "move" if isinstance(node, Reshape) or node.op in ("pad", "upsample", "concat") else "elementwise"
     return Work(positions=positions, pe_dim=channels, simd_dim=1, kind=kind, **common)
+
+
+def _input_words(graph: Graph, tensor: str) -> int:
+    """Stream words of ``tensor`` as the streaming units carry it: a feature map (before any flatten) one word per
+    pixel, a vector one word."""
+    producers = {n.output: n for n in graph.nodes}
+    while tensor in producers and isinstance(producers[tensor], Reshape):
+        tensor = producers[tensor].inputs[0]
+    shape = graph.tensors[tensor].shape
+    return max(1, graph.tensors[tensor].size // shape[0]) if len(shape) in (2, 3) else 1
+
+
+def _window_cycles(h_in: int, w_in: int, h_out: int, w_out: int, kw: int, sw: int, dw: int) -> int:
+    """Clocks a sliding-window unit needs per sample: one per input pixel it stores, and one per window column it
+    loads (all KW at the start of an output row, then SW per window; KW each when dilated); the larger."""
+    per_window = min(sw, kw) if dw == 1 else kw
+    return max(h_in * w_in, h_out * (kw + (w_out - 1) * per_window))
 
 
 def _rom(width_bits: int, depth: int) -> tuple[int, float]:

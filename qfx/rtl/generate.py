@@ -1,6 +1,7 @@
-"""IR graph -> synthesizable Verilog-2001: one combinational module per layer, a pipelined top with HLS ports.
+"""IR graph -> synthesizable Verilog-2001, fully parallel (one combinational module per layer, a pipelined top with
+HLS ports) or folded as a hardware plan says (streaming units with AXI4-Stream ports: :mod:`qfx.rtl.stream`).
 
-The architecture is fully parallel: every multiply-accumulate of the network is its own piece of logic and a new
+The fully parallel architecture: every multiply-accumulate of the network is its own piece of logic and a new
 input vector enters every clock cycle. Its size therefore grows with the number of nonzero weights (each is an
 adder, plus a multiplier unless it is a power of two or K-hot); it suits the small, low-latency networks of
 trigger and edge applications, up to some tens of thousands of weights on a large device (docs/flow.md).
@@ -20,11 +21,12 @@ import qfx
 from qfx.backends import check_graph
 from qfx.backends.hls.generate import hls_root
 from qfx.backends.output import check_target, read_marker, staged_folder
+from qfx.boards import Board, load_board
 from qfx.ir.constants import printable, sanitize
 from qfx.ir.graph import Graph, Reshape
 from qfx.ir.passes import fuse_casts
 from qfx.rtl.lower import Layer, lower_node
-from qfx.rtl.size import check_rtl_size
+from qfx.rtl.size import DesignTooLarge, check_rtl_size
 
 __all__ = ["MARKER", "generate", "read_rtl"]
 
@@ -99,8 +101,17 @@ def generate(
     name: str | None = None,
     register_every: int = 1,
     force: bool = False,
+    architecture: str = "parallel",
+    plan=None,
+    board: str | Board = "ultra96v2",
 ) -> Path:
     """Write Verilog for ``graph`` to ``out_dir`` and return its path.
+
+    ``architecture``: ``"parallel"`` (below), ``"stream"`` folds the network as ``plan`` says (a
+    :class:`qfx.plan.Plan`; default ``qfx.plan.plan(graph, board)``, the fastest that fits the board): streaming
+    units joined by valid/ready streams, AXI4-Stream ports ``s_axis_*`` / ``m_axis_*``, weights in ``$readmemh``
+    ROMs (``*.mem`` next to the Verilog); ``"auto"`` takes the fully parallel design when the plan is one sample
+    per clock and the network is small enough to unroll, else the streaming one (as :func:`qfx.hls.generate`).
 
     The folder holds ``qfx_cast.v`` (the cast library), ``<name>_layers.v`` (one module per IR node),
     ``<name>.v`` (the top) and ``qfx_rtl.json`` (ports, formats, latency, layers) for :func:`qfx.rtl.simulate`
@@ -110,7 +121,29 @@ def generate(
     """
     if isinstance(register_every, bool) or not isinstance(register_every, int) or register_every < 0:
         raise ValueError(f"register_every must be an integer >= 0, not {register_every!r}")
+    if architecture not in ("parallel", "stream", "auto"):
+        raise ValueError(f"architecture must be 'parallel', 'stream' or 'auto', not {architecture!r}")
+    if plan is not None and architecture == "parallel":
+        raise ValueError("a plan folds the streaming design: pass architecture='stream' or 'auto' with plan=")
+    board = board if isinstance(board, Board) else load_board(board)
+    if architecture == "auto":
+        architecture, plan = _choose(graph, board, plan)
     out_dir = Path(out_dir)
+    if architecture == "stream":
+        from qfx.plan import plan as make_plan
+        from qfx.rtl.stream_generate import write_stream
+
+        replace = check_target(out_dir, MARKER, force, "QFX RTL folder")
+        check_graph(graph, "RTL")
+        fused = fuse_casts(graph)
+        plan = plan if plan is not None else make_plan(graph, board)
+        names = {n.name for n in fused.nodes}
+        unknown = sorted(la.node for la in plan.layers if la.node not in names)
+        if unknown:
+            raise ValueError(
+                f"the plan is for another graph: it has layer {unknown[0]!r}, which {graph.name!r} has not"
+            )
+        return write_stream(fused, graph, plan, out_dir, replace, sanitize(name or graph.name, set()), MARKER)
     replace = check_target(out_dir, MARKER, force, "QFX RTL folder")
     check_graph(graph, "RTL")
     check_rtl_size(graph)  # before any netlist is built: a huge layer is refused at once
@@ -147,3 +180,18 @@ def generate(
         (staging / sources[2]).write_text(env.get_template("top.v.j2").render(**context))
         (staging / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
     return out_dir
+
+
+def _choose(graph: Graph, board: Board, plan) -> tuple[str, object]:
+    """("parallel", None) when the plan is one sample per clock and the network small enough to unroll, else
+    ("stream", the plan)."""
+    from qfx.plan import plan as make_plan
+
+    plan = plan if plan is not None else make_plan(graph, board)
+    if plan.cycles == 1:
+        try:
+            check_rtl_size(graph)
+            return "parallel", None
+        except DesignTooLarge:
+            pass
+    return "stream", plan

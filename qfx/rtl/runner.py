@@ -59,6 +59,7 @@ VERILATOR_MAKE = {"CFG_CXXFLAGS_PCH_I": "-include", "OPT_FAST": "-O0", "OPT_SLOW
 DATA_SUFFIXES = (".dat", ".mem", ".hex")  # memory images vendor ROMs read with $readmemh at run time
 LOG_TAIL = 40
 TESTBENCH = "qfx_rtl_testbench"  # module name of the cocotb test inside the simulator
+STREAM_TESTBENCH = "qfx_rtl_stream_testbench"  # the same for streaming (AXI4-Stream) designs
 _STALE_S = 6 * 3600
 
 
@@ -76,6 +77,9 @@ class SimResult:
     vectors_per_s: float  #: batch / run_s
     cycles: int  #: clock cycles from the first ap_start to the last output value
     simulator: str
+    #: streaming designs: clocks between one sample's last output word and the next's, averaged over the batch
+    #: (None for a batch of one and for ap_ctrl_hs designs)
+    cycles_per_sample: float | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class Port:
     size: int
     shape: tuple[int, ...]
     fmt: FixedFormat
+    word: int = 1  #: streaming designs: values per stream word
+    order: tuple[int, ...] | None = None  #: streaming designs: flat index of each value in arrival order
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class Design:
     input: Port
     output: Port
     latency: int | None  #: clock cycles from input to output when known (QFX designs), else None
+    interface: str = "hls"  #: "hls" (ap_ctrl_hs, a port per element) or "axis" (streams of words)
 
 
 def _port(meta: dict, where: Path) -> Port:
@@ -104,7 +111,10 @@ def _port(meta: dict, where: Path) -> Port:
         fmt = FixedFormat.parse(meta["format"])
         size = int(meta["size"])
         shape = tuple(int(d) for d in meta.get("shape", [size]))
-        return Port(str(meta["name"]), size, shape, fmt)
+        order = tuple(int(v) for v in meta["order"]) if "order" in meta else None
+        if order is not None and sorted(order) != list(range(size)):
+            raise ValueError("the order is not a permutation of the values")
+        return Port(str(meta["name"]), size, shape, fmt, int(meta.get("word", 1)), order)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{where}: bad port description {meta!r}: {exc}") from None
 
@@ -139,20 +149,22 @@ def load_design(
         found = [root / s for s in meta["sources"]]
         inp, out = _port(meta["input"], root / RTL_MARKER), _port(meta["output"], root / RTL_MARKER)
         latency = meta.get("latency")
+        interface = str(meta.get("interface", "hls"))
     elif (root / HLS_MARKER).is_file():
         meta = read_marker(root / HLS_MARKER, "QFX HLS project", HLS_KEYS)
         top = top or meta["top"]
         found = [] if sources is not None else _hls_sources(root, top)
         inp = _port({"name": "x", "size": meta["input_size"], "format": meta["input_format"]}, root / HLS_MARKER)
         out = _port({"name": "y", "size": meta["output_size"], "format": meta["output_format"]}, root / HLS_MARKER)
-        latency = None
+        latency, interface = None, "hls"
     else:
         raise FileNotFoundError(f"{rtl_dir} has neither {RTL_MARKER} (QFX Verilog) nor {HLS_MARKER} (HLS project)")
     paths = [Path(s) for s in sources] if sources is not None else found
     missing = [str(p) for p in paths if not p.is_file()]
     if missing or not paths:
         raise FileNotFoundError(f"Verilog sources not found: {', '.join(missing) or 'none given'}")
-    return Design(top, tuple(p.resolve() for p in paths), inp, out, None if latency is None else int(latency))
+    return Design(top, tuple(p.resolve() for p in paths), inp, out, None if latency is None else int(latency),
+                  interface)  # fmt: skip
 
 
 # --- simulators ------------------------------------------------------------------------------------------------
@@ -392,11 +404,16 @@ def simulate_codes(
     top: str | None = None,
     sources: Sequence[str | os.PathLike] | None = None,
     timeout_cycles: int | None = None,
+    seed: int = 0,
+    valid_gaps: float = 0.0,
+    ready_stalls: float = 0.0,
 ) -> SimResult:
     """Simulate the design in ``rtl_dir`` on integer input ``codes`` (batch, *input shape) or (batch, size).
 
     ``timeout_cycles``: how many cycles in a row may pass with no input accepted and no output value before the
-    run fails (default: 4 x latency + 1000 for QFX designs, 100000 when the latency is unknown).
+    run fails (default: 4 x latency + 1000 for QFX designs, 100000 when the latency is unknown). Streaming
+    (AXI4-Stream) designs: ``valid_gaps`` and ``ready_stalls`` are the probabilities that the testbench holds
+    an input word back or refuses an output word in a clock (seeded by ``seed``).
     """
     sim = _check_simulator(simulator)
     design = load_design(rtl_dir, top=top, sources=sources)
@@ -414,6 +431,10 @@ def simulate_codes(
     if timeout_cycles is None:
         timeout_cycles = 100_000 if design.latency is None else 4 * design.latency + 1000
     mask = (1 << inp.fmt.width) - 1
+    if design.interface == "axis":
+        from qfx.rtl.stream_sim import simulate_axis
+
+        return simulate_axis(design, sim, ints, int(timeout_cycles), seed, valid_gaps, ready_stalls)
     with _tool_path(sim):
         build_dir, build_s = _build(design, sim)
         with tempfile.TemporaryDirectory(prefix="qfx-rtl-sim-") as tmp:
@@ -474,6 +495,9 @@ def simulate(
     top: str | None = None,
     sources: Sequence[str | os.PathLike] | None = None,
     timeout_cycles: int | None = None,
+    seed: int = 0,
+    valid_gaps: float = 0.0,
+    ready_stalls: float = 0.0,
 ) -> SimResult:
     """Simulate the design in ``rtl_dir`` on the float batch ``x`` (batch, *input shape) or (batch, size).
 
@@ -485,4 +509,5 @@ def simulate(
     arr = np.asarray(x, dtype=np.float64)
     flat = _as_batch(arr, design.input, "x")
     codes = float_codes(flat, design.input.fmt)
-    return simulate_codes(rtl_dir, codes, simulator=simulator, top=top, sources=sources, timeout_cycles=timeout_cycles)
+    return simulate_codes(rtl_dir, codes, simulator=simulator, top=top, sources=sources, timeout_cycles=timeout_cycles,
+                          seed=seed, valid_gaps=valid_gaps, ready_stalls=ready_stalls)  # fmt: skip

@@ -1,0 +1,488 @@
+"""IR graph + hardware plan -> folded streaming Verilog: one unit per layer, joined by valid/ready streams.
+
+The units are those of the streaming HLS design (:func:`qfx.backends.hls.stream_units.lower_stream`, which this
+module reuses: the same stream words and orders, ROM rows, FIFO depths); this module only renders them as
+Verilog from the templates of hls/templates/rtl/stream:
+
+- a convolution or pool is a sliding-window unit (row banks, one window column per clock) feeding a fold unit;
+- a dense layer is a collector (its input words into one vector) feeding a fold unit;
+- a fold unit computes PE outputs x SIMD inputs per clock over NF x SF clocks per vector, weights read from a
+  ``$readmemh`` ROM (one row per clock; Yosys maps it to LUT RAM or block RAM) or, when the layer is fully
+  unrolled (one row), constants; K-hot weights are digits {shift, sign}: shift-and-add, no multiplier;
+- element-wise units (cast, ReLU, clip, affine, add) take a whole word per clock; fan-out is a dup unit;
+- a stream whose planned depth exceeds 2 words gets a ``qfx_fifo`` (hls/rtl/qfx_fifo.v).
+
+Every sum is exact (accumulators as wide as the bound of the sum) and every output goes through ``qfx_cast``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qfx.backends.hls.stream_design import Call, Stream, StreamDesign, UnsupportedNode
+from qfx.format import FixedFormat
+from qfx.rtl.layer import cast_params
+
+__all__ = ["RtlDesign", "UnsupportedNode", "render_design"]
+
+SUPPORTED = ("dense", "conv2d", "pool2d", "global_sum", "clip", "affine", "add", "lookup", "softmax", "argmax", "dup")
+
+
+@dataclass
+class RtlDesign:
+    """Modules (name -> Verilog text), ROM images (file -> text), the top's context."""
+
+    modules: dict[str, str] = field(default_factory=dict)
+    roms: dict[str, str] = field(default_factory=dict)
+    units: list[dict] = field(default_factory=list)
+    streams: list[dict] = field(default_factory=list)
+    layers: list[dict] = field(default_factory=list)
+
+
+def _bits(n: int) -> int:
+    return max(1, int(n).bit_length())
+
+
+def _lit(value: int, width: int) -> str:
+    """A signed Verilog literal of ``width`` bits."""
+    return f"{width}'sd{value}" if value >= 0 else f"-{width}'sd{-value}"
+
+
+def _signed_width(lo: int, hi: int) -> int:
+    """Bits of a two's complement number holding lo..hi."""
+    return max(_bits(hi) + 1, _bits(-lo - 1) + 1 if lo < 0 else 1)
+
+
+def _fmt(text: str) -> FixedFormat:
+    return FixedFormat.parse(text)
+
+
+def _cast(fmt: FixedFormat) -> str:
+    p = cast_params(fmt)
+    return ", ".join(f".{k}({v})" for k, v in p.items())
+
+
+class _Renderer:
+    def __init__(self, design: StreamDesign, env, prefix: str) -> None:
+        self.d = design
+        self.env = env
+        self.prefix = prefix
+        self.out = RtlDesign()
+        self.configs = {c.name: c for c in design.configs}
+        self.constants = {c.name: c for c in design.constants}
+        self.consumer: dict[str, str] = {}  # stream name -> the wire its reader uses
+        self.count = 0
+
+    # ------------------------------------------------------------------------------------------- helpers
+    def module(self, node: str, what: str) -> str:
+        self.count += 1
+        return f"{self.prefix}_u{self.count}_{what}"
+
+    def bits(self, s: Stream) -> int:
+        return s.word * _fmt(s.ctype).width
+
+    def read(self, s: Stream) -> str:
+        return self.consumer[s.name]
+
+    def add_stream(self, s: Stream, comment: str) -> None:
+        fifo = s.depth if s.depth > 2 else 0
+        self.out.streams.append(dict(name=s.name, bits=self.bits(s), fifo=fifo, comment=comment))
+        self.consumer[s.name] = f"{s.name}_f" if fifo else s.name
+
+    def internal(self, name: str, bits: int, comment: str) -> str:
+        self.out.streams.append(dict(name=name, bits=bits, fifo=0, comment=comment))
+        self.consumer[name] = name
+        return name
+
+    def render(self, template: str, module: str, **ctx) -> None:
+        self.out.modules[module] = self.env.get_template(f"stream/{template}.v.j2").render(**ctx)
+
+    def unit(self, module: str, node: str, op: str, ports: list[tuple[str, str]]) -> None:
+        self.out.units.append(dict(module=module, node=node, op=op, ports=ports))
+
+    # --------------------------------------------------------------------------------------------- units
+    def fold(self, call: Call, cfg, x_name: str, vec_values: int, in_fmt: FixedFormat, kind: str, y: Stream,
+             n_out: int, pe: int, simd: int, nf: int, sf: int, index, weights=None, bias=None,
+             acc_bound: int = 0, align: int = 0) -> str:  # fmt: skip
+        """The fold unit of ``call``: ``index(nf, sf, pe, s)`` is the vector position lane (pe, s) reads."""
+        out_fmt = _fmt(cfg.types["out_t"])
+        module = self.module(call.node, "fold")
+        iw = in_fmt.width
+        shared = all(index(n, s_, 0, k) == index(n, s_, p, k) for n in range(nf) for s_ in range(sf)
+                     for p in range(pe) for k in range(simd))  # fmt: skip
+        by_nf = any(index(n, s_, p, k) != index(0, s_, p, k) for n in range(nf) for s_ in range(sf)
+                    for p in range(pe) for k in range(simd))  # fmt: skip
+        sel, names = [], {}
+        for p in range(1 if shared else pe):
+            for k in range(simd):
+                name = f"{p}_{k}"
+                if by_nf:
+                    cases = [(n * sf + s_, index(n, s_, p, k)) for n in range(nf) for s_ in range(sf)]
+                    key = "it"
+                else:
+                    cases = [(s_, index(0, s_, p, k)) for s_ in range(sf)]
+                    key = "sf"
+                single = cases[0][1] if all(c[1] == cases[0][1] for c in cases) else None
+                sel.append(dict(name=name, key=key, cases=cases, single=single))
+                names[(p, k)] = name
+        f = dict(NO=n_out, NV=vec_values, IW=iw, PE=pe, SIMD=simd, NF=nf, SF=sf, kind=kind, khot=0, rom=None,
+                 IB=_bits(nf * sf), out_fmt=str(out_fmt), OW=out_fmt.width, cast=_cast(out_fmt),
+                 in_signed=in_fmt.signed, sel=sel, bias_single=None)  # fmt: skip
+        if kind == "mac":
+            codes, khot, w_fmt, shifts = weights
+            f.update(khot=khot, ALIGN=align, AF=cfg_frac(cfg), w_signed=w_fmt.signed if w_fmt else True)
+            rows = nf * sf
+            if khot:
+                shb = _bits(int(shifts.max()) if shifts.size else 0)
+                db = shb + 2
+                f.update(SHB=shb, DB=db)
+                width = pe * simd * khot * db
+                words = []
+                signs, sh = codes  # (rows, pe, simd, k)
+                for r in range(rows):
+                    v = 0
+                    for w in range(pe * simd):
+                        for k in range(khot):
+                            sg = int(signs.reshape(rows, pe * simd, khot)[r, w, k])
+                            s_ = int(sh.reshape(rows, pe * simd, khot)[r, w, k])
+                            digit = (0 if sg == 0 else (1 if sg > 0 else 3)) << shb | (s_ if sg else 0)
+                            v |= digit << ((w * khot + k) * db)
+                    words.append(v)
+            else:
+                wb = w_fmt.width
+                f.update(WB=wb)
+                width = pe * simd * wb
+                mask = (1 << wb) - 1
+                flat = np.asarray(codes).reshape(rows, pe * simd)
+                words = []
+                for r in range(rows):
+                    v = 0
+                    for w in range(pe * simd):
+                        v |= (int(flat[r, w]) & mask) << (w * wb)
+                    words.append(v)
+            if rows == 1:
+                f.update(const_width=width, const_hex=format(words[0], "x"))
+            else:
+                file = f"{module}.mem"
+                digits = (width + 3) // 4
+                self.out.roms[file] = "".join(format(w, f"0{digits}x") + "\n" for w in words)
+                f["rom"] = dict(file=file, width=width)
+        else:
+            f.update(AF=in_fmt.frac_bits)
+        aw = _signed_width(-acc_bound, acc_bound) + 1
+        f["AW"] = aw
+        lanes = []
+        for p in range(pe):
+            terms = [dict(s=k, x=names[(0 if shared else p, k)], w=p * simd + k) for k in range(simd)]
+            lane = dict(pe=p, terms=terms)
+            if bias is not None:
+                lane["bias"] = [(n, _lit(int(bias[n * pe + p]), aw)) for n in range(nf)]
+                lane["bias_single"] = lane["bias"][0][1]
+            else:
+                lane["bias"] = [(n, _lit(0, aw)) for n in range(nf)]
+                lane["bias_single"] = _lit(0, aw)
+            lanes.append(lane)
+        f["lanes"] = lanes
+        f["bias_single"] = True if nf == 1 else None
+        self.render("fold", module, u=dict(node=call.node, op=call.func, module=module), f=f)
+        self.unit(module, call.node, call.func, [("s", x_name), ("m", y.name)])
+        return module
+
+    def mac(self, call: Call, x: Stream, y: Stream, vec: str, vec_values: int, n_out: int, index) -> None:
+        cfg = self.configs[call.targs[0]]
+        ints = cfg.ints
+        in_fmt = _fmt(cfg.types["in_t"])
+        acc = _fmt(cfg.types["acc_t"])
+        pe, simd = ints["PE"], ints["SIMD"]
+        n_in = vec_values if call.func == "dense" else ints["C_IN"] // ints["GROUPS"] * ints["KH"] * ints["KW"]
+        nf, sf = n_out // pe, n_in // simd
+        wconst = self.constants[call.args[2]]
+        bconst = self.constants[call.args[3]]
+        b_fmt = _fmt(cfg.types["b_t"])
+        khot = ints.get("K", 0)
+        if khot:
+            digits = wconst.values.reshape(nf * sf, pe, simd, khot, 2)
+            signs, exps = digits[..., 0], digits[..., 1]
+            sh = exps + acc.frac_bits - in_fmt.frac_bits
+            if (sh[signs != 0] < 0).any():
+                raise UnsupportedNode(f"node {call.node}: a K-hot digit has fewer fraction bits than the accumulator")
+            sh = np.where(signs != 0, sh, 0)
+            weights = ((signs, sh), khot, None, sh)
+            wmax = np.abs(digits[..., 0] * np.exp2(np.where(signs != 0, sh, 0))).sum(axis=-1)
+            align = 0
+            w_bound_scale = wmax  # in accumulator LSBs per input LSB
+        else:
+            w_fmt = _fmt(cfg.types["w_t"])
+            align = acc.frac_bits - in_fmt.frac_bits - w_fmt.frac_bits
+            if align < 0:
+                raise UnsupportedNode(f"node {call.node}: the product has more fraction bits than the accumulator")
+            codes = wconst.values.reshape(nf * sf, pe, simd)
+            weights = (codes, 0, w_fmt, None)
+            w_bound_scale = np.abs(codes.astype(np.float64)) * (1 << align)
+        b_shift = acc.frac_bits - b_fmt.frac_bits
+        if b_shift < 0:
+            raise UnsupportedNode(f"node {call.node}: the bias has more fraction bits than the accumulator")
+        bias = [int(v) << b_shift for v in bconst.values]
+        x_max = max(abs(in_fmt.min_code), abs(in_fmt.max_code))
+        # bound of every partial sum: |bias| + sum |w| * max |x| (per output, over all its terms)
+        per_out = w_bound_scale.reshape(nf, sf, pe, simd).sum(axis=(1, 3)).reshape(-1) * x_max
+        bound = int(max(abs(b) for b in bias) + per_out.max()) + 1
+        self.fold(call, cfg, vec, vec_values, in_fmt, "mac", y, n_out, pe, simd, nf, sf, index, weights, bias,
+                  bound, align)  # fmt: skip
+
+    def window(self, call: Call, x: Stream, ints: dict, in_fmt: FixedFormat) -> tuple[str, int]:
+        g = dict(C=ints["C_IN"], H=ints["H_IN"], W=ints["W_IN"], KH=ints["KH"], KW=ints["KW"], SH=ints["SH"],
+                 SW=ints["SW"], DH=ints["DH"], DW=ints["DW"], PT=ints["PAD_T"], PL=ints["PAD_L"], HO=ints["H_OUT"],
+                 WO=ints["W_OUT"], IW=in_fmt.width)  # fmt: skip
+        g["R"] = (g["KH"] - 1) * g["DH"] + 1
+        g["RB"] = 2 * g["R"] + g["SH"]  # the window's rows, the next output row's, the next frame's first
+        g["PW"] = g["C"] * g["IW"]
+        g["VW"] = g["KH"] * g["KW"] * g["PW"]
+        g["CB"] = _bits(g["W"] - 1)
+        g["BB"] = _bits(g["RB"])
+        span = max(g["H"] + g["PT"] + g["R"], g["W"] + g["PL"] + g["KW"] * g["DW"], g["HO"] * g["SH"] + g["R"],
+                   g["WO"] * g["SW"] + g["KW"] * g["DW"], 2 * g["RB"] + g["H"])  # fmt: skip
+        g["NB"] = _bits(span) + 2
+        g["RELOAD"] = max(0, g["KW"] - g["SW"]) if g["DW"] == 1 else 0
+        if g["DW"] != 1:  # dilated columns are not shared between neighbouring windows in the same places
+            g["RELOAD"] = 0
+        module = self.module(call.node, "window")
+        self.render("window", module, u=dict(node=call.node, module=module), g=g)
+        wire = self.internal(f"{module}_w", g["VW"], f"{call.node}: windows")
+        self.unit(module, call.node, "window", [("s", self.read(x)), ("m", wire)])
+        return wire, g["KH"] * g["KW"] * g["C"]
+
+    # ------------------------------------------------------------------------------------------- per call
+    def call(self, call: Call) -> None:
+        if call.func not in SUPPORTED:
+            raise UnsupportedNode(f"node {call.node}: the streaming Verilog backend has no {call.func} unit yet")
+        getattr(self, f"u_{call.func}")(call)
+
+    def u_dup(self, call: Call) -> None:
+        x, a, b = call.args
+        module = self.module(call.node, "dup")
+        self.render("dup", module, u=dict(node=call.node, module=module), d=dict(WW=self.bits(x)))
+        self.unit(module, call.node, "dup", [("s", self.read(x)), ("m0", a.name), ("m1", b.name)])
+
+    def u_dense(self, call: Call) -> None:
+        x, y = call.args[0], call.args[1]
+        cfg = self.configs[call.targs[0]]
+        ints = cfg.ints
+        module = self.module(call.node, "collect")
+        count = ints["N_IN"] // ints["IN_W"]
+        self.render("collect", module, u=dict(node=call.node, module=module),
+                    c=dict(COUNT=count, WW=self.bits(x), CB=_bits(count)))  # fmt: skip
+        vec = self.internal(f"{module}_v", ints["N_IN"] * _fmt(cfg.types["in_t"]).width, f"{call.node}: input vector")
+        self.unit(module, call.node, "collect", [("s", self.read(x)), ("m", vec)])
+        simd = ints["SIMD"]
+        self.mac(call, x, y, vec, ints["N_IN"], ints["N_OUT"], lambda n, s_, p, k: s_ * simd + k)
+
+    def u_conv2d(self, call: Call) -> None:
+        x, y = call.args[0], call.args[1]
+        cfg = self.configs[call.targs[0]]
+        ints = cfg.ints
+        groups, c_in, c_out = ints["GROUPS"], ints["C_IN"], ints["C_OUT"]
+        cig, cog = c_in // groups, c_out // groups
+        if groups > 1 and cig > 1:
+            raise UnsupportedNode(f"node {call.node}: grouped convolutions with several channels per group are not "
+                                  "rendered in Verilog yet (depthwise ones are)")  # fmt: skip
+        vec, n_vec = self.window(call, x, ints, _fmt(cfg.types["in_t"]))
+        pe, simd = ints["PE"], ints["SIMD"]
+
+        def index(n, s_, p, k):
+            j = s_ * simd + k
+            kk, ic = divmod(j, cig)
+            oc = n * pe + p
+            return kk * c_in + (oc // cog) * cig + ic
+
+        self.mac(call, x, y, vec, n_vec, c_out, index)
+
+    def u_pool2d(self, call: Call) -> None:
+        x, y = call.args[0], call.args[1]
+        cfg = self.configs[call.targs[0]]
+        ints = cfg.ints
+        in_fmt = _fmt(cfg.types["in_t"])
+        is_max = bool(ints["MAX"])
+        if is_max and (ints["PAD_T"] or ints["PAD_L"] or (ints["H_OUT"] - 1) * ints["SH"] + ints["KH"] > ints["H_IN"]
+                       or (ints["W_OUT"] - 1) * ints["SW"] + ints["KW"] > ints["W_IN"]):  # fmt: skip
+            raise UnsupportedNode(f"node {call.node}: padded max pooling is not rendered in Verilog yet")
+        vec, n_vec = self.window(call, x, ints, in_fmt)
+        c, pe, simd = ints["C_IN"], ints["PE"], ints["SIMD"]
+        kk = ints["KH"] * ints["KW"]
+        nf, sf = c // pe, kk // simd
+        x_max = max(abs(in_fmt.min_code), abs(in_fmt.max_code))
+        bound = x_max * (1 if is_max else kk) + 1
+        self.fold(call, cfg, vec, n_vec, in_fmt, "max" if is_max else "sum", y, c, pe, simd, nf, sf,
+                  lambda n, s_, p, k: (s_ * simd + k) * c + n * pe + p, None, None, bound)  # fmt: skip
+
+    def elementwise(self, call: Call, kind: str, e: dict, inputs: list[tuple[str, Stream]], y: Stream) -> None:
+        cfg = self.configs[call.targs[0]]
+        out_fmt = _fmt(cfg.types["out_t"])
+        module = self.module(call.node, kind)
+        e.update(W=y.word, OW=out_fmt.width, out_fmt=str(out_fmt), cast=_cast(out_fmt), kind=kind)
+        e.setdefault("lanes", [dict(i=i) for i in range(y.word)])
+        self.render("elementwise", module, u=dict(node=call.node, op=call.func, module=module), e=e)
+        self.unit(module, call.node, call.func, [*((p, self.read(s)) for p, s in inputs), ("m", y.name)])
+
+    def u_clip(self, call: Call) -> None:
+        x, y = call.args
+        cfg = self.configs[call.targs[0]]
+        ints = cfg.ints
+        in_fmt, acc = _fmt(cfg.types["in_t"]), _fmt(cfg.types["acc_t"])
+        frac = max(in_fmt.frac_bits, acc.frac_bits)
+        lo = ints["LO_CODE"] << (frac - acc.frac_bits) if ints["LO"] else None
+        hi = ints["HI_CODE"] << (frac - acc.frac_bits) if ints["HI"] else None
+        big = max(abs(in_fmt.min_code), in_fmt.max_code) << (frac - in_fmt.frac_bits)
+        aw = _signed_width(-max(big, abs(lo or 0), abs(hi or 0)), max(big, abs(lo or 0), abs(hi or 0))) + 1
+        e = dict(IW=in_fmt.width, in_signed=in_fmt.signed, AW=aw, AF=frac, SA=frac - in_fmt.frac_bits,
+                 lo=None if lo is None else _lit(lo, aw), hi=None if hi is None else _lit(hi, aw),
+                 lo_above_hi=lo is not None and hi is not None and lo > hi)  # fmt: skip
+        self.elementwise(call, "clip", e, [("s", x)], y)
+
+    def u_affine(self, call: Call) -> None:
+        x, y, s_name, t_name = call.args
+        cfg = self.configs[call.targs[0]]
+        ints = cfg.ints
+        if ints["PERIOD"] != x.word:
+            raise UnsupportedNode(f"node {call.node}: per-position constants that do not repeat every word are not "
+                                  "rendered in Verilog yet")  # fmt: skip
+        in_fmt, acc = _fmt(cfg.types["in_t"]), _fmt(cfg.types["acc_t"])
+        w_fmt = _fmt(cfg.types["w_t"]) if ints["SCALE"] else None
+        b_fmt = _fmt(cfg.types["b_t"]) if ints["SHIFT"] else None
+        khot = ints["K"]
+        scale = self.constants[s_name].values
+        shift = self.constants[t_name].values
+        prod_frac = in_fmt.frac_bits + (w_fmt.frac_bits if w_fmt else 0)
+        frac = max(acc.frac_bits, prod_frac, b_fmt.frac_bits if b_fmt else 0)
+        sa = frac - prod_frac
+        x_max = max(abs(in_fmt.min_code), abs(in_fmt.max_code))
+        lanes, bound = [], 0
+        for i in range(x.word):
+            lane = dict(i=i, digits=None, scale=None)
+            t = int(shift[i]) << (frac - b_fmt.frac_bits) if b_fmt else 0
+            if khot and w_fmt:
+                d = scale.reshape(x.word, khot, 2)[i]
+                digits = [(int(sg), int(ex) + frac - in_fmt.frac_bits) for sg, ex in d if sg != 0]
+                if any(sh < 0 for _, sh in digits):
+                    raise UnsupportedNode(f"node {call.node}: a K-hot digit is finer than the accumulator")
+                lane["digits"] = digits
+                mag = sum(1 << sh for _, sh in digits) * x_max
+            elif w_fmt:
+                lane["scale_value"] = int(scale[i])
+                mag = abs(int(scale[i])) * x_max << sa
+            else:
+                mag = x_max << sa
+            bound = max(bound, mag + abs(t))
+            lane["t"] = t
+            lanes.append(lane)
+        aw = _signed_width(-bound - 1, bound + 1) + 1
+        for lane in lanes:
+            lane["shift"] = _lit(lane.pop("t"), aw)
+            if "scale_value" in lane:
+                lane["scale"] = _lit(lane.pop("scale_value"), aw)
+        e = dict(IW=in_fmt.width, in_signed=in_fmt.signed, AW=aw, AF=frac, SA=sa, lanes=lanes)
+        self.elementwise(call, "affine", e, [("s", x)], y)
+
+    def u_add(self, call: Call) -> None:
+        a, b, y = call.args
+        cfg = self.configs[call.targs[0]]
+        fa, fb = _fmt(cfg.types["a_t"]), _fmt(cfg.types["b_t"])
+        frac = max(fa.frac_bits, fb.frac_bits)
+        ma = max(abs(fa.min_code), fa.max_code) << (frac - fa.frac_bits)
+        mb = max(abs(fb.min_code), fb.max_code) << (frac - fb.frac_bits)
+        aw = _signed_width(-(ma + mb), ma + mb) + 1
+        e = dict(IW=fa.width, IW2=fb.width, in_signed=fa.signed, in2_signed=fb.signed, AW=aw, AF=frac,
+                 SA=frac - fa.frac_bits, SB=frac - fb.frac_bits)  # fmt: skip
+        self.elementwise(call, "add", e, [("s", a), ("s2", b)], y)
+
+    def table(self, module: str, what: str, codes, width: int) -> str:
+        """A $readmemh image of ``codes`` (two's complement in ``width`` bits); its file name."""
+        file = f"{module}_{what}.mem"
+        mask, digits = (1 << width) - 1, (width + 3) // 4
+        self.out.roms[file] = "".join(format(int(v) & mask, f"0{digits}x") + "\n" for v in np.asarray(codes).ravel())
+        return file
+
+    def simple(self, call: Call, template: str, e: dict, x: Stream, y: Stream) -> None:
+        module = self.module(call.node, template)
+        e = e(module) if callable(e) else e
+        self.render(template, module, u=dict(node=call.node, op=call.func, module=module), e=e)
+        self.unit(module, call.node, call.func, [("s", self.read(x)), ("m", y.name)])
+
+    def u_global_sum(self, call: Call) -> None:
+        x, y = call.args
+        cfg = self.configs[call.targs[0]]
+        in_fmt, out_fmt = _fmt(cfg.types["in_t"]), _fmt(cfg.types["out_t"])
+        c, hw = cfg.ints["C"], cfg.ints["HW"]
+        big = max(abs(in_fmt.min_code), in_fmt.max_code) * hw
+        e = dict(C=c, HW=hw, IW=in_fmt.width, in_signed=in_fmt.signed, AW=_signed_width(-big, big) + 1,
+                 AF=in_fmt.frac_bits, OW=out_fmt.width, out_fmt=str(out_fmt), cast=_cast(out_fmt),
+                 NB=_bits(hw))  # fmt: skip
+        self.simple(call, "global_sum", e, x, y)
+
+    def u_lookup(self, call: Call) -> None:
+        x, y, t_name = call.args
+        cfg = self.configs[call.targs[0]]
+        in_fmt, acc, out_fmt = (_fmt(cfg.types[k]) for k in ("in_t", "acc_t", "out_t"))
+        codes = self.constants[t_name].values
+
+        def ctx(module: str) -> dict:
+            return dict(W=x.word, IW=in_fmt.width, in_signed=in_fmt.signed, ENTRIES=len(codes), TW=acc.width,
+                        AF=acc.frac_bits, AS=int(acc.signed), OW=out_fmt.width, out_fmt=str(out_fmt),
+                        cast=_cast(out_fmt), file=self.table(module, "table", codes, acc.width))  # fmt: skip
+
+        self.simple(call, "lookup", ctx, x, y)
+
+    def u_softmax(self, call: Call) -> None:
+        x, y, exp_name, recip_name = call.args
+        cfg = self.configs[call.targs[0]]
+        t = {k: _fmt(v) for k, v in cfg.types.items()}
+        if t["exp_t"].signed or t["recip_t"].signed or t["sum_t"].signed:
+            raise UnsupportedNode(f"node {call.node}: signed softmax tables are not rendered in Verilog")
+        if t["acc_t"].frac_bits != t["exp_t"].frac_bits + t["recip_t"].frac_bits:
+            raise UnsupportedNode(f"node {call.node}: the softmax product is not exact in its accumulator")
+
+        def ctx(module: str) -> dict:
+            return dict(N=cfg.ints["N"], IW=t["in_t"].width, in_signed=t["in_t"].signed, EW=t["exp_t"].width,
+                        EF=t["exp_t"].frac_bits, RW=t["recip_t"].width, RF=t["recip_t"].frac_bits,
+                        XW=t["index_t"].width, SW=t["sum_t"].width, OW=t["out_t"].width, out_fmt=str(t["out_t"]),
+                        index_fmt=str(t["index_t"]), cast=_cast(t["out_t"]), index_cast=_cast(t["index_t"]),
+                        exp_file=self.table(module, "exp", self.constants[exp_name].values, t["exp_t"].width),
+                        recip_file=self.table(module, "recip", self.constants[recip_name].values,
+                                              t["recip_t"].width))  # fmt: skip
+
+        self.simple(call, "softmax", ctx, x, y)
+
+    def u_argmax(self, call: Call) -> None:
+        x, y = call.args
+        cfg = self.configs[call.targs[0]]
+        in_fmt, out_fmt = _fmt(cfg.types["in_t"]), _fmt(cfg.types["out_t"])
+        n = cfg.ints["N"]
+        e = dict(N=n, IW=in_fmt.width, in_signed=in_fmt.signed, XB=_bits(n - 1), OW=out_fmt.width,
+                 out_fmt=str(out_fmt), cast=_cast(out_fmt))  # fmt: skip
+        self.simple(call, "argmax", e, x, y)
+
+
+def cfg_frac(cfg) -> int:
+    return _fmt(cfg.types["acc_t"]).frac_bits
+
+
+def render_design(design: StreamDesign, env, prefix: str) -> RtlDesign:
+    """Verilog modules, ROM images and the top's wiring for ``design`` (module names start with ``prefix``)."""
+    r = _Renderer(design, env, prefix)
+    r.add_stream(design.input, "input")
+    for s in design.streams:
+        if s is not design.input:
+            r.add_stream(s, f"{s.size} values of {s.ctype}, {s.count} word(s) of {s.word}")
+    for call in design.calls:
+        r.call(call)
+    r.out.layers = [dict(node=u["node"], op=u["op"], module=u["module"]) for u in r.out.units]
+    return r.out
+
+
+def write_roms(folder: Path, roms: dict[str, str]) -> list[str]:
+    for name, text in roms.items():
+        (folder / name).write_text(text)
+    return sorted(roms)
