@@ -144,3 +144,16 @@ def test_generate_picks_the_architecture_from_the_plan(tmp_path) -> None:
     with pytest.raises(ValueError, match="a plan folds the streaming design"):
         generate(cnn(), tmp_path / "x", plan=plan(cnn(), "ultra96v2"))
     assert not (tmp_path / "x").exists()
+
+
+def test_the_fully_parallel_design_is_chosen_when_it_fits() -> None:
+    """One sample per clock beats any streaming folding (whose units read one input word per clock): the planner
+    takes it when it fits the board, unless told the backend cannot unroll the network (``parallel=False``)."""
+    g = mlp([16, 8, 4])
+    full = fully_parallel(g, "alveo_u250")
+    assert full.cycles == 1 and full.fits
+    chosen = plan(g, "alveo_u250")
+    assert chosen.cycles == 1 and [la.folding for la in chosen.layers] == [la.folding for la in full.layers]
+    assert plan(g, "alveo_u250", parallel=False).fits
+    big = cnn()
+    assert not fully_parallel(big, "ultra96v2").fits and plan(big, "ultra96v2").cycles > 1

@@ -142,8 +142,8 @@ def _weights(work: Work, f: Folding) -> str:
     return "logic" if f.pe == work.pe_dim and f.simd == work.simd_dim else "rom"
 
 
-def _layer(work: Work, f: Folding, full: Folding) -> LayerPlan:
-    cycles = work.cycles(f)
+def _layer(work: Work, f: Folding, full: Folding, streaming: bool = True) -> LayerPlan:
+    cycles = work.cycles(f, streaming)
     return LayerPlan(work.node, work.op, f, cycles, _latency(work, f, cycles), work.macs, _weights(work, f),
                      estimate(work, f), full)  # fmt: skip
 
@@ -190,8 +190,8 @@ def _fits(e: Estimate, board: Board, margin: float) -> bool:
     return e.lut <= margin * r.lut and e.ff <= margin * r.ff and e.dsp <= margin * r.dsp and e.bram <= margin * r.bram
 
 
-def fully_parallel(graph: Graph, board: str | Board = "ultra96v2") -> Plan:
-    """The plan of today's fully parallel design: every node fully unrolled, one sample per clock."""
+def fully_parallel(graph: Graph, board: str | Board = "ultra96v2", margin: float = DEFAULT_MARGIN) -> Plan:
+    """The plan of the fully parallel design: every node fully unrolled, one sample per clock."""
     board = board if isinstance(board, Board) else load_board(board)
     graph = fuse_casts(graph)
     chosen = {}
@@ -200,8 +200,8 @@ def fully_parallel(graph: Graph, board: str | Board = "ultra96v2") -> Plan:
             continue
         w = work_of(graph, node)
         full = Folding(w.pe_dim, w.simd_dim, w.positions)
-        chosen[node.name] = _layer(w, full, full)
-    return _assemble(graph, board, chosen, DEFAULT_MARGIN)
+        chosen[node.name] = _layer(w, full, full, streaming=False)
+    return _assemble(graph, board, chosen, margin)
 
 
 def plan(
@@ -211,9 +211,14 @@ def plan(
     target_fps: float | None = None,
     overrides: Mapping[str, Folding] | None = None,
     margin: float = DEFAULT_MARGIN,
+    parallel: bool = True,
 ) -> Plan:
     """Fold ``graph`` for ``board``: the fastest balanced pipeline that fits (or the cheapest reaching
-    ``target_fps``), within ``margin`` of every resource. Raises :class:`PlanError` naming what does not fit."""
+    ``target_fps``), within ``margin`` of every resource. Raises :class:`PlanError` naming what does not fit.
+
+    Without ``target_fps`` or ``overrides``, the fully parallel design (one sample per clock) is the fastest of
+    all: it is chosen when it fits (``parallel=False`` leaves it out, for a backend that cannot unroll the
+    network); with a ``target_fps`` no streaming folding reaches, it is the answer if it fits."""
     board = board if isinstance(board, Board) else load_board(board)
     graph = fuse_casts(graph)
     if not 0 < margin <= 1:
@@ -256,12 +261,20 @@ def plan(
         if target < 1:
             raise PlanError(f"{target_fps:g} samples/s is faster than one sample per clock at {board.clock_mhz:g} MHz")
         chosen = at(max(target, 1))
+        if chosen is None and parallel and not overrides:
+            full = fully_parallel(graph, board, margin)
+            if full.fits:
+                return full
         if chosen is None:
             raise PlanError(f"no folding reaches {target_fps:g} samples/s (fixed overrides are too slow)")
         result = _assemble(graph, board, chosen, margin)
         if not result.fits:
             raise PlanError(_too_large(result, f"at {target_fps:g} samples/s"))
         return result
+    if parallel and not overrides:
+        full = fully_parallel(graph, board, margin)
+        if full.fits:
+            return full
     cheapest = _assemble(graph, board, at(slowest), margin)
     if not cheapest.fits:
         raise PlanError(_too_large(cheapest, "even at the slowest folding"))

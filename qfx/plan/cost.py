@@ -106,11 +106,12 @@ class Work:
         """Operations per sample (multiply-accumulates for a MAC layer)."""
         return self.positions * self.pe_dim * self.simd_dim
 
-    def cycles(self, f: Folding) -> int:
-        """Clocks per sample at folding ``f`` (a streaming unit, ``pixels`` = 1, also waits for its input words
-        and its window loads: :attr:`stream_cycles`)."""
+    def cycles(self, f: Folding, streaming: bool = True) -> int:
+        """Clocks per sample at folding ``f``. A streaming unit (``pixels`` = 1) also waits for its input words and
+        its window loads (:attr:`stream_cycles`); the fully parallel design (``streaming=False``) takes a whole
+        sample per clock."""
         folded = (self.positions // f.pixels) * (self.pe_dim // f.pe) * (self.simd_dim // f.simd)
-        return max(folded, self.stream_cycles) if f.pixels == 1 else folded
+        return max(folded, self.stream_cycles) if streaming and f.pixels == 1 else folded
 
     def check(self, f: Folding) -> None:
         for name, value, dim in (("pe", f.pe, self.pe_dim), ("simd", f.simd, self.simd_dim),

@@ -192,6 +192,6 @@ def _choose(graph: Graph, board: Board, plan) -> tuple[str, object]:
         try:
             check_rtl_size(graph)
             return "parallel", None
-        except DesignTooLarge:
-            pass
+        except DesignTooLarge:  # fits the board by the estimate, but too large to unroll: fold it
+            plan = make_plan(graph, board, parallel=False)
     return "stream", plan

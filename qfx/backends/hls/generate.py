@@ -158,8 +158,8 @@ def choose_architecture(graph: Graph, board: Board, plan=None) -> tuple[str, obj
         try:
             check_graph(fuse_casts(graph), "HLS", HLS_LIMITS)
             return "parallel", None
-        except DesignTooLarge:
-            pass
+        except DesignTooLarge:  # fits the board by the estimate, but too large to unroll: fold it
+            plan = make_plan(graph, board, parallel=False)
     return "stream", plan
 
 
