@@ -11,7 +11,7 @@ plan with maximal parallelism. Nothing here imports torch; the emitters render a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from qfx.boards import Board, load_board
@@ -19,7 +19,7 @@ from qfx.ir.graph import Graph, Reshape
 from qfx.ir.passes import fuse_casts
 from qfx.plan.cost import Estimate, Folding, Work, estimate, work_of
 
-__all__ = ["Estimate", "Folding", "LayerPlan", "Plan", "PlanError", "fully_parallel", "plan"]
+__all__ = ["Estimate", "Folding", "LayerPlan", "Plan", "PlanError", "choose_architecture", "fully_parallel", "plan"]
 
 DEFAULT_MARGIN = 0.8  # use at most this fraction of each board resource
 RESOURCES = ("lut", "ff", "dsp", "bram")
@@ -288,6 +288,19 @@ def plan(
         else:
             lo = mid + 1
     return _assemble(graph, board, at(targets[hi]), margin)
+
+
+def choose_architecture(
+    graph: Graph, board: str | Board, given: Plan | None, unrollable: Callable[[Graph], bool]
+) -> tuple[str, Plan | None]:
+    """("parallel", None) when the plan (``given``, else the board's plan) is one sample per clock and the backend
+    can unroll the network (``unrollable``), else ("stream", a plan that folds it). Both emitters decide by this."""
+    chosen = given if given is not None else plan(graph, board)
+    if chosen.cycles == 1:
+        if unrollable(graph):
+            return "parallel", None
+        chosen = plan(graph, board, parallel=False)  # fits the board by the estimate, but too large to unroll
+    return "stream", chosen
 
 
 def _too_large(p: Plan, when: str) -> str:

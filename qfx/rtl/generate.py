@@ -154,14 +154,7 @@ def generate(
     for key, tensor, port in (("input", fused.nodes[0].output, "x"), ("output", fused.outputs[0], "y")):
         t = fused.tensors[tensor]
         ports[key] = _Port(port, bus[tensor], t.size, t.fmt.width, str(t.fmt), t.shape)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(hls_root() / "templates" / "rtl"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # Verilog, not HTML
-    )
+    env = verilog_environment()
     context = dict(top=top, version=qfx.__version__, graph=printable(graph.name), layers=layers, items=items,
                    latency=latency, input=ports["input"], output=ports["output"])  # fmt: skip
     sources = [LIBRARY, f"{top}_layers.v", f"{top}.v"]
@@ -182,16 +175,27 @@ def generate(
     return out_dir
 
 
-def _choose(graph: Graph, board: Board, plan) -> tuple[str, object]:
-    """("parallel", None) when the plan is one sample per clock and the network small enough to unroll, else
-    ("stream", the plan)."""
-    from qfx.plan import plan as make_plan
+def verilog_environment() -> jinja2.Environment:
+    """The Jinja2 environment of the Verilog templates (hls/templates/rtl), for both architectures."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(hls_root() / "templates" / "rtl"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # Verilog, not HTML
+    )
 
-    plan = plan if plan is not None else make_plan(graph, board)
-    if plan.cycles == 1:
+
+def _choose(graph: Graph, board: Board, plan) -> tuple[str, object]:
+    """:func:`qfx.plan.choose_architecture` for the Verilog backend: it unrolls what :func:`check_rtl_size` allows."""
+    from qfx.plan import choose_architecture
+
+    def unrollable(g: Graph) -> bool:
         try:
-            check_rtl_size(graph)
-            return "parallel", None
-        except DesignTooLarge:  # fits the board by the estimate, but too large to unroll: fold it
-            plan = make_plan(graph, board, parallel=False)
-    return "stream", plan
+            check_rtl_size(g)
+        except DesignTooLarge:
+            return False
+        return True
+
+    return choose_architecture(graph, board, plan, unrollable)

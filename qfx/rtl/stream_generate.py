@@ -7,8 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import jinja2
-
 import qfx
 from qfx.backends.hls.generate import hls_root
 from qfx.backends.hls.stream_units import lower_stream
@@ -23,17 +21,6 @@ __all__ = ["write_stream"]
 LIBRARY = ("qfx_cast.v", "qfx_fifo.v")
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(hls_root() / "templates" / "rtl"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # Verilog, not HTML
-    )
-
-
 def _port(s, fmt, shape) -> dict:
     perm = s.order()
     return dict(size=s.size, shape=list(shape), format=str(fmt), word=s.word, count=s.count,
@@ -43,7 +30,9 @@ def _port(s, fmt, shape) -> dict:
 def write_stream(fused: Graph, graph: Graph, plan: Plan, out_dir: Path, replace: bool, top: str, marker: str) -> Path:
     """Render ``plan`` of the cast-fused ``fused`` graph as streaming Verilog into ``out_dir``."""
     design = lower_stream(fused, plan, {top})
-    env = _environment()
+    from qfx.rtl.generate import verilog_environment
+
+    env = verilog_environment()
     rtl = render_design(design, env, top)
     in_t, out_t = fused.tensors[fused.nodes[0].output], fused.tensors[fused.outputs[0]]
     consumer = {st["name"]: f"{st['name']}_f" if st["fifo"] else st["name"] for st in rtl.streams}

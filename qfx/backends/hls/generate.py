@@ -148,19 +148,18 @@ def generate(
 
 
 def choose_architecture(graph: Graph, board: Board, plan=None) -> tuple[str, object]:
-    """("parallel", None) when ``plan`` (default: the board's plan) is one sample per clock and the network is
-    small enough to unroll, else ("stream", the plan)."""
+    """:func:`qfx.plan.choose_architecture` for the HLS backend: it unrolls what :data:`HLS_LIMITS` allows."""
     from qfx.backends import HLS_LIMITS, DesignTooLarge, check_graph
-    from qfx.plan import plan as make_plan
+    from qfx.plan import choose_architecture as choose
 
-    plan = plan if plan is not None else make_plan(graph, board)
-    if plan.cycles == 1:
+    def unrollable(g: Graph) -> bool:
         try:
-            check_graph(fuse_casts(graph), "HLS", HLS_LIMITS)
-            return "parallel", None
-        except DesignTooLarge:  # fits the board by the estimate, but too large to unroll: fold it
-            plan = make_plan(graph, board, parallel=False)
-    return "stream", plan
+            check_graph(fuse_casts(g), "HLS", HLS_LIMITS)
+        except DesignTooLarge:
+            return False
+        return True
+
+    return choose(graph, board, plan, unrollable)
 
 
 def write_inputs(path: Path, x: np.ndarray, size: int) -> None:
