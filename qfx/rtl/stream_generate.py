@@ -33,7 +33,7 @@ def write_stream(fused: Graph, graph: Graph, plan: Plan, out_dir: Path, replace:
     from qfx.rtl.generate import verilog_environment
 
     env = verilog_environment()
-    rtl = render_design(design, env, top)
+    rtl = render_design(design, env, top, frozenset(n.name for n in fused.nodes if getattr(n, "bipolar", False)))
     in_t, out_t = fused.tensors[fused.nodes[0].output], fused.tensors[fused.outputs[0]]
     consumer = {st["name"]: f"{st['name']}_f" if st["fifo"] else st["name"] for st in rtl.streams}
     ports = {}
@@ -51,7 +51,7 @@ def write_stream(fused: Graph, graph: Graph, plan: Plan, out_dir: Path, replace:
         output=dict(name="y", **_port(design.output, out_t.fmt, out_t.shape)),
         layers=rtl.layers, roms=sorted(rtl.roms),
         folding={la.node: [la.folding.pe, la.folding.simd, la.folding.pixels] for la in plan.layers},
-        multipliers=design.multipliers,
+        multipliers=rtl.multipliers,
     )  # fmt: skip
     with staged_folder(out_dir, replace) as staging:
         for lib in LIBRARY:
