@@ -28,7 +28,7 @@ import numpy as np
 from qfx.backends.hls.stream_design import Call, Stream, StreamDesign, UnsupportedNode
 from qfx.format import FixedFormat
 from qfx.rtl.layer import cast_params
-from qfx.rtl.stream_bnn import threshold_unit
+from qfx.rtl.stream_bnn import bits_of, pack_rows, threshold_unit
 
 __all__ = ["RtlDesign", "UnsupportedNode", "render_design"]
 
@@ -145,43 +145,22 @@ class _Renderer:
         if kind == "mac":
             codes, khot, w_fmt, shifts = weights
             f.update(khot=khot, ALIGN=align, AF=cfg_frac(cfg), w_signed=w_fmt.signed if w_fmt else True)
-            n_rows = nf * sf
             if khot:
                 shb = _bits(int(shifts.max()) if shifts.size else 0)
-                db = shb + 2
-                f.update(SHB=shb, DB=db)
-                width = pe * simd * khot * db
-                words = []
+                f.update(SHB=shb, DB=shb + 2)
                 signs, sh = codes  # (rows, pe, simd, k)
-                for r in range(n_rows):
-                    v = 0
-                    for w in range(pe * simd):
-                        for k in range(khot):
-                            sg = int(signs.reshape(n_rows, pe * simd, khot)[r, w, k])
-                            s_ = int(sh.reshape(n_rows, pe * simd, khot)[r, w, k])
-                            digit = (0 if sg == 0 else (1 if sg > 0 else 3)) << shb | (s_ if sg else 0)
-                            v |= digit << ((w * khot + k) * db)
-                    words.append(v)
+                digits = np.where(signs == 0, 0, ((np.where(signs > 0, 1, 3) << shb) | sh))
+                words, width = pack_rows(bits_of(digits.reshape(nf * sf, -1), shb + 2)), pe * simd * khot * (shb + 2)
             else:
-                wb = w_fmt.width
-                f.update(WB=wb)
-                width = pe * simd * wb
-                mask = (1 << wb) - 1
-                flat = np.asarray(codes).reshape(n_rows, pe * simd)
-                words = []
-                for r in range(n_rows):
-                    v = 0
-                    for w in range(pe * simd):
-                        v |= (int(flat[r, w]) & mask) << (w * wb)
-                    words.append(v)
-            if not khot:
+                f.update(WB=w_fmt.width)
+                words = pack_rows(bits_of(np.asarray(codes).reshape(nf * sf, -1), w_fmt.width))
+                width = pe * simd * w_fmt.width
                 self.out.multipliers += pe * simd
             rows = (words, width)
         elif kind in ("xnor", "sign"):  # one bit per weight (1: +1, 0: -1), or two {negative, positive} (ternary)
             wb = 2 if np.max(weights) > 1 else 1
             f.update(ALIGN=align, AF=cfg_frac(cfg), WB=wb)
-            flat = np.asarray(weights).reshape(nf * sf, pe * simd)
-            rows = ([sum(int(b) << (w * wb) for w, b in enumerate(r)) for r in flat], pe * simd * wb)
+            rows = (pack_rows(bits_of(np.asarray(weights).reshape(nf * sf, -1), wb)), pe * simd * wb)
         elif kind != "threshold":
             f.update(AF=in_fmt.frac_bits)
         if rows is not None:

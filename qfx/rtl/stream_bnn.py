@@ -15,29 +15,28 @@ import numpy as np
 from qfx.backends.hls.stream_design import Call, UnsupportedNode
 from qfx.format import FixedFormat
 
-__all__ = ["threshold_rows", "threshold_unit"]
+__all__ = ["bits_of", "pack_rows", "threshold_rows", "threshold_unit"]
+
+
+def bits_of(codes: np.ndarray, width: int) -> np.ndarray:
+    """The two's complement bits (LSB first) of integer ``codes`` (..., n) in ``width`` bits each: (..., n * width)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    bits = (codes[..., None] >> np.arange(width, dtype=np.int64)) & 1
+    return bits.reshape(*codes.shape[:-1], -1).astype(np.uint8)
+
+
+def pack_rows(bits: np.ndarray) -> list[int]:
+    """ROM words (Python ints) of a (rows, bits) array, bit 0 first."""
+    packed = np.packbits(np.asarray(bits, dtype=np.uint8), axis=1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 
 def threshold_rows(thresholds: np.ndarray, values: np.ndarray, pe: int, t_width: int, v_width: int) -> list[int]:
     """ROM words of a threshold unit: row ``r``, lane ``p`` (channel ``r * pe + p``) at bit ``p * L`` with
     ``L = K * t_width + (K + 1) * v_width``: threshold ``j`` at ``j * t_width``, value ``j`` at
     ``K * t_width + j * v_width`` (two's complement)."""
-    channels, k = thresholds.shape
-    t_mask, v_mask = (1 << t_width) - 1, (1 << v_width) - 1
-    lane_bits = k * t_width + (k + 1) * v_width
-    words = []
-    for r in range(channels // pe):
-        word = 0
-        for p in range(pe):
-            c = r * pe + p
-            lane = 0
-            for j in range(k):
-                lane |= (int(thresholds[c, j]) & t_mask) << (j * t_width)
-            for j in range(k + 1):
-                lane |= (int(values[c, j]) & v_mask) << (k * t_width + j * v_width)
-            word |= lane << (p * lane_bits)
-        words.append(word)
-    return words
+    lanes = np.concatenate([bits_of(thresholds, t_width), bits_of(values, v_width)], axis=-1)  # (C, L)
+    return pack_rows(lanes.reshape(thresholds.shape[0] // pe, -1))
 
 
 def threshold_unit(r, call: Call) -> None:
