@@ -423,3 +423,27 @@ def test_rom_rows_pack_twos_complement_fields(rows, fields, width, seed):
     for r, word in enumerate(words):
         assert [(word >> (i * width)) & mask for i in range(fields)] == [int(c) & mask for c in codes[r]]
         assert word < 1 << (fields * width)
+
+
+def test_cli_rtl_and_verify_apply_the_host_steps(tiny, tmp_path, capsys):
+    """`qfx rtl` states the host's float steps in the folder's README; `qfx verify` takes the model's raw inputs,
+    applies the pre-processing for the IR and RTL links and compares qonnx's float output with the host's float
+    tail of the codes, bit for bit."""
+    import shutil
+
+    from qfx.cli import main
+
+    if shutil.which("iverilog") is None:
+        pytest.skip("Icarus Verilog (iverilog) is not installed")
+    path, _ = tiny["tiny_tfc_1w1a"]
+    np.save(tmp_path / "x.npy", _inputs(6))
+    rtl = tmp_path / "rtl"
+    assert main(["rtl", str(path), "--architecture", "stream", "--board", "pynq-z2", "-o", str(rtl), "-q"]) == 0
+    readme = (rtl / "README.md").read_text()
+    assert "Host-side float steps" in readme and r"x = x \* 2.0" in readme and "bipolar input quantizer" in readme
+    capsys.readouterr()
+    code = main(["verify", str(path), "--inputs", str(tmp_path / "x.npy"), "--rtl", str(rtl), "--simulator",
+                 "icarus", "-q"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "float32 outputs compared bit for bit" in out and "every link agrees" in out

@@ -16,7 +16,7 @@ from qfx.ir.graph import Graph
 from qfx.plan import Plan
 from qfx.rtl.stream import render_design, write_roms
 
-__all__ = ["write_stream"]
+__all__ = ["write_readme", "write_stream"]
 
 LIBRARY = ("qfx_cast.v", "qfx_fifo.v")
 
@@ -25,6 +25,24 @@ def _port(s, fmt, shape) -> dict:
     perm = s.order()
     return dict(size=s.size, shape=list(shape), format=str(fmt), word=s.word, count=s.count,
                 order=[int(v) for v in perm])  # fmt: skip
+
+
+def write_readme(folder: Path, graph: Graph, meta: dict) -> None:
+    """``README.md`` of a generated Verilog folder (either architecture): ports, files, and the host-side float
+    steps of the model (Brevitas' input pre-processing, its float tail), which the design does not compute."""
+    from qfx.ir.host import describe
+    from qfx.rtl.generate import verilog_environment
+    from qfx.safety import md_escape
+
+    env = verilog_environment()
+    env.filters["md"] = md_escape
+    text = env.get_template("README.md.j2").render(
+        top=meta["top"], version=qfx.__version__, architecture=meta.get("architecture", "parallel"),
+        board=meta.get("board"), cycles=f"{meta.get('cycles', 1):,}", latency=meta.get("latency"),
+        input=meta["input"], output=meta["output"], sources=meta["sources"], host_pre=describe(graph.host_pre),
+        host_post=describe(graph.host_post),
+    )  # fmt: skip
+    (folder / "README.md").write_text(text)
 
 
 def write_stream(fused: Graph, graph: Graph, plan: Plan, out_dir: Path, replace: bool, top: str, marker: str) -> Path:
@@ -62,4 +80,5 @@ def write_stream(fused: Graph, graph: Graph, plan: Plan, out_dir: Path, replace:
         (staging / sources[3]).write_text(env.get_template("stream/top.v.j2").render(**context))
         write_roms(staging, rtl.roms)
         (staging / marker).write_text(json.dumps(meta, indent=2) + "\n")
+        write_readme(staging, graph, meta)
     return out_dir
