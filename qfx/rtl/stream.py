@@ -62,6 +62,16 @@ def _signed_width(lo: int, hi: int) -> int:
     return max(_bits(hi) + 1, _bits(-lo - 1) + 1 if lo < 0 else 1)
 
 
+def _tree(names: list[str]) -> str:
+    """``names`` summed as a balanced tree of parenthesised pairs: the parse tree stays log2(n) deep (a flat chain of
+    hundreds of ``+`` exhausts the stack of Yosys' WebAssembly build); every operand still takes the width of the
+    assignment, so the sum is the same."""
+    if len(names) == 1:
+        return names[0]
+    mid = len(names) // 2
+    return f"({_tree(names[:mid])} + {_tree(names[mid:])})"
+
+
 def _fmt(text: str) -> FixedFormat:
     return FixedFormat.parse(text)
 
@@ -178,7 +188,7 @@ class _Renderer:
         lanes = []
         for p in range(pe):
             terms = [dict(s=k, x=names[(0 if shared else p, k)], w=p * simd + k) for k in range(simd)]
-            lane = dict(pe=p, terms=terms)
+            lane = dict(pe=p, terms=terms, tree=_tree([f"t{p}_{k}" for k in range(simd)]))
             if bias is not None:
                 lane["bias"] = [(n, _lit(int(bias[n * pe + p]), aw)) for n in range(nf)]
                 lane["bias_single"] = lane["bias"][0][1]
