@@ -184,7 +184,7 @@ def verify_chain(
     if model is not None:
         import torch
 
-        add("PyTorch model", f"torch {torch.__version__}, CPU", lambda: (_torch_codes(model, x, frac_bits), ""))
+        add("PyTorch model", f"torch {torch.__version__}, CPU", lambda: (_torch_codes(model, raw, frac_bits), ""))
     if hosted:
         add("QONNX", "qonnx execute_onnx (onnxruntime)", lambda: (_hosted_qonnx(path, graph, raw, reference), "raw "
             "inputs; the host's float steps around the codes, float32 outputs compared bit for bit"))  # fmt: skip
