@@ -297,17 +297,20 @@ def test_bipolar_input_without_preprocessing_and_scaled_weights():
     assert np.array_equal(g.run(host.pre(g.host_pre, x)).astype(np.float64), ref.astype(np.float64))
 
 
-def _threshold_graph(seed: int):
-    """x (3 channels x 4 positions) -> ap_fixed<5,5> -> Threshold with random up-and-down steps -> ap_fixed<4,4>."""
+def _threshold_graph(seed: int, signed: bool = True):
+    """x (3 channels x 4 positions) -> ap_fixed<5,5> -> Threshold with random up-and-down steps -> ap_fixed<4,4>
+    (``signed=False``: ap_ufixed<5,5> -> ap_ufixed<4,4>)."""
     from qfx.format import FixedFormat
     from qfx.ir.graph import Cast, Graph, Tensor
 
     rng = np.random.default_rng(seed)
-    f_in, f_out = FixedFormat(5, 5), FixedFormat(4, 4)
+    f_in, f_out = FixedFormat(5, 5, signed), FixedFormat(4, 4, signed)
+    lo = -16 if signed else 0
     table = np.clip(np.cumsum(rng.integers(-2, 3, size=(32, 3)) * (rng.random((32, 3)) < 0.3), axis=0), -8, 7)
     table[:, 1] = -table[:, 1]  # a decreasing channel among others
-    thresholds, values = step_table(table, -16, 15)
-    thresholds[0, 0] = -16  # a threshold at the smallest code: always fires
+    table = table if signed else table + 8
+    thresholds, values = step_table(table, lo, lo + 31)
+    thresholds[0, 0] = lo  # a threshold at the smallest code: always fires
     tensors = {"x": Tensor("x", (3, 4), None), "q": Tensor("q", (3, 4), f_in), "y": Tensor("y", (3, 4), f_out)}
     nodes = [Cast("in", ["x"], "q", f_in), Threshold("th", ["q"], "y", f_out, thresholds=thresholds, values=values)]
     return Graph(tensors, nodes, ["x"], ["y"], name="threshold_net"), f_in
@@ -394,19 +397,22 @@ def test_tiny_bnn_folded_stream_rtl(net, bits, tmp_path, summary):
     assert "thresholds and values read from the ROM" in rtl["units"] and rtl["roms"]
 
 
-def test_folded_threshold_every_code(tmp_path, summary):
+@pytest.mark.parametrize("signed", [True, False])
+def test_folded_threshold_every_code(signed, tmp_path, summary):
     """The Threshold node of up-and-down steps (a decreasing channel, a threshold that always fires) one channel per
-    clock from its ROM: every input code at every position."""
+    clock from its ROM: every input code at every position, signed and unsigned codes."""
     from qfx.plan import Folding, plan
 
     _verilator()
-    graph, _ = _threshold_graph(4)
-    codes = np.stack([np.roll(np.arange(-16, 16), 5 * k) for k in range(12)], axis=1)
+    graph, _ = _threshold_graph(4, signed)
+    lo = -16 if signed else 0
+    codes = np.stack([np.roll(np.arange(lo, lo + 32), 5 * k) for k in range(12)], axis=1)
     x = codes.reshape(-1, 3, 4).astype(np.float64)
     expected = graph.run(x).reshape(len(x), -1)
     folded = plan(graph, "ultra96v2", overrides={"th": Folding(1, 1), "in": Folding(1, 1)})
     assert folded.cycles == 12
-    rtl = _stream_rtl(graph, folded, codes, expected, tmp_path / "rtl", "threshold node (PE 1)", summary)
+    label = f"threshold node (PE 1, {'signed' if signed else 'unsigned'})"
+    rtl = _stream_rtl(graph, folded, codes, expected, tmp_path / "rtl", label, summary)
     assert "thresholds and values read from the ROM" in rtl["units"]
 
 
