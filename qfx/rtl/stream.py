@@ -127,8 +127,8 @@ class _Renderer:
              extra: dict | None = None) -> str:  # fmt: skip
         """The fold unit of ``call``: ``index(nf, sf, pe, s)`` is the vector position lane (pe, s) reads. ``kind``:
         "mac" (``weights``: codes or K-hot digits), "xnor" (``weights``: bits, +-1 operands), "sign" (``weights``:
-        bits, +-1 weights, any inputs), "threshold"
-        (``rows``: the packed ROM words and their width), "max" or "sum" (no weights)."""
+        one bit per +-1 weight or two per ternary one, any inputs), "threshold" (``rows``: the packed ROM words and
+        their width), "max" or "sum" (no weights)."""
         out_fmt = _fmt(cfg.types["out_t"])
         module = self.module(call.node, "fold")
         iw = in_fmt.width
