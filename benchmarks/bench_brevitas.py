@@ -8,13 +8,18 @@ imported. Links:
   same inputs, and the host's float tail against qonnx's float32 output, bit for bit;
 * ``csim``: the HLS project's C-simulation (g++) against the IR: fully parallel when the network unrolls (TFC),
   else streaming, folded by the plan for the board (``--hls``);
-* ``rtl``: the fully parallel Verilog on Verilator against the IR (``--rtl``; TFC only: minutes);
-* ``yosys``: synth_xilinx resources of the fully parallel Verilog (``--yosys``; TFC-W1A1: long).
+* ``rtl``: the Verilog on Verilator against the IR (``--rtl``): fully parallel (TFC only: minutes), or with
+  ``--stream`` the folded streaming Verilog of the board's plan (``plan(graph, board, parallel=False)``) on
+  ``--rtl-inputs`` inputs with seeded valid gaps and ready stalls, and the cycles per sample it measures (a second
+  run without stalls) beside the plan's;
+* ``yosys``: synth_xilinx resources of that Verilog (``--yosys``), per layer, total and % of the board.
 
     .venv/bin/python benchmarks/bench_brevitas.py                           # every network and precision, qonnx
     .venv/bin/python benchmarks/bench_brevitas.py --nets tfc --precisions 1w1a --hls --architecture parallel --rtl
     .venv/bin/python benchmarks/bench_brevitas.py --nets tfc --precisions 1w1a --yosys --board ultra96v2
     .venv/bin/python benchmarks/bench_brevitas.py --nets cnv --precisions 1w1a --hls --board pynq-z2
+    .venv/bin/python benchmarks/bench_brevitas.py --nets tfc cnv --precisions 1w1a --inputs 20 --board ultra96v2 \
+        --stream --rtl --rtl-inputs 4 --yosys                               # folded streaming RTL + Yosys
 """
 
 from __future__ import annotations
@@ -76,7 +81,9 @@ def run(name: str, args, tmp: Path) -> list[str]:
         rows.append(f"| {name} | HLS C-sim ({how}, {args.board}) = IR | {len(x)} | {codes.size:,} | "
                     f"{int((codes != expected).sum())} | {time.perf_counter() - t0:.1f} |")  # fmt: skip
         print(rows[-1], flush=True)
-    if args.rtl or args.yosys:
+    if (args.rtl or args.yosys) and args.stream:
+        rows += _stream(name, graph, xi[: args.rtl_inputs], expected[: args.rtl_inputs], args, tmp)
+    elif args.rtl or args.yosys:
         import qfx.rtl
 
         t0 = time.perf_counter()
@@ -87,13 +94,49 @@ def run(name: str, args, tmp: Path) -> list[str]:
                         f"{int((result.codes != expected).sum())} | {time.perf_counter() - t0:.1f} |")  # fmt: skip
             print(rows[-1], flush=True)
         if args.yosys:
-            from qfx.synth import report
+            _yosys(name, rtl, args.board)
+    return rows
 
-            rep = report(rtl, board=args.board)
-            c = rep.total
-            print(f"Yosys synth_xilinx ({rep.family}) {name}: LUT {c.lut}, FF {c.ff}, CARRY {c.carry}, DSP {c.dsp}, "
-                  f"BRAM {c.bram:g} ({rep.yosys_s:.0f} s)", flush=True)  # fmt: skip
-            print(rep.table(), flush=True)
+
+def _yosys(name: str, rtl: Path, board: str) -> None:
+    from qfx.synth import report
+
+    rep = report(rtl, board=board)
+    c = rep.total
+    print(f"Yosys synth_xilinx ({rep.family}) {name}: LUT {c.lut}, FF {c.ff}, CARRY {c.carry}, DSP {c.dsp}, "
+          f"BRAM {c.bram:g} ({rep.yosys_s:.0f} s)", flush=True)  # fmt: skip
+    print(rep.table(), flush=True)
+
+
+def _stream(name: str, graph, xi: np.ndarray, expected: np.ndarray, args, tmp: Path) -> list[str]:
+    """The folded streaming Verilog of the board's plan: Verilator with gaps/stalls, cycles measured vs planned,
+    Yosys."""
+    import qfx.rtl
+    from qfx.plan import plan
+
+    t0 = time.perf_counter()
+    folded = plan(graph, args.board, parallel=False)
+    print(folded.table(), flush=True)
+    rtl = qfx.rtl.generate(graph, tmp / f"{name}_stream_rtl", architecture="stream", plan=folded)
+    meta = qfx.rtl.read_rtl(rtl)
+    print(f"{name}: streaming Verilog for {args.board} in {time.perf_counter() - t0:.1f} s, "
+          f"{meta['multipliers']} multipliers, {len(meta['roms'])} ROMs", flush=True)  # fmt: skip
+    rows = []
+    if args.rtl:
+        t0 = time.perf_counter()
+        got = qfx.rtl.simulate(rtl, xi, simulator="verilator", seed=args.seed, valid_gaps=0.3, ready_stalls=0.3)
+        bad = int((np.asarray(got.codes).reshape(expected.shape) != expected).sum())
+        free = qfx.rtl.simulate(rtl, xi, simulator="verilator")
+        bad += int((np.asarray(free.codes).reshape(expected.shape) != expected).sum())
+        rows.append(f"| {name} | folded stream RTL (Verilator, {args.board} plan, gaps/stalls and free) = IR | "
+                    f"{len(xi)} | {2 * expected.size:,} | {bad} | {time.perf_counter() - t0:.1f} |")  # fmt: skip
+        print(rows[-1], flush=True)
+        per = free.cycles_per_sample
+        print(f"{name}: {per:,.1f} clocks/sample measured (Verilator build {got.build_s:.0f} s), {folded.cycles:,} "
+              f"planned; {folded.board.clock_mhz * 1e6 / per:,.0f} samples/s at {folded.board.clock_mhz:g} MHz",
+              flush=True)  # fmt: skip
+    if args.yosys:
+        _yosys(name, rtl, args.board)
     return rows
 
 
@@ -108,8 +151,10 @@ def main() -> None:
     p.add_argument("--architecture", default="auto", choices=("auto", "parallel", "stream"),
                    help="HLS design: fully parallel, streaming folded by the board's plan, or auto (parallel when the "
                    "plan is one sample per clock and it unrolls)")  # fmt: skip
-    p.add_argument("--rtl", action="store_true", help="fully parallel Verilog on Verilator")
-    p.add_argument("--yosys", action="store_true", help="Yosys synth_xilinx resources of the fully parallel Verilog")
+    p.add_argument("--rtl", action="store_true", help="Verilog on Verilator (fully parallel, or --stream)")
+    p.add_argument("--yosys", action="store_true", help="Yosys synth_xilinx resources of the Verilog")
+    p.add_argument("--stream", action="store_true", help="--rtl/--yosys on the folded streaming Verilog of the plan")
+    p.add_argument("--rtl-inputs", type=int, default=4, help="inputs simulated in the streaming RTL")
     args = p.parse_args()
     print(f"command: {' '.join(sys.argv)}")
     print("| network | link | inputs | codes compared | mismatches | seconds |\n|---|---|---|---|---|---|")

@@ -115,6 +115,23 @@ def _torch_codes(model, x: np.ndarray, frac_bits: int) -> np.ndarray:
     return _grid_codes(out.double().numpy(), frac_bits)
 
 
+def _hosted_qonnx(path: Path, graph: Graph, raw: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The QONNX link of a model with host-side float steps: qonnx's float32 output on the raw inputs against the
+    host's float tail applied to the reference codes, bit for bit; each output that agrees counts as its reference
+    code, each that does not as no code."""
+    from qfx.export.execute import execute_qonnx
+    from qfx.ir import host
+
+    n = reference.shape[0]
+    frac_bits = graph.fmt(graph.outputs[0]).frac_bits
+    theirs = np.asarray(execute_qonnx(path, raw), dtype=np.float32).reshape(n, -1)
+    mine = host.post(graph.host_post, reference.astype(np.int64), frac_bits).reshape(n, -1)
+    if theirs.shape != mine.shape:
+        return np.full(reference.shape, np.nan)
+    same = theirs.view(np.uint32) == mine.view(np.uint32)
+    return np.where(same, reference.reshape(n, -1), np.nan)
+
+
 def verify_chain(
     qonnx_path: str | os.PathLike,
     x: np.ndarray,
@@ -129,7 +146,10 @@ def verify_chain(
 
     ``qonnx_path`` is the exported model; ``model`` (a QFX torch module), ``hls_dir`` (from :func:`qfx.hls.generate`)
     and ``rtl_dir`` (from :func:`qfx.rtl.generate`, simulated on each of ``simulators``) add their links.
-    ``progress`` is called with each link's name before it runs.
+    ``progress`` is called with each link's name before it runs. A model with host-side float steps (Brevitas'
+    input pre-processing and float tail, ``graph.host_pre`` / ``host_post``) takes raw inputs ``x`` (float32): the
+    host's steps make the IR's, the HLS project's and the RTL's inputs, and qonnx's float output is compared bit for
+    bit with the host's float tail of the reference codes.
     """
     path = Path(qonnx_path)
     graph: Graph = from_qonnx(path)
@@ -142,6 +162,12 @@ def verify_chain(
     frac_bits = graph.fmt(graph.outputs[0]).frac_bits
     n = x.shape[0]
     say = progress or (lambda _name: None)
+    raw, hosted = x, bool(graph.host_pre or graph.host_post)
+    if hosted:  # the host's float32 steps around the integer design (Brevitas' pre-processing, its float tail)
+        from qfx.ir import host
+
+        raw = x.astype(np.float32)
+        x = host.pre(graph.host_pre, raw)
 
     say(REFERENCE)
     start = time.perf_counter()
@@ -158,8 +184,12 @@ def verify_chain(
     if model is not None:
         import torch
 
-        add("PyTorch model", f"torch {torch.__version__}, CPU", lambda: (_torch_codes(model, x, frac_bits), ""))
-    add("QONNX", "qonnx execute_onnx (onnxruntime)", lambda: (qonnx_codes(path, _float32(graph, x), frac_bits), ""))
+        add("PyTorch model", f"torch {torch.__version__}, CPU", lambda: (_torch_codes(model, raw, frac_bits), ""))
+    if hosted:
+        add("QONNX", "qonnx execute_onnx (onnxruntime)", lambda: (_hosted_qonnx(path, graph, raw, reference), "raw "
+            "inputs; the host's float steps around the codes, float32 outputs compared bit for bit"))  # fmt: skip
+    else:
+        add("QONNX", "qonnx execute_onnx (onnxruntime)", lambda: (qonnx_codes(path, _float32(graph, x), frac_bits), ""))
     if hls_dir is not None:
         from qfx.hls import csim_run
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-__all__ = ["NETWORKS", "PRECISIONS", "batched", "export", "input_shape", "reference", "tiny_tfc"]
+__all__ = ["NETWORKS", "PRECISIONS", "batched", "export", "input_shape", "reference", "tiny_cnv", "tiny_tfc"]
 
 NETWORKS = ("tfc", "sfc", "lfc", "cnv")
 PRECISIONS = ("1w1a", "1w2a", "2w2a")
@@ -62,6 +62,22 @@ def tiny_tfc(bits: tuple[int, int, int] = (1, 1, 1), features: tuple[int, ...] =
     w, a, i = bits
     return FC(num_classes=10, weight_bit_width=w, act_bit_width=a, in_bit_width=i, in_channels=1,
               out_features=list(features), in_features=(size, size))  # fmt: skip
+
+
+def tiny_cnv(bits: tuple[int, int, int] = (1, 1, 8), convs=((4, False), (4, True), (8, False)), fc=((8, 16),),
+             last: int = 16):
+    """A CNV of brevitas_examples' CNV class with fewer, narrower layers (hardware tests): on 10 x 10 x 3 inputs the
+    default is conv 3x3 (4) -> conv (4) -> max pool -> conv (8) -> 1 x 1 x 8 -> FC 16 -> FC 10. The class reads
+    its layer list from module constants, which are set for the construction only."""
+    from brevitas_examples.bnn_pynq.models import CNV as module
+
+    w, a, i = bits
+    saved = module.CNV_OUT_CH_POOL, module.INTERMEDIATE_FC_FEATURES, module.LAST_FC_IN_FEATURES
+    module.CNV_OUT_CH_POOL, module.INTERMEDIATE_FC_FEATURES, module.LAST_FC_IN_FEATURES = list(convs), list(fc), last
+    try:
+        return module.CNV(num_classes=10, weight_bit_width=w, act_bit_width=a, in_bit_width=i, in_ch=3)
+    finally:
+        module.CNV_OUT_CH_POOL, module.INTERMEDIATE_FC_FEATURES, module.LAST_FC_IN_FEATURES = saved
 
 
 def batched(path: Path, n: int):

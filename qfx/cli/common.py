@@ -59,6 +59,19 @@ def graph_of(model: Path, tmp: Path):
     return from_qonnx(qonnx_path(model, tmp))
 
 
+def model_input_shape(qonnx: Path, graph) -> tuple[int, ...]:
+    """The shape (without batch) of the inputs a model takes: the IR's, or, when the host pre-processes them
+    (``graph.host_pre``: Brevitas' scaling and flatten), the QONNX graph's raw input."""
+    if not graph.host_pre:
+        return tuple(graph.tensors[graph.inputs[0]].shape)
+    import onnx
+
+    g = onnx.load(str(qonnx), load_external_data=False).graph
+    inits = {t.name for t in g.initializer}
+    first = next(i for i in g.input if i.name not in inits)
+    return tuple(int(d.dim_value) for d in first.type.tensor_type.shape.dim[1:])
+
+
 def check_out_dir(path: Path, force: bool) -> None:
     """The command line never replaces an existing folder unasked (it may hold a vendor tool's results)."""
     if path.is_dir() and any(path.iterdir()) and not force:

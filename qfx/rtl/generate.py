@@ -167,11 +167,14 @@ def generate(
         layers=[dict(node=la.node, op=la.op, module=la.module, multipliers=la.multipliers) for la in layers],
         multipliers=sum(la.multipliers for la in layers),
     )  # fmt: skip
+    from qfx.rtl.stream_generate import write_readme
+
     with staged_folder(out_dir, replace) as staging:
         shutil.copy(hls_root() / "rtl" / LIBRARY, staging / LIBRARY)
         (staging / sources[1]).write_text(env.get_template("layers.v.j2").render(**context))
         (staging / sources[2]).write_text(env.get_template("top.v.j2").render(**context))
         (staging / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
+        write_readme(staging, graph, meta)
     return out_dir
 
 

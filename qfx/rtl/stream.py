@@ -8,7 +8,10 @@ Verilog from the templates of hls/templates/rtl/stream:
 - a dense layer is a collector (its input words into one vector) feeding a fold unit;
 - a fold unit computes PE outputs x SIMD inputs per clock over NF x SF clocks per vector, weights read from a
   ``$readmemh`` ROM (one row per clock; Yosys maps it to LUT RAM or block RAM) or, when the layer is fully
-  unrolled (one row), constants; K-hot weights are digits {shift, sign}: shift-and-add, no multiplier;
+  unrolled (one row), constants; K-hot weights are digits {shift, sign}: shift-and-add, no multiplier; +-1
+  (bipolar) layers keep one bit per weight: XNOR and popcount, no multiplier;
+- a Threshold node is a fold unit too (PE channels per clock, SIMD 1): per channel a ROM row of its thresholds
+  and output values (:mod:`qfx.rtl.stream_bnn`);
 - element-wise units (cast, ReLU, clip, affine, add) take a whole word per clock; fan-out is a dup unit;
 - a stream whose planned depth exceeds 2 words gets a ``qfx_fifo`` (hls/rtl/qfx_fifo.v).
 
@@ -25,10 +28,12 @@ import numpy as np
 from qfx.backends.hls.stream_design import Call, Stream, StreamDesign, UnsupportedNode
 from qfx.format import FixedFormat
 from qfx.rtl.layer import cast_params
+from qfx.rtl.stream_bnn import bits_of, pack_rows, threshold_unit
 
 __all__ = ["RtlDesign", "UnsupportedNode", "render_design"]
 
-SUPPORTED = ("dense", "conv2d", "pool2d", "global_sum", "clip", "affine", "add", "lookup", "softmax", "argmax", "dup")
+SUPPORTED = ("dense", "dense_xnor", "conv2d", "pool2d", "global_sum", "clip", "affine", "add", "lookup", "softmax",
+             "argmax", "dup", "threshold")  # fmt: skip
 
 
 @dataclass
@@ -40,6 +45,7 @@ class RtlDesign:
     units: list[dict] = field(default_factory=list)
     streams: list[dict] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)
+    multipliers: int = 0  # `*` operators in the units (PE x SIMD per folded MAC with plain weights, affine lanes)
 
 
 def _bits(n: int) -> int:
@@ -56,6 +62,16 @@ def _signed_width(lo: int, hi: int) -> int:
     return max(_bits(hi) + 1, _bits(-lo - 1) + 1 if lo < 0 else 1)
 
 
+def _tree(names: list[str]) -> str:
+    """``names`` summed as a balanced tree of parenthesised pairs: the parse tree stays log2(n) deep (a flat chain of
+    hundreds of ``+`` exhausts the stack of Yosys' WebAssembly build); every operand still takes the width of the
+    assignment, so the sum is the same."""
+    if len(names) == 1:
+        return names[0]
+    mid = len(names) // 2
+    return f"({_tree(names[:mid])} + {_tree(names[mid:])})"
+
+
 def _fmt(text: str) -> FixedFormat:
     return FixedFormat.parse(text)
 
@@ -66,8 +82,9 @@ def _cast(fmt: FixedFormat) -> str:
 
 
 class _Renderer:
-    def __init__(self, design: StreamDesign, env, prefix: str) -> None:
+    def __init__(self, design: StreamDesign, env, prefix: str, bipolar: frozenset[str] = frozenset()) -> None:
         self.d = design
+        self.bipolar = bipolar  # nodes whose inputs and weights are all +-1 (XNOR-popcount)
         self.env = env
         self.prefix = prefix
         self.out = RtlDesign()
@@ -106,8 +123,12 @@ class _Renderer:
     # --------------------------------------------------------------------------------------------- units
     def fold(self, call: Call, cfg, x_name: str, vec_values: int, in_fmt: FixedFormat, kind: str, y: Stream,
              n_out: int, pe: int, simd: int, nf: int, sf: int, index, weights=None, bias=None,
-             acc_bound: int = 0, align: int = 0) -> str:  # fmt: skip
-        """The fold unit of ``call``: ``index(nf, sf, pe, s)`` is the vector position lane (pe, s) reads."""
+             acc_bound: int = 0, align: int = 0, rows: tuple[list[int], int] | None = None,
+             extra: dict | None = None) -> str:  # fmt: skip
+        """The fold unit of ``call``: ``index(nf, sf, pe, s)`` is the vector position lane (pe, s) reads. ``kind``:
+        "mac" (``weights``: codes or K-hot digits), "xnor" (``weights``: bits, +-1 operands), "sign" (``weights``:
+        one bit per +-1 weight or two per ternary one, any inputs), "threshold" (``rows``: the packed ROM words and
+        their width), "max" or "sum" (no weights)."""
         out_fmt = _fmt(cfg.types["out_t"])
         module = self.module(call.node, "fold")
         iw = in_fmt.width
@@ -129,55 +150,45 @@ class _Renderer:
                 sel.append(dict(name=name, key=key, cases=cases, single=single))
                 names[(p, k)] = name
         f = dict(NO=n_out, NV=vec_values, IW=iw, PE=pe, SIMD=simd, NF=nf, SF=sf, kind=kind, khot=0, rom=None,
-                 IB=_bits(nf * sf), out_fmt=str(out_fmt), OW=out_fmt.width, cast=_cast(out_fmt),
+                 const_width=0, IB=_bits(nf * sf), out_fmt=str(out_fmt), OW=out_fmt.width, cast=_cast(out_fmt),
                  in_signed=in_fmt.signed, sel=sel, bias_single=None)  # fmt: skip
         if kind == "mac":
             codes, khot, w_fmt, shifts = weights
             f.update(khot=khot, ALIGN=align, AF=cfg_frac(cfg), w_signed=w_fmt.signed if w_fmt else True)
-            rows = nf * sf
             if khot:
                 shb = _bits(int(shifts.max()) if shifts.size else 0)
-                db = shb + 2
-                f.update(SHB=shb, DB=db)
-                width = pe * simd * khot * db
-                words = []
+                f.update(SHB=shb, DB=shb + 2)
                 signs, sh = codes  # (rows, pe, simd, k)
-                for r in range(rows):
-                    v = 0
-                    for w in range(pe * simd):
-                        for k in range(khot):
-                            sg = int(signs.reshape(rows, pe * simd, khot)[r, w, k])
-                            s_ = int(sh.reshape(rows, pe * simd, khot)[r, w, k])
-                            digit = (0 if sg == 0 else (1 if sg > 0 else 3)) << shb | (s_ if sg else 0)
-                            v |= digit << ((w * khot + k) * db)
-                    words.append(v)
+                digits = np.where(signs == 0, 0, ((np.where(signs > 0, 1, 3) << shb) | sh))
+                words, width = pack_rows(bits_of(digits.reshape(nf * sf, -1), shb + 2)), pe * simd * khot * (shb + 2)
             else:
-                wb = w_fmt.width
-                f.update(WB=wb)
-                width = pe * simd * wb
-                mask = (1 << wb) - 1
-                flat = np.asarray(codes).reshape(rows, pe * simd)
-                words = []
-                for r in range(rows):
-                    v = 0
-                    for w in range(pe * simd):
-                        v |= (int(flat[r, w]) & mask) << (w * wb)
-                    words.append(v)
-            if rows == 1:
+                f.update(WB=w_fmt.width)
+                words = pack_rows(bits_of(np.asarray(codes).reshape(nf * sf, -1), w_fmt.width))
+                width = pe * simd * w_fmt.width
+                self.out.multipliers += pe * simd
+            rows = (words, width)
+        elif kind in ("xnor", "sign"):  # one bit per weight (1: +1, 0: -1), or two {negative, positive} (ternary)
+            wb = 2 if np.max(weights) > 1 else 1
+            f.update(ALIGN=align, AF=cfg_frac(cfg), WB=wb)
+            rows = (pack_rows(bits_of(np.asarray(weights).reshape(nf * sf, -1), wb)), pe * simd * wb)
+        elif kind != "threshold":
+            f.update(AF=in_fmt.frac_bits)
+        if rows is not None:
+            words, width = rows
+            if len(words) == 1:
                 f.update(const_width=width, const_hex=format(words[0], "x"))
             else:
                 file = f"{module}.mem"
                 digits = (width + 3) // 4
                 self.out.roms[file] = "".join(format(w, f"0{digits}x") + "\n" for w in words)
                 f["rom"] = dict(file=file, width=width)
-        else:
-            f.update(AF=in_fmt.frac_bits)
+        f.update(extra or {})
         aw = _signed_width(-acc_bound, acc_bound) + 1
         f["AW"] = aw
         lanes = []
         for p in range(pe):
             terms = [dict(s=k, x=names[(0 if shared else p, k)], w=p * simd + k) for k in range(simd)]
-            lane = dict(pe=p, terms=terms)
+            lane = dict(pe=p, terms=terms, tree=_tree([f"t{p}_{k}" for k in range(simd)]))
             if bias is not None:
                 lane["bias"] = [(n, _lit(int(bias[n * pe + p]), aw)) for n in range(nf)]
                 lane["bias_single"] = lane["bias"][0][1]
@@ -191,19 +202,31 @@ class _Renderer:
         self.unit(module, call.node, call.func, [("s", x_name), ("m", y.name)])
         return module
 
-    def mac(self, call: Call, x: Stream, y: Stream, vec: str, vec_values: int, n_out: int, index) -> None:
+    def mac(self, call: Call, x: Stream, y: Stream, vec: str, vec_values: int, n_out: int, index,
+            xnor: bool = False) -> None:  # fmt: skip
+        """The fold unit of a dense or conv layer; ``xnor``: +-1 inputs and weights (XNOR-popcount)."""
         cfg = self.configs[call.targs[0]]
         ints = cfg.ints
         in_fmt = _fmt(cfg.types["in_t"])
         acc = _fmt(cfg.types["acc_t"])
         pe, simd = ints["PE"], ints["SIMD"]
-        n_in = vec_values if call.func == "dense" else ints["C_IN"] // ints["GROUPS"] * ints["KH"] * ints["KW"]
+        dense = call.func in ("dense", "dense_xnor")
+        n_in = vec_values if dense else ints["C_IN"] // ints["GROUPS"] * ints["KH"] * ints["KW"]
         nf, sf = n_out // pe, n_in // simd
         wconst = self.constants[call.args[2]]
         bconst = self.constants[call.args[3]]
         b_fmt = _fmt(cfg.types["b_t"])
         khot = ints.get("K", 0)
-        if khot:
+        kind = "xnor" if xnor else "mac"
+        if xnor:
+            p_frac = (_fmt(cfg.types["p_t"]).frac_bits if "p_t" in cfg.types
+                      else in_fmt.frac_bits + _fmt(cfg.types["w_t"]).frac_bits)  # fmt: skip
+            align = acc.frac_bits - p_frac
+            if align < 0:
+                raise UnsupportedNode(f"node {call.node}: the product has more fraction bits than the accumulator")
+            weights = (wconst.values.reshape(nf * sf, pe, simd) > 0).astype(np.int64)
+            w_bound_scale = np.full(weights.shape, 1 << align)
+        elif khot:
             digits = wconst.values.reshape(nf * sf, pe, simd, khot, 2)
             signs, exps = digits[..., 0], digits[..., 1]
             sh = exps + acc.frac_bits - in_fmt.frac_bits
@@ -221,17 +244,19 @@ class _Renderer:
                 raise UnsupportedNode(f"node {call.node}: the product has more fraction bits than the accumulator")
             codes = wconst.values.reshape(nf * sf, pe, simd)
             weights = (codes, 0, w_fmt, None)
+            if np.all(np.abs(codes) <= 1):  # binary / ternary weights: add, subtract or skip, no multiplier
+                kind, weights = "sign", (codes > 0) + 2 * (codes < 0) if (codes == 0).any() else (codes > 0)
             w_bound_scale = np.abs(codes.astype(np.float64)) * (1 << align)
         b_shift = acc.frac_bits - b_fmt.frac_bits
         if b_shift < 0:
             raise UnsupportedNode(f"node {call.node}: the bias has more fraction bits than the accumulator")
         bias = [int(v) << b_shift for v in bconst.values]
-        x_max = max(abs(in_fmt.min_code), abs(in_fmt.max_code))
+        x_max = 1 if xnor else max(abs(in_fmt.min_code), abs(in_fmt.max_code))
         # bound of every partial sum: |bias| + sum |w| * max |x| (per output, over all its terms)
         per_out = w_bound_scale.reshape(nf, sf, pe, simd).sum(axis=(1, 3)).reshape(-1) * x_max
         bound = int(max(abs(b) for b in bias) + per_out.max()) + 1
-        self.fold(call, cfg, vec, vec_values, in_fmt, "mac", y, n_out, pe, simd, nf, sf, index, weights, bias,
-                  bound, align)  # fmt: skip
+        self.fold(call, cfg, vec, vec_values, in_fmt, kind, y, n_out, pe, simd, nf, sf, index, weights, bias, bound,
+                  align, extra=dict(PB=_bits(simd)))  # fmt: skip
 
     def window(self, call: Call, x: Stream, ints: dict, in_fmt: FixedFormat) -> tuple[str, int]:
         g = dict(C=ints["C_IN"], H=ints["H_IN"], W=ints["W_IN"], KH=ints["KH"], KW=ints["KW"], SH=ints["SH"],
@@ -267,7 +292,13 @@ class _Renderer:
         self.render("dup", module, u=dict(node=call.node, module=module), d=dict(WW=self.bits(x)))
         self.unit(module, call.node, "dup", [("s", self.read(x)), ("m0", a.name), ("m1", b.name)])
 
-    def u_dense(self, call: Call) -> None:
+    def u_dense_xnor(self, call: Call) -> None:
+        self.u_dense(call, xnor=True)
+
+    def u_threshold(self, call: Call) -> None:
+        threshold_unit(self, call)
+
+    def u_dense(self, call: Call, xnor: bool = False) -> None:
         x, y = call.args[0], call.args[1]
         cfg = self.configs[call.targs[0]]
         ints = cfg.ints
@@ -278,7 +309,7 @@ class _Renderer:
         vec = self.internal(f"{module}_v", ints["N_IN"] * _fmt(cfg.types["in_t"]).width, f"{call.node}: input vector")
         self.unit(module, call.node, "collect", [("s", self.read(x)), ("m", vec)])
         simd = ints["SIMD"]
-        self.mac(call, x, y, vec, ints["N_IN"], ints["N_OUT"], lambda n, s_, p, k: s_ * simd + k)
+        self.mac(call, x, y, vec, ints["N_IN"], ints["N_OUT"], lambda n, s_, p, k: s_ * simd + k, xnor)
 
     def u_conv2d(self, call: Call) -> None:
         x, y = call.args[0], call.args[1]
@@ -298,7 +329,7 @@ class _Renderer:
             oc = n * pe + p
             return kk * c_in + (oc // cog) * cig + ic
 
-        self.mac(call, x, y, vec, n_vec, c_out, index)
+        self.mac(call, x, y, vec, n_vec, c_out, index, call.node in self.bipolar)
 
     def u_pool2d(self, call: Call) -> None:
         x, y = call.args[0], call.args[1]
@@ -372,6 +403,7 @@ class _Renderer:
                 mag = sum(1 << sh for _, sh in digits) * x_max
             elif w_fmt:
                 lane["scale_value"] = int(scale[i])
+                self.out.multipliers += 1
                 mag = abs(int(scale[i])) * x_max << sa
             else:
                 mag = x_max << sa
@@ -469,9 +501,10 @@ def cfg_frac(cfg) -> int:
     return _fmt(cfg.types["acc_t"]).frac_bits
 
 
-def render_design(design: StreamDesign, env, prefix: str) -> RtlDesign:
-    """Verilog modules, ROM images and the top's wiring for ``design`` (module names start with ``prefix``)."""
-    r = _Renderer(design, env, prefix)
+def render_design(design: StreamDesign, env, prefix: str, bipolar: frozenset[str] = frozenset()) -> RtlDesign:
+    """Verilog modules, ROM images and the top's wiring for ``design`` (module names start with ``prefix``);
+    ``bipolar``: the nodes whose inputs and weights are all +-1 (XNOR-popcount fold units)."""
+    r = _Renderer(design, env, prefix, bipolar)
     r.add_stream(design.input, "input")
     for s in design.streams:
         if s is not design.input:

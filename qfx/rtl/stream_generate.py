@@ -16,7 +16,7 @@ from qfx.ir.graph import Graph
 from qfx.plan import Plan
 from qfx.rtl.stream import render_design, write_roms
 
-__all__ = ["write_stream"]
+__all__ = ["write_readme", "write_stream"]
 
 LIBRARY = ("qfx_cast.v", "qfx_fifo.v")
 
@@ -27,13 +27,31 @@ def _port(s, fmt, shape) -> dict:
                 order=[int(v) for v in perm])  # fmt: skip
 
 
+def write_readme(folder: Path, graph: Graph, meta: dict) -> None:
+    """``README.md`` of a generated Verilog folder (either architecture): ports, files, and the host-side float
+    steps of the model (Brevitas' input pre-processing, its float tail), which the design does not compute."""
+    from qfx.ir.host import describe
+    from qfx.rtl.generate import verilog_environment
+    from qfx.safety import md_escape
+
+    env = verilog_environment()
+    env.filters["md"] = md_escape
+    text = env.get_template("README.md.j2").render(
+        top=meta["top"], version=qfx.__version__, architecture=meta.get("architecture", "parallel"),
+        board=meta.get("board"), cycles=f"{meta.get('cycles', 1):,}", latency=meta.get("latency"),
+        input=meta["input"], output=meta["output"], sources=meta["sources"], host_pre=describe(graph.host_pre),
+        host_post=describe(graph.host_post),
+    )  # fmt: skip
+    (folder / "README.md").write_text(text)
+
+
 def write_stream(fused: Graph, graph: Graph, plan: Plan, out_dir: Path, replace: bool, top: str, marker: str) -> Path:
     """Render ``plan`` of the cast-fused ``fused`` graph as streaming Verilog into ``out_dir``."""
     design = lower_stream(fused, plan, {top})
     from qfx.rtl.generate import verilog_environment
 
     env = verilog_environment()
-    rtl = render_design(design, env, top)
+    rtl = render_design(design, env, top, frozenset(n.name for n in fused.nodes if getattr(n, "bipolar", False)))
     in_t, out_t = fused.tensors[fused.nodes[0].output], fused.tensors[fused.outputs[0]]
     consumer = {st["name"]: f"{st['name']}_f" if st["fifo"] else st["name"] for st in rtl.streams}
     ports = {}
@@ -51,7 +69,7 @@ def write_stream(fused: Graph, graph: Graph, plan: Plan, out_dir: Path, replace:
         output=dict(name="y", **_port(design.output, out_t.fmt, out_t.shape)),
         layers=rtl.layers, roms=sorted(rtl.roms),
         folding={la.node: [la.folding.pe, la.folding.simd, la.folding.pixels] for la in plan.layers},
-        multipliers=design.multipliers,
+        multipliers=rtl.multipliers,
     )  # fmt: skip
     with staged_folder(out_dir, replace) as staging:
         for lib in LIBRARY:
@@ -62,4 +80,5 @@ def write_stream(fused: Graph, graph: Graph, plan: Plan, out_dir: Path, replace:
         (staging / sources[3]).write_text(env.get_template("stream/top.v.j2").render(**context))
         write_roms(staging, rtl.roms)
         (staging / marker).write_text(json.dumps(meta, indent=2) + "\n")
+        write_readme(staging, graph, meta)
     return out_dir
