@@ -18,7 +18,6 @@ Every sum is exact (accumulators as wide as the bound of the sum) and every outp
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 from pathlib import Path
 
