@@ -78,6 +78,7 @@ def _run(graph, xs, expected, out: Path, simulator: str, summary, label: str, **
 @pytest.mark.parametrize(("name", "khot", "simulator"), [
     ("lenet5_tiny", None, "verilator"),
     ("resnet8_tiny", None, "icarus"),
+    ("resnet8_tiny", 2, "icarus"),
     ("lenet5_tiny", 2, "icarus"),
     ("autoencoder_tiny", None, "icarus"),
     ("jet_tagger", None, "icarus"),

@@ -20,6 +20,7 @@ Every sum is exact (accumulators as wide as the bound of the sum) and every outp
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,22 @@ def _bits(n: int) -> int:
 def _lit(value: int, width: int) -> str:
     """A signed Verilog literal of ``width`` bits."""
     return f"{width}'sd{value}" if value >= 0 else f"-{width}'sd{-value}"
+
+
+def _lane_groups(p: int, values: list[dict], e: dict) -> dict:
+    """Lane ``p`` of a time-multiplexed element-wise unit: the constants of the word's values ``values`` (one per
+    clock of the word, selected by the group counter). K-hot digits become (sign, shift) selections: 2'd1 adds,
+    2'd3 subtracts, 2'd0 is an unused digit."""
+    ndigits = max((len(v["digits"]) for v in values if v.get("digits") is not None), default=0)
+    max_shift = max((sh for v in values for _, sh in (v.get("digits") or [])), default=0)
+    e["SHW"] = max(e.get("SHW", 1), max_shift.bit_length())
+    groups = []
+    for v in values:
+        digits = [("2'd1" if sg > 0 else "2'd3", sh) for sg, sh in (v.get("digits") or [])]
+        digits += [("2'd0", 0)] * (ndigits - len(digits))
+        groups.append(dict(shift=v.get("shift") or "0", scale=v.get("scale_code"), digits=digits))
+    has_scale = any(v.get("scale_code") is not None for v in values)
+    return dict(i=p, groups=groups, ndigits=ndigits, scale="k" if has_scale else None)
 
 
 def _signed_width(lo: int, hi: int) -> int:
@@ -353,8 +370,14 @@ class _Renderer:
         cfg = self.configs[call.targs[0]]
         out_fmt = _fmt(cfg.types["out_t"])
         module = self.module(call.node, kind)
-        e.update(W=y.word, OW=out_fmt.width, out_fmt=str(out_fmt), cast=_cast(out_fmt), kind=kind)
-        e.setdefault("lanes", [dict(i=i) for i in range(y.word)])
+        pe = math.gcd(cfg.ints.get("PE", y.word), y.word)
+        groups = y.word // pe
+        e.update(W=y.word, OW=out_fmt.width, out_fmt=str(out_fmt), cast=_cast(out_fmt), kind=kind, PE=pe, G=groups,
+                 CW=max(1, (groups - 1).bit_length()))  # fmt: skip
+        e.setdefault("lanes", [dict(i=i, digits=None, scale=None, shift=None) for i in range(y.word)])
+        if groups > 1:  # PE lanes, each computing the word's values p, PE + p, 2 PE + p, ... over G clocks
+            e["lanes"] = [_lane_groups(p, [e["lanes"][g * pe + p] for g in range(groups)], e) for p in range(pe)]
+        self.out.multipliers += sum(1 for lane in e["lanes"] if lane.get("scale") is not None)
         self.render("elementwise", module, u=dict(node=call.node, op=call.func, module=module), e=e)
         self.unit(module, call.node, call.func, [*((p, self.read(s)) for p, s in inputs), ("m", y.name)])
 
@@ -403,7 +426,7 @@ class _Renderer:
                 mag = sum(1 << sh for _, sh in digits) * x_max
             elif w_fmt:
                 lane["scale_value"] = int(scale[i])
-                self.out.multipliers += 1
+                lane["scale_code"] = _lit(int(scale[i]), w_fmt.width)
                 mag = abs(int(scale[i])) * x_max << sa
             else:
                 mag = x_max << sa
@@ -415,7 +438,8 @@ class _Renderer:
             lane["shift"] = _lit(lane.pop("t"), aw)
             if "scale_value" in lane:
                 lane["scale"] = _lit(lane.pop("scale_value"), aw)
-        e = dict(IW=in_fmt.width, in_signed=in_fmt.signed, AW=aw, AF=frac, SA=sa, lanes=lanes)
+        e = dict(IW=in_fmt.width, in_signed=in_fmt.signed, AW=aw, AF=frac, SA=sa, lanes=lanes,
+                 KW=w_fmt.width if w_fmt else 0)  # fmt: skip
         self.elementwise(call, "affine", e, [("s", x)], y)
 
     def u_add(self, call: Call) -> None:
