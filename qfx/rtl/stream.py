@@ -283,6 +283,7 @@ class _Renderer:
         g["RB"] = 2 * g["R"] + g["SH"]  # the window's rows, the next output row's, the next frame's first
         g["PW"] = g["C"] * g["IW"]
         g["VW"] = g["KH"] * g["KW"] * g["PW"]
+        g["SVW"] = g["KH"] * (g["KW"] - 1) * g["PW"]  # the stored columns (the last one is read as it is handed over)
         g["CB"] = _bits(g["W"] - 1)
         g["BB"] = _bits(g["RB"])
         span = max(g["H"] + g["PT"] + g["R"], g["W"] + g["PL"] + g["KW"] * g["DW"], g["HO"] * g["SH"] + g["R"],
