@@ -396,6 +396,7 @@ def _run_job(job: Job, family: str, work: Path, entry: Path | None, progress: bo
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for name, data in job.files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
     script = folder / "run.ys"
     script.write_text(_script(job, family))

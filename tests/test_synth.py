@@ -122,7 +122,7 @@ def test_cache_key_follows_module_contents_and_family(
     assert calls == ["hier_xc7"]  # only the top changed: its layers' modules come from the cache
     with pytest.raises(RuntimeError, match="stub"):
         synth.report(work / "hier", "xcup", cache=work / "cache", workers=1)
-    assert len(calls) == 2 and calls[1].endswith("_xcup")  # another family: nothing cached
+    assert len(calls) >= 2 and all(c.endswith("_xcup") for c in calls[1:])  # another family: nothing cached
     assert synth.report(work / "hier", cache=work / "cache").cached  # the unchanged design still hits
 
 
@@ -175,8 +175,11 @@ def test_missing_folder_marker_and_source(work: Path, tmp_path: Path) -> None:
 
 
 def test_yosys_failure_reports_log_tail(work: Path) -> None:
-    with pytest.raises(RuntimeError, match=r"(?s)Yosys failed.*broken\.v:3: ERROR: syntax error") as info:
+    # the module is synthesized on its own, from a file of its text (line 2 of it is line 3 of the source)
+    with pytest.raises(RuntimeError, match=r"(?s)Yosys failed.*broken\.v:2: ERROR: syntax error") as info:
         synth.report(work / "bad", top="broken", cache=False)
+    with pytest.raises(RuntimeError, match=r"(?s)Yosys failed.*broken\.v:3: ERROR: syntax error"):
+        synth.report(work / "bad", top="broken", cache=False, per_module=False)
     log = work / "bad" / "yosys" / "broken_xc7.log"
     assert str(log) in str(info.value) and log.is_file()  # the log is kept
 

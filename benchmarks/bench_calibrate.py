@@ -1,0 +1,145 @@
+"""Calibration of the plan's resource model (qfx/plan/cost.py) against Yosys synth_xilinx on small designs.
+
+Each design is a small network (tests/calibration_models.py: a convolution + max pool + dense network and
+two-layer MLPs, plain and K-hot K = 2 weights; the wider MLP's weight ROMs are deep enough for block RAM) rendered as folded streaming Verilog at several foldings (per-layer
+``Folding(pe, simd)`` overrides), or fully parallel. For every design the script prints, per layer and in total, the
+plan's estimate next to Yosys' counts (LUT = logic + LUTRAM + SRL, FF, DSP, BRAM36) with ratios, then the errors
+over all designs: what docs/plan.md states as the calibration.
+
+    .venv/bin/python benchmarks/bench_calibrate.py                   # all designs (a few minutes on 2 cores)
+    .venv/bin/python benchmarks/bench_calibrate.py --only conv_min   # one design
+    .venv/bin/python benchmarks/bench_calibrate.py --json cal.json   # also the figures as JSON
+
+Yosys results are cached per module (qfx.synth), so a second run only re-synthesizes what changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from calibration_models import conv_net, mlp
+
+import qfx.rtl
+from qfx.plan import Folding, Plan, fully_parallel, plan
+from qfx.synth import report
+
+BOARD = "ultra96v2"
+F = Folding
+#: label: (graph builder, K-hot K, per-layer foldings or "parallel")
+DESIGNS = {
+    "conv_min": (conv_net, None, {"conv": F(1, 1), "pool": F(1, 1), "fc": F(1, 1)}),
+    "conv_mid": (conv_net, None, {"conv": F(2, 3), "pool": F(2, 2), "fc": F(1, 4)}),
+    "conv_max": (conv_net, None, {"conv": F(4, 9), "pool": F(4, 4), "fc": F(3, 12)}),
+    "conv_khot_mid": (conv_net, 2, {"conv": F(2, 3), "pool": F(2, 2), "fc": F(1, 4)}),
+    "mlp_min": (mlp, None, {"fc1": F(1, 1), "fc2": F(1, 1)}),
+    "mlp_mid": (mlp, None, {"fc1": F(2, 4), "fc2": F(2, 2)}),
+    "mlp_khot_mid": (mlp, 2, {"fc1": F(2, 4), "fc2": F(2, 2)}),
+    "mlp_wide_min": (functools.partial(mlp, n_in=64, hidden=32), None, {"fc1": F(1, 1), "fc2": F(1, 1)}),
+    "mlp_wide_mid": (functools.partial(mlp, n_in=64, hidden=32), None, {"fc1": F(2, 4), "fc2": F(2, 4)}),
+    "mlp_parallel": (mlp, None, "parallel"),
+    "mlp_khot_parallel": (mlp, 2, "parallel"),
+}
+KEYS = ("lut", "ff", "dsp", "bram")
+
+
+def design_plan(label: str) -> tuple[object, Plan, str]:
+    """(graph, plan, architecture) of a calibration design."""
+    build, khot, folding = DESIGNS[label]
+    graph = build(khot)
+    if folding == "parallel":
+        return graph, fully_parallel(graph, BOARD), "parallel"
+    return graph, plan(graph, BOARD, overrides=folding, parallel=False), "stream"
+
+
+def measure(label: str, root: Path, progress: bool = False) -> dict:
+    """Plan, render and synthesize one design: per-layer and total estimate vs Yosys."""
+    graph, p, arch = design_plan(label)
+    rtl = qfx.rtl.generate(graph, root / label, architecture=arch, plan=p if arch == "stream" else None,
+                           name=f"cal_{graph.name}")  # fmt: skip
+    start = time.perf_counter()
+    s = report(rtl, board=BOARD, progress=progress)
+    rows = {}
+    for la in p.layers:
+        got = s.layers.get(la.node)
+        if got is None:
+            continue  # fused away (a cast into the layer before it) or not a unit of its own
+        rows[la.node] = dict(est=la.estimate.as_dict(), yosys=_resources(got))
+    glue = s.total.resources()
+    summed = {k: sum(r["yosys"][k] for r in rows.values()) for k in KEYS}
+    total = dict(est=p.total.as_dict(), yosys={k: glue[k] for k in KEYS})
+    return dict(design=label, architecture=arch, cycles=p.cycles, layers=rows, total=total,
+                top={k: total["yosys"][k] - summed[k] for k in KEYS}, yosys_s=s.yosys_s,
+                wall_s=time.perf_counter() - start, jobs=s.jobs)  # fmt: skip
+
+
+def _resources(c) -> dict[str, float]:
+    r = c.resources()
+    return {k: r[k] for k in KEYS}
+
+
+def _ratio(est: float, got: float) -> str:
+    return f"{est / got:.2f}" if got else ("=" if est == got else "inf")
+
+
+def table(result: dict) -> str:
+    lines = [f"### {result['design']} ({result['architecture']}, {result['cycles']:,} cycles/sample)", "",
+             "| layer | LUT est / Yosys | FF est / Yosys | DSP est / Yosys | BRAM est / Yosys |",
+             "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for name, r in [*result["layers"].items(), ("**total**", result["total"])]:
+        cells = [f"{r['est'][k]:g} / {r['yosys'][k]:g} ({_ratio(r['est'][k], r['yosys'][k])})" for k in KEYS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary(results: list[dict]) -> str:
+    """The calibration: errors of the estimate against Yosys over all designs."""
+    dsp_exact = all(r["total"]["est"]["dsp"] == r["total"]["yosys"]["dsp"] for r in results)
+    dsp_err = max(abs(r["total"]["est"]["dsp"] - r["total"]["yosys"]["dsp"]) for r in results)
+    bram_err = max(abs(r["total"]["est"]["bram"] - r["total"]["yosys"]["bram"]) for r in results)
+
+    def rel(est: float, got: float) -> float:
+        return (est - got) / got if got else 0.0
+
+    out = [f"DSP: {'exact on every design' if dsp_exact else f'within +-{dsp_err:g} per design'}",
+           f"BRAM36: within +-{bram_err:g} per design"]  # fmt: skip
+    for k in ("lut", "ff"):
+        totals = [rel(r["total"]["est"][k], r["total"]["yosys"][k]) for r in results]
+        layers = [rel(la["est"][k], la["yosys"][k]) for r in results for la in r["layers"].values()
+                  if la["yosys"][k] >= 100]  # fmt: skip
+        worst = max(totals, key=abs)
+        out.append(f"{k.upper()}: total within {100 * max(map(abs, totals)):.0f} % (worst {100 * worst:+.0f} %), "
+                   f"mean |error| {100 * sum(map(abs, totals)) / len(totals):.0f} %; per layer (>= 100 in Yosys) "
+                   f"within {100 * max(map(abs, layers), default=0):.0f} %")  # fmt: skip
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", choices=sorted(DESIGNS), help="designs to run (default: all)")
+    ap.add_argument("--json", type=Path, help="write the figures as JSON")
+    ap.add_argument("--progress", action="store_true", help="a progress bar over the Yosys modules")
+    args = ap.parse_args()
+    print("$ " + " ".join(["python", *sys.argv]))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="qfx_calibrate_") as tmp:
+        for label in args.only or DESIGNS:
+            r = measure(label, Path(tmp), args.progress)
+            results.append(r)
+            print(f"\n{table(r)}\n\n(top) glue in Yosys: {r['top']}; Yosys {r['yosys_s']:.0f} s in {r['jobs']} "
+                  f"run(s), {r['wall_s']:.0f} s wall", flush=True)  # fmt: skip
+    print("\n## Calibration over", len(results), "designs\n")
+    print(summary(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
