@@ -1,9 +1,10 @@
 """Calibration of the plan's resource model (qfx/plan/cost.py) against Yosys synth_xilinx on small designs.
 
 Each design is a small network (tests/calibration_models.py: a convolution + max pool + dense network and
-two-layer MLPs, plain and K-hot K = 2 weights; the wider MLP's weight ROMs are deep enough for block RAM) rendered as folded streaming Verilog at several foldings (per-layer
-``Folding(pe, simd)`` overrides), or fully parallel. For every design the script prints, per layer and in total, the
-plan's estimate next to Yosys' counts (LUT = logic + LUTRAM + SRL, FF, DSP, BRAM36) with ratios, then the errors
+two-layer MLPs, plain and K-hot K = 2 weights; the wider MLP's weight ROMs are deep enough for block RAM) rendered
+as folded streaming Verilog at several foldings (per-layer ``Folding(pe, simd)`` overrides), or fully parallel.
+For every design the script prints, per layer and in total, the plan's estimate next to Yosys' counts (LUT =
+logic + LUTRAM + SRL, FF, DSP, BRAM36) with ratios, then the errors
 over all designs: what docs/plan.md states as the calibration.
 
     .venv/bin/python benchmarks/bench_calibrate.py                   # all designs (a few minutes on 2 cores)
@@ -100,24 +101,30 @@ def table(result: dict) -> str:
 
 
 def summary(results: list[dict]) -> str:
-    """The calibration: errors of the estimate against Yosys over all designs."""
-    dsp_exact = all(r["total"]["est"]["dsp"] == r["total"]["yosys"]["dsp"] for r in results)
-    dsp_err = max(abs(r["total"]["est"]["dsp"] - r["total"]["yosys"]["dsp"]) for r in results)
-    bram_err = max(abs(r["total"]["est"]["bram"] - r["total"]["yosys"]["bram"]) for r in results)
+    """The calibration: errors of the estimate against Yosys, over the folded designs and the fully parallel ones."""
 
     def rel(est: float, got: float) -> float:
         return (est - got) / got if got else 0.0
 
-    out = [f"DSP: {'exact on every design' if dsp_exact else f'within +-{dsp_err:g} per design'}",
-           f"BRAM36: within +-{bram_err:g} per design"]  # fmt: skip
-    for k in ("lut", "ff"):
-        totals = [rel(r["total"]["est"][k], r["total"]["yosys"][k]) for r in results]
-        layers = [rel(la["est"][k], la["yosys"][k]) for r in results for la in r["layers"].values()
-                  if la["yosys"][k] >= 100]  # fmt: skip
-        worst = max(totals, key=abs)
-        out.append(f"{k.upper()}: total within {100 * max(map(abs, totals)):.0f} % (worst {100 * worst:+.0f} %), "
-                   f"mean |error| {100 * sum(map(abs, totals)) / len(totals):.0f} %; per layer (>= 100 in Yosys) "
-                   f"within {100 * max(map(abs, layers), default=0):.0f} %")  # fmt: skip
+    out = []
+    for arch in ("stream", "parallel"):
+        rs = [r for r in results if r["architecture"] == arch]
+        if not rs:
+            continue
+        dsp = [r["total"]["est"]["dsp"] - r["total"]["yosys"]["dsp"] for r in rs]
+        dsp_rel = max(abs(rel(r["total"]["est"]["dsp"], r["total"]["yosys"]["dsp"])) for r in rs)
+        bram = max(abs(r["total"]["est"]["bram"] - r["total"]["yosys"]["bram"]) for r in rs)
+        bram_used = sum(r["total"]["yosys"]["bram"] for r in rs)
+        out.append(f"{arch} ({len(rs)} designs): DSP "
+                   f"{'exact on every design' if not any(dsp) else f'within {100 * dsp_rel:.0f} %'}; BRAM36 within "
+                   f"+-{bram:g} ({bram_used:g} used in all)")  # fmt: skip
+        for k in ("lut", "ff"):
+            totals = [rel(r["total"]["est"][k], r["total"]["yosys"][k]) for r in rs]
+            layers = [rel(la["est"][k], la["yosys"][k]) for r in rs for la in r["layers"].values()
+                      if la["yosys"][k] >= 100]  # fmt: skip
+            out.append(f"  {k.upper()}: total within {100 * max(map(abs, totals)):.0f} % (mean |error| "
+                       f"{100 * sum(map(abs, totals)) / len(totals):.0f} %); per layer (>= 100 in Yosys) within "
+                       f"{100 * max(map(abs, layers), default=0):.0f} %")  # fmt: skip
     return "\n".join(out)
 
 

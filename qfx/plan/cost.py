@@ -81,12 +81,12 @@ DSP_ERROR, BRAM_ERROR, LUT_ERROR, FF_ERROR = 0, 0.5, 0.25, 0.15
 PARALLEL_ADD_LUT = 0.75  # LUTs per accumulator bit per nonzero weight (the adder tree)
 KHOT_PARALLEL_LUT = 0.31  # LUTs per accumulator bit per K-hot digit (adder graphs share partial sums)
 # Streaming units, calibrated against Yosys synth_xilinx (benchmarks/bench_calibrate.py, docs/plan.md):
-MUX_LUT = 0.54  # LUTs per bit per case of a counter-driven multiplexer (a fold unit's inputs, a window's banks)
-WINDOW_LUT = 2.76  # LUTs per bit of a sliding window (load a column / shift by the stride / hold)
-ADD_LUT = 0.81  # LUTs per accumulator bit of each term's adder (a DSP's product into the sum)
-KHOT_SHIFT_LUT = 2.2  # LUTs per accumulator bit of one K-hot digit read from the ROM (a variable shift, an add)
-MAX_LUT = 0.45  # LUTs per accumulator bit of one max-pool term (a compare, a select)
-UNIT_LUT = 6  # a unit's handshake
+MUX_LUT = 0.6  # LUTs per bit per case of a counter-driven multiplexer (a fold unit's inputs)
+WINDOW_LUT = 3.23  # LUTs per bit of a sliding window (bank read, load a column / shift by the stride / hold)
+WINDOW_BASE_LUT = 99  # a sliding window's row, column and bank arithmetic
+ADD_LUT = 0.78  # LUTs per accumulator bit of each term's adder (a DSP's product into the sum)
+KHOT_SHIFT_LUT = 2.34  # LUTs per accumulator bit of one K-hot digit read from the ROM (a variable shift, an add)
+MAX_LUT = 1.0  # LUTs per accumulator bit of one max-pool term (a compare, a select)
 WINDOW_FF = 45  # a sliding window's counters (rows, columns, banks, how far the writer is ahead)
 
 
@@ -306,10 +306,10 @@ def _mux(inputs: int, cases: int) -> float:
 
 def _window_unit(work: Work) -> Estimate:
     """The sliding-window unit: row banks in LUT RAM (asynchronous read), the window in two registers (being
-    loaded, handed over), a bank multiplexer per kernel row, the load / shift / hold multiplexer per window bit."""
+    loaded, handed over), per window bit its bank read and load / shift / hold multiplexer."""
     kh, kw, banks, depth, pixel = work.window
     bits = kh * kw * pixel
-    lut = WINDOW_LUT * bits + _mux(kh * pixel, banks) + banks * _lutram(depth, pixel) + UNIT_LUT
+    lut = WINDOW_LUT * bits + WINDOW_BASE_LUT + banks * _lutram(depth, pixel)
     return Estimate(int(lut), 2 * bits + WINDOW_FF)
 
 
@@ -364,7 +364,7 @@ def _fold_unit(work: Work, f: Folding) -> Estimate:
         lut += terms * aw * MAX_LUT
     else:  # sum
         lut += terms * aw
-    return Estimate(int(lut + UNIT_LUT), int(ff), dsp, bram)
+    return Estimate(int(lut), int(ff), dsp, bram)
 
 
 def _stream(work: Work, f: Folding) -> Estimate:
@@ -376,14 +376,14 @@ def _stream(work: Work, f: Folding) -> Estimate:
         elif work.kind in ("mac", "xnor"):
             out = out + _collect_unit(work)
         return out
-    lanes = math.gcd(f.pe, work.pe_dim)  # an element-wise unit: PE values of a stream word per clock
     if work.op == "cast" and not work.in_bits:
         return Estimate()  # the float input's cast: the top's input port
-    if work.kind in ("elementwise", "move"):  # a compare / select or a cast per lane, its output register
-        return Estimate(lanes * max(work.in_bits, work.out_bits), work.pe_dim * work.out_bits + 1)
+    if work.kind in ("elementwise", "move"):  # a compare / select and a cast per value of a stream word, per clock
+        return Estimate(work.pe_dim * max(work.in_bits, work.out_bits), work.pe_dim * work.out_bits + 1)
+    lanes = math.gcd(f.pe, work.pe_dim)  # PE lanes of multipliers (the Verilog's affine unit has a word's: see docs)
     if work.kind == "sum":  # a global sum: an accumulator, an adder and a cast per channel
         aw = work.acc_bits + 1
-        return Estimate(work.pe_dim * (aw + work.out_bits) + UNIT_LUT, work.pe_dim * (aw + work.out_bits) + 8)
+        return Estimate(work.pe_dim * (aw + work.out_bits), work.pe_dim * (aw + work.out_bits) + 8)
     return _parallel(work, Folding(lanes, 1, 1))
 
 
