@@ -87,6 +87,8 @@ WINDOW_BASE_LUT = 99  # a sliding window's row, column and bank arithmetic
 ADD_LUT = 0.78  # LUTs per accumulator bit of each term's adder (a DSP's product into the sum)
 KHOT_SHIFT_LUT = 2.34  # LUTs per accumulator bit of one K-hot digit read from the ROM (a variable shift, an add)
 MAX_LUT = 1.0  # LUTs per accumulator bit of one max-pool term (a compare, a select)
+ROM_BRAM_DEPTH = 512  # weight ROMs deeper than this (and of 4 Kib or more) are block RAM, shallower ones logic
+ROM_ROWS_PER_LUT = 12  # a weight ROM in logic: a LUT per this many rows per bit of width (random codes)
 WINDOW_FF = 45  # a sliding window's counters (rows, columns, banks, how far the writer is ahead)
 
 
@@ -269,6 +271,17 @@ def _window_cycles(h_in: int, w_in: int, h_out: int, w_out: int, kw: int, sw: in
     return max(h_in * w_in, h_out * (kw + (w_out - 1) * per_window))
 
 
+def _weight_rom(width_bits: int, depth: int) -> tuple[int, float]:
+    """(LUTs, RAMB36) of a fold unit's weight ROM (a registered read): Yosys maps it to block RAM when it is deeper
+    than ``ROM_BRAM_DEPTH`` rows, else to logic, about one LUT per ``ROM_ROWS_PER_LUT`` rows and bit of width."""
+    if width_bits <= 0 or depth <= 1:
+        return 0, 0.0
+    if depth <= ROM_BRAM_DEPTH or width_bits * depth < BRAM_MIN_BITS:
+        return int(width_bits * max(1.0, depth / ROM_ROWS_PER_LUT)), 0.0
+    halves = min(math.ceil(width_bits / w) * math.ceil(depth / d) for d, w in RAMB18_SHAPES)
+    return 0, halves / 2
+
+
 def _rom(width_bits: int, depth: int) -> tuple[int, float]:
     """(LUTs, RAMB36) of a ROM ``width_bits`` wide and ``depth`` deep."""
     if width_bits <= 0 or depth <= 0:
@@ -353,7 +366,7 @@ def _fold_unit(work: Work, f: Folding) -> Estimate:
             lut += terms * (work.in_bits * work.weight_bits // 2 + aw)
         if not constant:
             digit_bits = work.khot * 6 if work.khot else work.weight_bits
-            rom_lut, rom_bram = _rom(terms * digit_bits, rows)
+            rom_lut, rom_bram = _weight_rom(terms * digit_bits, rows)
             lut, bram = lut + rom_lut, bram + rom_bram  # its read register holds the row number, not the row
     elif work.kind == "xnor":
         lut += terms + pe * aw
@@ -397,6 +410,8 @@ def _parallel(work: Work, f: Folding) -> Estimate:
     """Resources of ``work`` fully unrolled in the fully parallel design (constant weights in logic)."""
     lanes = f.pixels * f.pe  # outputs produced in parallel
     ops = lanes * f.simd  # operations in parallel
+    if work.op == "cast" and not work.in_bits:
+        return Estimate()  # the float input's cast: the design's input port
     lut, ff, dsp, bram = 0.0, work.out_bits * lanes, 0, 0.0  # the layer's registered outputs
     if work.kind in ("mac", "affine"):
         product_bits = work.in_bits + work.weight_bits
