@@ -294,11 +294,18 @@ def _cache_key(job: Job, family: str) -> str:
 
 
 def _renamed(data: dict, old: str, new: str) -> dict:
-    """A job's data with its module ``old`` called ``new`` (a result shared by two modules of equal contents)."""
+    """A job's data as the job of module ``new`` would have it, from the run of module ``old`` (their files are equal
+    but for that name, :func:`_cache_key`): every module name with ``old`` in it, as the black boxes ``old_u1..``
+    of a top, has ``new`` in its place."""
     if old == new:
         return data
-    modules = {new if k == old else k: v for k, v in data["modules"].items()}
-    depth = {new if k == old else k: v for k, v in data.get("depth", {}).items()}
+
+    def name(n: str) -> str:
+        return n.replace(old, new)
+
+    modules = {name(k): {"cells": v["cells"], "subs": {name(m): c for m, c in v["subs"].items()}}
+               for k, v in data["modules"].items()}  # fmt: skip
+    depth = {name(k): v for k, v in data.get("depth", {}).items()}
     return {**data, "modules": modules, "depth": depth}
 
 

@@ -95,6 +95,27 @@ def test_cache_hit_runs_no_yosys(work: Path, hier_xc7: synth.SynthReport, monkey
     assert alone.cached and alone.total == hier_xc7.layers["mul"]
 
 
+def test_same_modules_under_other_names_come_from_the_cache(
+    work: Path, hier_xc7: synth.SynthReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys leave a module's own name out: the same design with every module renamed (as a regenerated streaming
+    design whose top has another name) is all cached, its black boxes renamed with it."""
+
+    def no_yosys(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Yosys ran although every module is cached under another name")
+
+    monkeypatch.setattr(synth, "_run_yosys", no_yosys)
+    copy = tmp_path / "renamed"
+    shutil.copytree(FIXTURES / "hier", copy)
+    for f in list(copy.iterdir()):
+        text = f.read_text().replace("hier", "other")
+        f.unlink()
+        (copy / f.name.replace("hier", "other")).write_text(text)
+    again = synth.report(copy, cache=work / "cache")
+    assert again.cached and again.top == "other" and again.modules == {"sa_a": "other_sa", "mul": "other_mul"}
+    assert again.total == hier_xc7.total and again.layers == hier_xc7.layers and again.depth == hier_xc7.depth
+
+
 def test_per_module_counts_equal_the_whole_design(work: Path, hier_xc7: synth.SynthReport) -> None:
     whole = synth.report(work / "hier", cache=work / "cache", per_module=False)
     assert whole.jobs == 1 and not whole.cached

@@ -87,7 +87,7 @@ WINDOW_BASE_LUT = 99  # a sliding window's row, column and bank arithmetic
 ADD_LUT = 0.78  # LUTs per accumulator bit of each term's adder (a DSP's product into the sum)
 KHOT_SHIFT_LUT = 2.34  # LUTs per accumulator bit of one K-hot digit read from the ROM (a variable shift, an add)
 MAX_LUT = 1.0  # LUTs per accumulator bit of one max-pool term (a compare, a select)
-ROM_BRAM_DEPTH = 512  # weight ROMs deeper than this (and of 4 Kib or more) are block RAM, shallower ones logic
+ROM_BRAM_DEPTH, ROM_BRAM_BITS = 512, 16384  # weight ROMs this deep and large are block RAM, others logic
 ROM_ROWS_PER_LUT = 12  # a weight ROM in logic: a LUT per this many rows per bit of width (random codes)
 WINDOW_FF = 45  # a sliding window's counters (rows, columns, banks, how far the writer is ahead)
 
@@ -272,11 +272,12 @@ def _window_cycles(h_in: int, w_in: int, h_out: int, w_out: int, kw: int, sw: in
 
 
 def _weight_rom(width_bits: int, depth: int) -> tuple[int, float]:
-    """(LUTs, RAMB36) of a fold unit's weight ROM (a registered read): Yosys maps it to block RAM when it is deeper
-    than ``ROM_BRAM_DEPTH`` rows, else to logic, about one LUT per ``ROM_ROWS_PER_LUT`` rows and bit of width."""
+    """(LUTs, RAMB36) of a fold unit's weight ROM (a registered read): Yosys maps it to block RAM from
+    ``ROM_BRAM_DEPTH`` rows and ``ROM_BRAM_BITS`` bits, else to logic, about one LUT per ``ROM_ROWS_PER_LUT`` rows
+    and bit of width."""
     if width_bits <= 0 or depth <= 1:
         return 0, 0.0
-    if depth <= ROM_BRAM_DEPTH or width_bits * depth < BRAM_MIN_BITS:
+    if depth < ROM_BRAM_DEPTH or width_bits * depth < ROM_BRAM_BITS:
         return int(width_bits * max(1.0, depth / ROM_ROWS_PER_LUT)), 0.0
     halves = min(math.ceil(width_bits / w) * math.ceil(depth / d) for d, w in RAMB18_SHAPES)
     return 0, halves / 2
@@ -397,6 +398,12 @@ def _stream(work: Work, f: Folding) -> Estimate:
     if work.kind == "sum":  # a global sum: an accumulator, an adder and a cast per channel
         aw = work.acc_bits + 1
         return Estimate(work.pe_dim * (aw + work.out_bits), work.pe_dim * (aw + work.out_bits) + 8)
+    if work.kind == "affine":  # an add and a cast per value of the word; multipliers in the plan's PE lanes
+        scales = work.weight_codes if work.weight_bits else None  # no scale: a shift (bias) only
+        multiplies = scales is not None and bool(np.any(~_is_power_of_two_or_zero(scales)))
+        wide = work.in_bits + work.weight_bits >= DSP_MIN_PRODUCT_BITS and not work.khot
+        dsp = lanes if multiplies and wide else 0
+        return Estimate(work.pe_dim * work.acc_bits, work.pe_dim * work.out_bits + 1, dsp)
     return _parallel(work, Folding(lanes, 1, 1))
 
 
