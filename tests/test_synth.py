@@ -87,29 +87,93 @@ def test_cache_hit_runs_no_yosys(work: Path, hier_xc7: synth.SynthReport, monkey
     again = synth.report(work / "hier", cache=work / "cache")
     assert again.cached and again.total == hier_xc7.total and again.layers == hier_xc7.layers
     assert again.yosys_s == hier_xc7.yosys_s and again.log_path is not None and again.log_path.is_file()
+    assert again.wall_s == 0 and again.jobs == hier_xc7.jobs == 3  # one Yosys run per module: hier, hier_sa, hier_mul
     entries = list((work / "cache").glob("*.json"))
-    assert len(entries) == 1 and len(entries[0].stem) == 64  # sha256 of sources + top + family
+    assert len(entries) == 3 and all(len(e.stem) == 64 for e in entries)  # sha256 of a module's files + family
+    # a module is keyed by its own files: the multiplier as a top of its own is the same job, already cached
+    alone = synth.report(work / "hier", top="hier_mul", sources=["blocks.v"], cache=work / "cache")
+    assert alone.cached and alone.total == hier_xc7.layers["mul"]
 
 
-def test_cache_key_follows_contents_top_family(
+def test_same_modules_under_other_names_come_from_the_cache(
     work: Path, hier_xc7: synth.SynthReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[Path] = []
+    """Keys leave a module's own name out: the same design with every module renamed (as a regenerated streaming
+    design whose top has another name) is all cached, its black boxes renamed with it."""
+
+    def no_yosys(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Yosys ran although every module is cached under another name")
+
+    monkeypatch.setattr(synth, "_run_yosys", no_yosys)
+    copy = tmp_path / "renamed"
+    shutil.copytree(FIXTURES / "hier", copy)
+    for f in list(copy.iterdir()):
+        text = f.read_text().replace("hier", "other")
+        f.unlink()
+        (copy / f.name.replace("hier", "other")).write_text(text)
+    again = synth.report(copy, cache=work / "cache")
+    assert again.cached and again.top == "other" and again.modules == {"sa_a": "other_sa", "mul": "other_mul"}
+    assert again.total == hier_xc7.total and again.layers == hier_xc7.layers and again.depth == hier_xc7.depth
+
+
+def test_per_module_counts_equal_the_whole_design(work: Path, hier_xc7: synth.SynthReport) -> None:
+    whole = synth.report(work / "hier", cache=work / "cache", per_module=False)
+    assert whole.jobs == 1 and not whole.cached
+    assert whole.total == hier_xc7.total and whole.layers == hier_xc7.layers and whole.depth == hier_xc7.depth
+
+
+def test_cache_key_follows_module_contents_and_family(
+    work: Path, hier_xc7: synth.SynthReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
 
     def fake_yosys(cmd: list[str], script: Path, cwd: Path, log_path: Path, *rest: object) -> None:
-        calls.append(script)
+        calls.append(cwd.name)
         raise RuntimeError("stub")
 
     monkeypatch.setattr(synth, "_run_yosys", fake_yosys)
     copy = tmp_path / "hier"
     shutil.copytree(FIXTURES / "hier", copy)
-    with (copy / "hier.v").open("a") as f:
-        f.write("// a changed comment is a changed design\n")
-    for kwargs in ({}, {"family": "xcup"}, {"top": "hier_mul"}):
-        with pytest.raises(RuntimeError, match="stub"):
-            synth.report(copy, cache=work / "cache", **kwargs)
-    assert len(calls) == 3
+    top = copy / "hier.v"
+    top.write_text(top.read_text() + "// outside every module: the same modules, all cached\n")
+    assert synth.report(copy, cache=work / "cache").cached and not calls
+    top.write_text(top.read_text().replace("y0 + y1", "y0 - y1"))
+    with pytest.raises(RuntimeError, match="stub"):
+        synth.report(copy, cache=work / "cache")
+    assert calls == ["hier_xc7"]  # only the top changed: its layers' modules come from the cache
+    with pytest.raises(RuntimeError, match="stub"):
+        synth.report(work / "hier", "xcup", cache=work / "cache", workers=1)
+    assert len(calls) >= 2 and all(c.endswith("_xcup") for c in calls[1:])  # another family: nothing cached
     assert synth.report(work / "hier", cache=work / "cache").cached  # the unchanged design still hits
+
+
+def test_split_stream_design_into_module_jobs() -> None:
+    """A streaming unit with a ROM and qfx_cast instances: one job per plain module, parameterized modules inline,
+    the units as black boxes in the top's job, each ROM image with the unit that reads it."""
+    from qfx.synth_jobs import split
+
+    lib = (
+        "module qfx_cast #(parameter IW = 8) (input wire [IW-1:0] a, output wire [IW-1:0] y);\n"
+        "  assign y = a;\nendmodule\n"
+    )
+    units = (
+        "`default_nettype none\n// module in a comment\nmodule t_u1_fold (\n    input  wire clk,\n"
+        '    output reg [7:0] m_data\n);\n  reg [7:0] rom [0:3];\n  initial $readmemh("t_u1.mem", rom);\n'
+        "  wire [7:0] y0;\n  qfx_cast #(.IW(8)) c0 (.a(rom[0]), .y(y0));\n"
+        "  always @(posedge clk) m_data <= y0;\nendmodule\n`default_nettype wire\n"
+    )
+    top = "module t (input wire clk, output wire [7:0] y);\n  t_u1_fold u (.clk(clk), .m_data(y));\nendmodule\n"
+    sources = {"qfx_cast.v": lib.encode(), "t_units.v": units.encode(), "t.v": top.encode(), "t_u1.mem": b"01\n"}
+    jobs = {j.top: j for j in split(sources, "t", flatten=False)}
+    assert set(jobs) == {"t", "t_u1_fold"}
+    assert jobs["t"].stubs == ("t_u1_fold",) and set(jobs["t"].files) == {"t.v"}
+    assert "(* blackbox *)" in jobs["t"].files["t.v"].decode() and "qfx_cast" not in jobs["t"].files["t.v"].decode()
+    unit = jobs["t_u1_fold"]
+    assert unit.stubs == () and set(unit.files) == {"t_u1_fold.v", "t_u1.mem"}
+    assert "module qfx_cast" in unit.files["t_u1_fold.v"].decode()
+    assert [j.whole for j in split(sources, "t", flatten=True)] == [True]
+    macro = {**sources, "t.v": b"`define W 8\n" + top.encode()}
+    assert [j.whole for j in split(macro, "t", flatten=False)] == [True]  # the preprocessor: one whole-design run
 
 
 def test_family_validation(work: Path) -> None:
@@ -132,8 +196,11 @@ def test_missing_folder_marker_and_source(work: Path, tmp_path: Path) -> None:
 
 
 def test_yosys_failure_reports_log_tail(work: Path) -> None:
-    with pytest.raises(RuntimeError, match=r"(?s)Yosys failed.*broken\.v:3: ERROR: syntax error") as info:
+    # the module is synthesized on its own, from a file of its text (line 2 of it is line 3 of the source)
+    with pytest.raises(RuntimeError, match=r"(?s)Yosys failed.*broken\.v:2: ERROR: syntax error") as info:
         synth.report(work / "bad", top="broken", cache=False)
+    with pytest.raises(RuntimeError, match=r"(?s)Yosys failed.*broken\.v:3: ERROR: syntax error"):
+        synth.report(work / "bad", top="broken", cache=False, per_module=False)
     log = work / "bad" / "yosys" / "broken_xc7.log"
     assert str(log) in str(info.value) and log.is_file()  # the log is kept
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from qfx.boards import Board, load_board
 from qfx.ir.graph import Graph, Reshape
 from qfx.ir.passes import fuse_casts
-from qfx.plan.cost import Estimate, Folding, Work, estimate, work_of
+from qfx.plan.cost import Estimate, Folding, Work, estimate, fifo_estimate, work_of
 
 __all__ = ["Estimate", "Folding", "LayerPlan", "Plan", "PlanError", "choose_architecture", "fully_parallel", "plan"]
 
@@ -53,6 +53,7 @@ class Plan:
     layers: tuple[LayerPlan, ...]
     fifo_depths: dict[str, int] = field(default_factory=dict)
     margin: float = DEFAULT_MARGIN
+    fifos: Estimate = field(default_factory=Estimate)  # FIFOs deeper than 2 words (cost.fifo_estimate)
 
     @property
     def cycles(self) -> int:
@@ -65,7 +66,7 @@ class Plan:
 
     @property
     def total(self) -> Estimate:
-        out = Estimate()
+        out = self.fifos
         for la in self.layers:
             out = out + la.estimate
         return out
@@ -92,6 +93,9 @@ class Plan:
             f, e = la.folding, la.estimate
             rows.append(f"| {la.node} | {la.op} | {f.pe} x {f.simd} x {f.pixels} | {la.cycles:,} | {la.macs:,} | "
                         f"{la.weights} | {e.lut:,} | {e.ff:,} | {e.dsp:,} | {e.bram:g} |")  # fmt: skip
+        if self.fifos != Estimate():
+            e = self.fifos
+            rows.append(f"| (FIFOs) | fifo | | | | | {e.lut:,} | {e.ff:,} | {e.dsp:,} | {e.bram:g} |")
         t, u = self.total, self.utilization()
         rows.append(f"| **total** | | | **{self.cycles:,}** | {sum(la.macs for la in self.layers):,} | | "
                     f"{t.lut:,} ({u['lut']:.1f} %) | {t.ff:,} ({u['ff']:.1f} %) | {t.dsp:,} ({u['dsp']:.1f} %) | "
@@ -107,7 +111,7 @@ class Plan:
         return dict(
             graph=self.graph, board=self.board.name, cycles=self.cycles, fps=self.fps, latency=self.latency,
             total=self.total.as_dict(), utilization=self.utilization(), fits=self.fits, margin=self.margin,
-            fifo_depths=self.fifo_depths,
+            fifo_depths=self.fifo_depths, fifos=self.fifos.as_dict(),
             layers=[dict(node=la.node, op=la.op, pe=la.folding.pe, simd=la.folding.simd, pixels=la.folding.pixels,
                          cycles=la.cycles, latency=la.latency, macs=la.macs, weights=la.weights,
                          **la.estimate.as_dict()) for la in self.layers],
@@ -145,7 +149,7 @@ def _weights(work: Work, f: Folding) -> str:
 def _layer(work: Work, f: Folding, full: Folding, streaming: bool = True) -> LayerPlan:
     cycles = work.cycles(f, streaming)
     return LayerPlan(work.node, work.op, f, cycles, _latency(work, f, cycles), work.macs, _weights(work, f),
-                     estimate(work, f), full)  # fmt: skip
+                     estimate(work, f, streaming), full)  # fmt: skip
 
 
 def _cost(e: Estimate, board: Board) -> float:
@@ -182,7 +186,9 @@ def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
 
 def _assemble(graph: Graph, board: Board, chosen: dict[str, LayerPlan], margin: float) -> Plan:
     layers = tuple(chosen[n.name] for n in graph.nodes if n.name in chosen)
-    return Plan(graph.name, board, layers, _fifo_depths(graph, chosen), margin)
+    depths = _fifo_depths(graph, chosen)
+    streaming = any(la.cycles > 1 for la in layers)  # the fully parallel design has no FIFOs
+    return Plan(graph.name, board, layers, depths, margin, fifo_estimate(graph, depths) if streaming else Estimate())
 
 
 def _fits(e: Estimate, board: Board, margin: float) -> bool:

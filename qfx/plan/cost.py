@@ -7,14 +7,25 @@ output pixels x channels x window, an element-wise node is positions x channels 
 node takes ``positions/pixels * pe_dim/pe * simd_dim/simd`` clocks per sample. Full unrolling (the fully parallel
 design of today) is one clock.
 
-The resource model is first-order and deliberately simple (every figure below is in the code, none hidden):
-a variable multiplier is a DSP slice when its product has 9 bits or more (Yosys ``synth_xilinx``'s minimum
-product width for DSP mapping), else about ``wx * ww / 2`` LUTs; a constant weight (fully unrolled layers) costs
-nothing when it is 0 or a power of two, and is a DSP like a variable one otherwise; a K-hot product is K adders.
-An adder costs one LUT per bit (UltraScale's carry chains). Weight ROMs up to 64 words deep are LUTRAM (one LUT
-per bit of width per 64 words), deeper ones block RAM in the best RAMB18 aspect ratio. Line buffers hold
-(kernel rows - 1) image rows in block RAM once they exceed 4 Kib. Nothing here is calibrated against synthesis
-yet: treat it as the planner's yardstick, not a synthesis result.
+The resource model is first-order (every figure below is in the code, none hidden) and counts what the Verilog
+builds. A streaming layer (qfx.rtl's folded units; the HLS units have the same structure) is:
+
+- a sliding window for a convolution or pool: ``2R + SH`` input rows in LUT RAM banks (R the kernel height), the
+  window in two registers (being loaded, handed over), a bank multiplexer per kernel row and a load / shift / hold
+  multiplexer per window bit (``WINDOW_LUT`` LUTs per bit); a dense layer's collector holds its input words;
+- a fold unit: its input vector in a register, PE x SIMD inputs per clock chosen by a counter (``MUX_LUT`` per bit
+  and case), a multiplier per term (a DSP slice from 9 product bits, as Yosys ``synth_xilinx`` maps ``$mul``;
+  K-hot digits are shifts and adds instead), an adder per term, an accumulator and a ``qfx_cast`` per PE lane,
+  the output vector twice; weights in a ROM of NF x SF rows of PE x SIMD codes (LUTs up to 64 rows or 4 Kib,
+  else block RAM in the best RAMB18 aspect ratio), or constants when it is one row;
+- element-wise units: PE lanes (the plan's folding) of a compare or a multiply and a cast, the output word's
+  register; a sum pool over the whole map is a global sum (an accumulator per channel);
+- FIFOs (:func:`fifo_estimate`) for streams planned deeper than two words.
+
+A fully parallel layer (constant weights in logic) costs a DSP per weight that is not 0 or a power of two, an
+adder tree, its registered outputs; K-hot weights are adder graphs. The constants were fitted to Yosys
+``synth_xilinx`` (UltraScale+) on the small designs of ``benchmarks/bench_calibrate.py``; docs/plan.md states
+the calibration and its error (``DSP_ERROR``, ``BRAM_ERROR``, ``LUT_ERROR``, ``FF_ERROR`` below).
 """
 
 from __future__ import annotations
@@ -43,14 +54,42 @@ from qfx.ir.graph import (
     spatial,
 )
 
-__all__ = ["DSP_MIN_PRODUCT_BITS", "Estimate", "Folding", "Work", "estimate", "work_of"]
+__all__ = [
+    "BRAM_ERROR",
+    "DSP_ERROR",
+    "DSP_MIN_PRODUCT_BITS",
+    "FF_ERROR",
+    "LUT_ERROR",
+    "Estimate",
+    "Folding",
+    "Work",
+    "estimate",
+    "fifo_estimate",
+    "whole_map_sum",
+    "work_of",
+]
 
 #: Products narrower than this many bits stay in LUTs (Yosys synth_xilinx maps $mul to DSP48 from 9 output bits).
 DSP_MIN_PRODUCT_BITS = 9
 LUTRAM_DEPTH = 64  # one LUT6 holds a 64 x 1 ROM
 BRAM_MIN_BITS = 4096  # smaller buffers stay in LUTRAM / registers
 RAMB18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))  # depth x width
-LAYER_OVERHEAD_LUT, LAYER_OVERHEAD_FF = 40, 60  # loop counters, stream handshake
+#: The calibration's stated error on a design's total (benchmarks/bench_calibrate.py, docs/plan.md): DSP slices
+#: exact, block RAM within BRAM_ERROR RAMB36, LUTs and flip-flops within these fractions of Yosys' counts.
+DSP_ERROR, BRAM_ERROR, LUT_ERROR, FF_ERROR = 0, 0.5, 0.25, 0.15
+# Fully parallel layers (constant weights in logic, outputs registered), calibrated the same way:
+PARALLEL_ADD_LUT = 0.75  # LUTs per accumulator bit per nonzero weight (the adder tree)
+KHOT_PARALLEL_LUT = 0.31  # LUTs per accumulator bit per K-hot digit (adder graphs share partial sums)
+# Streaming units, calibrated against Yosys synth_xilinx (benchmarks/bench_calibrate.py, docs/plan.md):
+MUX_LUT = 0.6  # LUTs per bit per case of a counter-driven multiplexer (a fold unit's inputs)
+WINDOW_LUT = 3.23  # LUTs per bit of a sliding window (bank read, load a column / shift by the stride / hold)
+WINDOW_BASE_LUT = 99  # a sliding window's row, column and bank arithmetic
+ADD_LUT = 0.78  # LUTs per accumulator bit of each term's adder (a DSP's product into the sum)
+KHOT_SHIFT_LUT = 2.34  # LUTs per accumulator bit of one K-hot digit read from the ROM (a variable shift, an add)
+MAX_LUT = 1.0  # LUTs per accumulator bit of one max-pool term (a compare, a select)
+ROM_BRAM_DEPTH, ROM_BRAM_BITS = 512, 16384  # weight ROMs this deep and large are block RAM, others logic
+ROM_ROWS_PER_LUT = 12  # a weight ROM in logic: a LUT per this many rows per bit of width (random codes)
+WINDOW_FF = 45  # a sliding window's counters (rows, columns, banks, how far the writer is ahead)
 
 
 @dataclass(frozen=True)
@@ -77,6 +116,9 @@ class Estimate:
     def as_dict(self) -> dict[str, float]:
         return {"lut": self.lut, "ff": self.ff, "dsp": self.dsp, "bram": self.bram}
 
+    def times(self, n: int) -> Estimate:
+        return Estimate(self.lut * n, self.ff * n, self.dsp * n, self.bram * n)
+
 
 @dataclass(frozen=True)
 class Work:
@@ -100,6 +142,10 @@ class Work:
     steps: int = 0  # thresholds per channel (a Threshold node): comparators per output
     stream_cycles: int = 0  # clocks the streaming unit needs whatever its PE x SIMD: reading its input words,
     # and for a sliding window one clock per window column it loads (KW at the start of a row, then the stride)
+    vector: int = 0  # values of the input vector a fold unit holds (a dense layer's input, a window)
+    shared: bool = True  # every PE lane reads the same inputs (dense, ungrouped convolution; not pools)
+    window: tuple[int, ...] = ()  # a sliding window's (kernel rows, kernel columns, row banks, bank depth, pixel bits)
+    in_words: int = 1  # stream words a dense layer collects into its input vector
 
     @property
     def macs(self) -> int:
@@ -135,7 +181,7 @@ def work_of(graph: Graph, node: Node) -> Work:
         words = _input_words(graph, node.inputs[0])
         return Work(stream_cycles=words, positions=1, pe_dim=o, simd_dim=i, kind="xnor" if node.bipolar else "mac",
                     weight_bits=node.weight_fmt.width, khot=node.khot, weight_codes=np.asarray(node.weight),
-                    **common)  # fmt: skip
+                    vector=i, in_words=words, **common)  # fmt: skip
     if isinstance(node, Conv2d):
         c_in, _, w_in = spatial(x.shape)
         c_out, h_out, w_out = spatial(out.shape)
@@ -146,7 +192,13 @@ def work_of(graph: Graph, node: Node) -> Work:
                     positions=h_out * w_out, pe_dim=c_out, simd_dim=int(np.prod(node.weight.shape[1:])), kind=kind,
                     weight_bits=node.weight_fmt.width, khot=node.khot,
                     weight_codes=np.asarray(node.weight).reshape(c_out, -1),
-                    line_buffer_bits=(kh - 1) * w_in * c_in * _width(x.fmt), **common)  # fmt: skip
+                    line_buffer_bits=(kh - 1) * w_in * c_in * _width(x.fmt), vector=kh * kw * c_in,
+                    shared=node.groups == 1,
+                    window=_window(kh, kw, node.stride[0], node.dilation[0], w_in, c_in * _width(x.fmt)),
+                    **common)  # fmt: skip
+    if whole_map_sum(node, graph):  # rendered as a global sum: C accumulators over the pixels
+        c = x.shape[0]
+        return Work(positions=x.size // c, pe_dim=c, simd_dim=1, kind="sum", **common)
     if isinstance(node, (MaxPool2d, SumPool2d)):
         c, _, w_in = spatial(x.shape)
         _, h_out, w_out = spatial(out.shape)
@@ -154,7 +206,8 @@ def work_of(graph: Graph, node: Node) -> Work:
         return Work(stream_cycles=_window_cycles(spatial(x.shape)[1], w_in, h_out, w_out, kw, node.stride[1], 1),
                     positions=h_out * w_out, pe_dim=c, simd_dim=kh * kw,
                     kind="max" if isinstance(node, MaxPool2d) else "sum",
-                    line_buffer_bits=(kh - 1) * w_in * c * _width(x.fmt), **common)  # fmt: skip
+                    line_buffer_bits=(kh - 1) * w_in * c * _width(x.fmt), vector=kh * kw * c, shared=False,
+                    window=_window(kh, kw, node.stride[0], 1, w_in, c * _width(x.fmt)), **common)  # fmt: skip
     if isinstance(node, GlobalSum):
         c = x.shape[0]
         return Work(positions=x.size // c, pe_dim=c, simd_dim=1, kind="sum", **common)
@@ -184,6 +237,23 @@ def work_of(graph: Graph, node: Node) -> Work:
     return Work(positions=positions, pe_dim=channels, simd_dim=1, kind=kind, **common)
 
 
+def whole_map_sum(node: Node, graph: Graph) -> bool:
+    """Whether ``node`` is a sum pool whose one window is the whole unpadded feature map (an average pool's sum):
+    the streaming units render it as a global sum (an accumulator per channel), not as a window the map's size."""
+    if not isinstance(node, SumPool2d) or any(node.padding):
+        return False
+    _, h, w = spatial(graph.tensors[node.inputs[0]].shape)
+    _, h_out, w_out = spatial(graph.tensors[node.output].shape)
+    return tuple(node.kernel) == (h, w) and (h_out, w_out) == (1, 1)
+
+
+def _window(kh: int, kw: int, sh: int, dh: int, w_in: int, pixel_bits: int) -> tuple[int, ...]:
+    """(kernel rows, kernel columns, row banks, bank depth, pixel bits) of the sliding-window unit: it keeps 2R + SH
+    input rows (R = the dilated kernel height) so that the next row and the next frame can be written ahead."""
+    r = (kh - 1) * dh + 1
+    return kh, kw, 2 * r + sh, w_in, pixel_bits
+
+
 def _input_words(graph: Graph, tensor: str) -> int:
     """Stream words of ``tensor`` as the streaming units carry it: a feature map (before any flatten) one word per
     pixel, a vector one word."""
@@ -199,6 +269,18 @@ def _window_cycles(h_in: int, w_in: int, h_out: int, w_out: int, kw: int, sw: in
     loads (all KW at the start of an output row, then SW per window; KW each when dilated); the larger."""
     per_window = min(sw, kw) if dw == 1 else kw
     return max(h_in * w_in, h_out * (kw + (w_out - 1) * per_window))
+
+
+def _weight_rom(width_bits: int, depth: int) -> tuple[int, float]:
+    """(LUTs, RAMB36) of a fold unit's weight ROM (a registered read): Yosys maps it to block RAM from
+    ``ROM_BRAM_DEPTH`` rows and ``ROM_BRAM_BITS`` bits, else to logic, about one LUT per ``ROM_ROWS_PER_LUT`` rows
+    and bit of width."""
+    if width_bits <= 0 or depth <= 1:
+        return 0, 0.0
+    if depth < ROM_BRAM_DEPTH or width_bits * depth < ROM_BRAM_BITS:
+        return int(width_bits * max(1.0, depth / ROM_ROWS_PER_LUT)), 0.0
+    halves = min(math.ceil(width_bits / w) * math.ceil(depth / d) for d, w in RAMB18_SHAPES)
+    return 0, halves / 2
 
 
 def _rom(width_bits: int, depth: int) -> tuple[int, float]:
@@ -223,11 +305,121 @@ def _is_power_of_two_or_zero(codes: np.ndarray) -> np.ndarray:
     return (a & (a - 1)) == 0
 
 
-def estimate(work: Work, f: Folding) -> Estimate:
-    """Resources of ``work`` at folding ``f`` (see the module docstring for the model)."""
+def _lutram(depth: int, width: int) -> int:
+    """LUTs of a distributed RAM (one write, one asynchronous read port) ``depth`` x ``width``: UltraScale packs
+    32 x 14 bits (RAM32M16) or 64 x 7 bits (RAM64M8) into 8 LUTs."""
+    if depth <= 32:
+        return 8 * math.ceil(width / 14)
+    return 8 * math.ceil(width / 7) * math.ceil(depth / 64)
+
+
+def _mux(inputs: int, cases: int) -> float:
+    """LUTs of ``inputs`` bits each chosen among ``cases`` values by a counter (a ``case`` in the fold unit)."""
+    return MUX_LUT * inputs * cases if cases > 1 else 0.0
+
+
+def _window_unit(work: Work) -> Estimate:
+    """The sliding-window unit: row banks in LUT RAM (asynchronous read), the window in two registers (being
+    loaded, handed over), per window bit its bank read and load / shift / hold multiplexer."""
+    kh, kw, banks, depth, pixel = work.window
+    bits = kh * kw * pixel
+    lut = WINDOW_LUT * bits + WINDOW_BASE_LUT + banks * _lutram(depth, pixel)
+    return Estimate(int(lut), 2 * bits + WINDOW_FF)
+
+
+def _collect_unit(work: Work) -> Estimate:
+    """A dense layer's collector: its input words into one vector register (and the words before the last)."""
+    word = work.vector * work.in_bits // max(1, work.in_words)
+    if work.in_words <= 1:
+        return Estimate(2, work.vector * work.in_bits + 1)
+    return Estimate(work.in_words + 4, (2 * work.in_words - 1) * word + work.in_words.bit_length() + 1)
+
+
+def _fold_unit(work: Work, f: Folding) -> Estimate:
+    """The fold unit: its input vector in a register, PE x SIMD terms per clock chosen from it by a counter, PE
+    accumulators, a qfx_cast per lane, the output vector twice (collected, being sent); weights from a ROM, or
+    constants when the layer is one row (PE x SIMD = all of it)."""
+    pe, simd = f.pe, f.simd
+    rows = (work.pe_dim // pe) * (work.simd_dim // simd)
+    shared = work.shared or pe == 1
+    lanes_in = simd if shared else pe * simd
+    cases = work.simd_dim // simd if shared else rows
+    aw = work.acc_bits + 1
+    terms = pe * simd
+    # per lane: the accumulator's start value (bias or the running sum) and the qfx_cast of its output
+    lut = _mux(lanes_in * work.in_bits, cases) + pe * (aw + work.out_bits) + 2 * rows.bit_length()
+    ff = (work.vector + lanes_in) * work.in_bits + pe * aw + 2 * work.pe_dim * work.out_bits + 3 * rows.bit_length()
+    ff += 8  # valid, first / last flags
+    dsp, bram = 0, 0.0
+    if work.kind == "mac":
+        constant = rows == 1
+        if work.khot:
+            per_digit = aw if constant else aw * KHOT_SHIFT_LUT  # a constant shift is wiring
+            lut += terms * work.khot * per_digit
+        elif work.in_bits + work.weight_bits >= DSP_MIN_PRODUCT_BITS:
+            if constant:
+                codes = work.weight_codes
+                dsp += int(np.count_nonzero(~_is_power_of_two_or_zero(codes)))
+            else:
+                dsp += terms
+            lut += terms * aw * ADD_LUT
+        else:
+            lut += terms * (work.in_bits * work.weight_bits // 2 + aw)
+        if not constant:
+            digit_bits = work.khot * 6 if work.khot else work.weight_bits
+            rom_lut, rom_bram = _weight_rom(terms * digit_bits, rows)
+            lut, bram = lut + rom_lut, bram + rom_bram  # its read register holds the row number, not the row
+    elif work.kind == "xnor":
+        lut += terms + pe * aw
+        if rows > 1:
+            rom_lut, rom_bram = _rom(terms, rows)
+            lut, bram = lut + rom_lut, bram + rom_bram
+    elif work.kind == "max":
+        lut += terms * aw * MAX_LUT
+    else:  # sum
+        lut += terms * aw
+    return Estimate(int(lut), int(ff), dsp, bram)
+
+
+def _stream(work: Work, f: Folding) -> Estimate:
+    """Resources of the streaming unit(s) of ``work`` at folding ``f``, as the folded Verilog builds them."""
+    if work.window or (work.kind in ("mac", "xnor") and work.vector):
+        out = _fold_unit(work, f)
+        if work.window:
+            out = out + _window_unit(work)
+        elif work.kind in ("mac", "xnor"):
+            out = out + _collect_unit(work)
+        return out
+    if work.op == "cast" and not work.in_bits:
+        return Estimate()  # the float input's cast: the top's input port
+    if work.kind in ("elementwise", "move"):  # a compare / select and a cast per value of a stream word, per clock
+        return Estimate(work.pe_dim * max(work.in_bits, work.out_bits), work.pe_dim * work.out_bits + 1)
+    lanes = math.gcd(f.pe, work.pe_dim)  # PE lanes of multipliers (the Verilog's affine unit has a word's: see docs)
+    if work.kind == "sum":  # a global sum: an accumulator, an adder and a cast per channel
+        aw = work.acc_bits + 1
+        return Estimate(work.pe_dim * (aw + work.out_bits), work.pe_dim * (aw + work.out_bits) + 8)
+    if work.kind == "affine":  # an add and a cast per value of the word; multipliers in the plan's PE lanes
+        scales = work.weight_codes if work.weight_bits else None  # no scale: a shift (bias) only
+        multiplies = scales is not None and bool(np.any(~_is_power_of_two_or_zero(scales)))
+        wide = work.in_bits + work.weight_bits >= DSP_MIN_PRODUCT_BITS and not work.khot
+        dsp = lanes if multiplies and wide else 0
+        return Estimate(work.pe_dim * work.acc_bits, work.pe_dim * work.out_bits + 1, dsp)
+    return _parallel(work, Folding(lanes, 1, 1))
+
+
+def estimate(work: Work, f: Folding, streaming: bool = True) -> Estimate:
+    """Resources of ``work`` at folding ``f``: its streaming units (``streaming``, the folded design), or its logic
+    in the fully parallel design (see the module docstring for both models)."""
+    return _stream(work, f) if streaming and f.pixels == 1 else _parallel(work, f)
+
+
+def _parallel(work: Work, f: Folding) -> Estimate:
+    """Resources of ``work`` fully unrolled in the fully parallel design (constant weights in logic)."""
     lanes = f.pixels * f.pe  # outputs produced in parallel
     ops = lanes * f.simd  # operations in parallel
-    lut, ff, dsp, bram = LAYER_OVERHEAD_LUT, LAYER_OVERHEAD_FF + work.out_bits * lanes, 0, 0.0
+    if work.op == "cast" and not work.in_bits:
+        return Estimate()  # the float input's cast: the design's input port
+    lut, ff, dsp, bram = 0.0, work.out_bits * lanes, 0, 0.0  # the layer's registered outputs
     if work.kind in ("mac", "affine"):
         product_bits = work.in_bits + work.weight_bits
         constant = f.pe == work.pe_dim and f.simd == work.simd_dim  # every multiplier has one fixed weight
@@ -239,16 +431,15 @@ def estimate(work: Work, f: Folding) -> Estimate:
             adders = nonzero * f.pixels
         else:
             real, adders = ops, ops
-        if work.khot:
-            lut += adders * work.khot * work.acc_bits
+        if work.khot:  # an adder graph shares partial sums between outputs
+            lut += adders * work.khot * work.acc_bits * (KHOT_PARALLEL_LUT if constant else 1)
             if not constant:  # shifters for the digits read from the ROM
                 lut += ops * work.khot * work.acc_bits
         elif product_bits >= DSP_MIN_PRODUCT_BITS:
             dsp += real
-            lut += adders * work.acc_bits
+            lut += adders * work.acc_bits * PARALLEL_ADD_LUT
         else:
-            lut += real * (work.in_bits * work.weight_bits) // 2 + adders * work.acc_bits
-        ff += ops * work.acc_bits // 2 + lanes * work.acc_bits  # pipeline + accumulators
+            lut += real * (work.in_bits * work.weight_bits) // 2 + adders * work.acc_bits * PARALLEL_ADD_LUT
         if not constant:
             digit_bits = work.khot * 6 if work.khot else work.weight_bits
             rom_lut, rom_bram = _rom(f.pe * f.simd * digit_bits, (work.pe_dim // f.pe) * (work.simd_dim // f.simd))
@@ -269,7 +460,6 @@ def estimate(work: Work, f: Folding) -> Estimate:
             lut, bram = lut + rom_lut, bram + rom_bram
     elif work.kind in ("sum", "max", "elementwise", "softmax"):
         lut += ops * work.acc_bits
-        ff += ops * work.acc_bits // 2
     if work.table_entries:  # one copy of the table per lane (a ROM has one read port)
         t_lut, t_bram = _rom(work.table_width, work.table_entries)
         lut, bram = lut + t_lut * lanes, bram + t_bram * lanes
@@ -277,3 +467,28 @@ def estimate(work: Work, f: Folding) -> Estimate:
         b_lut, b_bram = _buffer(work.line_buffer_bits)
         lut, bram = lut + b_lut, bram + b_bram
     return Estimate(int(lut), int(ff), int(dsp), float(bram))
+
+
+def fifo_estimate(graph: Graph, depths: dict[str, int]) -> Estimate:
+    """The FIFOs of the streaming design: each reader of a tensor whose planned depth (in values) exceeds two stream
+    words gets a ``qfx_fifo`` of that many words (a pixel's channels, or a whole vector, per word) in LUT RAM, or
+    block RAM when deep, plus its output register and pointers."""
+    readers: dict[str, int] = {}
+    for node in graph.nodes:
+        for t in node.inputs:
+            readers[t] = readers.get(t, 0) + 1
+    out = Estimate()
+    for tensor, depth in depths.items():
+        t = graph.tensors[tensor]
+        word = t.shape[0] if len(t.shape) in (2, 3) else t.size
+        words = math.ceil(depth / max(1, word))
+        if words <= 2 or t.fmt is None:
+            continue
+        width = word * t.fmt.width
+        if words <= LUTRAM_DEPTH or width * words < BRAM_MIN_BITS:
+            lut, bram = _lutram(words, width), 0.0
+        else:
+            lut, bram = 0, min(math.ceil(width / w) * math.ceil(words / d) for d, w in RAMB18_SHAPES) / 2
+        ff = width + 3 * words.bit_length() + 2
+        out = out + Estimate(lut + 2 * words.bit_length() + 6, ff, 0, bram).times(readers.get(tensor, 1))
+    return out

@@ -54,6 +54,7 @@ from qfx.ir.graph import (
     spatial,
 )
 from qfx.plan import Folding, Plan
+from qfx.plan.cost import whole_map_sum
 from qfx.result_types import union_format
 
 __all__ = ["Stream", "StreamDesign", "UnsupportedNode", "lower_stream"]
@@ -245,6 +246,9 @@ class _Emitter:
         self.produce(n.output, y)
 
     def pool(self, n: MaxPool2d | SumPool2d) -> None:
+        if whole_map_sum(n, self.g):  # C accumulators over the pixels, not a window as large as the map
+            self.global_sum(n)
+            return
         x = self.feature_map(n)
         in_fmt = self.g.fmt(n.inputs[0])
         geo = self._geometry(n, n.kernel, n.stride, (1, 1), n.padding)
@@ -255,10 +259,11 @@ class _Emitter:
         self.d.calls.append(Call(n.name, "pool2d", [cfg], [x, y]))
         self.produce(n.output, y)
 
-    def global_sum(self, n: GlobalSum) -> None:
+    def global_sum(self, n: GlobalSum | SumPool2d) -> None:
         x = self.feature_map(n)
         c, h, w = spatial(self.g.tensors[n.inputs[0]].shape)
-        cfg = self.config(n, {"in_t": self.g.fmt(n.inputs[0]), "acc_t": n.acc, "out_t": self.g.fmt(n.output)},
+        acc = n.acc or self.g.fmt(n.inputs[0])
+        cfg = self.config(n, {"in_t": self.g.fmt(n.inputs[0]), "acc_t": acc, "out_t": self.g.fmt(n.output)},
                           dict(C=c, HW=h * w, PE=math.gcd(self.folding(n).pe, c)))  # fmt: skip
         y = self.out(n, c, None)
         self.d.calls.append(Call(n.name, "global_sum", [cfg], [x, y]))
