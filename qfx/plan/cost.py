@@ -82,7 +82,7 @@ PARALLEL_ADD_LUT = 0.75  # LUTs per accumulator bit per nonzero weight (the adde
 KHOT_PARALLEL_LUT = 0.31  # LUTs per accumulator bit per K-hot digit (adder graphs share partial sums)
 # Streaming units, calibrated against Yosys synth_xilinx (benchmarks/bench_calibrate.py, docs/plan.md):
 MUX_LUT = 0.6  # LUTs per bit per case of a counter-driven multiplexer (a fold unit's inputs)
-WINDOW_LUT = 3.23  # LUTs per bit of a sliding window (bank read, load a column / shift by the stride / hold)
+WINDOW_LUT = 1.25  # LUTs per bit of a sliding window (bank read, load a column / shift by the stride / hold)
 WINDOW_BASE_LUT = 99  # a sliding window's row, column and bank arithmetic
 ADD_LUT = 0.78  # LUTs per accumulator bit of each term's adder (a DSP's product into the sum)
 KHOT_SHIFT_LUT = 2.34  # LUTs per accumulator bit of one K-hot digit read from the ROM (a variable shift, an add)
@@ -319,12 +319,13 @@ def _mux(inputs: int, cases: int) -> float:
 
 
 def _window_unit(work: Work) -> Estimate:
-    """The sliding-window unit: row banks in LUT RAM (asynchronous read), the window in two registers (being
-    loaded, handed over), per window bit its bank read and load / shift / hold multiplexer."""
+    """The sliding-window unit: row banks in LUT RAM (asynchronous read), the window's first KW - 1 columns in a
+    register (the last is read from the banks as the window is handed over, unregistered, to the fold unit), per
+    window bit its bank read and load / shift / hold multiplexer."""
     kh, kw, banks, depth, pixel = work.window
     bits = kh * kw * pixel
     lut = WINDOW_LUT * bits + WINDOW_BASE_LUT + banks * _lutram(depth, pixel)
-    return Estimate(int(lut), 2 * bits + WINDOW_FF)
+    return Estimate(int(lut), kh * (kw - 1) * pixel + WINDOW_FF)
 
 
 def _collect_unit(work: Work) -> Estimate:
@@ -381,6 +382,15 @@ def _fold_unit(work: Work, f: Folding) -> Estimate:
     return Estimate(int(lut), int(ff), dsp, bram)
 
 
+def _elementwise_ff(work: Work, lanes: int) -> int:
+    """Flip-flops of an element-wise unit: its output word; with fewer lanes than values, also the input word it
+    holds while its groups are computed and the groups before the last (the Verilog's time-multiplexed unit)."""
+    w = work.pe_dim
+    if lanes >= w:
+        return w * work.out_bits + 1
+    return w * work.in_bits + (2 * w - lanes) * work.out_bits + (w // lanes).bit_length() + 2
+
+
 def _stream(work: Work, f: Folding) -> Estimate:
     """Resources of the streaming unit(s) of ``work`` at folding ``f``, as the folded Verilog builds them."""
     if work.window or (work.kind in ("mac", "xnor") and work.vector):
@@ -392,9 +402,9 @@ def _stream(work: Work, f: Folding) -> Estimate:
         return out
     if work.op == "cast" and not work.in_bits:
         return Estimate()  # the float input's cast: the top's input port
+    lanes = math.gcd(f.pe, work.pe_dim)  # PE lanes, W / PE clocks per word of W = pe_dim values
     if work.kind in ("elementwise", "move"):  # a compare / select and a cast per value of a stream word, per clock
-        return Estimate(work.pe_dim * max(work.in_bits, work.out_bits), work.pe_dim * work.out_bits + 1)
-    lanes = math.gcd(f.pe, work.pe_dim)  # PE lanes of multipliers (the Verilog's affine unit has a word's: see docs)
+        return Estimate(work.pe_dim * max(work.in_bits, work.out_bits), _elementwise_ff(work, lanes))
     if work.kind == "sum":  # a global sum: an accumulator, an adder and a cast per channel
         aw = work.acc_bits + 1
         return Estimate(work.pe_dim * (aw + work.out_bits), work.pe_dim * (aw + work.out_bits) + 8)
@@ -403,7 +413,7 @@ def _stream(work: Work, f: Folding) -> Estimate:
         multiplies = scales is not None and bool(np.any(~_is_power_of_two_or_zero(scales)))
         wide = work.in_bits + work.weight_bits >= DSP_MIN_PRODUCT_BITS and not work.khot
         dsp = lanes if multiplies and wide else 0
-        return Estimate(work.pe_dim * work.acc_bits, work.pe_dim * work.out_bits + 1, dsp)
+        return Estimate(work.pe_dim * work.acc_bits, _elementwise_ff(work, lanes), dsp)
     return _parallel(work, Folding(lanes, 1, 1))
 
 
