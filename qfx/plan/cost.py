@@ -76,7 +76,7 @@ BRAM_MIN_BITS = 4096  # smaller buffers stay in LUTRAM / registers
 RAMB18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))  # depth x width
 #: The calibration's stated error on a design's total (benchmarks/bench_calibrate.py, docs/plan.md): DSP slices
 #: exact, block RAM within BRAM_ERROR RAMB36, LUTs and flip-flops within these fractions of Yosys' counts.
-DSP_ERROR, BRAM_ERROR, LUT_ERROR, FF_ERROR = 0, 0.5, 0.25, 0.15
+DSP_ERROR, BRAM_ERROR, LUT_ERROR, FF_ERROR = 0, 0.5, 0.25, 0.2
 # Fully parallel layers (constant weights in logic, outputs registered), calibrated the same way:
 PARALLEL_ADD_LUT = 0.75  # LUTs per accumulator bit per nonzero weight (the adder tree)
 KHOT_PARALLEL_LUT = 0.31  # LUTs per accumulator bit per K-hot digit (adder graphs share partial sums)
@@ -89,6 +89,9 @@ KHOT_SHIFT_LUT = 2.34  # LUTs per accumulator bit of one K-hot digit read from t
 MAX_LUT = 1.0  # LUTs per accumulator bit of one max-pool term (a compare, a select)
 ROM_BRAM_DEPTH, ROM_BRAM_BITS = 512, 16384  # weight ROMs this deep and large are block RAM, others logic
 ROM_ROWS_PER_LUT = 12  # a weight ROM in logic: a LUT per this many rows per bit of width (random codes)
+ELEMENTWISE_LUT = 0.7  # LUTs per input + output bit of each value of an element-wise unit's word
+SOFTMAX_TABLE_LUT = 32  # LUTs per 64 entries of a softmax table (about 16-bit exponentials and reciprocals)
+AFFINE_LUT = 0.7  # LUTs per accumulator bit of each value of an affine unit's word (select, add, cast)
 WINDOW_FF = 45  # a sliding window's counters (rows, columns, banks, how far the writer is ahead)
 
 
@@ -194,7 +197,8 @@ def work_of(graph: Graph, node: Node) -> Work:
                     weight_codes=np.asarray(node.weight).reshape(c_out, -1),
                     line_buffer_bits=(kh - 1) * w_in * c_in * _width(x.fmt), vector=kh * kw * c_in,
                     shared=node.groups == 1,
-                    window=_window(kh, kw, node.stride[0], node.dilation[0], w_in, c_in * _width(x.fmt)),
+                    window=() if _pointwise(node, x.shape, out.shape) else
+                    _window(kh, kw, node.stride[0], node.dilation[0], w_in, c_in * _width(x.fmt)),
                     **common)  # fmt: skip
     if whole_map_sum(node, graph):  # rendered as a global sum: C accumulators over the pixels
         c = x.shape[0]
@@ -245,6 +249,13 @@ def whole_map_sum(node: Node, graph: Graph) -> bool:
     _, h, w = spatial(graph.tensors[node.inputs[0]].shape)
     _, h_out, w_out = spatial(graph.tensors[node.output].shape)
     return tuple(node.kernel) == (h, w) and (h_out, w_out) == (1, 1)
+
+
+def _pointwise(node: Conv2d, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
+    """A 1 x 1 convolution at stride 1 without padding: its window is the input pixel (no sliding-window unit)."""
+    kh, kw = node.weight.shape[2:4]
+    same = spatial(in_shape)[1:] == spatial(out_shape)[1:]
+    return (kh, kw) == (1, 1) and tuple(node.stride) == (1, 1) and not any(node.padding) and same
 
 
 def _window(kh: int, kw: int, sh: int, dh: int, w_in: int, pixel_bits: int) -> tuple[int, ...]:
@@ -397,14 +408,18 @@ def _stream(work: Work, f: Folding) -> Estimate:
         out = _fold_unit(work, f)
         if work.window:
             out = out + _window_unit(work)
-        elif work.kind in ("mac", "xnor"):
-            out = out + _collect_unit(work)
+        elif work.kind in ("mac", "xnor") and work.positions == 1:  # a dense layer (a 1 x 1 convolution's fold
+            out = out + _collect_unit(work)  # unit reads the pixel stream directly)
         return out
     if work.op == "cast" and not work.in_bits:
         return Estimate()  # the float input's cast: the top's input port
     lanes = math.gcd(f.pe, work.pe_dim)  # PE lanes, W / PE clocks per word of W = pe_dim values
     if work.kind in ("elementwise", "move"):  # a compare / select and a cast per value of a stream word, per clock
-        return Estimate(work.pe_dim * max(work.in_bits, work.out_bits), _elementwise_ff(work, lanes))
+        return Estimate(int(ELEMENTWISE_LUT * work.pe_dim * (work.in_bits + work.out_bits)),
+                        _elementwise_ff(work, lanes))  # fmt: skip
+    if work.kind == "softmax":  # a whole row per clock: an exponential table and a multiplier per value, one
+        n, rom = work.pe_dim, math.ceil(work.table_entries / LUTRAM_DEPTH)  # reciprocal table, the sum
+        return Estimate(int((n + 1) * rom * SOFTMAX_TABLE_LUT), n * work.out_bits + 1, n)
     if work.kind == "sum":  # a global sum: an accumulator, an adder and a cast per channel
         aw = work.acc_bits + 1
         return Estimate(work.pe_dim * (aw + work.out_bits), work.pe_dim * (aw + work.out_bits) + 8)
@@ -413,7 +428,7 @@ def _stream(work: Work, f: Folding) -> Estimate:
         multiplies = scales is not None and bool(np.any(~_is_power_of_two_or_zero(scales)))
         wide = work.in_bits + work.weight_bits >= DSP_MIN_PRODUCT_BITS and not work.khot
         dsp = lanes if multiplies and wide else 0
-        return Estimate(work.pe_dim * work.acc_bits, _elementwise_ff(work, lanes), dsp)
+        return Estimate(int(AFFINE_LUT * work.pe_dim * work.acc_bits), _elementwise_ff(work, lanes), dsp)
     return _parallel(work, Folding(lanes, 1, 1))
 
 

@@ -58,6 +58,14 @@ def _lit(value: int, width: int) -> str:
     return f"{width}'sd{value}" if value >= 0 else f"-{width}'sd{-value}"
 
 
+def pointwise(ints: dict) -> bool:
+    """Whether a convolution's window is its input pixel (1 x 1 kernel, stride 1, no padding): no window unit."""
+    return (ints["KH"], ints["KW"], ints["SH"], ints["SW"], ints["PAD_T"], ints["PAD_L"]) == (1, 1, 1, 1, 0, 0) and (
+        ints["H_OUT"],
+        ints["W_OUT"],
+    ) == (ints["H_IN"], ints["W_IN"])
+
+
 def _lane_groups(p: int, values: list[dict], e: dict) -> dict:
     """Lane ``p`` of a time-multiplexed element-wise unit: the constants of the word's values ``values`` (one per
     clock of the word, selected by the group counter). K-hot digits become (sign, shift) selections: 2'd1 adds,
@@ -276,6 +284,8 @@ class _Renderer:
                   align, extra=dict(PB=_bits(simd)))  # fmt: skip
 
     def window(self, call: Call, x: Stream, ints: dict, in_fmt: FixedFormat) -> tuple[str, int]:
+        if pointwise(ints):  # a 1 x 1 kernel at stride 1 without padding: each input pixel is the window
+            return self.read(x), ints["C_IN"]
         g = dict(C=ints["C_IN"], H=ints["H_IN"], W=ints["W_IN"], KH=ints["KH"], KW=ints["KW"], SH=ints["SH"],
                  SW=ints["SW"], DH=ints["DH"], DW=ints["DW"], PT=ints["PAD_T"], PL=ints["PAD_L"], HO=ints["H_OUT"],
                  WO=ints["W_OUT"], IW=in_fmt.width)  # fmt: skip
