@@ -25,7 +25,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Term", "Variable", "share"]
+import numpy as np
+
+__all__ = ["Term", "Variable", "decompose", "naf_weight", "share"]
 
 Term = tuple[int, int, int]  # (variable, shift, sign)
 
@@ -268,3 +270,60 @@ class _Search:
         for r, t in enumerate(self.table):
             self.rows[r][:] = [(v, sh, g) for v, terms in t.items() for sh, g in terms]
         return made
+
+
+def naf_weight(values: np.ndarray) -> np.ndarray:
+    """Nonzero digits of the canonical signed digit form of each integer (``popcount(n ^ 3n)`` for ``n >= 0``)."""
+    a = np.abs(values)
+    return np.bitwise_count(a ^ (3 * a)).astype(np.int64)
+
+
+def decompose(matrix: np.ndarray, max_chain: int | None = None) -> list[tuple[int, int]]:
+    """Rows of ``matrix`` as ``row_o = g * row_p + delta_o``: the parent ``(p, g)`` of each row (``(-1, 0)`` for a
+    root), chosen so that the deltas have fewer canonical signed digits than the rows themselves.
+
+    Then ``y_o = g * y_p + delta_o @ x``: one adder of the parent's output replaces the digits the two rows have
+    in common (a kernel decomposition ``W = W2 @ W1`` with ``W2`` a forest of +-1 entries, as da4ml does, found
+    here by a greedy maximum-saving spanning forest). ``max_chain`` bounds how many parents an output sits below
+    (each adds a level of adders to its depth). The saving of an edge is the digits it removes less the adder it
+    adds; edges are taken largest saving first, as long as they make no cycle and respect the chain bound.
+    """
+    n = len(matrix)
+    if n < 2:
+        return [(-1, 0)] * n
+    own = naf_weight(matrix).sum(axis=1)
+    edges = []
+    for g in (1, -1):
+        for start in range(0, n, 64):  # blocks of rows keep the n x n x m temporaries small
+            block = matrix[start : start + 64, None, :] - g * matrix[None, :, :]
+            cost = naf_weight(block).sum(axis=2)
+            saving = own[start : start + 64, None] - cost - 1
+            for o, p in zip(*np.nonzero(saving > 0), strict=True):
+                if start + o != p:
+                    edges.append((-int(saving[o, p]), start + int(o), int(p), g))
+    edges.sort()
+    parent = [(-1, 0)] * n
+    below = [0] * n  # how many parents above each row
+    height = [0] * n  # the longest chain of children below each row
+    children: list[list[int]] = [[] for _ in range(n)]
+    limit = n if max_chain is None else max_chain
+    for _, o, p, g in edges:
+        if parent[o][0] >= 0 or below[p] + 1 + height[o] > limit:
+            continue
+        q = p
+        while q >= 0 and q != o:  # o must not be an ancestor of p
+            q = parent[q][0]
+        if q == o:
+            continue
+        parent[o] = (p, g)
+        children[p].append(o)
+        stack = [(o, below[p] + 1)]
+        while stack:  # o's subtree moves down
+            r, depth = stack.pop()
+            below[r] = depth
+            stack += [(c, depth + 1) for c in children[r]]
+        q, h = p, height[o] + 1
+        while q >= 0 and height[q] < h:  # p's ancestors may grow taller
+            height[q] = h
+            q, h = parent[q][0], h + 1
+    return parent
