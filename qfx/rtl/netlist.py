@@ -75,7 +75,9 @@ class AdderOptions:
     ``multiplier_free``: plain (non-K-hot) weights as canonical-signed-digit shift-and-add instead of ``*`` (True
     for every layer, or a collection of node names). ``max_depth``: the most adders from an input to an output
     (an int for every layer, or a dict from node name to int; None: no bound). ``share``: search shared sub-sums.
-    ``max_pairs``: the pair budget above which the search splits the inputs into blocks.
+    ``max_pairs``: the pair budget above which the search splits the inputs into blocks. ``decompose``: also try
+    each output as +-another output plus a cheaper difference (:func:`qfx.rtl.cmvm.decompose`), once per chain
+    bound in ``chains`` (None: unbounded), and keep the netlist with the fewest adder bits.
     """
 
     multiplier_free: bool | frozenset[str] = False
@@ -83,7 +85,7 @@ class AdderOptions:
     share: bool = True
     max_pairs: int = MAX_SHARING_PAIRS
     decompose: bool = True
-    chains: tuple[int | None, ...] = (None,)
+    chains: tuple[int | None, ...] = (None, 2)
 
     def free(self, node: str) -> bool:
         """Whether ``node``'s plain weights are built multiplier-free."""
