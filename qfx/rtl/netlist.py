@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qfx.ir.constants import naf_digits
-from qfx.rtl.cmvm import Variable, decompose, share
+from qfx.rtl.cmvm import Variable, decompose, naf_weight, share
 
 __all__ = ["AdderOptions", "Netlist", "Operand", "Wire", "signed_bits"]
 
@@ -405,6 +405,9 @@ def _parents_first(parents: list[tuple[int, int]]) -> list[int]:
     return order
 
 
+#: A decomposition is tried only when it saves at least this fraction of the matrix's digits (each try is a search).
+MIN_SAVING = 0.005
+
 #: Coefficient matrices above this many entries times rows are not decomposed (the search is quadratic in rows).
 MAX_DECOMPOSE = 1 << 22
 
@@ -428,9 +431,12 @@ def _decompositions(rows: list[tuple[list[Operand], int]], chains: tuple[int | N
     for o, c in enumerate(coef):
         for v, value in c.items():
             matrix[o, v] = value
+    own = naf_weight(matrix).sum(axis=1)
     plans = []
     for chain in chains:
         plan = decompose(matrix, chain)
-        if any(p >= 0 for p, _ in plan) and plan not in plans:
+        saved = sum(int(own[o]) - int(naf_weight(matrix[o] - g * matrix[p]).sum()) - 1
+                    for o, (p, g) in enumerate(plan) if p >= 0)  # fmt: skip
+        if saved >= MIN_SAVING * own.sum() and plan not in plans:
             plans.append(plan)
     return plans
