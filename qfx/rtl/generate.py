@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -210,8 +211,10 @@ def _adder_block(adders, graph: Graph, board: Board) -> contextlib.AbstractConte
     return adder_options(adders)
 
 
+@functools.cache
 def verilog_environment() -> jinja2.Environment:
-    """The Jinja2 environment of the Verilog templates (hls/templates/rtl), for both architectures."""
+    """The Jinja2 environment of the Verilog templates (hls/templates/rtl), for both architectures; one per process,
+    so each template is compiled once (Jinja2 reloads a template whose file changed)."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(hls_root() / "templates" / "rtl"),
         undefined=jinja2.StrictUndefined,
