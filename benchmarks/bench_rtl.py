@@ -282,15 +282,16 @@ def jet_graph(bits: int, khot: bool, seed: int) -> Graph:
     return Graph(tensors, nodes, ["x"], [f"a{len(JET) - 1}"], name=f"jet_w{bits}_{'khot' if khot else 'plain'}")
 
 
-def da4ml_layer(weights: np.ndarray, signed: bool) -> dict:
-    """da4ml's solution of one layer (8-bit inputs, signed or not): adders, depth, generation seconds."""
+def da4ml_layer(weights: np.ndarray, signed: bool, bias: np.ndarray) -> dict:
+    """da4ml's solution of one layer (8-bit inputs, signed or not, plus ``bias`` in units of the products' LSB, as
+    QFX adds it): adders, depth, generation seconds."""
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
 
     start = time.perf_counter()
     ones = np.ones(weights.shape[1], dtype=np.int64)
     inp = FixedVariableArray.from_kif(ones * int(signed), (8 - int(signed)) * ones, 0 * ones,
                                       hwconf=HWConfig(1, -1, -1))  # fmt: skip
-    comb = comb_trace(inp, inp @ weights.T.astype(np.float64))
+    comb = comb_trace(inp, inp @ weights.T.astype(np.float64) + bias.astype(np.float64))
     depth = []
     for op in comb.ops:
         depth.append(max(depth[op.id0], depth[op.id1]) + 1 if op.opcode in (0, 1) else
@@ -340,7 +341,8 @@ def jet(args, out: Path) -> None:
             for k in range(1, len(JET)):
                 node = next(n for n in graph.nodes if n.name == f"fc{k}")
                 la = next(v for name, v in seen.items() if name.startswith(f"fc{k}"))
-                d = da4ml_layer(node.weight, signed=k == 1)
+                product_frac = graph.fmt(node.inputs[0]).frac_bits + node.weight_fmt.frac_bits
+                d = da4ml_layer(node.weight, k == 1, node.bias << (product_frac - node.bias_fmt.frac_bits))
                 rows.append([label, node.name, f"{la.adders}/{d['adders']}", f"{la.adder_bits}/{d['cost']:.0f}",
                              f"{la.adder_depth}/{d['depth']}", str(la.multipliers), f"-/{d['gen_s']:.2f}"])  # fmt: skip
                 tot["qa"] += la.adders

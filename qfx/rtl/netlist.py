@@ -77,7 +77,8 @@ class AdderOptions:
     (an int for every layer, or a dict from node name to int; None: no bound). ``share``: search shared sub-sums.
     ``max_pairs``: the pair budget above which the search splits the inputs into blocks. ``decompose``: also try
     each output as +-another output plus a cheaper difference (:func:`qfx.rtl.cmvm.decompose`), once per chain
-    bound in ``chains`` (None: unbounded), and keep the netlist with the fewest adder bits.
+    bound in ``chains`` (None: unbounded; the default 2 keeps the extra depth small), and keep the netlist with the
+    fewest adder bits.
     """
 
     multiplier_free: bool | frozenset[str] = False
@@ -85,7 +86,7 @@ class AdderOptions:
     share: bool = True
     max_pairs: int = MAX_SHARING_PAIRS
     decompose: bool = True
-    chains: tuple[int | None, ...] = (None, 2)
+    chains: tuple[int | None, ...] = (2,)
 
     def free(self, node: str) -> bool:
         """Whether ``node``'s plain weights are built multiplier-free."""
