@@ -292,11 +292,12 @@ def da4ml_layer(weights: np.ndarray, signed: bool, bias: np.ndarray) -> dict:
     inp = FixedVariableArray.from_kif(ones * int(signed), (8 - int(signed)) * ones, 0 * ones,
                                       hwconf=HWConfig(1, -1, -1))  # fmt: skip
     comb = comb_trace(inp, inp @ weights.T.astype(np.float64) + bias.astype(np.float64))
-    depth = []
+    depth = []  # opcodes 0/1: add/subtract two entries; 4: add a constant (the bias; QFX counts it as an adder too)
     for op in comb.ops:
         depth.append(max(depth[op.id0], depth[op.id1]) + 1 if op.opcode in (0, 1) else
-                     depth[op.id0] if 0 <= op.id0 < len(depth) else 0)  # fmt: skip
-    return dict(adders=sum(op.opcode in (0, 1) for op in comb.ops), cost=comb.cost, gen_s=time.perf_counter() - start,
+                     depth[op.id0] + (op.opcode == 4) if 0 <= op.id0 < len(depth) else 0)  # fmt: skip
+    return dict(adders=sum(op.opcode in (0, 1, 4) for op in comb.ops), cost=comb.cost,
+                gen_s=time.perf_counter() - start,
                 depth=max((depth[i] for i in comb.out_idxs if i >= 0), default=0))  # fmt: skip
 
 
