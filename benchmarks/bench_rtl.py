@@ -5,8 +5,9 @@
 
 For every layer size (outputs x inputs), weight width and kind, one random matrix (fixed seed): ``plain`` (uniform
 codes) or ``khot`` (the plain codes projected to at most 2 nonzero signed digits, as K-hot training does). QFX
-builds it multiplier-free (canonical signed digits, shared sub-sums: :mod:`qfx.rtl.cmvm`), da4ml 0.6.0 with its
-constant-matrix-vector solver (default options). Both are purely combinational (QFX ``register_every=0``, da4ml's
+builds it multiplier-free (canonical signed digits, shared sub-sums and the row decomposition: :mod:`qfx.rtl.cmvm`,
+default :class:`qfx.rtl.netlist.AdderOptions`), da4ml 0.6.0 with its constant-matrix-vector solver (default
+options, which search every decomposition depth). Both are purely combinational (QFX ``register_every=0``, da4ml's
 ``CombLogic``); Yosys ``synth_xilinx`` (no flattening) counts the datapath module (QFX's dense layer module, da4ml's
 module with its adder submodules). Inputs are 8-bit signed integers and every output is the exact sum.
 
