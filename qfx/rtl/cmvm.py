@@ -23,7 +23,7 @@ constant multiplication). What is new here is bookkeeping that makes it scale:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -42,13 +42,13 @@ class Variable:
     depth: int = 0
     block: int = 0
     sign: int = 1  # a shared sum is built as sign * (x_a * 2**max(0, -d) + g * x_b * 2**max(0, d))
+    width: int = field(init=False)  # bits of the narrowest two's complement type holding [lo, hi]
 
-    @property
-    def width(self) -> int:
+    def __post_init__(self) -> None:
         def bits(v: int) -> int:
             return (v.bit_length() if v >= 0 else (-v - 1).bit_length()) + 1
 
-        return max(bits(self.lo), bits(self.hi))
+        self.width = max(bits(self.lo), bits(self.hi))
 
 
 def pair_key(t: Term, u: Term) -> tuple[tuple[int, int, int, int], int, int]:
@@ -147,7 +147,8 @@ class _Search:
     # -------------------------------------------------------------------------------------------- counts
     def bump_with(self, r: int, v: int, sh: int, g: int, step: int, skip: int = -1) -> None:
         """Change by ``step`` the counts of the pairs of term (v, sh, g) with every term of row ``r``."""
-        block, variables, count, encode = self.variables[v].block, self.variables, self.count, self.encode
+        block, variables, count = self.variables[v].block, self.variables, self.count
+        nv, ds, span = self.nv, self.ds, self.span  # encode(), inlined: this loop is most of the search's time
         for u, terms in self.table[r].items():
             if variables[u].block != block:
                 continue
@@ -155,7 +156,10 @@ class _Search:
                 if skip > 0 and u == v and su == sh and gu == g:
                     skip -= 1  # the term itself (once)
                     continue
-                key = encode(v, sh, g, u, su, gu)
+                if (u, su) < (v, sh):
+                    key = ((u * nv + v) * ds + sh - su + span) * 2 + (g == gu)
+                else:
+                    key = ((v * nv + u) * ds + su - sh + span) * 2 + (g == gu)
                 c = count.get(key, 0) + step
                 if c <= 0:
                     count.pop(key, None)
