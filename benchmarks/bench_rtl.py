@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import shutil
 import subprocess
 import sys
@@ -144,8 +145,25 @@ def da4ml_design(weights: np.ndarray, name: str, out: Path) -> tuple[Path, list[
             depth.append(depth[op.id0] if 0 <= op.id0 < len(depth) else 0)
     adders = sum(op.opcode in (0, 1) for op in comb.ops)
     stats = dict(gen_s=seconds, depth=max((depth[i] for i in comb.out_idxs if i >= 0), default=0), adders=adders,
-                 cost=comb.cost)  # fmt: skip
+                 cost=comb.cost, bits=da4ml_adder_bits(comb))  # fmt: skip
     return out / name / "src", fields, stats
+
+
+def da4ml_adder_bits(comb) -> int:
+    """da4ml's adders counted as QFX counts its own (``Layer.adder_bits``): each adder's signed result width less
+    the low bits of the finer operand, which pass through (operand LSBs from the steps of their intervals)."""
+    from qfx.rtl.netlist import signed_bits
+
+    total = 0
+    for op in comb.ops:
+        if op.opcode not in (0, 1):
+            continue
+        step = op.qint.step
+        width = signed_bits(round(op.qint.min / step), round(op.qint.max / step))
+        lsb0 = math.log2(comb.ops[op.id0].qint.step)
+        lsb1 = math.log2(comb.ops[op.id1].qint.step) + op.data
+        total += width - round(abs(lsb0 - lsb1))
+    return total
 
 
 def da4ml_sources(src: Path, name: str) -> list[str]:
@@ -248,7 +266,7 @@ def one(args, n_out: int, n_in: int, bits: int, kind: str, out: Path) -> list[st
     ratio = f"{qc.lut / dc.lut:.2f}" if qc and dc else "-"
     row += [str(qc.lut) if qc else "-", str(dc.lut) if dc else "-", ratio,
             f"{qc.carry}/{dc.carry}" if qc else "-", f"{qc.dsp}/{dc.dsp}" if qc else "-",
-            f"{q['adders']}/{d['adders']}", f"{q['bits']}/{d['cost']:.0f}",
+            f"{q['adders']}/{d['adders']}", f"{q['bits']}/{d['bits']}/{d['cost']:.0f}",
             f"{q['depth']}/{d['depth']}", f"{q['gen_s']:.2f}/{d['gen_s']:.2f}",
             f"{ys(q_rep)}/{ys(d_rep)}", f"{verdict}/{d_verdict}"]  # fmt: skip
     return row
@@ -297,7 +315,7 @@ def da4ml_layer(weights: np.ndarray, signed: bool, bias: np.ndarray) -> dict:
     for op in comb.ops:
         depth.append(max(depth[op.id0], depth[op.id1]) + 1 if op.opcode in (0, 1) else
                      depth[op.id0] + (op.opcode == 4) if 0 <= op.id0 < len(depth) else 0)  # fmt: skip
-    return dict(adders=sum(op.opcode in (0, 1, 4) for op in comb.ops), cost=comb.cost,
+    return dict(adders=sum(op.opcode in (0, 1, 4) for op in comb.ops), cost=comb.cost, bits=da4ml_adder_bits(comb),
                 gen_s=time.perf_counter() - start,
                 depth=max((depth[i] for i in comb.out_idxs if i >= 0), default=0))  # fmt: skip
 
@@ -311,7 +329,7 @@ def jet(args, out: Path) -> None:
     from qfx.rtl.runner import simulate
 
     gen = importlib.import_module("qfx.rtl.generate")
-    headers = ["weights", "layer", "adders q/d", "adder bits q / d cost", "depth q/d", "DSP q", "gen s q/d"]
+    headers = ["weights", "layer", "adders q/d", "adder bits q/d/d cost", "depth q/d", "DSP q", "gen s q/d"]
     rows = []
     for bits in (8, 6):
         for khot in (False, True):
@@ -345,7 +363,7 @@ def jet(args, out: Path) -> None:
                 la = next(v for name, v in seen.items() if name.startswith(f"fc{k}"))
                 product_frac = graph.fmt(node.inputs[0]).frac_bits + node.weight_fmt.frac_bits
                 d = da4ml_layer(node.weight, k == 1, node.bias << (product_frac - node.bias_fmt.frac_bits))
-                rows.append([label, node.name, f"{la.adders}/{d['adders']}", f"{la.adder_bits}/{d['cost']:.0f}",
+                rows.append([label, node.name, f"{la.adders}/{d['adders']}", f"{la.adder_bits}/{d['bits']}/{d['cost']:.0f}",
                              f"{la.adder_depth}/{d['depth']}", str(la.multipliers), f"-/{d['gen_s']:.2f}"])  # fmt: skip
                 tot["qa"] += la.adders
                 tot["da"] += d["adders"]
@@ -389,7 +407,7 @@ def main() -> None:
         return
     rows = []
     headers = ["layer", "w bits", "weights", "QFX LUT", "da4ml LUT", "LUT ratio", "CARRY q/d", "DSP q/d",
-               "adders q/d", "adder bits q / d cost", "depth q/d", "gen s q/d", "yosys s q/d",
+               "adders q/d", "adder bits q/d/d cost", "depth q/d", "gen s q/d", "yosys s q/d",
                "x @ W.T q/d"]  # fmt: skip
     for n_out, n_in in args.sizes:
         for bits in (int(b) for b in args.bits.split(",")):
