@@ -363,8 +363,9 @@ def jet(args, out: Path) -> None:
                 la = next(v for name, v in seen.items() if name.startswith(f"fc{k}"))
                 product_frac = graph.fmt(node.inputs[0]).frac_bits + node.weight_fmt.frac_bits
                 d = da4ml_layer(node.weight, k == 1, node.bias << (product_frac - node.bias_fmt.frac_bits))
-                rows.append([label, node.name, f"{la.adders}/{d['adders']}", f"{la.adder_bits}/{d['bits']}/{d['cost']:.0f}",
-                             f"{la.adder_depth}/{d['depth']}", str(la.multipliers), f"-/{d['gen_s']:.2f}"])  # fmt: skip
+                rows.append([label, node.name, f"{la.adders}/{d['adders']}",
+                             f"{la.adder_bits}/{d['bits']}/{d['cost']:.0f}", f"{la.adder_depth}/{d['depth']}",
+                             str(la.multipliers), f"-/{d['gen_s']:.2f}"])  # fmt: skip
                 tot["qa"] += la.adders
                 tot["da"] += d["adders"]
                 tot["qd"] += la.adder_depth
