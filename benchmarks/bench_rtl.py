@@ -14,8 +14,9 @@ module with its adder submodules). Inputs are 8-bit signed integers and every ou
 Checks: every QFX netlist is evaluated in Python (:meth:`qfx.rtl.netlist.Netlist.evaluate`, Verilog widths) on
 ``--vectors`` random inputs plus the extremes, and its Verilog simulated with Icarus (``--sim icarus``) or
 Verilator (through :mod:`qfx.rtl.runner`) on ``--sim-vectors``; every da4ml design is simulated with Icarus. All
-are compared with ``x @ W.T``. Generation time is the time to build the Verilog (QFX ``generate``; da4ml
-``comb_trace`` + ``VerilogModel.write``); Yosys time is its run (``cached`` when the result was cached).
+are compared with ``x @ W.T``. Generation time is the CPU time of this process to build the Verilog (QFX
+``generate``; da4ml ``comb_trace`` + ``VerilogModel.write``, its threads included): on a shared, loaded machine wall
+time says more about the load than about either tool. Yosys time is its run (``cached`` when the result was cached).
 """
 
 from __future__ import annotations
@@ -84,10 +85,10 @@ def qfx_design(weights: np.ndarray, bits: int, khot: bool, out: Path, max_depth:
     graph = qfx_graph(weights, bits, K if khot else None, name)
     gen.lower_node, original = record, gen.lower_node
     try:
-        start = time.perf_counter()
+        start = time.process_time()
         with adder_options(multiplier_free=True, max_depth=max_depth):
             rtl = gen.generate(graph, out / name, register_every=0, force=True)
-        seconds = time.perf_counter() - start
+        seconds = time.process_time() - start
     finally:
         gen.lower_node = original
     layer = seen["dense"]
@@ -129,12 +130,12 @@ def da4ml_design(weights: np.ndarray, name: str, out: Path) -> tuple[Path, list[
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
     from da4ml.types import minimal_kif
 
-    start = time.perf_counter()
+    start = time.process_time()
     ones = np.ones(weights.shape[1], dtype=np.int64)  # k=1, i=7, f=0: the QFX input codes
     inp = FixedVariableArray.from_kif(ones, 7 * ones, 0 * ones, hwconf=HWConfig(1, -1, -1))
     comb = comb_trace(inp, inp @ weights.T.astype(np.float64))
     VerilogModel(comb, name, out / name).write()
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     fields = [(int(sum(kif)), int(kif[2])) for kif in map(minimal_kif, comb.out_qint)]
     assert all(frac <= 0 for _, frac in fields), "an integer matrix times integers has integer outputs"
     depth = []
@@ -306,7 +307,7 @@ def da4ml_layer(weights: np.ndarray, signed: bool, bias: np.ndarray) -> dict:
     QFX adds it): adders, depth, generation seconds."""
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
 
-    start = time.perf_counter()
+    start = time.process_time()
     ones = np.ones(weights.shape[1], dtype=np.int64)
     inp = FixedVariableArray.from_kif(ones * int(signed), (8 - int(signed)) * ones, 0 * ones,
                                       hwconf=HWConfig(1, -1, -1))  # fmt: skip
@@ -316,7 +317,7 @@ def da4ml_layer(weights: np.ndarray, signed: bool, bias: np.ndarray) -> dict:
         depth.append(max(depth[op.id0], depth[op.id1]) + 1 if op.opcode in (0, 1) else
                      depth[op.id0] + (op.opcode == 4) if 0 <= op.id0 < len(depth) else 0)  # fmt: skip
     return dict(adders=sum(op.opcode in (0, 1, 4) for op in comb.ops), cost=comb.cost, bits=da4ml_adder_bits(comb),
-                gen_s=time.perf_counter() - start,
+                gen_s=time.process_time() - start,
                 depth=max((depth[i] for i in comb.out_idxs if i >= 0), default=0))  # fmt: skip
 
 
@@ -342,10 +343,10 @@ def jet(args, out: Path) -> None:
 
             gen.lower_node, original = record, gen.lower_node
             try:
-                start = time.perf_counter()
+                start = time.process_time()
                 with adder_options(multiplier_free=True, max_depth=args.max_depth):
                     rtl = gen.generate(graph, out / graph.name, register_every=1, force=True)
-                q_s = time.perf_counter() - start
+                q_s = time.process_time() - start
             finally:
                 gen.lower_node = original
             from qfx.rtl import read_rtl
