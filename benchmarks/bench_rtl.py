@@ -152,15 +152,19 @@ def da4ml_design(weights: np.ndarray, name: str, out: Path) -> tuple[Path, list[
 
 def da4ml_adder_bits(comb) -> int:
     """da4ml's adders counted as QFX counts its own (``Layer.adder_bits``): each adder's signed result width less
-    the low bits of the finer operand, which pass through (operand LSBs from the steps of their intervals)."""
+    the low bits of the finer operand, which pass through (operand LSBs from the steps of their intervals); a
+    constant's adder (a bias) likewise, less the constant's trailing zero bits."""
     from qfx.rtl.netlist import signed_bits
 
     total = 0
     for op in comb.ops:
-        if op.opcode not in (0, 1):
+        if op.opcode not in (0, 1, 4):
             continue
         step = op.qint.step
         width = signed_bits(round(op.qint.min / step), round(op.qint.max / step))
+        if op.opcode == 4:  # + a constant (``data`` in units of the result's step): its trailing zeros pass through
+            total += width - ((op.data & -op.data).bit_length() - 1 if op.data else 0)
+            continue
         lsb0 = math.log2(comb.ops[op.id0].qint.step)
         lsb1 = math.log2(comb.ops[op.id1].qint.step) + op.data
         total += width - round(abs(lsb0 - lsb1))
