@@ -362,7 +362,7 @@ def jet(args, out: Path) -> None:
                 res = simulate(rtl, x, simulator=args.sim)
                 verdict = "equal" if np.array_equal(res.codes, np.asarray(graph.run(x), dtype=np.int64)) else "DIFFER"
             label = f"{bits}-bit {'K-hot' if khot else 'plain'}"
-            tot = dict(qa=0, da=0, qb=0, dc=0, qd=0, dd=0, ds=0.0, dsp=0)
+            tot = dict(qa=0, da=0, qb=0, db=0, dc=0.0, qd=0, dd=0, ds=0.0, dsp=0)
             for k in range(1, len(JET)):
                 node = next(n for n in graph.nodes if n.name == f"fc{k}")
                 la = next(v for name, v in seen.items() if name.startswith(f"fc{k}"))
@@ -376,8 +376,12 @@ def jet(args, out: Path) -> None:
                 tot["qd"] += la.adder_depth
                 tot["dd"] += d["depth"]
                 tot["ds"] += d["gen_s"]
+                tot["qb"] += la.adder_bits
+                tot["db"] += d["bits"]
+                tot["dc"] += d["cost"]
                 tot["dsp"] += la.multipliers
-            rows.append([label, f"total (latency {latency} cycles; RTL {verdict})", f"{tot['qa']}/{tot['da']}", "",
+            rows.append([label, f"total (latency {latency} cycles; RTL {verdict})", f"{tot['qa']}/{tot['da']}",
+                         f"{tot['qb']}/{tot['db']}/{tot['dc']:.0f}",
                          f"{tot['qd']}/{tot['dd']}", str(tot["dsp"]), f"{q_s:.2f}/{tot['ds']:.2f}"])  # fmt: skip
             print("  " + "  ".join(rows[-1]), file=sys.stderr, flush=True)
     print(table(headers, rows))
