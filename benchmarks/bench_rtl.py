@@ -5,22 +5,25 @@
 
 For every layer size (outputs x inputs), weight width and kind, one random matrix (fixed seed): ``plain`` (uniform
 codes) or ``khot`` (the plain codes projected to at most 2 nonzero signed digits, as K-hot training does). QFX
-builds it multiplier-free (canonical signed digits, shared sub-sums: :mod:`qfx.rtl.cmvm`), da4ml 0.6.0 with its
-constant-matrix-vector solver (default options). Both are purely combinational (QFX ``register_every=0``, da4ml's
+builds it multiplier-free (canonical signed digits, shared sub-sums and the row decomposition: :mod:`qfx.rtl.cmvm`,
+default :class:`qfx.rtl.netlist.AdderOptions`), da4ml 0.6.0 with its constant-matrix-vector solver (default
+options, which search every decomposition depth). Both are purely combinational (QFX ``register_every=0``, da4ml's
 ``CombLogic``); Yosys ``synth_xilinx`` (no flattening) counts the datapath module (QFX's dense layer module, da4ml's
 module with its adder submodules). Inputs are 8-bit signed integers and every output is the exact sum.
 
 Checks: every QFX netlist is evaluated in Python (:meth:`qfx.rtl.netlist.Netlist.evaluate`, Verilog widths) on
 ``--vectors`` random inputs plus the extremes, and its Verilog simulated with Icarus (``--sim icarus``) or
 Verilator (through :mod:`qfx.rtl.runner`) on ``--sim-vectors``; every da4ml design is simulated with Icarus. All
-are compared with ``x @ W.T``. Generation time is the time to build the Verilog (QFX ``generate``; da4ml
-``comb_trace`` + ``VerilogModel.write``); Yosys time is its run (``cached`` when the result was cached).
+are compared with ``x @ W.T``. Generation time is the CPU time of this process to build the Verilog (QFX
+``generate``; da4ml ``comb_trace`` + ``VerilogModel.write``, its threads included): on a shared, loaded machine wall
+time says more about the load than about either tool. Yosys time is its run (``cached`` when the result was cached).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import shutil
 import subprocess
 import sys
@@ -82,10 +85,10 @@ def qfx_design(weights: np.ndarray, bits: int, khot: bool, out: Path, max_depth:
     graph = qfx_graph(weights, bits, K if khot else None, name)
     gen.lower_node, original = record, gen.lower_node
     try:
-        start = time.perf_counter()
+        start = time.process_time()
         with adder_options(multiplier_free=True, max_depth=max_depth):
             rtl = gen.generate(graph, out / name, register_every=0, force=True)
-        seconds = time.perf_counter() - start
+        seconds = time.process_time() - start
     finally:
         gen.lower_node = original
     layer = seen["dense"]
@@ -127,12 +130,12 @@ def da4ml_design(weights: np.ndarray, name: str, out: Path) -> tuple[Path, list[
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
     from da4ml.types import minimal_kif
 
-    start = time.perf_counter()
+    start = time.process_time()
     ones = np.ones(weights.shape[1], dtype=np.int64)  # k=1, i=7, f=0: the QFX input codes
     inp = FixedVariableArray.from_kif(ones, 7 * ones, 0 * ones, hwconf=HWConfig(1, -1, -1))
     comb = comb_trace(inp, inp @ weights.T.astype(np.float64))
     VerilogModel(comb, name, out / name).write()
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     fields = [(int(sum(kif)), int(kif[2])) for kif in map(minimal_kif, comb.out_qint)]
     assert all(frac <= 0 for _, frac in fields), "an integer matrix times integers has integer outputs"
     depth = []
@@ -143,8 +146,29 @@ def da4ml_design(weights: np.ndarray, name: str, out: Path) -> tuple[Path, list[
             depth.append(depth[op.id0] if 0 <= op.id0 < len(depth) else 0)
     adders = sum(op.opcode in (0, 1) for op in comb.ops)
     stats = dict(gen_s=seconds, depth=max((depth[i] for i in comb.out_idxs if i >= 0), default=0), adders=adders,
-                 cost=comb.cost)  # fmt: skip
+                 cost=comb.cost, bits=da4ml_adder_bits(comb))  # fmt: skip
     return out / name / "src", fields, stats
+
+
+def da4ml_adder_bits(comb) -> int:
+    """da4ml's adders counted as QFX counts its own (``Layer.adder_bits``): each adder's signed result width less
+    the low bits of the finer operand, which pass through (operand LSBs from the steps of their intervals); a
+    constant's adder (a bias) likewise, less the constant's trailing zero bits."""
+    from qfx.rtl.netlist import signed_bits
+
+    total = 0
+    for op in comb.ops:
+        if op.opcode not in (0, 1, 4):
+            continue
+        step = op.qint.step
+        width = signed_bits(round(op.qint.min / step), round(op.qint.max / step))
+        if op.opcode == 4:  # + a constant (``data`` in units of the result's step): its trailing zeros pass through
+            total += width - ((op.data & -op.data).bit_length() - 1 if op.data else 0)
+            continue
+        lsb0 = math.log2(comb.ops[op.id0].qint.step)
+        lsb1 = math.log2(comb.ops[op.id1].qint.step) + op.data
+        total += width - round(abs(lsb0 - lsb1))
+    return total
 
 
 def da4ml_sources(src: Path, name: str) -> list[str]:
@@ -247,7 +271,7 @@ def one(args, n_out: int, n_in: int, bits: int, kind: str, out: Path) -> list[st
     ratio = f"{qc.lut / dc.lut:.2f}" if qc and dc else "-"
     row += [str(qc.lut) if qc else "-", str(dc.lut) if dc else "-", ratio,
             f"{qc.carry}/{dc.carry}" if qc else "-", f"{qc.dsp}/{dc.dsp}" if qc else "-",
-            f"{q['adders']}/{d['adders']}", f"{q['bits']}/{d['cost']:.0f}",
+            f"{q['adders']}/{d['adders']}", f"{q['bits']}/{d['bits']}/{d['cost']:.0f}",
             f"{q['depth']}/{d['depth']}", f"{q['gen_s']:.2f}/{d['gen_s']:.2f}",
             f"{ys(q_rep)}/{ys(d_rep)}", f"{verdict}/{d_verdict}"]  # fmt: skip
     return row
@@ -282,20 +306,22 @@ def jet_graph(bits: int, khot: bool, seed: int) -> Graph:
     return Graph(tensors, nodes, ["x"], [f"a{len(JET) - 1}"], name=f"jet_w{bits}_{'khot' if khot else 'plain'}")
 
 
-def da4ml_layer(weights: np.ndarray, signed: bool) -> dict:
-    """da4ml's solution of one layer (8-bit inputs, signed or not): adders, depth, generation seconds."""
+def da4ml_layer(weights: np.ndarray, signed: bool, bias: np.ndarray) -> dict:
+    """da4ml's solution of one layer (8-bit inputs, signed or not, plus ``bias`` in units of the products' LSB, as
+    QFX adds it): adders, depth, generation seconds."""
     from da4ml.trace import FixedVariableArray, HWConfig, comb_trace
 
-    start = time.perf_counter()
+    start = time.process_time()
     ones = np.ones(weights.shape[1], dtype=np.int64)
     inp = FixedVariableArray.from_kif(ones * int(signed), (8 - int(signed)) * ones, 0 * ones,
                                       hwconf=HWConfig(1, -1, -1))  # fmt: skip
-    comb = comb_trace(inp, inp @ weights.T.astype(np.float64))
-    depth = []
+    comb = comb_trace(inp, inp @ weights.T.astype(np.float64) + bias.astype(np.float64))
+    depth = []  # opcodes 0/1: add/subtract two entries; 4: add a constant (the bias; QFX counts it as an adder too)
     for op in comb.ops:
         depth.append(max(depth[op.id0], depth[op.id1]) + 1 if op.opcode in (0, 1) else
-                     depth[op.id0] if 0 <= op.id0 < len(depth) else 0)  # fmt: skip
-    return dict(adders=sum(op.opcode in (0, 1) for op in comb.ops), cost=comb.cost, gen_s=time.perf_counter() - start,
+                     depth[op.id0] + (op.opcode == 4) if 0 <= op.id0 < len(depth) else 0)  # fmt: skip
+    return dict(adders=sum(op.opcode in (0, 1, 4) for op in comb.ops), cost=comb.cost, bits=da4ml_adder_bits(comb),
+                gen_s=time.process_time() - start,
                 depth=max((depth[i] for i in comb.out_idxs if i >= 0), default=0))  # fmt: skip
 
 
@@ -308,7 +334,7 @@ def jet(args, out: Path) -> None:
     from qfx.rtl.runner import simulate
 
     gen = importlib.import_module("qfx.rtl.generate")
-    headers = ["weights", "layer", "adders q/d", "adder bits q / d cost", "depth q/d", "DSP q", "gen s q/d"]
+    headers = ["weights", "layer", "adders q/d", "adder bits q/d/d cost", "depth q/d", "DSP q", "gen s q/d"]
     rows = []
     for bits in (8, 6):
         for khot in (False, True):
@@ -321,10 +347,10 @@ def jet(args, out: Path) -> None:
 
             gen.lower_node, original = record, gen.lower_node
             try:
-                start = time.perf_counter()
+                start = time.process_time()
                 with adder_options(multiplier_free=True, max_depth=args.max_depth):
                     rtl = gen.generate(graph, out / graph.name, register_every=1, force=True)
-                q_s = time.perf_counter() - start
+                q_s = time.process_time() - start
             finally:
                 gen.lower_node = original
             from qfx.rtl import read_rtl
@@ -336,20 +362,26 @@ def jet(args, out: Path) -> None:
                 res = simulate(rtl, x, simulator=args.sim)
                 verdict = "equal" if np.array_equal(res.codes, np.asarray(graph.run(x), dtype=np.int64)) else "DIFFER"
             label = f"{bits}-bit {'K-hot' if khot else 'plain'}"
-            tot = dict(qa=0, da=0, qb=0, dc=0, qd=0, dd=0, ds=0.0, dsp=0)
+            tot = dict(qa=0, da=0, qb=0, db=0, dc=0.0, qd=0, dd=0, ds=0.0, dsp=0)
             for k in range(1, len(JET)):
                 node = next(n for n in graph.nodes if n.name == f"fc{k}")
                 la = next(v for name, v in seen.items() if name.startswith(f"fc{k}"))
-                d = da4ml_layer(node.weight, signed=k == 1)
-                rows.append([label, node.name, f"{la.adders}/{d['adders']}", f"{la.adder_bits}/{d['cost']:.0f}",
-                             f"{la.adder_depth}/{d['depth']}", str(la.multipliers), f"-/{d['gen_s']:.2f}"])  # fmt: skip
+                product_frac = graph.fmt(node.inputs[0]).frac_bits + node.weight_fmt.frac_bits
+                d = da4ml_layer(node.weight, k == 1, node.bias << (product_frac - node.bias_fmt.frac_bits))
+                rows.append([label, node.name, f"{la.adders}/{d['adders']}",
+                             f"{la.adder_bits}/{d['bits']}/{d['cost']:.0f}", f"{la.adder_depth}/{d['depth']}",
+                             str(la.multipliers), f"-/{d['gen_s']:.2f}"])  # fmt: skip
                 tot["qa"] += la.adders
                 tot["da"] += d["adders"]
                 tot["qd"] += la.adder_depth
                 tot["dd"] += d["depth"]
                 tot["ds"] += d["gen_s"]
+                tot["qb"] += la.adder_bits
+                tot["db"] += d["bits"]
+                tot["dc"] += d["cost"]
                 tot["dsp"] += la.multipliers
-            rows.append([label, f"total (latency {latency} cycles; RTL {verdict})", f"{tot['qa']}/{tot['da']}", "",
+            rows.append([label, f"total (latency {latency} cycles; RTL {verdict})", f"{tot['qa']}/{tot['da']}",
+                         f"{tot['qb']}/{tot['db']}/{tot['dc']:.0f}",
                          f"{tot['qd']}/{tot['dd']}", str(tot["dsp"]), f"{q_s:.2f}/{tot['ds']:.2f}"])  # fmt: skip
             print("  " + "  ".join(rows[-1]), file=sys.stderr, flush=True)
     print(table(headers, rows))
@@ -385,7 +417,7 @@ def main() -> None:
         return
     rows = []
     headers = ["layer", "w bits", "weights", "QFX LUT", "da4ml LUT", "LUT ratio", "CARRY q/d", "DSP q/d",
-               "adders q/d", "adder bits q / d cost", "depth q/d", "gen s q/d", "yosys s q/d",
+               "adders q/d", "adder bits q/d/d cost", "depth q/d", "gen s q/d", "yosys s q/d",
                "x @ W.T q/d"]  # fmt: skip
     for n_out, n_in in args.sizes:
         for bits in (int(b) for b in args.bits.split(",")):

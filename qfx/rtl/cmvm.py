@@ -23,9 +23,11 @@ constant multiplication). What is new here is bookkeeping that makes it scale:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["Term", "Variable", "share"]
+import numpy as np
+
+__all__ = ["Term", "Variable", "decompose", "naf_weight", "share"]
 
 Term = tuple[int, int, int]  # (variable, shift, sign)
 
@@ -40,13 +42,13 @@ class Variable:
     depth: int = 0
     block: int = 0
     sign: int = 1  # a shared sum is built as sign * (x_a * 2**max(0, -d) + g * x_b * 2**max(0, d))
+    width: int = field(init=False)  # bits of the narrowest two's complement type holding [lo, hi]
 
-    @property
-    def width(self) -> int:
+    def __post_init__(self) -> None:
         def bits(v: int) -> int:
             return (v.bit_length() if v >= 0 else (-v - 1).bit_length()) + 1
 
-        return max(bits(self.lo), bits(self.hi))
+        self.width = max(bits(self.lo), bits(self.hi))
 
 
 def pair_key(t: Term, u: Term) -> tuple[tuple[int, int, int, int], int, int]:
@@ -145,7 +147,8 @@ class _Search:
     # -------------------------------------------------------------------------------------------- counts
     def bump_with(self, r: int, v: int, sh: int, g: int, step: int, skip: int = -1) -> None:
         """Change by ``step`` the counts of the pairs of term (v, sh, g) with every term of row ``r``."""
-        block, variables, count, encode = self.variables[v].block, self.variables, self.count, self.encode
+        block, variables, count = self.variables[v].block, self.variables, self.count
+        nv, ds, span = self.nv, self.ds, self.span  # encode(), inlined: this loop is most of the search's time
         for u, terms in self.table[r].items():
             if variables[u].block != block:
                 continue
@@ -153,7 +156,10 @@ class _Search:
                 if skip > 0 and u == v and su == sh and gu == g:
                     skip -= 1  # the term itself (once)
                     continue
-                key = encode(v, sh, g, u, su, gu)
+                if (u, su) < (v, sh):
+                    key = ((u * nv + v) * ds + sh - su + span) * 2 + (g == gu)
+                else:
+                    key = ((v * nv + u) * ds + su - sh + span) * 2 + (g == gu)
                 c = count.get(key, 0) + step
                 if c <= 0:
                     count.pop(key, None)
@@ -268,3 +274,60 @@ class _Search:
         for r, t in enumerate(self.table):
             self.rows[r][:] = [(v, sh, g) for v, terms in t.items() for sh, g in terms]
         return made
+
+
+def naf_weight(values: np.ndarray) -> np.ndarray:
+    """Nonzero digits of the canonical signed digit form of each integer (``popcount(n ^ 3n)`` for ``n >= 0``)."""
+    a = np.abs(values)
+    return np.bitwise_count(a ^ (3 * a)).astype(np.int64)
+
+
+def decompose(matrix: np.ndarray, max_chain: int | None = None) -> list[tuple[int, int]]:
+    """Rows of ``matrix`` as ``row_o = g * row_p + delta_o``: the parent ``(p, g)`` of each row (``(-1, 0)`` for a
+    root), chosen so that the deltas have fewer canonical signed digits than the rows themselves.
+
+    Then ``y_o = g * y_p + delta_o @ x``: one adder of the parent's output replaces the digits the two rows have
+    in common (a kernel decomposition ``W = W2 @ W1`` with ``W2`` a forest of +-1 entries, as da4ml does, found
+    here by a greedy maximum-saving spanning forest). ``max_chain`` bounds how many parents an output sits below
+    (each adds a level of adders to its depth). The saving of an edge is the digits it removes less the adder it
+    adds; edges are taken largest saving first, as long as they make no cycle and respect the chain bound.
+    """
+    n = len(matrix)
+    if n < 2:
+        return [(-1, 0)] * n
+    own = naf_weight(matrix).sum(axis=1)
+    edges = []
+    for g in (1, -1):
+        for start in range(0, n, 64):  # blocks of rows keep the n x n x m temporaries small
+            block = matrix[start : start + 64, None, :] - g * matrix[None, :, :]
+            cost = naf_weight(block).sum(axis=2)
+            saving = own[start : start + 64, None] - cost - 1
+            for o, p in zip(*np.nonzero(saving > 0), strict=True):
+                if start + o != p:
+                    edges.append((-int(saving[o, p]), start + int(o), int(p), g))
+    edges.sort()
+    parent = [(-1, 0)] * n
+    below = [0] * n  # how many parents above each row
+    height = [0] * n  # the longest chain of children below each row
+    children: list[list[int]] = [[] for _ in range(n)]
+    limit = n if max_chain is None else max_chain
+    for _, o, p, g in edges:
+        if parent[o][0] >= 0 or below[p] + 1 + height[o] > limit:
+            continue
+        q = p
+        while q >= 0 and q != o:  # o must not be an ancestor of p
+            q = parent[q][0]
+        if q == o:
+            continue
+        parent[o] = (p, g)
+        children[p].append(o)
+        stack = [(o, below[p] + 1)]
+        while stack:  # o's subtree moves down
+            r, depth = stack.pop()
+            below[r] = depth
+            stack += [(c, depth + 1) for c in children[r]]
+        q, h = p, height[o] + 1
+        while q >= 0 and height[q] < h:  # p's ancestors may grow taller
+            height[q] = h
+            q, h = parent[q][0], h + 1
+    return parent

@@ -9,9 +9,13 @@ trigger and edge applications, up to some tens of thousands of weights on a larg
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +29,7 @@ from qfx.boards import Board, load_board
 from qfx.ir.constants import printable, sanitize
 from qfx.ir.graph import Graph, Reshape
 from qfx.ir.passes import fuse_casts
-from qfx.rtl.lower import Layer, lower_node
+from qfx.rtl.lower import AdderOptions, Layer, adder_options, lower_node
 from qfx.rtl.size import DesignTooLarge, check_rtl_size
 
 __all__ = ["MARKER", "generate", "read_rtl"]
@@ -104,6 +108,7 @@ def generate(
     architecture: str = "parallel",
     plan=None,
     board: str | Board = "ultra96v2",
+    adders: AdderOptions | Mapping | str | None = None,
 ) -> Path:
     """Write Verilog for ``graph`` to ``out_dir`` and return its path.
 
@@ -118,11 +123,19 @@ def generate(
     and :func:`qfx.synth.report`. ``register_every`` = k puts a register stage after every k-th layer (1: after
     each; 0: none, a purely combinational datapath). Branches that meet (a residual add) are delayed to the same
     stage. An existing folder is replaced only when QFX made it (or with ``force``); nothing is left half-written.
+
+    ``adders`` (the fully parallel design): how constant weights become logic, an :class:`AdderOptions` or a dict
+    of its fields, e.g. ``{"multiplier_free": {"fc1", "fc2"}, "max_depth": 8}`` (plain weights of those layers as
+    adder graphs, no DSP); ``"auto"``: multiplier-free for the layers whose DSPs would not fit ``board``
+    (:func:`qfx.plan.adders.multiplier_free_layers`); None: the enclosing :func:`qfx.rtl.lower.adder_options`
+    block, else multiplies for plain weights.
     """
     if isinstance(register_every, bool) or not isinstance(register_every, int) or register_every < 0:
         raise ValueError(f"register_every must be an integer >= 0, not {register_every!r}")
     if architecture not in ("parallel", "stream", "auto"):
         raise ValueError(f"architecture must be 'parallel', 'stream' or 'auto', not {architecture!r}")
+    if adders is not None and architecture == "stream":
+        raise ValueError("adders= shapes the fully parallel design; the streaming one has no adder graphs")
     if plan is not None and architecture == "parallel":
         raise ValueError("a plan folds the streaming design: pass architecture='stream' or 'auto' with plan=")
     board = board if isinstance(board, Board) else load_board(board)
@@ -149,7 +162,8 @@ def generate(
     check_rtl_size(graph)  # before any netlist is built: a huge layer is refused at once
     fused = fuse_casts(graph)
     top = sanitize(name or graph.name, set())
-    layers, items, bus, latency = _plan(fused, top, register_every)
+    with _adder_block(adders, graph, board):
+        layers, items, bus, latency = _plan(fused, top, register_every)
     ports = {}
     for key, tensor, port in (("input", fused.nodes[0].output, "x"), ("output", fused.outputs[0], "y")):
         t = fused.tensors[tensor]
@@ -178,8 +192,32 @@ def generate(
     return out_dir
 
 
+def _adder_block(adders, graph: Graph, board: Board) -> contextlib.AbstractContextManager:
+    """The :func:`adder_options` block that ``generate(..., adders=)`` asks for (none for None)."""
+    if adders is None:
+        return contextlib.nullcontext()
+    if isinstance(adders, str):
+        if adders != "auto":
+            raise ValueError(f"adders must be AdderOptions, a dict of its fields, 'auto' or None, not {adders!r}")
+        from qfx.plan import fully_parallel
+        from qfx.plan.adders import multiplier_free_layers
+
+        return adder_options(multiplier_free=multiplier_free_layers(fully_parallel(graph, board)))
+    if isinstance(adders, Mapping):
+        fields = {f.name for f in dataclasses.fields(AdderOptions)}
+        unknown = sorted(set(adders) - fields)
+        if unknown:
+            raise ValueError(f"adders has no field {unknown[0]!r} (fields: {', '.join(sorted(fields))})")
+        return adder_options(**adders)
+    if not isinstance(adders, AdderOptions):
+        raise ValueError(f"adders must be AdderOptions, a dict of its fields, 'auto' or None, not {adders!r}")
+    return adder_options(adders)
+
+
+@functools.cache
 def verilog_environment() -> jinja2.Environment:
-    """The Jinja2 environment of the Verilog templates (hls/templates/rtl), for both architectures."""
+    """The Jinja2 environment of the Verilog templates (hls/templates/rtl), for both architectures; one per process,
+    so each template is compiled once (Jinja2 reloads a template whose file changed)."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(hls_root() / "templates" / "rtl"),
         undefined=jinja2.StrictUndefined,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
@@ -51,8 +52,7 @@ def adder_options(options: AdderOptions | None = None, **fields) -> Iterator[Add
     """
     options = options or AdderOptions(**fields)
     if isinstance(options.multiplier_free, (set, list, tuple)):
-        options = AdderOptions(frozenset(options.multiplier_free), options.max_depth, options.share,
-                               options.max_pairs)  # fmt: skip
+        options = dataclasses.replace(options, multiplier_free=frozenset(options.multiplier_free))
     token = _OPTIONS.set(options)
     try:
         yield options

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qfx.ir.constants import naf_digits
-from qfx.rtl.cmvm import Variable, share
+from qfx.rtl.cmvm import Variable, decompose, naf_weight, share
 
 __all__ = ["AdderOptions", "Netlist", "Operand", "Wire", "signed_bits"]
 
@@ -75,13 +75,18 @@ class AdderOptions:
     ``multiplier_free``: plain (non-K-hot) weights as canonical-signed-digit shift-and-add instead of ``*`` (True
     for every layer, or a collection of node names). ``max_depth``: the most adders from an input to an output
     (an int for every layer, or a dict from node name to int; None: no bound). ``share``: search shared sub-sums.
-    ``max_pairs``: the pair budget above which the search splits the inputs into blocks.
+    ``max_pairs``: the pair budget above which the search splits the inputs into blocks. ``decompose``: also try
+    each output as +-another output plus a cheaper difference (:func:`qfx.rtl.cmvm.decompose`), once per chain
+    bound in ``chains`` (None: unbounded; the default 2 keeps the extra depth small), and keep the netlist with the
+    fewest adder bits.
     """
 
     multiplier_free: bool | frozenset[str] = False
     max_depth: int | dict[str, int] | None = None
     share: bool = True
     max_pairs: int = MAX_SHARING_PAIRS
+    decompose: bool = True
+    chains: tuple[int | None, ...] = (2,)
 
     def free(self, node: str) -> bool:
         """Whether ``node``'s plain weights are built multiplier-free."""
@@ -289,9 +294,43 @@ class Netlist:
 
         A pair of terms that occurs in several rows with the same relative shift and sign (``x3 + (x7 << 2)``,
         wherever it appears) is computed once and reused; with ``max_depth`` no output is more than that many
-        adders from the inputs (a ValueError when a row cannot be summed that shallow).
+        adders from the inputs (a ValueError when a row cannot be summed that shallow). With
+        ``options.decompose``, rows are also tried as ``+-`` another row plus a difference of fewer digits
+        (:func:`qfx.rtl.cmvm.decompose`, for each chain bound in ``options.chains``): the netlist with the fewest
+        adder bits (within the depth bound) is kept.
         """
         options = options or AdderOptions()
+        plans: list[list[tuple[int, int]] | None] = [None]
+        if options.share and options.decompose and len(rows) > 1:
+            plans += _decompositions(rows, options.chains)
+        if len(plans) == 1:
+            return self._sums(rows, options, max_depth, None)
+        mark = (len(self.wires), set(self.ops), set(self.depth), set(self.negated))
+        best = None
+        for plan in plans:
+            results = self._sums(rows, options, max_depth, plan)
+            new = self.wires[mark[0] :]
+            bits = sum(w.width for w in new if self.ops.get(w.name, ("",))[0] in ("add", "rsub", "lin", "neg"))
+            deep = max_depth is not None and any(
+                self.depth_of(r) > max_depth + (r.wire in self.negated) for r in results)  # fmt: skip
+            if not deep and (best is None or bits < best[0]):
+                best = (bits, results, new, {k: v for k, v in self.ops.items() if k not in mark[1]},
+                        {k: v for k, v in self.depth.items() if k not in mark[2]}, self.negated - mark[3])  # fmt: skip
+            del self.wires[mark[0] :]
+            for table, old in ((self.ops, mark[1]), (self.depth, mark[2])):
+                for k in [k for k in table if k not in old]:
+                    del table[k]
+            self.negated &= mark[3]
+        _, results, new, ops, depth, negated = best
+        self.wires += new
+        self.ops.update(ops)
+        self.depth.update(depth)
+        self.negated |= negated
+        return results
+
+    def _sums(self, rows: list[tuple[list[Operand], int]], options: AdderOptions, max_depth: int | None,
+              parents: list[tuple[int, int]] | None) -> list[Operand]:  # fmt: skip
+        """:meth:`sums` with the rows decomposed as ``parents`` says (None: as they are)."""
         variables: list[Variable] = []
         base: list[Operand] = []  # variable -> the positive, unshifted operand it stands for
         index: dict[str, int] = {}
@@ -305,15 +344,25 @@ class Netlist:
                     base.append(Operand(op.wire, op.lo, op.hi))
                 row.append((index[op.wire], op.shift, op.sign))
             terms.append(row)
+        constants = [c for _, c in rows]
+        if parents is not None:
+            coef = [_coefficients(row) for row in terms]
+            for o, (p, g) in enumerate(parents):
+                if p >= 0:
+                    delta = dict(coef[o])
+                    for v, c in coef[p].items():
+                        delta[v] = delta.get(v, 0) - g * c
+                    terms[o] = [(v, s, d) for v, c in delta.items() for s, d in naf_digits(c)]
+                    constants[o] = rows[o][1] - g * rows[p][1]  # y_p holds its own constant
         limits = None
         if max_depth is not None:
             limits = []
-            for row, (_, constant) in zip(terms, rows, strict=True):
+            for row, constant, (p, _) in zip(terms, constants, parents or [(-1, 0)] * len(rows), strict=True):
                 limit = 1 << (max_depth - (constant != 0))
                 if max_depth < 1 or sum(1 << variables[v].depth for v, _, _ in row) > limit:
                     raise ValueError(f"an output of {len(row)} terms (and constant {constant}) cannot be summed "
                                      f"in at most {max_depth} levels of adders")  # fmt: skip
-                limits.append(limit)
+                limits.append(limit // 2 if p >= 0 else limit)  # half the tree is left for the parent's sum
 
         def build(key: tuple[int, int, int, int]) -> Variable:
             a, b, d, g = key
@@ -325,8 +374,70 @@ class Netlist:
 
         if options.share:
             share(terms, variables, build, row_limits=limits, max_pairs=options.max_pairs)
-        out = []
-        for row, (_, constant) in zip(terms, rows, strict=True):
-            ops = [Operand(base[v].wire, base[v].lo, base[v].hi, s, g) for v, s, g in row]
-            out.append(self.sum(ops, constant, max_depth))
+        out: list[Operand | None] = [None] * len(rows)
+        for o in _parents_first(parents or [(-1, 0)] * len(rows)):
+            ops = [Operand(base[v].wire, base[v].lo, base[v].hi, s, g) for v, s, g in terms[o]]
+            if parents is not None and parents[o][0] >= 0:
+                y, g = out[parents[o][0]], parents[o][1]
+                ops.append(Operand(y.wire, y.lo, y.hi, y.shift, y.sign * g))
+            out[o] = self.sum(ops, constants[o], max_depth)
         return out
+
+
+def _coefficients(row: list[tuple[int, int, int]]) -> dict[int, int]:
+    """Each variable's integer coefficient in a row of (variable, shift, sign) terms."""
+    coef: dict[int, int] = {}
+    for v, s, g in row:
+        coef[v] = coef.get(v, 0) + (g << s)
+    return coef
+
+
+def _parents_first(parents: list[tuple[int, int]]) -> list[int]:
+    """Row indices ordered so that every row comes after its parent."""
+    children: list[list[int]] = [[] for _ in parents]
+    for o, (p, _) in enumerate(parents):
+        if p >= 0:
+            children[p].append(o)
+    order, stack = [], [o for o, (p, _) in enumerate(parents) if p < 0][::-1]
+    while stack:
+        o = stack.pop()
+        order.append(o)
+        stack += children[o][::-1]
+    return order
+
+
+#: A decomposition is tried only when it saves at least this fraction of the matrix's digits (each try is a search).
+MIN_SAVING = 0.005
+
+#: Coefficient matrices above this many entries times rows are not decomposed (the search is quadratic in rows).
+MAX_DECOMPOSE = 1 << 22
+
+
+def _decompositions(rows: list[tuple[list[Operand], int]], chains: tuple[int | None, ...]) -> list:
+    """The row decompositions worth trying (one per chain bound that changes anything)."""
+    index: dict[str, int] = {}
+    coef = []
+    for operands, _ in rows:
+        c: dict[int, int] = {}
+        for op in operands:
+            v = index.setdefault(op.wire, len(index))
+            c[v] = c.get(v, 0) + (op.sign << op.shift)
+        coef.append(c)
+    if len(rows) ** 2 * len(index) > MAX_DECOMPOSE:
+        return []
+    top = max((abs(v) for c in coef for v in c.values()), default=0)
+    if top >= 1 << 40:  # int64 room for 3 * (a - b)
+        return []
+    matrix = np.zeros((len(rows), len(index)), dtype=np.int64)
+    for o, c in enumerate(coef):
+        for v, value in c.items():
+            matrix[o, v] = value
+    own = naf_weight(matrix).sum(axis=1)
+    plans = []
+    for chain in chains:
+        plan = decompose(matrix, chain)
+        saved = sum(int(own[o]) - int(naf_weight(matrix[o] - g * matrix[p]).sum()) - 1
+                    for o, (p, g) in enumerate(plan) if p >= 0)  # fmt: skip
+        if saved >= MIN_SAVING * own.sum() and plan not in plans:
+            plans.append(plan)
+    return plans
