@@ -46,7 +46,7 @@ DESIGNS = {
     "mlp_khot_mid": (mlp, 2, {"fc1": F(2, 4), "fc2": F(2, 2)}),
     "mlp_wide_min": (functools.partial(mlp, n_in=64, hidden=32), None, {"fc1": F(1, 1), "fc2": F(1, 1)}),
     "mlp_wide_mid": (functools.partial(mlp, n_in=64, hidden=32), None, {"fc1": F(2, 4), "fc2": F(2, 4)}),
-    "jet_tagger": (lambda khot: jet_tagger(khot), None, {}),  # batch-norm affine units and ReLUs of 64 and 32 values, a softmax
+    "jet_tagger": (lambda khot: jet_tagger(khot), None, {}),  # batch-norm affines, ReLUs of 64 and 32, a softmax
     "mlp_parallel": (mlp, None, "parallel"),
     "mlp_khot_parallel": (mlp, 2, "parallel"),
 }
