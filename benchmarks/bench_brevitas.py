@@ -40,20 +40,6 @@ from qfx.ir import host
 from qfx.ir.qonnx import from_qonnx
 
 
-def _qonnx_link(graph, path: Path, x: np.ndarray) -> tuple[int, int]:
-    names = [n.output for n in graph.nodes]
-    ref = bm.reference(path, x, names)
-    trace = graph.run(host.pre(graph.host_pre, x), trace=True)
-    compared = mismatches = 0
-    for t in names:
-        mine = np.ldexp(trace[t].astype(np.float64), -graph.fmt(t).frac_bits)
-        theirs = ref[t].astype(np.float64).reshape(mine.shape)
-        compared, mismatches = compared + mine.size, mismatches + int((mine != theirs).sum())
-    out = host.post(graph.host_post, trace[graph.outputs[0]], graph.fmt(graph.outputs[0]).frac_bits)
-    final = list(ref.values())[-1].astype(np.float32).reshape(out.shape)
-    return compared + out.size, mismatches + int((out.view(np.uint32) != final.view(np.uint32)).sum())
-
-
 def run(name: str, args, tmp: Path) -> list[str]:
     """Table rows of one network: one per link."""
     rows = []
@@ -64,7 +50,7 @@ def run(name: str, args, tmp: Path) -> list[str]:
     x = np.random.default_rng(args.seed).uniform(0, 1, size=(args.inputs, *bm.input_shape(name.split("_")[0])))
     x = x.astype(np.float32)
     t0 = time.perf_counter()
-    compared, bad = _qonnx_link(graph, path, x)
+    compared, bad = bm.compare_with_qonnx(graph, path, x)
     rows.append(f"| {name} | IR = qonnx execute_onnx (every tensor + float tail) | {args.inputs} | {compared:,} | "
                 f"{bad} | {time.perf_counter() - t0 + t_import:.1f} |")  # fmt: skip
     print(rows[-1], flush=True)

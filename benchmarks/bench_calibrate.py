@@ -33,6 +33,20 @@ import qfx.rtl
 from qfx.plan import Folding, Plan, fully_parallel, plan
 from qfx.synth import report
 
+
+def jet_tagger(khot: int | None = None):
+    """tests/zoo.py's jet tagger (16-64-32-32-5 with batch norms), PTQ at 8 bits as in bench_fold.py."""
+    from zoo import build, example_input
+
+    import qfx
+    from qfx.ir import from_qonnx
+
+    cfg = qfx.QuantizeConfig(mode="ptq", khot=khot)
+    model = qfx.quantize_(build("jet_tagger"), cfg, example_input("jet_tagger", 64, seed=2)).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        return from_qonnx(qfx.export_qonnx(model, example_input("jet_tagger", 4, seed=3), Path(tmp) / "jet.onnx"))
+
+
 BOARD = "ultra96v2"
 F = Folding
 #: label: (graph builder, K-hot K, per-layer foldings or "parallel")
@@ -46,7 +60,7 @@ DESIGNS = {
     "mlp_khot_mid": (mlp, 2, {"fc1": F(2, 4), "fc2": F(2, 2)}),
     "mlp_wide_min": (functools.partial(mlp, n_in=64, hidden=32), None, {"fc1": F(1, 1), "fc2": F(1, 1)}),
     "mlp_wide_mid": (functools.partial(mlp, n_in=64, hidden=32), None, {"fc1": F(2, 4), "fc2": F(2, 4)}),
-    "jet_tagger": (lambda khot: jet_tagger(khot), None, {}),  # batch-norm affines, ReLUs of 64 and 32, a softmax
+    "jet_tagger": (jet_tagger, None, {}),  # batch-norm affines, ReLUs of 64 and 32, a softmax
     "mlp_parallel": (mlp, None, "parallel"),
     "mlp_khot_parallel": (mlp, 2, "parallel"),
 }
@@ -60,19 +74,6 @@ RESNET8_FOLDING = {
     "stack2_shortcut_conv": (1, 4), "stack2_conv2_conv": (1, 48), "stack3_shortcut_conv": (1, 4),
     "stack3_conv1_conv": (1, 24), "stack3_conv2_conv": (1, 48),
 }  # fmt: skip
-
-
-def jet_tagger(khot: int | None = None):
-    """tests/zoo.py's jet tagger (16-64-32-32-5 with batch norms), PTQ at 8 bits as in bench_fold.py."""
-    from zoo import build, example_input
-
-    import qfx
-    from qfx.ir import from_qonnx
-
-    cfg = qfx.QuantizeConfig(mode="ptq", khot=khot)
-    model = qfx.quantize_(build("jet_tagger"), cfg, example_input("jet_tagger", 64, seed=2)).eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        return from_qonnx(qfx.export_qonnx(model, example_input("jet_tagger", 4, seed=3), Path(tmp) / "jet.onnx"))
 
 
 def resnet8_plan(root: Path) -> tuple[object, Plan, str]:

@@ -107,3 +107,24 @@ def reference(path: Path, x: np.ndarray, tensors: list[str]) -> dict[str, np.nda
     name = model.graph.input[0].name
     ctx = execute_onnx(model, {name: np.asarray(x, dtype=np.float32)}, return_full_exec_context=True)
     return {t: ctx[t] for t in [*tensors, model.graph.output[0].name]}
+
+
+def compare_with_qonnx(graph, path: Path, x: np.ndarray) -> tuple[int, int]:
+    """(codes compared, mismatches) of every IR tensor of ``graph`` against qonnx's execution of the model at
+    ``path`` on the raw inputs ``x``, and of the host's float tail against qonnx's float32 output, bit for bit."""
+    from qfx.ir import host
+
+    names = [n.output for n in graph.nodes]
+    ref = reference(path, x, names)
+    trace = graph.run(host.pre(graph.host_pre, x), trace=True)
+    compared = mismatches = 0
+    for t in names:
+        mine = np.ldexp(trace[t].astype(np.float64), -graph.fmt(t).frac_bits)
+        theirs = ref[t].astype(np.float64).reshape(mine.shape)
+        compared += mine.size
+        mismatches += int((mine != theirs).sum())
+    out = host.post(graph.host_post, trace[graph.outputs[0]], graph.fmt(graph.outputs[0]).frac_bits)
+    final = list(ref.values())[-1].astype(np.float32).reshape(out.shape)
+    compared += out.size
+    mismatches += int((out.view(np.uint32) != final.view(np.uint32)).sum())
+    return compared, mismatches

@@ -31,24 +31,6 @@ from qfx.ir.qonnx_float import step_table
 N = 100
 
 
-def _compare(graph, path, x) -> tuple[int, int]:
-    """(codes compared, mismatches) of every IR tensor against qonnx, and the float output bit for bit."""
-    names = [n.output for n in graph.nodes]
-    ref = bm.reference(path, x, names)
-    trace = graph.run(host.pre(graph.host_pre, x), trace=True)
-    compared = mismatches = 0
-    for t in names:
-        mine = np.ldexp(trace[t].astype(np.float64), -graph.fmt(t).frac_bits)
-        theirs = ref[t].astype(np.float64).reshape(mine.shape)
-        compared += mine.size
-        mismatches += int((mine != theirs).sum())
-    out = host.post(graph.host_post, trace[graph.outputs[0]], graph.fmt(graph.outputs[0]).frac_bits)
-    final = list(ref.values())[-1].astype(np.float32).reshape(out.shape)
-    compared += out.size
-    mismatches += int((out.view(np.uint32) != final.view(np.uint32)).sum())
-    return compared, mismatches
-
-
 @pytest.mark.parametrize(
     "name",
     [f"{n}_{p}" for n in ("tfc", "sfc") for p in bm.PRECISIONS] + ["cnv_1w1a"],
@@ -61,7 +43,7 @@ def test_network_equals_qonnx(name, tmp_path, summary):
     if name.endswith("1w1a"):
         assert any(isinstance(n, Dense) and n.bipolar for n in graph.nodes)
     x = np.random.default_rng(7).uniform(0, 1, size=(N, *bm.input_shape(name.split("_")[0]))).astype(np.float32)
-    compared, mismatches = _compare(graph, path, x)
+    compared, mismatches = bm.compare_with_qonnx(graph, path, x)
     summary(f"Brevitas {name}: IR vs qonnx execute_onnx, {N} inputs, {compared} codes, {mismatches} mismatches")
     assert mismatches == 0
 
@@ -200,7 +182,7 @@ def test_tiny_tfc_hls_csim(tiny, name, architecture, tmp_path, toolchain, summar
 
     path, graph = tiny[name]
     x = _inputs()
-    assert _compare(graph, path, x)[1] == 0
+    assert bm.compare_with_qonnx(graph, path, x)[1] == 0
     xi = host.pre(graph.host_pre, x).reshape(len(x), -1)
     if architecture == "parallel":
         project, how = qfx.hls.generate(graph, tmp_path / name, test_inputs=xi), "fully parallel"
