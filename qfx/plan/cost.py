@@ -63,9 +63,11 @@ __all__ = [
     "Estimate",
     "Folding",
     "Work",
+    "chunk_of",
     "estimate",
     "fifo_estimate",
     "whole_map_sum",
+    "window_chunk",
     "work_of",
 ]
 
@@ -93,6 +95,8 @@ ELEMENTWISE_LUT = 0.7  # LUTs per input + output bit of each value of an element
 SOFTMAX_TABLE_LUT = 32  # LUTs per 64 entries of a softmax table (about 16-bit exponentials and reciprocals)
 AFFINE_LUT = 0.7  # LUTs per accumulator bit of each value of an affine unit's word (select, add, cast)
 WINDOW_FF = 45  # a sliding window's counters (rows, columns, banks, how far the writer is ahead)
+GENERATOR_BASE_LUT = 120  # a window generator's counters and address arithmetic (row bank x width + column)
+GENERATOR_FF = 70  # a window generator's counters (window, pass, kernel position, channel group, writer)
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ class Work:
     shared: bool = True  # every PE lane reads the same inputs (dense, ungrouped convolution; not pools)
     window: tuple[int, ...] = ()  # a sliding window's (kernel rows, kernel columns, row banks, bank depth, pixel bits)
     in_words: int = 1  # stream words a dense layer collects into its input vector
+    pixels_in: int = 0  # input pixels a sliding window stores per sample (one per clock)
 
     @property
     def macs(self) -> int:
@@ -160,13 +165,38 @@ class Work:
         its window loads (:attr:`stream_cycles`); the fully parallel design (``streaming=False``) takes a whole
         sample per clock."""
         folded = (self.positions // f.pixels) * (self.pe_dim // f.pe) * (self.simd_dim // f.simd)
-        return max(folded, self.stream_cycles) if streaming and f.pixels == 1 else folded
+        if not streaming or f.pixels != 1:
+            return folded
+        if chunk_of(self, f):  # a window generator: one word per step, one input pixel stored per clock
+            return max(folded, self.pixels_in)
+        return max(folded, self.stream_cycles)
 
     def check(self, f: Folding) -> None:
         for name, value, dim in (("pe", f.pe, self.pe_dim), ("simd", f.simd, self.simd_dim),
                                  ("pixels", f.pixels, self.positions)):  # fmt: skip
             if not isinstance(value, int) or value < 1 or dim % value:
                 raise ValueError(f"node {self.node}: {name} = {value!r} must be a positive divisor of {dim}")
+
+
+def window_chunk(c_in: int, c_out: int, groups: int, pe: int, simd: int) -> int:
+    """Channels per word when a window generator can stream a convolution's or pool's windows to its fold unit at
+    folding (pe, simd), else 0 (the unit then takes whole windows). Each step's inputs must be one aligned group of
+    channels at one kernel position: SIMD channels (an ungrouped convolution, SIMD dividing the channels), or PE
+    channels at SIMD 1 (a depthwise convolution, one output channel per input channel, or a pool)."""
+    if groups == 1:
+        return simd if c_in % simd == 0 else 0
+    if groups == c_in == c_out:
+        return pe if simd == 1 else 0
+    return 0
+
+
+def chunk_of(work: Work, f: Folding) -> int:
+    """:func:`window_chunk` of a node's :class:`Work` (0 for nodes without a sliding window)."""
+    if not work.window:
+        return 0
+    kh, kw = work.window[:2]
+    c_in, cig = work.vector // (kh * kw), work.simd_dim // (kh * kw)
+    return window_chunk(c_in, work.pe_dim, c_in // cig, f.pe, f.simd)
 
 
 def _width(fmt: FixedFormat | None) -> int:
@@ -194,7 +224,7 @@ def work_of(graph: Graph, node: Node) -> Work:
         return Work(stream_cycles=_window_cycles(h_in, w_in, h_out, w_out, kw, node.stride[1], node.dilation[1]),
                     positions=h_out * w_out, pe_dim=c_out, simd_dim=int(np.prod(node.weight.shape[1:])), kind=kind,
                     weight_bits=node.weight_fmt.width, khot=node.khot,
-                    weight_codes=np.asarray(node.weight).reshape(c_out, -1),
+                    weight_codes=np.asarray(node.weight).reshape(c_out, -1), pixels_in=h_in * w_in,
                     line_buffer_bits=(kh - 1) * w_in * c_in * _width(x.fmt), vector=kh * kw * c_in,
                     shared=node.groups == 1,
                     window=() if _pointwise(node, x.shape, out.shape) else
@@ -209,7 +239,7 @@ def work_of(graph: Graph, node: Node) -> Work:
         kh, kw = node.kernel
         return Work(stream_cycles=_window_cycles(spatial(x.shape)[1], w_in, h_out, w_out, kw, node.stride[1], 1),
                     positions=h_out * w_out, pe_dim=c, simd_dim=kh * kw,
-                    kind="max" if isinstance(node, MaxPool2d) else "sum",
+                    kind="max" if isinstance(node, MaxPool2d) else "sum", pixels_in=spatial(x.shape)[1] * w_in,
                     line_buffer_bits=(kh - 1) * w_in * c * _width(x.fmt), vector=kh * kw * c, shared=False,
                     window=_window(kh, kw, node.stride[0], 1, w_in, c * _width(x.fmt)), **common)  # fmt: skip
     if isinstance(node, GlobalSum):
@@ -339,6 +369,17 @@ def _window_unit(work: Work) -> Estimate:
     return Estimate(int(lut), kh * (kw - 1) * pixel + WINDOW_FF)
 
 
+def _generator_unit(work: Work, chunk: int) -> Estimate:
+    """The window generator streaming ``chunk`` channels per word: the row banks as C / chunk distributed RAMs
+    (one read per clock at a computed address), the channel-group multiplexer and the padding's zeros on the word
+    read, its counters."""
+    kh, kw, banks, depth, _ = work.window
+    groups = work.vector // (kh * kw) // chunk  # channel groups: one distributed RAM each
+    word = chunk * work.in_bits
+    lut = groups * _lutram(banks * depth, word) + _mux(word, groups) + word + GENERATOR_BASE_LUT
+    return Estimate(int(lut), GENERATOR_FF)
+
+
 def _collect_unit(work: Work) -> Estimate:
     """A dense layer's collector: its input words into one vector register (and the words before the last)."""
     word = work.vector * work.in_bits // max(1, work.in_words)
@@ -347,20 +388,21 @@ def _collect_unit(work: Work) -> Estimate:
     return Estimate(work.in_words + 4, (2 * work.in_words - 1) * word + work.in_words.bit_length() + 1)
 
 
-def _fold_unit(work: Work, f: Folding) -> Estimate:
-    """The fold unit: its input vector in a register, PE x SIMD terms per clock chosen from it by a counter, PE
+def _fold_unit(work: Work, f: Folding, streamed: bool = False) -> Estimate:
+    """The fold unit: its input vector in a register, PE x SIMD terms per clock chosen from it by a counter (or,
+    ``streamed`` by a window generator, each step's inputs as one word: no vector, no multiplexer), PE
     accumulators, a qfx_cast per lane, the output vector twice (collected, being sent); weights from a ROM, or
     constants when the layer is one row (PE x SIMD = all of it)."""
     pe, simd = f.pe, f.simd
     rows = (work.pe_dim // pe) * (work.simd_dim // simd)
-    shared = work.shared or pe == 1
-    lanes_in = simd if shared else pe * simd
-    cases = work.simd_dim // simd if shared else rows
+    lanes_in = simd if work.shared else pe * simd
+    cases = 1 if streamed else work.simd_dim // simd if work.shared else rows
     aw = work.acc_bits + 1
     terms = pe * simd
     # per lane: the accumulator's start value (bias or the running sum) and the qfx_cast of its output
     lut = _mux(lanes_in * work.in_bits, cases) + pe * (aw + work.out_bits) + 2 * rows.bit_length()
-    ff = (work.vector + lanes_in) * work.in_bits + pe * aw + 2 * work.pe_dim * work.out_bits + 3 * rows.bit_length()
+    held = 0 if streamed else work.vector
+    ff = (held + lanes_in) * work.in_bits + pe * aw + 2 * work.pe_dim * work.out_bits + 3 * rows.bit_length()
     ff += 8  # valid, first / last flags
     dsp, bram = 0, 0.0
     if work.kind == "mac":
@@ -405,8 +447,11 @@ def _elementwise_ff(work: Work, lanes: int) -> int:
 def _stream(work: Work, f: Folding) -> Estimate:
     """Resources of the streaming unit(s) of ``work`` at folding ``f``, as the folded Verilog builds them."""
     if work.window or (work.kind in ("mac", "xnor") and work.vector):
-        out = _fold_unit(work, f)
-        if work.window:
+        chunk = chunk_of(work, f)
+        out = _fold_unit(work, f, streamed=bool(chunk))
+        if chunk:
+            out = out + _generator_unit(work, chunk)
+        elif work.window:
             out = out + _window_unit(work)
         elif work.kind in ("mac", "xnor") and work.positions == 1:  # a dense layer (a 1 x 1 convolution's fold
             out = out + _collect_unit(work)  # unit reads the pixel stream directly)

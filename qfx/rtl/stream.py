@@ -28,6 +28,7 @@ import numpy as np
 
 from qfx.backends.hls.stream_design import Call, Stream, StreamDesign, UnsupportedNode
 from qfx.format import FixedFormat
+from qfx.plan.cost import window_chunk
 from qfx.rtl.layer import cast_params
 from qfx.rtl.stream_bnn import bits_of, pack_rows, threshold_unit
 
@@ -176,7 +177,7 @@ class _Renderer:
                 names[(p, k)] = name
         f = dict(NO=n_out, NV=vec_values, IW=iw, PE=pe, SIMD=simd, NF=nf, SF=sf, kind=kind, khot=0, rom=None,
                  const_width=0, IB=_bits(nf * sf), out_fmt=str(out_fmt), OW=out_fmt.width, cast=_cast(out_fmt),
-                 in_signed=in_fmt.signed, sel=sel, bias_single=None)  # fmt: skip
+                 in_signed=in_fmt.signed, sel=sel, bias_single=None, chunk=False)  # fmt: skip
         if kind == "mac":
             codes, khot, w_fmt, shifts = weights
             f.update(khot=khot, ALIGN=align, AF=cfg_frac(cfg), w_signed=w_fmt.signed if w_fmt else True)
@@ -228,8 +229,9 @@ class _Renderer:
         return module
 
     def mac(self, call: Call, x: Stream, y: Stream, vec: str, vec_values: int, n_out: int, index,
-            xnor: bool = False) -> None:  # fmt: skip
-        """The fold unit of a dense or conv layer; ``xnor``: +-1 inputs and weights (XNOR-popcount)."""
+            xnor: bool = False, chunk: bool = False) -> None:  # fmt: skip
+        """The fold unit of a dense or conv layer; ``xnor``: +-1 inputs and weights (XNOR-popcount); ``chunk``: its
+        input is streamed by a window generator (``index`` is then the position within each word)."""
         cfg = self.configs[call.targs[0]]
         ints = cfg.ints
         in_fmt = _fmt(cfg.types["in_t"])
@@ -281,9 +283,14 @@ class _Renderer:
         per_out = w_bound_scale.reshape(nf, sf, pe, simd).sum(axis=(1, 3)).reshape(-1) * x_max
         bound = int(max(abs(b) for b in bias) + per_out.max()) + 1
         self.fold(call, cfg, vec, vec_values, in_fmt, kind, y, n_out, pe, simd, nf, sf, index, weights, bias, bound,
-                  align, extra=dict(PB=_bits(simd)))  # fmt: skip
+                  align, extra=dict(PB=_bits(simd), chunk=chunk))  # fmt: skip
 
-    def window(self, call: Call, x: Stream, ints: dict, in_fmt: FixedFormat) -> tuple[str, int]:
+    def window(self, call: Call, x: Stream, ints: dict, in_fmt: FixedFormat, chunk: int = 0,
+               passes: int = 1, by_pass: bool = False) -> tuple[str, int]:  # fmt: skip
+        """The window unit of a convolution or pool: its stream wire and the values of each of its words. ``chunk``
+        = G: a window generator (swg.v.j2) streaming G channels per word, ``passes`` times over each window, the
+        channel group chosen by the pass (``by_pass``, depthwise and pools) or stepped per kernel position; else the
+        whole window per word (window.v.j2)."""
         if pointwise(ints):  # a 1 x 1 kernel at stride 1 without padding: each input pixel is the window
             return self.read(x), ints["C_IN"]
         g = dict(C=ints["C_IN"], H=ints["H_IN"], W=ints["W_IN"], KH=ints["KH"], KW=ints["KW"], SH=ints["SH"],
@@ -299,6 +306,15 @@ class _Renderer:
         span = max(g["H"] + g["PT"] + g["R"], g["W"] + g["PL"] + g["KW"] * g["DW"], g["HO"] * g["SH"] + g["R"],
                    g["WO"] * g["SW"] + g["KW"] * g["DW"], 2 * g["RB"] + g["H"])  # fmt: skip
         g["NB"] = _bits(span) + 2
+        if chunk:
+            nq = g["C"] // chunk
+            g.update(G=chunk, GW=chunk * g["IW"], NQ=nq, NF=passes, D=int(by_pass), Q=1 if by_pass else nq,
+                     KB=_bits(max(g["KH"], g["KW"])), FB=_bits(passes), QB=_bits(nq), AB=_bits(g["RB"] * g["W"] - 1))
+            module = self.module(call.node, "swg")
+            self.render("swg", module, u=dict(node=call.node, module=module), g=g)
+            wire = self.internal(f"{module}_w", g["GW"], f"{call.node}: window words")
+            self.unit(module, call.node, "swg", [("s", self.read(x)), ("m", wire)])
+            return wire, chunk
         g["RELOAD"] = max(0, g["KW"] - g["SW"]) if g["DW"] == 1 else 0
         if g["DW"] != 1:  # dilated columns are not shared between neighbouring windows in the same places
             g["RELOAD"] = 0
@@ -348,7 +364,6 @@ class _Renderer:
         if groups > 1 and cig > 1:
             raise UnsupportedNode(f"node {call.node}: grouped convolutions with several channels per group are not "
                                   "rendered in Verilog yet (depthwise ones are)")  # fmt: skip
-        vec, n_vec = self.window(call, x, ints, _fmt(cfg.types["in_t"]))
         pe, simd = ints["PE"], ints["SIMD"]
 
         def index(n, s_, p, k):
@@ -357,7 +372,12 @@ class _Renderer:
             oc = n * pe + p
             return kk * c_in + (oc // cog) * cig + ic
 
-        self.mac(call, x, y, vec, n_vec, c_out, index, call.node in self.bipolar)
+        chunk = 0 if pointwise(ints) else window_chunk(c_in, c_out, groups, pe, simd)
+        vec, n_vec = self.window(call, x, ints, _fmt(cfg.types["in_t"]), chunk, c_out // pe, groups > 1)
+        if chunk:
+            index = _chunked(call.node, index, chunk, c_in, groups > 1, c_out // pe,
+                             ints["KH"] * ints["KW"] * cig // simd, pe, simd)  # fmt: skip
+        self.mac(call, x, y, vec, n_vec, c_out, index, call.node in self.bipolar, bool(chunk))
 
     def u_pool2d(self, call: Call) -> None:
         x, y = call.args[0], call.args[1]
@@ -368,14 +388,21 @@ class _Renderer:
         if is_max and (ints["PAD_T"] or ints["PAD_L"] or (ints["H_OUT"] - 1) * ints["SH"] + ints["KH"] > ints["H_IN"]
                        or (ints["W_OUT"] - 1) * ints["SW"] + ints["KW"] > ints["W_IN"]):  # fmt: skip
             raise UnsupportedNode(f"node {call.node}: padded max pooling is not rendered in Verilog yet")
-        vec, n_vec = self.window(call, x, ints, in_fmt)
         c, pe, simd = ints["C_IN"], ints["PE"], ints["SIMD"]
         kk = ints["KH"] * ints["KW"]
         nf, sf = c // pe, kk // simd
+        chunk = window_chunk(c, c, c, pe, simd)
+
+        def index(n, s_, p, k):
+            return (s_ * simd + k) * c + n * pe + p
+
+        vec, n_vec = self.window(call, x, ints, in_fmt, chunk, nf, True)
+        if chunk:
+            index = _chunked(call.node, index, chunk, c, True, nf, sf, pe, simd)
         x_max = max(abs(in_fmt.min_code), abs(in_fmt.max_code))
         bound = x_max * (1 if is_max else kk) + 1
-        self.fold(call, cfg, vec, n_vec, in_fmt, "max" if is_max else "sum", y, c, pe, simd, nf, sf,
-                  lambda n, s_, p, k: (s_ * simd + k) * c + n * pe + p, None, None, bound)  # fmt: skip
+        self.fold(call, cfg, vec, n_vec, in_fmt, "max" if is_max else "sum", y, c, pe, simd, nf, sf, index, None,
+                  None, bound, extra=dict(chunk=bool(chunk)))  # fmt: skip
 
     def elementwise(self, call: Call, kind: str, e: dict, inputs: list[tuple[str, Stream]], y: Stream) -> None:
         cfg = self.configs[call.targs[0]]
@@ -530,6 +557,28 @@ class _Renderer:
         e = dict(N=n, IW=in_fmt.width, in_signed=in_fmt.signed, XB=_bits(n - 1), OW=out_fmt.width,
                  out_fmt=str(out_fmt), cast=_cast(out_fmt))  # fmt: skip
         self.simple(call, "argmax", e, x, y)
+
+
+def _chunked(node: str, index, chunk: int, c: int, by_pass: bool, nf: int, sf: int, pe: int, simd: int):
+    """The lane positions within the window generator's words, checked against the whole-window ``index`` (the
+    window [kh][kw][c], c innermost): step (n, s) reads word (kernel position, channel group) and lane (p, k)
+    the same place of every word."""
+    groups = c // chunk
+    per_pos = 1 if by_pass else groups
+
+    def offset(n, s_, p, k):
+        kk, q = divmod(s_, per_pos)
+        base = kk * c + (n if by_pass else q) * chunk
+        return index(n, s_, p, k) - base
+
+    lanes = {(p, k): offset(0, 0, p, k) for p in range(pe) for k in range(simd)}
+    for n in range(nf):
+        for s_ in range(sf):
+            for (p, k), off in lanes.items():
+                if offset(n, s_, p, k) != off or not 0 <= off < chunk:
+                    raise UnsupportedNode(f"node {node}: internal error: the window generator's word order does "
+                                          "not match the fold unit's steps")  # fmt: skip
+    return lambda n, s_, p, k: lanes[(p, k)]
 
 
 def cfg_frac(cfg) -> int:
