@@ -1,6 +1,7 @@
 """Calibration of the plan's resource model (qfx/plan/cost.py) against Yosys synth_xilinx on small designs.
 
-Each design is a small network (tests/calibration_models.py: a convolution + max pool + dense network and
+Each design is a small network (tests/calibration_models.py: a convolution + max pool + dense network, a
+convolution + depthwise convolution + max pool + dense network (window generators and whole-window units) and
 two-layer MLPs, plain and K-hot K = 2 weights; the wider MLP's weight ROMs are deep enough for block RAM) rendered
 as folded streaming Verilog at several foldings (per-layer ``Folding(pe, simd)`` overrides), or fully parallel.
 For every design the script prints, per layer and in total, the plan's estimate next to Yosys' counts (LUT =
@@ -27,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from calibration_models import conv_net, mlp
+from calibration_models import conv_net, dw_net, mlp
 
 import qfx.rtl
 from qfx.plan import Folding, Plan, fully_parallel, plan
@@ -55,6 +56,11 @@ DESIGNS = {
     "conv_mid": (conv_net, None, {"conv": F(2, 3), "pool": F(2, 2), "fc": F(1, 4)}),
     "conv_max": (conv_net, None, {"conv": F(4, 9), "pool": F(4, 4), "fc": F(3, 12)}),
     "conv_khot_mid": (conv_net, 2, {"conv": F(2, 3), "pool": F(2, 2), "fc": F(1, 4)}),
+    # window generators (SIMD dividing the channels; depthwise and pool at SIMD 1) and whole-window units
+    "dw_gen_min": (dw_net, None, {"conv": F(1, 1), "dw": F(1, 1), "pool": F(1, 1), "fc": F(1, 1)}),
+    "dw_gen_mid": (dw_net, None, {"conv": F(2, 8), "dw": F(4, 1), "pool": F(4, 1), "fc": F(1, 4)}),
+    "dw_gen_khot": (dw_net, 2, {"conv": F(2, 8), "dw": F(4, 1), "pool": F(4, 1), "fc": F(1, 4)}),
+    "dw_whole": (dw_net, None, {"conv": F(2, 6), "dw": F(1, 3), "pool": F(2, 2), "fc": F(1, 4)}),
     "mlp_min": (mlp, None, {"fc1": F(1, 1), "fc2": F(1, 1)}),
     "mlp_mid": (mlp, None, {"fc1": F(2, 4), "fc2": F(2, 2)}),
     "mlp_khot_mid": (mlp, 2, {"fc1": F(2, 4), "fc2": F(2, 2)}),

@@ -76,3 +76,45 @@ def mlp(khot: int | None = None, n_in: int = 16, hidden: int = 8, n_out: int = 4
         Dense("fc2", ["r"], "y", acc2, weight=w2, weight_fmt=f_w, khot=khot),
     ]
     return Graph(t, nodes, ["x"], ["y"], name="mlp")
+
+
+def dw_net(khot: int | None = None, size: int = 8, channels: int = 16, classes: int = 3, seed: int = 7) -> Graph:
+    """Cast -> 3x3 convolution (``channels`` -> ``channels``, padding 1) -> ReLU -> 3x3 depthwise convolution
+    (padding 1) -> ReLU -> 2x2 max pool -> flatten -> dense (-> ``classes``), 8-bit inputs, weights, activations:
+    the wide windows of ResNet- and DS-CNN-like layers, in both unit styles (window generator, whole windows)."""
+    rng = np.random.default_rng(seed)
+    c, f_in, f_w, f_h = channels, FixedFormat(8, 1), FixedFormat(8, 1), FixedFormat(8, 3, signed=False)
+    hp = size // 2
+    n = c * hp * hp
+    w1, w2 = _codes(rng, (c, c, 3, 3), 8, khot), _codes(rng, (c, 1, 3, 3), 8, khot)
+    w3 = _codes(rng, (classes, n), 8, khot)
+    acc1, acc2 = accumulator_format(f_in, f_w, 9 * c), accumulator_format(f_h, f_w, 9)
+    acc3 = accumulator_format(f_h, f_w, n)
+    m = (c, size, size)
+    t = {
+        "x": Tensor("x", m, None),
+        "q": Tensor("q", m, f_in),
+        "c1": Tensor("c1", m, acc1),
+        "r1": Tensor("r1", m, acc1),
+        "a1": Tensor("a1", m, f_h),
+        "c2": Tensor("c2", m, acc2),
+        "r2": Tensor("r2", m, acc2),
+        "a2": Tensor("a2", m, f_h),
+        "p": Tensor("p", (c, hp, hp), f_h),
+        "f": Tensor("f", (n,), f_h),
+        "y": Tensor("y", (classes,), acc3),
+    }
+    pad = (1, 1, 1, 1)
+    nodes = [
+        Cast("in", ["x"], "q", f_in),
+        Conv2d("conv", ["q"], "c1", acc1, weight=w1, weight_fmt=f_w, khot=khot, padding=pad),
+        Relu("relu1", ["c1"], "r1", acc1),
+        Cast("act1", ["r1"], "a1", f_h),
+        Conv2d("dw", ["a1"], "c2", acc2, weight=w2, weight_fmt=f_w, khot=khot, padding=pad, groups=c),
+        Relu("relu2", ["c2"], "r2", acc2),
+        Cast("act2", ["r2"], "a2", f_h),
+        MaxPool2d("pool", ["a2"], "p", f_h),
+        Reshape("flat", ["p"], "f", f_h),
+        Dense("fc", ["f"], "y", acc3, weight=w3, weight_fmt=f_w, khot=khot),
+    ]
+    return Graph(t, nodes, ["x"], ["y"], name="dw_net")

@@ -129,3 +129,34 @@ def test_simulate_rejects_bad_stall_probability(chain, tmp_path) -> None:
     rtl = qfx.rtl.generate(graph, tmp_path / "rtl", architecture="stream")
     with pytest.raises((ValueError, SimulatorError), match="ready_stalls"):
         qfx.rtl.simulate(rtl, xs, ready_stalls=1.0)
+
+
+@pytest.mark.parametrize(("folding", "generator"), [
+    ({"conv": (1, 1), "dw": (1, 1), "pool": (1, 1), "fc": (1, 1)}, True),
+    ({"conv": (2, 8), "dw": (4, 1), "pool": (4, 1), "fc": (1, 4)}, True),
+    ({"conv": (4, 16), "dw": (16, 1), "pool": (16, 1), "fc": (3, 16)}, True),
+    ({"conv": (2, 6), "dw": (1, 3), "pool": (2, 2), "fc": (1, 4)}, False),
+])  # fmt: skip
+def test_window_generator_and_whole_window_units_equal_the_ir(folding, generator, tmp_path, summary) -> None:
+    """A padded convolution, a depthwise convolution and a max pool over 16 channels: at foldings whose steps each
+    read one group of channels at one kernel position the windows are streamed by window generators (swg), else
+    handed over whole; both equal the IR under gaps and stalls, at the plan's cycles."""
+    from calibration_models import dw_net
+
+    from qfx.plan import Folding
+
+    _require("icarus")
+    graph = dw_net(size=6)
+    xs = np.random.default_rng(4).uniform(-1, 1, size=(3, 16, 6, 6))
+    expected = np.asarray(graph.run(xs), dtype=np.int64).reshape(3, -1)
+    p = plan(graph, BOARD, overrides={k: Folding(*v) for k, v in folding.items()}, parallel=False)
+    rtl = qfx.rtl.generate(graph, tmp_path / "rtl", architecture="stream", plan=p)
+    units = next(rtl.glob("*_units.v")).read_text()
+    generators = units.count("sliding-window generator")
+    assert generators == (3 if generator else 0) and ("sliding window of" in units) != generator
+    stressed = qfx.rtl.simulate(rtl, xs, simulator="icarus", seed=3, valid_gaps=0.3, ready_stalls=0.3)
+    assert np.array_equal(np.asarray(stressed.codes, dtype=np.int64).reshape(expected.shape), expected)
+    free = qfx.rtl.simulate(rtl, xs, simulator="icarus")
+    assert abs(free.cycles_per_sample - p.cycles) <= 0.02 * p.cycles
+    summary(f"dw_net {folding} ({'generators' if generator else 'whole windows'}): {expected.size} codes equal; "
+            f"{free.cycles_per_sample:.1f} clocks/sample, {p.cycles} planned")
