@@ -43,7 +43,8 @@ MODELS = {  # name: (zoo model, K-hot K)
 }
 
 
-def run(label: str, tmp: Path, board: str, images: int, synth: bool, simulator: str, sim: bool = True) -> dict:
+def run(label: str, tmp: Path, board: str, images: int, synth: bool, simulator: str, sim: bool = True,
+        margin: float = 0.8) -> dict:  # fmt: skip
     """Plan, generate, simulate and synthesize one model; its figures."""
     zoo_name, khot = MODELS[label]
     cfg = qfx.QuantizeConfig(mode="ptq", khot=khot)
@@ -52,11 +53,11 @@ def run(label: str, tmp: Path, board: str, images: int, synth: bool, simulator: 
     graph = from_qonnx(qfx.export_qonnx(model, x, tmp / f"{label}.onnx"))
     xs = x.numpy().astype(np.float64)
     expected = np.asarray(graph.run(xs), dtype=np.int64).reshape(images, -1)
-    p = plan(graph, board)
+    p = plan(graph, board, margin=margin)
     print(f"\n## {label}\n\n{p.table()}\n", flush=True)
     start = time.perf_counter()
     rtl = qfx.rtl.generate(graph, tmp / label, architecture="stream", plan=p)
-    out = dict(model=label, board=board, planned_cycles=p.cycles, plan_total=p.total.as_dict(),
+    out = dict(model=label, board=board, margin=margin, planned_cycles=p.cycles, plan_total=p.total.as_dict(),
                board_clock_hz=p.board.clock_mhz * 1e6,
                generate_s=time.perf_counter() - start, images=images)  # fmt: skip
     if sim:
@@ -85,6 +86,8 @@ def main() -> None:
     ap.add_argument("--board", default="ultra96v2")
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
+    ap.add_argument("--margin", type=float, default=0.8,
+                    help="fraction of each board resource the plan may use (qfx.plan.plan's margin; default 0.8)")
     ap.add_argument("--no-synth", action="store_true", help="skip Yosys")
     ap.add_argument("--no-sim", action="store_true", help="skip the RTL simulation (synthesis only)")
     ap.add_argument("--json", help="write the figures to this file")
@@ -94,7 +97,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qfx-fold-") as tmp:
         for label in args.models:
             results.append(
-                run(label, Path(tmp), args.board, args.images, not args.no_synth, args.simulator, not args.no_sim)
+                run(label, Path(tmp), args.board, args.images, not args.no_synth, args.simulator, not args.no_sim,
+                    args.margin)
             )
     print("\n| model | codes | mismatches | clocks/image measured | planned | images/s | LUT | FF | DSP | BRAM36 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
