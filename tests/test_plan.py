@@ -7,12 +7,14 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qfx.boards import load_board
 from qfx.format import FixedFormat
 from qfx.ir.graph import Cast, Conv2d, Dense, Graph, MaxPool2d, Relu, Reshape, Tensor
 from qfx.plan import Folding, PlanError, fully_parallel, plan
-from qfx.plan.cost import work_of
+from qfx.plan.cost import window_chunk, work_of
 from qfx.result_types import accumulator_format
 
 X8 = FixedFormat(8, 3, True)
@@ -159,3 +161,36 @@ def test_the_fully_parallel_design_is_chosen_when_it_fits() -> None:
     assert plan(g, "alveo_u250", parallel=False).fits
     big = cnn()
     assert not fully_parallel(big, "ultra96v2").fits and plan(big, "ultra96v2").cycles > 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    c=st.sampled_from([1, 2, 3, 4, 6, 8, 12, 16]),
+    k=st.sampled_from([(1, 1), (2, 2), (3, 3), (1, 3), (5, 2)]),
+    depthwise=st.booleans(),
+    pe_i=st.integers(0, 10),
+    simd_i=st.integers(0, 10),
+)
+def test_window_generator_rule_matches_the_fold_units_steps(c, k, depthwise, pe_i, simd_i) -> None:
+    """Wherever the plan gives a layer a window generator (cost.window_chunk), the generator's word order (pass x
+    kernel position x channel group) feeds every lane of the fold unit the value its whole-window index names: the
+    renderer's check (qfx.rtl.stream._chunked) accepts it. Elsewhere the layer keeps whole windows."""
+    from qfx.rtl.stream import _chunked
+
+    kk = k[0] * k[1]
+    c_out, groups, cig = (c, c, 1) if depthwise else (2 * c, 1, c)
+    cog = c_out // groups
+    pes = [d for d in range(1, c_out + 1) if c_out % d == 0]
+    simds = [d for d in range(1, kk * cig + 1) if kk * cig % d == 0]
+    pe, simd = pes[pe_i % len(pes)], simds[simd_i % len(simds)]
+    chunk = window_chunk(c, c_out, groups, pe, simd)
+    assert chunk == (pe if depthwise and simd == 1 else simd if not depthwise and c % simd == 0 else 0)
+
+    def index(n, s_, p, j):
+        kpos, ic = divmod(s_ * simd + j, cig)
+        return kpos * c + ((n * pe + p) // cog) * cig + ic
+
+    if chunk:
+        nf, sf = c_out // pe, kk * cig // simd
+        lane = _chunked("conv", index, chunk, c, depthwise, nf, sf, pe, simd)
+        assert all(0 <= lane(0, 0, p, j) < chunk for p in range(pe) for j in range(simd))
