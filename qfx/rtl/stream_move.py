@@ -68,7 +68,7 @@ def _pad(r, call: Call) -> None:
              f"w >= {pl}" if pl else "", f"w < {pl + w_in}" if pl + w_in < ints["W_OUT"] else ""]  # fmt: skip
     p = dict(C=ints["C"], H_IN=h_in, W_IN=w_in, H_OUT=ints["H_OUT"], W_OUT=ints["W_OUT"], PT=pt, PL=pl,
              PW=r.bits(x), HB=_bits(ints["H_OUT"] - 1), WB=_bits(ints["W_OUT"] - 1),
-             inside=" && ".join(t for t in terms if t) or "1'b1")  # fmt: skip
+             in_map=" && ".join(t for t in terms if t) or "1'b1")  # fmt: skip
     r.simple(call, "pad", p, x, y, key="p")
 
 
