@@ -193,6 +193,7 @@ def _cases():
         "max pool past the map (ceil mode)": (m.padded_max_pool(kernel=2, padding=(0, 0, 1, 1)), {}, 0.25),
         "grouped convolution, 2 channels per group": (m.grouped_conv(), {"conv": (2, 3)}, 2.0),
         "grouped convolution, unrolled": (m.grouped_conv(), {}, 2.0),
+        "grouped convolution, 2 groups of 2 -> 3 channels": (m.grouped_conv(c_out=6), {"conv": (3, 2)}, 2.0),
         "leaky relu, 2 lanes": (m.leaky_relu(), {"leaky": (2, 1)}, 2.0),
         "leaky relu, alpha a power of two": (m.leaky_relu(alpha=64, alpha_fmt=ALPHA), {"leaky": (4, 1)}, 2.0),
         "pad": (m.pad(), {}, 2.0),

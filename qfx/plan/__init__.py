@@ -125,7 +125,10 @@ def _divisors(n: int) -> list[int]:
 
 def _candidates(work: Work) -> list[Folding]:
     """Foldings of a node: every PE x SIMD (divisors). Output positions stay one per clock: the streaming units
-    take one pixel per stream word (only the fully parallel design, :func:`fully_parallel`, unrolls them)."""
+    take one pixel per stream word (only the fully parallel design, :func:`fully_parallel`, unrolls them). Units
+    that move values (pad, upsample, concat) take a whole word per clock: one folding."""
+    if work.kind == "move":
+        return [Folding(work.pe_dim, 1)]
     return [Folding(pe, simd) for pe in _divisors(work.pe_dim) for simd in _divisors(work.simd_dim)]
 
 
