@@ -12,7 +12,10 @@ Verilog from the templates of hls/templates/rtl/stream:
   (bipolar) layers keep one bit per weight: XNOR and popcount, no multiplier;
 - a Threshold node is a fold unit too (PE channels per clock, SIMD 1): per channel a ROM row of its thresholds
   and output values (:mod:`qfx.rtl.stream_bnn`);
-- element-wise units (cast, ReLU, clip, affine, add) take a whole word per clock; fan-out is a dup unit;
+- element-wise units (cast, ReLU, clip, leaky ReLU, affine, add) take a whole word, or the plan's PE lanes of it,
+  per clock; fan-out is a dup unit;
+- units that move values (concat, concat_runs, pad, upsample, relayout) are in :mod:`qfx.rtl.stream_move`;
+- a max pool's padding is the input format's least code (it never wins), a convolution's or sum pool's zero;
 - a stream whose planned depth exceeds 2 words gets a ``qfx_fifo`` (hls/rtl/qfx_fifo.v).
 
 Every sum is exact (accumulators as wide as the bound of the sum) and every output goes through ``qfx_cast``.
