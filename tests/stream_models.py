@@ -9,7 +9,21 @@ from __future__ import annotations
 import numpy as np
 
 from qfx.format import FixedFormat, Overflow, Quant
-from qfx.ir.graph import Cast, Concat, Conv2d, Graph, LeakyRelu, MaxPool2d, Node, Pad, Relu, Reshape, Tensor, Upsample
+from qfx.ir.graph import (
+    ArgMax,
+    Cast,
+    Concat,
+    Conv2d,
+    Graph,
+    LeakyRelu,
+    MaxPool2d,
+    Node,
+    Pad,
+    Relu,
+    Reshape,
+    Tensor,
+    Upsample,
+)
 from qfx.result_types import accumulator_format, union_format
 
 IN = FixedFormat(8, 2, quant=Quant.RND, overflow=Overflow.SAT)  # signed inputs: negative values everywhere
@@ -70,6 +84,15 @@ def vector_to_map(c: int = 4, h: int = 2, w: int = 3) -> Graph:
     n = c * h * w
     nodes = [Reshape("map", ["q"], "m", IN), Pad("pad", ["m"], "y", IN, padding=(1, 1, 0, 0))]
     return _graph("vector_to_map", (n,), nodes, {"m": (c, h, w), "y": (c, h + 1, w + 1)}, {"m": IN, "y": IN})
+
+
+def map_to_argmax(c: int = 2, h: int = 2, w: int = 3) -> Graph:
+    """A map flattened (PyTorch order) into the argmax of all its values: the argmax needs the whole vector in one
+    word in flat order, the map arrives pixel by pixel (a relayout from words of C values to one of C H W)."""
+    n = c * h * w
+    idx = FixedFormat(n.bit_length(), n.bit_length(), signed=False)
+    nodes = [Reshape("flat", ["q"], "f", IN), ArgMax("argmax", ["f"], "y", idx)]
+    return _graph("map_to_argmax", (c, h, w), nodes, {"f": (n,), "y": (1,)}, {"f": IN, "y": idx})
 
 
 def concat(axis: int = 0, c: int = 2, h: int = 3, w: int = 4) -> Graph:
