@@ -3,8 +3,10 @@ code for code under randomized valid gaps and ready stalls, and measures the pla
 
 Models: the zoo's LeNet-5 mini (convolutions with padding, max pools, dense layers after a flatten), ResNet-8 mini
 (residual adds with dup units and skip FIFOs, strided convolutions, a sum pool, batch norm), a dense MLP (the
-auto-encoder mini), a K-hot LeNet-5 mini (shift-and-add from the ROM digits), the jet tagger (softmax tables) and
-the DS-CNN mini (depthwise convolution, global sum). Verilator builds are cached
+auto-encoder mini), a K-hot LeNet-5 mini (shift-and-add from the ROM digits), the jet tagger (softmax tables),
+the DS-CNN mini (depthwise convolution, global sum) and the U-Net mini (upsampling, a skip concatenation); and small
+IR graphs (tests/stream_models.py) for padded max pools, grouped convolutions, leaky ReLU, pad, relayout,
+concatenations along channels, rows and columns, and upsampling. Verilator builds are cached
 (qfx.rtl.runner), so the second run of a design only pays for the simulation. One model runs on Verilator (its
 build takes most of a minute on 2 cores), the others on Icarus Verilog (seconds to build; skipped, naming it, where
 it is not installed).
