@@ -74,9 +74,10 @@ def leaky_relu(alpha: int = 13, alpha_fmt: FixedFormat = ALPHA, shape: tuple[int
 
 
 def pad(c: int = 3, h: int = 3, w: int = 4, padding: tuple[int, int, int, int] = (1, 2, 0, 1)) -> Graph:
-    """Zero padding (top, left, bottom, right) of a signed map."""
+    """Zero padding (top, left, bottom, right) of a signed map, its output cast to ``OUT`` (a fused cast: the
+    streaming design follows the pad unit with a cast unit)."""
     shape = (c, h + padding[0] + padding[2], w + padding[1] + padding[3])
-    return _graph("pad", (c, h, w), [Pad("pad", ["q"], "y", IN, padding=padding)], {"y": shape}, {"y": IN})
+    return _graph("pad", (c, h, w), [Pad("pad", ["q"], "y", IN, padding=padding)], {"y": shape}, {"y": OUT})
 
 
 def vector_to_map(c: int = 4, h: int = 2, w: int = 3) -> Graph:
@@ -109,6 +110,6 @@ def concat(axis: int = 0, c: int = 2, h: int = 3, w: int = 4) -> Graph:
 
 
 def upsample(c: int = 3, h: int = 3, w: int = 2, scale: tuple[int, int] = (2, 3)) -> Graph:
-    """Nearest-neighbour upsampling by ``scale``."""
+    """Nearest-neighbour upsampling by ``scale``, its output cast to ``OUT`` (a cast unit follows)."""
     node = Upsample("up", ["q"], "y", IN, scale=scale)
-    return _graph("upsample", (c, h, w), [node], {"y": (c, h * scale[0], w * scale[1])}, {"y": IN})
+    return _graph("upsample", (c, h, w), [node], {"y": (c, h * scale[0], w * scale[1])}, {"y": OUT})
