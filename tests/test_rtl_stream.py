@@ -3,8 +3,10 @@ code for code under randomized valid gaps and ready stalls, and measures the pla
 
 Models: the zoo's LeNet-5 mini (convolutions with padding, max pools, dense layers after a flatten), ResNet-8 mini
 (residual adds with dup units and skip FIFOs, strided convolutions, a sum pool, batch norm), a dense MLP (the
-auto-encoder mini), a K-hot LeNet-5 mini (shift-and-add from the ROM digits), the jet tagger (softmax tables) and
-the DS-CNN mini (depthwise convolution, global sum). Verilator builds are cached
+auto-encoder mini), a K-hot LeNet-5 mini (shift-and-add from the ROM digits), the jet tagger (softmax tables),
+the DS-CNN mini (depthwise convolution, global sum) and the U-Net mini (upsampling, a skip concatenation); and small
+IR graphs (tests/stream_models.py) for padded max pools, grouped convolutions, leaky ReLU, pad, relayout,
+concatenations along channels, rows and columns, and upsampling. Verilator builds are cached
 (qfx.rtl.runner), so the second run of a design only pays for the simulation. One model runs on Verilator (its
 build takes most of a minute on 2 cores), the others on Icarus Verilog (seconds to build; skipped, naming it, where
 it is not installed).
@@ -15,11 +17,14 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from zoo import build, example_input
 
 import qfx
@@ -83,6 +88,7 @@ def _run(graph, xs, expected, out: Path, simulator: str, summary, label: str, **
     ("autoencoder_tiny", None, "icarus"),
     ("jet_tagger", None, "icarus"),
     ("ds_cnn_tiny", None, "icarus"),
+    ("unet_tiny", None, "icarus"),
 ])  # fmt: skip
 def test_stream_rtl_equals_ir_and_keeps_the_plans_pace(name, khot, simulator, chain, tmp_path, summary) -> None:
     _require(simulator)
@@ -111,16 +117,16 @@ def test_generate_arguments_are_checked(chain, tmp_path) -> None:
     assert meta.get("architecture", "parallel") == ("stream" if plan(graph, BOARD).cycles > 1 else "parallel")
 
 
-def test_unrendered_unit_is_refused_naming_the_node(tmp_path) -> None:
-    """A unit the Verilog library lacks (the U-Net's upsampling) is refused with the node's name, before anything
-    is written."""
+def test_oversized_relayout_is_refused_naming_the_node(tmp_path) -> None:
+    """A re-ordering the Verilog keeps in registers is refused above RELAYOUT_MAX_VALUES values, with the node's
+    name, before anything is written."""
+    from stream_models import vector_to_map
+
     from qfx.backends.hls.stream_design import UnsupportedNode
 
-    name = "unet_tiny"
-    model = qfx.quantize_(build(name), qfx.QuantizeConfig(mode="ptq"), example_input(name, 32, seed=2)).eval()
-    graph = from_qonnx(qfx.export_qonnx(model, example_input(name, 4), tmp_path / "unet.onnx"))
-    with pytest.raises(UnsupportedNode, match=r"node \S+: the streaming Verilog backend has no (upsample|concat)"):
-        qfx.rtl.generate(graph, tmp_path / "rtl", architecture="stream")
+    graph = vector_to_map(c=64, h=8, w=9)  # 4608 values: a vector re-ordered into pixels
+    with pytest.raises(UnsupportedNode, match=r"node pad\S*: re-order its input: re-ordering 4608 values"):
+        qfx.rtl.generate(graph, tmp_path / "rtl", architecture="stream", plan=plan(graph, BOARD, parallel=False))
     assert not (tmp_path / "rtl").exists()
 
 
@@ -160,3 +166,73 @@ def test_window_generator_and_whole_window_units_equal_the_ir(folding, generator
     assert abs(free.cycles_per_sample - p.cycles) <= 0.02 * p.cycles
     summary(f"dw_net {folding} ({'generators' if generator else 'whole windows'}): {expected.size} codes equal; "
             f"{free.cycles_per_sample:.1f} clocks/sample, {p.cycles} planned")
+
+
+def _small(graph, overrides: dict, out: Path, high: float = 2.0, seed: int = 4) -> tuple[float, int]:
+    """The streaming Verilog of an IR ``graph`` at a folding (``overrides``: node -> (PE, SIMD)) equals the IR
+    interpreter under gaps and stalls and without; its measured clocks per sample and the plan's."""
+    from qfx.plan import Folding
+
+    xs = np.random.default_rng(seed).uniform(-2, high, size=(3, *graph.tensors["x"].shape))
+    expected = np.asarray(graph.run(xs), dtype=np.int64).reshape(3, -1)
+    p = plan(graph, BOARD, overrides={k: Folding(*v) for k, v in overrides.items()}, parallel=False)
+    rtl = qfx.rtl.generate(graph, out, architecture="stream", plan=p)
+    stressed = qfx.rtl.simulate(rtl, xs, simulator="icarus", seed=seed, valid_gaps=0.3, ready_stalls=0.3)
+    got = np.asarray(stressed.codes, dtype=np.int64).reshape(expected.shape)
+    assert int((got != expected).sum()) == 0, f"{graph.name}: codes differ from the IR under gaps and stalls"
+    free = qfx.rtl.simulate(rtl, xs, simulator="icarus")
+    assert np.array_equal(np.asarray(free.codes, dtype=np.int64).reshape(expected.shape), expected)
+    return free.cycles_per_sample, p.cycles
+
+
+def _cases():
+    import stream_models as m
+    from stream_models import ALPHA
+
+    return {
+        "padded max pool, whole windows": (m.padded_max_pool(), {"pool": (2, 3)}, 0.25),
+        "padded max pool, window generator": (m.padded_max_pool(), {"pool": (4, 1)}, 0.25),
+        "max pool past the map (ceil mode)": (m.padded_max_pool(kernel=2, padding=(0, 0, 1, 1)), {}, 0.25),
+        "grouped convolution, 2 channels per group": (m.grouped_conv(), {"conv": (2, 3)}, 2.0),
+        "grouped convolution, unrolled": (m.grouped_conv(), {}, 2.0),
+        "grouped convolution, 2 groups of 2 -> 3 channels": (m.grouped_conv(c_out=6), {"conv": (3, 2)}, 2.0),
+        "leaky relu, 2 lanes": (m.leaky_relu(), {"leaky": (2, 1)}, 2.0),
+        "leaky relu, alpha a power of two": (m.leaky_relu(alpha=64, alpha_fmt=ALPHA), {"leaky": (4, 1)}, 2.0),
+        "pad": (m.pad(), {}, 2.0),
+        "relayout (vector to map) and pad": (m.vector_to_map(), {}, 2.0),
+        "relayout (map to vector) and argmax": (m.map_to_argmax(), {}, 2.0),
+        "concat along channels": (m.concat(0), {}, 2.0),
+        "concat along rows": (m.concat(1), {}, 2.0),
+        "concat along columns": (m.concat(2), {}, 2.0),
+        "upsample": (m.upsample(), {}, 2.0),
+    }
+
+
+@pytest.mark.parametrize("case", list(_cases()))
+def test_moving_and_elementwise_units_equal_the_ir(case, tmp_path, summary) -> None:
+    """Padded max pools (the padding never wins), grouped convolutions with several channels per group, leaky
+    ReLU, padding, relayout, concatenations along channels, rows and columns, upsampling: each equal to the IR
+    under gaps and stalls, at the plan's clocks per sample."""
+    _require("icarus")
+    graph, overrides, high = _cases()[case]
+    measured, planned = _small(graph, overrides, tmp_path / "rtl", high)
+    if "argmax" in case:  # the plan has no relayout (not an IR node): it reads all 6 words, then writes 1
+        assert measured <= planned + 1
+    else:
+        assert abs(measured - planned) <= 0.02 * planned, f"{measured} clocks/sample, the plan says {planned}"
+    summary(f"stream RTL {case}: equal to the IR with gaps/stalls; {measured:.1f} clocks/sample, {planned} planned")
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(3, 6), st.integers(2, 3), st.integers(1, 3), st.lists(st.integers(0, 1), min_size=4, max_size=4),
+       st.booleans(), st.tuples(st.integers(1, 3), st.integers(1, 3)))  # fmt: skip
+def test_padded_max_pool_and_upsample_shapes(tmp_path, size, kernel, stride, padding, generator, scale) -> None:
+    """Max pools of random sizes, strides and paddings (window generator or whole windows), then nearest
+    upsampling by random factors: equal to the IR under gaps and stalls."""
+    from stream_models import padded_max_pool, upsample
+
+    _require("icarus")
+    pool = padded_max_pool(c=2, size=size, kernel=kernel, stride=stride, padding=tuple(padding))
+    out = Path(tempfile.mkdtemp(dir=tmp_path))  # one folder per example (the fixture is shared by them)
+    _small(pool, {"pool": (2, 1) if generator else (1, kernel)}, out / "pool", 0.25)
+    _small(upsample(c=2, h=2, w=size - 1, scale=scale), {}, out / "upsample")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from qfx.boards import Board, load_board
-from qfx.ir.graph import Graph, Reshape
+from qfx.ir.graph import Concat, Graph, Reshape
 from qfx.ir.passes import fuse_casts
 from qfx.plan.cost import Estimate, Folding, Work, estimate, fifo_estimate, work_of
 
@@ -125,7 +125,10 @@ def _divisors(n: int) -> list[int]:
 
 def _candidates(work: Work) -> list[Folding]:
     """Foldings of a node: every PE x SIMD (divisors). Output positions stay one per clock: the streaming units
-    take one pixel per stream word (only the fully parallel design, :func:`fully_parallel`, unrolls them)."""
+    take one pixel per stream word (only the fully parallel design, :func:`fully_parallel`, unrolls them). Units
+    that move values (pad, upsample, concat) take a whole word per clock: one folding."""
+    if work.kind == "move":
+        return [Folding(work.pe_dim, 1)]
     return [Folding(pe, simd) for pe in _divisors(work.pe_dim) for simd in _divisors(work.simd_dim)]
 
 
@@ -172,9 +175,9 @@ def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
         la = layers.get(node.name)
         start = max(arrival.get(t, 0) for t in node.inputs)
         if len(node.inputs) > 1:
-            for t in node.inputs:
+            for k, t in enumerate(node.inputs):
                 behind = start - arrival.get(t, 0)
-                need = math.ceil(behind * rate.get(t, 1.0)) + 2
+                need = math.ceil(behind * rate.get(t, 1.0)) + 2 + _run_values(graph, node, k)
                 depths[t] = min(max(2, 1 << (need - 1).bit_length()), max(2, graph.tensors[t].size))
         for t in node.inputs:
             depths.setdefault(t, 2)
@@ -182,6 +185,17 @@ def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
         cycles = la.cycles if la else 1
         rate[node.output] = graph.tensors[node.output].size / max(1, cycles)
     return depths
+
+
+def _run_values(graph: Graph, node, k: int) -> int:
+    """Values input ``k`` of a concatenation along rows or columns delivers while the others are read: its whole map
+    along rows (after the first input), its row along columns; 0 for any other node (read word by word)."""
+    if not isinstance(node, Concat) or node.axis == 0:
+        return 0
+    shape = graph.tensors[node.inputs[k]].shape
+    if len(shape) == 3 and node.axis == 1:
+        return 0 if k == 0 else graph.tensors[node.inputs[k]].size
+    return shape[0] * shape[-1]
 
 
 def _assemble(graph: Graph, board: Board, chosen: dict[str, LayerPlan], margin: float) -> Plan:

@@ -20,6 +20,9 @@ builds. A streaming layer (qfx.rtl's folded units; the HLS units have the same s
   else block RAM in the best RAMB18 aspect ratio), or constants when it is one row;
 - element-wise units: PE lanes (the plan's folding) of a compare or a multiply and a cast, the output word's
   register; a sum pool over the whole map is a global sum (an accumulator per channel);
+- units that move values take a whole word per clock (one folding): a pad is its output register and counters,
+  an upsampling also two input rows in distributed RAM, a concatenation a cast per value (along rows or columns,
+  of both inputs' values and a select); counted from the Verilog and checked once against Yosys, not fitted;
 - FIFOs (:func:`fifo_estimate`) for streams planned deeper than two words.
 
 A fully parallel layer (constant weights in logic) costs a DSP per weight that is not 0 or a power of two, an
@@ -97,6 +100,7 @@ AFFINE_LUT = 0.7  # LUTs per accumulator bit of each value of an affine unit's w
 WINDOW_FF = 45  # a sliding window's counters (rows, columns, banks, how far the writer is ahead)
 GENERATOR_BASE_LUT = 120  # a window generator's counters and address arithmetic (row bank x width + column)
 GENERATOR_FF = 70  # a window generator's counters (window, pass, kernel position, channel group, writer)
+MOVE_BASE_LUT = 16  # a pad or upsample unit's counters and compares (Yosys: 16 for an 8 x 8 map of 8 channels)
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,8 @@ class Work:
     window: tuple[int, ...] = ()  # a sliding window's (kernel rows, kernel columns, row banks, bank depth, pixel bits)
     in_words: int = 1  # stream words a dense layer collects into its input vector
     pixels_in: int = 0  # input pixels a sliding window stores per sample (one per clock)
+    row_pixels: int = 0  # an upsampling's input row (its unit holds two in distributed RAM)
+    runs: bool = False  # a concatenation along rows or columns (runs of words from either input)
 
     @property
     def macs(self) -> int:
@@ -268,7 +274,9 @@ def work_of(graph: Graph, node: Node) -> Work:
         return Work(positions=positions, pe_dim=channels, simd_dim=1, kind="affine", weight_bits=node.alpha_fmt.width,
                     weight_codes=np.full((channels, 1), node.alpha), **common)  # fmt: skip
     kind = "move" if isinstance(node, Reshape) or node.op in ("pad", "upsample", "concat") else "elementwise"
-    return Work(positions=positions, pe_dim=channels, simd_dim=1, kind=kind, **common)
+    row = spatial(x.shape)[2] if node.op == "upsample" else 0
+    runs = node.op == "concat" and node.axis != 0
+    return Work(positions=positions, pe_dim=channels, simd_dim=1, kind=kind, row_pixels=row, runs=runs, **common)
 
 
 def whole_map_sum(node: Node, graph: Graph) -> bool:
@@ -435,6 +443,21 @@ def _fold_unit(work: Work, f: Folding, streamed: bool = False) -> Estimate:
     return Estimate(int(lut), int(ff), dsp, bram)
 
 
+def _move_unit(work: Work) -> Estimate:
+    """A pad or upsample unit (a whole word per clock; counted from the Verilog, not fitted): the output word's
+    register and its row / column counters (``MOVE_BASE_LUT`` LUTs of counter and compare logic; a pad's zero words
+    are the register's synchronous reset, no LUT); an upsampling's two input rows in distributed RAM (one being
+    written while the other is repeated). A cast unit that follows when the output format differs is not counted.
+    Yosys (xcup, 8 channels of 8 bits on an 8 x 8 map): pad 16 LUT / 73 FF (this model 16 / 79), upsample by 2
+    16 LUT + 40 LUTRAM / 77 FF (this model 56 / 86)."""
+    word = work.pe_dim * work.out_bits
+    counters = 2 * max(1, work.positions.bit_length())
+    if work.op == "upsample":
+        lut = _lutram(2 * work.row_pixels, work.pe_dim * work.in_bits) + MOVE_BASE_LUT
+        return Estimate(lut, word + counters + 4)
+    return Estimate(MOVE_BASE_LUT, word + counters + 1)
+
+
 def _elementwise_ff(work: Work, lanes: int) -> int:
     """Flip-flops of an element-wise unit: its output word; with fewer lanes than values, also the input word it
     holds while its groups are computed and the groups before the last (the Verilog's time-multiplexed unit)."""
@@ -459,6 +482,11 @@ def _stream(work: Work, f: Folding) -> Estimate:
     if work.op == "cast" and not work.in_bits:
         return Estimate()  # the float input's cast: the top's input port
     lanes = math.gcd(f.pe, work.pe_dim)  # PE lanes, W / PE clocks per word of W = pe_dim values
+    if work.kind == "move" and work.op in ("pad", "upsample"):
+        return _move_unit(work)
+    if work.runs:  # a concatenation along rows or columns: a cast of each input's value and a select, per value
+        lut = 2 * ELEMENTWISE_LUT * work.pe_dim * (work.in_bits + work.out_bits) + work.pe_dim * work.out_bits
+        return Estimate(int(lut), work.pe_dim * work.out_bits + 2 * max(1, work.positions.bit_length()) + 1)
     if work.kind in ("elementwise", "move"):  # a compare / select and a cast per value of a stream word, per clock
         return Estimate(int(ELEMENTWISE_LUT * work.pe_dim * (work.in_bits + work.out_bits)),
                         _elementwise_ff(work, lanes))  # fmt: skip

@@ -12,7 +12,10 @@ Verilog from the templates of hls/templates/rtl/stream:
   (bipolar) layers keep one bit per weight: XNOR and popcount, no multiplier;
 - a Threshold node is a fold unit too (PE channels per clock, SIMD 1): per channel a ROM row of its thresholds
   and output values (:mod:`qfx.rtl.stream_bnn`);
-- element-wise units (cast, ReLU, clip, affine, add) take a whole word per clock; fan-out is a dup unit;
+- element-wise units (cast, ReLU, clip, leaky ReLU, affine, add) take a whole word, or the plan's PE lanes of it,
+  per clock; fan-out is a dup unit;
+- units that move values (concat, concat_runs, pad, upsample, relayout) are in :mod:`qfx.rtl.stream_move`;
+- a max pool's padding is the input format's least code (it never wins), a convolution's or sum pool's zero;
 - a stream whose planned depth exceeds 2 words gets a ``qfx_fifo`` (hls/rtl/qfx_fifo.v).
 
 Every sum is exact (accumulators as wide as the bound of the sum) and every output goes through ``qfx_cast``.
@@ -31,11 +34,12 @@ from qfx.format import FixedFormat
 from qfx.plan.cost import window_chunk
 from qfx.rtl.layer import cast_params
 from qfx.rtl.stream_bnn import bits_of, pack_rows, threshold_unit
+from qfx.rtl.stream_move import MOVE_UNITS
 
 __all__ = ["RtlDesign", "UnsupportedNode", "render_design"]
 
-SUPPORTED = ("dense", "dense_xnor", "conv2d", "pool2d", "global_sum", "clip", "affine", "add", "lookup", "softmax",
-             "argmax", "dup", "threshold")  # fmt: skip
+SUPPORTED = ("dense", "dense_xnor", "conv2d", "pool2d", "global_sum", "clip", "leaky_relu", "affine", "add", "lookup",
+             "softmax", "argmax", "dup", "threshold", *MOVE_UNITS)  # fmt: skip
 
 
 @dataclass
@@ -96,6 +100,13 @@ def _tree(names: list[str]) -> str:
         return names[0]
     mid = len(names) // 2
     return f"({_tree(names[:mid])} + {_tree(names[mid:])})"
+
+
+def _fill(code: int, width: int, n: int) -> str:
+    """A Verilog literal of ``n`` values of the two's complement ``code`` in ``width`` bits each."""
+    value = code & ((1 << width) - 1)
+    word = sum(value << (k * width) for k in range(n))
+    return f"{n * width}'h{word:x}"
 
 
 def _fmt(text: str) -> FixedFormat:
@@ -286,11 +297,12 @@ class _Renderer:
                   align, extra=dict(PB=_bits(simd), chunk=chunk))  # fmt: skip
 
     def window(self, call: Call, x: Stream, ints: dict, in_fmt: FixedFormat, chunk: int = 0,
-               passes: int = 1, by_pass: bool = False) -> tuple[str, int]:  # fmt: skip
+               passes: int = 1, by_pass: bool = False, pad: int = 0) -> tuple[str, int]:  # fmt: skip
         """The window unit of a convolution or pool: its stream wire and the values of each of its words. ``chunk``
         = G: a window generator (swg.v.j2) streaming G channels per word, ``passes`` times over each window, the
         channel group chosen by the pass (``by_pass``, depthwise and pools) or stepped per kernel position; else the
-        whole window per word (window.v.j2)."""
+        whole window per word (window.v.j2). ``pad``: the code of every value in the padding (0, or a max pool's
+        least code)."""
         if pointwise(ints):  # a 1 x 1 kernel at stride 1 without padding: each input pixel is the window
             return self.read(x), ints["C_IN"]
         g = dict(C=ints["C_IN"], H=ints["H_IN"], W=ints["W_IN"], KH=ints["KH"], KW=ints["KW"], SH=ints["SH"],
@@ -299,6 +311,7 @@ class _Renderer:
         g["R"] = (g["KH"] - 1) * g["DH"] + 1
         g["RB"] = 2 * g["R"] + g["SH"]  # the window's rows, the next output row's, the next frame's first
         g["PW"] = g["C"] * g["IW"]
+        g["PAD"], g["PAD_ZERO"] = _fill(pad, g["IW"], g["C"]), pad == 0
         g["VW"] = g["KH"] * g["KW"] * g["PW"]
         g["SVW"] = g["KH"] * (g["KW"] - 1) * g["PW"]  # the stored columns (the last one is read as it is handed over)
         g["CB"] = _bits(g["W"] - 1)
@@ -308,7 +321,8 @@ class _Renderer:
         g["NB"] = _bits(span) + 2
         if chunk:
             nq = g["C"] // chunk
-            g.update(G=chunk, GW=chunk * g["IW"], NQ=nq, NF=passes, D=int(by_pass), Q=1 if by_pass else nq,
+            g.update(G=chunk, GW=chunk * g["IW"], NQ=nq, GPAD=_fill(pad, g["IW"], chunk), NF=passes, D=int(by_pass),
+                     Q=1 if by_pass else nq,
                      KB=_bits(max(g["KH"], g["KW"])), FB=_bits(passes), QB=_bits(nq), AB=_bits(g["RB"] * g["W"] - 1))
             module = self.module(call.node, "swg")
             self.render("swg", module, u=dict(node=call.node, module=module), g=g)
@@ -328,7 +342,10 @@ class _Renderer:
     def call(self, call: Call) -> None:
         if call.func not in SUPPORTED:
             raise UnsupportedNode(f"node {call.node}: the streaming Verilog backend has no {call.func} unit yet")
-        getattr(self, f"u_{call.func}")(call)
+        if call.func in MOVE_UNITS:
+            MOVE_UNITS[call.func](self, call)
+        else:
+            getattr(self, f"u_{call.func}")(call)
 
     def u_dup(self, call: Call) -> None:
         x, a, b = call.args
@@ -361,9 +378,6 @@ class _Renderer:
         ints = cfg.ints
         groups, c_in, c_out = ints["GROUPS"], ints["C_IN"], ints["C_OUT"]
         cig, cog = c_in // groups, c_out // groups
-        if groups > 1 and cig > 1:
-            raise UnsupportedNode(f"node {call.node}: grouped convolutions with several channels per group are not "
-                                  "rendered in Verilog yet (depthwise ones are)")  # fmt: skip
         pe, simd = ints["PE"], ints["SIMD"]
 
         def index(n, s_, p, k):
@@ -385,9 +399,6 @@ class _Renderer:
         ints = cfg.ints
         in_fmt = _fmt(cfg.types["in_t"])
         is_max = bool(ints["MAX"])
-        if is_max and (ints["PAD_T"] or ints["PAD_L"] or (ints["H_OUT"] - 1) * ints["SH"] + ints["KH"] > ints["H_IN"]
-                       or (ints["W_OUT"] - 1) * ints["SW"] + ints["KW"] > ints["W_IN"]):  # fmt: skip
-            raise UnsupportedNode(f"node {call.node}: padded max pooling is not rendered in Verilog yet")
         c, pe, simd = ints["C_IN"], ints["PE"], ints["SIMD"]
         kk = ints["KH"] * ints["KW"]
         nf, sf = c // pe, kk // simd
@@ -396,7 +407,8 @@ class _Renderer:
         def index(n, s_, p, k):
             return (s_ * simd + k) * c + n * pe + p
 
-        vec, n_vec = self.window(call, x, ints, in_fmt, chunk, nf, True)
+        # a max pool's padding is the format's least code: it never wins (ONNX ignores padding positions)
+        vec, n_vec = self.window(call, x, ints, in_fmt, chunk, nf, True, in_fmt.min_code if is_max else 0)
         if chunk:
             index = _chunked(call.node, index, chunk, c, True, nf, sf, pe, simd)
         x_max = max(abs(in_fmt.min_code), abs(in_fmt.max_code))
@@ -433,6 +445,27 @@ class _Renderer:
                  lo=None if lo is None else _lit(lo, aw), hi=None if hi is None else _lit(hi, aw),
                  lo_above_hi=lo is not None and hi is not None and lo > hi)  # fmt: skip
         self.elementwise(call, "clip", e, [("s", x)], y)
+
+    def u_leaky_relu(self, call: Call) -> None:
+        """``x < 0 ? x * alpha : x``, exact in the accumulator's fraction bits (a shift when alpha is a power of two,
+        else a multiplier per lane), then qfx_cast: the plan's PE lanes, as the other element-wise units."""
+        x, y = call.args
+        cfg = self.configs[call.targs[0]]
+        in_fmt, a_fmt, acc = (_fmt(cfg.types[k]) for k in ("in_t", "alpha_t", "acc_t"))
+        alpha, frac = cfg.ints["ALPHA_CODE"], acc.frac_bits
+        nsa = frac - in_fmt.frac_bits - a_fmt.frac_bits
+        if nsa < 0:
+            raise UnsupportedNode(f"node {call.node}: x * alpha has more fraction bits than the accumulator")
+        x_max = max(abs(in_fmt.min_code), abs(in_fmt.max_code))
+        bound = max(x_max << (frac - in_fmt.frac_bits), (x_max * abs(alpha)) << nsa) + 1
+        aw = _signed_width(-bound, bound) + 1
+        shift = alpha > 0 and alpha & (alpha - 1) == 0  # a power of two: no multiplier
+        e = dict(IW=in_fmt.width, in_signed=in_fmt.signed, AW=aw, AF=frac, SA=frac - in_fmt.frac_bits, NSA=nsa,
+                 NSH=alpha.bit_length() - 1 + nsa if shift else 0,
+                 alpha=None if shift else _lit(alpha, aw))  # fmt: skip
+        self.elementwise(call, "leaky", e, [("s", x)], y)
+        if not shift:
+            self.out.multipliers += math.gcd(cfg.ints.get("PE", y.word), y.word)
 
     def u_affine(self, call: Call) -> None:
         x, y, s_name, t_name = call.args
@@ -499,10 +532,10 @@ class _Renderer:
         self.out.roms[file] = "".join(format(int(v) & mask, f"0{digits}x") + "\n" for v in np.asarray(codes).ravel())
         return file
 
-    def simple(self, call: Call, template: str, e: dict, x: Stream, y: Stream) -> None:
+    def simple(self, call: Call, template: str, e: dict, x: Stream, y: Stream, key: str = "e") -> None:
         module = self.module(call.node, template)
         e = e(module) if callable(e) else e
-        self.render(template, module, u=dict(node=call.node, op=call.func, module=module), e=e)
+        self.render(template, module, u=dict(node=call.node, op=call.func, module=module), **{key: e})
         self.unit(module, call.node, call.func, [("s", self.read(x)), ("m", y.name)])
 
     def u_global_sum(self, call: Call) -> None:
