@@ -175,7 +175,7 @@ def test_window_generator_rule_matches_the_fold_units_steps(c, k, depthwise, pe_
     """Wherever the plan gives a layer a window generator (cost.window_chunk), the generator's word order (pass x
     kernel position x channel group) feeds every lane of the fold unit the value its whole-window index names: the
     renderer's check (qfx.rtl.stream._chunked) accepts it. Elsewhere the layer keeps whole windows."""
-    from qfx.rtl.stream import _chunked
+    from qfx.rtl.stream_window import chunked as _chunked
 
     kk = k[0] * k[1]
     c_out, groups, cig = (c, c, 1) if depthwise else (2 * c, 1, c)

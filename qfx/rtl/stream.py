@@ -31,10 +31,15 @@ import numpy as np
 
 from qfx.backends.hls.stream_design import Call, Stream, StreamDesign, UnsupportedNode
 from qfx.format import FixedFormat
-from qfx.plan.cost import window_chunk
-from qfx.rtl.layer import cast_params
 from qfx.rtl.stream_bnn import bits_of, pack_rows, threshold_unit
+from qfx.rtl.stream_common import bits as _bits
+from qfx.rtl.stream_common import cast_args as _cast
+from qfx.rtl.stream_common import fmt as _fmt
+from qfx.rtl.stream_common import lit as _lit
+from qfx.rtl.stream_common import signed_width as _signed_width
+from qfx.rtl.stream_common import tree as _tree
 from qfx.rtl.stream_move import MOVE_UNITS
+from qfx.rtl.stream_window import conv2d_unit, pool2d_unit, window_unit
 
 __all__ = ["RtlDesign", "UnsupportedNode", "render_design"]
 
@@ -54,23 +59,6 @@ class RtlDesign:
     multipliers: int = 0  # `*` operators in the units (PE x SIMD per folded MAC with plain weights, affine lanes)
 
 
-def _bits(n: int) -> int:
-    return max(1, int(n).bit_length())
-
-
-def _lit(value: int, width: int) -> str:
-    """A signed Verilog literal of ``width`` bits."""
-    return f"{width}'sd{value}" if value >= 0 else f"-{width}'sd{-value}"
-
-
-def pointwise(ints: dict) -> bool:
-    """Whether a convolution's window is its input pixel (1 x 1 kernel, stride 1, no padding): no window unit."""
-    return (ints["KH"], ints["KW"], ints["SH"], ints["SW"], ints["PAD_T"], ints["PAD_L"]) == (1, 1, 1, 1, 0, 0) and (
-        ints["H_OUT"],
-        ints["W_OUT"],
-    ) == (ints["H_IN"], ints["W_IN"])
-
-
 def _lane_groups(p: int, values: list[dict], e: dict) -> dict:
     """Lane ``p`` of a time-multiplexed element-wise unit: the constants of the word's values ``values`` (one per
     clock of the word, selected by the group counter). K-hot digits become (sign, shift) selections: 2'd1 adds,
@@ -85,37 +73,6 @@ def _lane_groups(p: int, values: list[dict], e: dict) -> dict:
         groups.append(dict(shift=v.get("shift") or "0", scale=v.get("scale_code"), digits=digits))
     has_scale = any(v.get("scale_code") is not None for v in values)
     return dict(i=p, groups=groups, ndigits=ndigits, scale="k" if has_scale else None)
-
-
-def _signed_width(lo: int, hi: int) -> int:
-    """Bits of a two's complement number holding lo..hi."""
-    return max(_bits(hi) + 1, _bits(-lo - 1) + 1 if lo < 0 else 1)
-
-
-def _tree(names: list[str]) -> str:
-    """``names`` summed as a balanced tree of parenthesised pairs: the parse tree stays log2(n) deep (a flat chain of
-    hundreds of ``+`` exhausts the stack of Yosys' WebAssembly build); every operand still takes the width of the
-    assignment, so the sum is the same."""
-    if len(names) == 1:
-        return names[0]
-    mid = len(names) // 2
-    return f"({_tree(names[:mid])} + {_tree(names[mid:])})"
-
-
-def _fill(code: int, width: int, n: int) -> str:
-    """A Verilog literal of ``n`` values of the two's complement ``code`` in ``width`` bits each."""
-    value = code & ((1 << width) - 1)
-    word = sum(value << (k * width) for k in range(n))
-    return f"{n * width}'h{word:x}"
-
-
-def _fmt(text: str) -> FixedFormat:
-    return FixedFormat.parse(text)
-
-
-def _cast(fmt: FixedFormat) -> str:
-    p = cast_params(fmt)
-    return ", ".join(f".{k}({v})" for k, v in p.items())
 
 
 class _Renderer:
@@ -298,45 +255,14 @@ class _Renderer:
 
     def window(self, call: Call, x: Stream, ints: dict, in_fmt: FixedFormat, chunk: int = 0,
                passes: int = 1, by_pass: bool = False, pad: int = 0) -> tuple[str, int]:  # fmt: skip
-        """The window unit of a convolution or pool: its stream wire and the values of each of its words. ``chunk``
-        = G: a window generator (swg.v.j2) streaming G channels per word, ``passes`` times over each window, the
-        channel group chosen by the pass (``by_pass``, depthwise and pools) or stepped per kernel position; else the
-        whole window per word (window.v.j2). ``pad``: the code of every value in the padding (0, or a max pool's
-        least code)."""
-        if pointwise(ints):  # a 1 x 1 kernel at stride 1 without padding: each input pixel is the window
-            return self.read(x), ints["C_IN"]
-        g = dict(C=ints["C_IN"], H=ints["H_IN"], W=ints["W_IN"], KH=ints["KH"], KW=ints["KW"], SH=ints["SH"],
-                 SW=ints["SW"], DH=ints["DH"], DW=ints["DW"], PT=ints["PAD_T"], PL=ints["PAD_L"], HO=ints["H_OUT"],
-                 WO=ints["W_OUT"], IW=in_fmt.width)  # fmt: skip
-        g["R"] = (g["KH"] - 1) * g["DH"] + 1
-        g["RB"] = 2 * g["R"] + g["SH"]  # the window's rows, the next output row's, the next frame's first
-        g["PW"] = g["C"] * g["IW"]
-        g["PAD"], g["PAD_ZERO"] = _fill(pad, g["IW"], g["C"]), pad == 0
-        g["VW"] = g["KH"] * g["KW"] * g["PW"]
-        g["SVW"] = g["KH"] * (g["KW"] - 1) * g["PW"]  # the stored columns (the last one is read as it is handed over)
-        g["CB"] = _bits(g["W"] - 1)
-        g["BB"] = _bits(g["RB"])
-        span = max(g["H"] + g["PT"] + g["R"], g["W"] + g["PL"] + g["KW"] * g["DW"], g["HO"] * g["SH"] + g["R"],
-                   g["WO"] * g["SW"] + g["KW"] * g["DW"], 2 * g["RB"] + g["H"])  # fmt: skip
-        g["NB"] = _bits(span) + 2
-        if chunk:
-            nq = g["C"] // chunk
-            g.update(G=chunk, GW=chunk * g["IW"], NQ=nq, GPAD=_fill(pad, g["IW"], chunk), NF=passes, D=int(by_pass),
-                     Q=1 if by_pass else nq,
-                     KB=_bits(max(g["KH"], g["KW"])), FB=_bits(passes), QB=_bits(nq), AB=_bits(g["RB"] * g["W"] - 1))
-            module = self.module(call.node, "swg")
-            self.render("swg", module, u=dict(node=call.node, module=module), g=g)
-            wire = self.internal(f"{module}_w", g["GW"], f"{call.node}: window words")
-            self.unit(module, call.node, "swg", [("s", self.read(x)), ("m", wire)])
-            return wire, chunk
-        g["RELOAD"] = max(0, g["KW"] - g["SW"]) if g["DW"] == 1 else 0
-        if g["DW"] != 1:  # dilated columns are not shared between neighbouring windows in the same places
-            g["RELOAD"] = 0
-        module = self.module(call.node, "window")
-        self.render("window", module, u=dict(node=call.node, module=module), g=g)
-        wire = self.internal(f"{module}_w", g["VW"], f"{call.node}: windows")
-        self.unit(module, call.node, "window", [("s", self.read(x)), ("m", wire)])
-        return wire, g["KH"] * g["KW"] * g["C"]
+        """:func:`qfx.rtl.stream_window.window_unit` of this design."""
+        return window_unit(self, call, x, ints, in_fmt, chunk, passes, by_pass, pad)
+
+    def u_conv2d(self, call: Call) -> None:
+        conv2d_unit(self, call)
+
+    def u_pool2d(self, call: Call) -> None:
+        pool2d_unit(self, call)
 
     # ------------------------------------------------------------------------------------------- per call
     def call(self, call: Call) -> None:
@@ -371,50 +297,6 @@ class _Renderer:
         self.unit(module, call.node, "collect", [("s", self.read(x)), ("m", vec)])
         simd = ints["SIMD"]
         self.mac(call, x, y, vec, ints["N_IN"], ints["N_OUT"], lambda n, s_, p, k: s_ * simd + k, xnor)
-
-    def u_conv2d(self, call: Call) -> None:
-        x, y = call.args[0], call.args[1]
-        cfg = self.configs[call.targs[0]]
-        ints = cfg.ints
-        groups, c_in, c_out = ints["GROUPS"], ints["C_IN"], ints["C_OUT"]
-        cig, cog = c_in // groups, c_out // groups
-        pe, simd = ints["PE"], ints["SIMD"]
-
-        def index(n, s_, p, k):
-            j = s_ * simd + k
-            kk, ic = divmod(j, cig)
-            oc = n * pe + p
-            return kk * c_in + (oc // cog) * cig + ic
-
-        chunk = 0 if pointwise(ints) else window_chunk(c_in, c_out, groups, pe, simd)
-        vec, n_vec = self.window(call, x, ints, _fmt(cfg.types["in_t"]), chunk, c_out // pe, groups > 1)
-        if chunk:
-            index = _chunked(call.node, index, chunk, c_in, groups > 1, c_out // pe,
-                             ints["KH"] * ints["KW"] * cig // simd, pe, simd)  # fmt: skip
-        self.mac(call, x, y, vec, n_vec, c_out, index, call.node in self.bipolar, bool(chunk))
-
-    def u_pool2d(self, call: Call) -> None:
-        x, y = call.args[0], call.args[1]
-        cfg = self.configs[call.targs[0]]
-        ints = cfg.ints
-        in_fmt = _fmt(cfg.types["in_t"])
-        is_max = bool(ints["MAX"])
-        c, pe, simd = ints["C_IN"], ints["PE"], ints["SIMD"]
-        kk = ints["KH"] * ints["KW"]
-        nf, sf = c // pe, kk // simd
-        chunk = window_chunk(c, c, c, pe, simd)
-
-        def index(n, s_, p, k):
-            return (s_ * simd + k) * c + n * pe + p
-
-        # a max pool's padding is the format's least code: it never wins (ONNX ignores padding positions)
-        vec, n_vec = self.window(call, x, ints, in_fmt, chunk, nf, True, in_fmt.min_code if is_max else 0)
-        if chunk:
-            index = _chunked(call.node, index, chunk, c, True, nf, sf, pe, simd)
-        x_max = max(abs(in_fmt.min_code), abs(in_fmt.max_code))
-        bound = x_max * (1 if is_max else kk) + 1
-        self.fold(call, cfg, vec, n_vec, in_fmt, "max" if is_max else "sum", y, c, pe, simd, nf, sf, index, None,
-                  None, bound, extra=dict(chunk=bool(chunk)))  # fmt: skip
 
     def elementwise(self, call: Call, kind: str, e: dict, inputs: list[tuple[str, Stream]], y: Stream) -> None:
         cfg = self.configs[call.targs[0]]
@@ -590,28 +472,6 @@ class _Renderer:
         e = dict(N=n, IW=in_fmt.width, in_signed=in_fmt.signed, XB=_bits(n - 1), OW=out_fmt.width,
                  out_fmt=str(out_fmt), cast=_cast(out_fmt))  # fmt: skip
         self.simple(call, "argmax", e, x, y)
-
-
-def _chunked(node: str, index, chunk: int, c: int, by_pass: bool, nf: int, sf: int, pe: int, simd: int):
-    """The lane positions within the window generator's words, checked against the whole-window ``index`` (the
-    window [kh][kw][c], c innermost): step (n, s) reads word (kernel position, channel group) and lane (p, k)
-    the same place of every word."""
-    groups = c // chunk
-    per_pos = 1 if by_pass else groups
-
-    def offset(n, s_, p, k):
-        kk, q = divmod(s_, per_pos)
-        base = kk * c + (n if by_pass else q) * chunk
-        return index(n, s_, p, k) - base
-
-    lanes = {(p, k): offset(0, 0, p, k) for p in range(pe) for k in range(simd)}
-    for n in range(nf):
-        for s_ in range(sf):
-            for (p, k), off in lanes.items():
-                if offset(n, s_, p, k) != off or not 0 <= off < chunk:
-                    raise UnsupportedNode(f"node {node}: internal error: the window generator's word order does "
-                                          "not match the fold unit's steps")  # fmt: skip
-    return lambda n, s_, p, k: lanes[(p, k)]
 
 
 def cfg_frac(cfg) -> int:

@@ -13,25 +13,15 @@ from __future__ import annotations
 
 from qfx.backends.hls.stream_design import Call, UnsupportedNode
 from qfx.format import FixedFormat
-from qfx.rtl.layer import cast_params
+from qfx.rtl.stream_common import bits as _bits
+from qfx.rtl.stream_common import cast_args as _cast
+from qfx.rtl.stream_common import signed_width as _signed_width
 
 __all__ = ["MOVE_UNITS", "RELAYOUT_MAX_VALUES"]
 
 #: A relayout holds its whole tensor in registers and selects each output word with constant wiring: refused above
 #: this many values (a large re-ordering belongs in block RAM, which this simple unit does not build).
 RELAYOUT_MAX_VALUES = 4096
-
-
-def _bits(n: int) -> int:
-    return max(1, int(n).bit_length())
-
-
-def _signed_width(lo: int, hi: int) -> int:
-    return max(_bits(hi) + 1, _bits(-lo - 1) + 1 if lo < 0 else 1)
-
-
-def _cast(fmt: FixedFormat) -> str:
-    return ", ".join(f".{k}({v})" for k, v in cast_params(fmt).items())
 
 
 def _concat(r, call: Call) -> None:
