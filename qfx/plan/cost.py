@@ -1,11 +1,9 @@
 """What one IR node costs in hardware at a given folding: cycles per sample and LUT / FF / DSP / BRAM estimates.
 
-A node's work is a loop nest ``positions x pe_dim x simd_dim`` (:class:`Work`, in :mod:`qfx.plan.work`): a dense
-layer is 1 x outputs x inputs, a convolution is output pixels x output channels x (input channels per group x
-kernel area), a pool is output pixels x channels x window, an element-wise node is positions x channels x 1. A :class:`Folding` unrolls
-``pixels`` positions, ``pe`` of pe_dim and ``simd`` of simd_dim per clock (each a divisor of its dimension), so the
-node takes ``positions/pixels * pe_dim/pe * simd_dim/simd`` clocks per sample. Full unrolling (the fully parallel
-design of today) is one clock.
+A node's work is a loop nest ``positions x pe_dim x simd_dim`` (:class:`Work`, in :mod:`qfx.plan.work`); a
+:class:`Folding` unrolls ``pixels`` positions, ``pe`` of pe_dim and ``simd`` of simd_dim per clock, so the node takes
+``positions/pixels * pe_dim/pe * simd_dim/simd`` clocks per sample. Full unrolling (the fully parallel design) is
+one clock.
 
 The resource model is first-order (every figure below is in the code, none hidden) and counts what the Verilog
 builds. A streaming layer (qfx.rtl's folded units; the HLS units have the same structure) is:
