@@ -207,12 +207,15 @@ def _fold_unit(work: Work, f: Folding, streamed: bool = False) -> Estimate:
     dsp, bram = 0, 0.0
     if work.kind == "mac":
         constant = rows == 1
+        codes = np.asarray(work.weight_codes) if work.weight_codes is not None else np.ones(1)
+        sign = not work.khot and bool(np.all(np.abs(codes) <= 1))  # binary / ternary: add, subtract or skip
         if work.khot:
             per_digit = aw if constant else aw * KHOT_SHIFT_LUT  # a constant shift is wiring
             lut += terms * work.khot * per_digit
+        elif sign:
+            lut += terms * aw
         elif work.in_bits + work.weight_bits >= DSP_MIN_PRODUCT_BITS:
             if constant:
-                codes = work.weight_codes
                 dsp += int(np.count_nonzero(~_is_power_of_two_or_zero(codes)))
             else:
                 dsp += terms
@@ -221,6 +224,8 @@ def _fold_unit(work: Work, f: Folding, streamed: bool = False) -> Estimate:
             lut += terms * (work.in_bits * work.weight_bits // 2 + aw)
         if not constant:
             digit_bits = work.khot * _digit_bits(work) if work.khot else work.weight_bits
+            if sign:  # one bit per +-1 weight, two per ternary one (the Verilog's "sign" fold unit)
+                digit_bits = 2 if np.any(codes == 0) else 1
             rom_lut, rom_bram = _weight_rom(terms * digit_bits, rows)
             lut, bram = lut + rom_lut, bram + rom_bram  # its read register holds the row number, not the row
     elif work.kind == "xnor":
