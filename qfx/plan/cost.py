@@ -136,8 +136,7 @@ def _buffer(bits: int) -> tuple[int, float]:
 def _digit_bits(work: Work) -> int:
     """Bits of one K-hot digit in a ROM row, as the Verilog packs it: a sign pair and the shift (``bits`` of the
     largest digit position; a signed-digit form of |c| has its top digit at floor(log2(1.5 |c|)))."""
-    codes = np.abs(np.asarray(work.weight_codes if work.weight_codes is not None else [1], dtype=np.int64))
-    top = int((3 * codes.max()) >> 1).bit_length() - 1 if codes.size and codes.max() > 0 else 0
+    top = ((3 * work.max_abs_code) >> 1).bit_length() - 1 if work.max_abs_code > 0 else 0
     return 2 + max(1, top.bit_length())
 
 
@@ -207,8 +206,8 @@ def _fold_unit(work: Work, f: Folding, streamed: bool = False) -> Estimate:
     dsp, bram = 0, 0.0
     if work.kind == "mac":
         constant = rows == 1
-        codes = np.asarray(work.weight_codes) if work.weight_codes is not None else np.ones(1)
-        sign = not work.khot and bool(np.all(np.abs(codes) <= 1))  # binary / ternary: add, subtract or skip
+        codes = work.weight_codes
+        sign = not work.khot and codes is not None and work.max_abs_code <= 1  # binary / ternary: add, subtract, skip
         if work.khot:
             per_digit = aw if constant else aw * KHOT_SHIFT_LUT  # a constant shift is wiring
             lut += terms * work.khot * per_digit
@@ -225,7 +224,7 @@ def _fold_unit(work: Work, f: Folding, streamed: bool = False) -> Estimate:
         if not constant:
             digit_bits = work.khot * _digit_bits(work) if work.khot else work.weight_bits
             if sign:  # one bit per +-1 weight, two per ternary one (the Verilog's "sign" fold unit)
-                digit_bits = 2 if np.any(codes == 0) else 1
+                digit_bits = 2 if work.has_zero_code else 1
             rom_lut, rom_bram = _weight_rom(terms * digit_bits, rows)
             lut, bram = lut + rom_lut, bram + rom_bram  # its read register holds the row number, not the row
     elif work.kind == "xnor":

@@ -10,6 +10,7 @@ positions, ``pe`` of pe_dim and ``simd`` of simd_dim per clock (each a divisor o
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +75,18 @@ class Work:
     pixels_in: int = 0  # input pixels a sliding window stores per sample (one per clock)
     row_pixels: int = 0  # an upsampling's input row (its unit holds two in distributed RAM)
     runs: bool = False  # a concatenation along rows or columns (runs of words from either input)
+
+    @functools.cached_property
+    def max_abs_code(self) -> int:
+        """The largest |weight code| (0 without weights); computed once per node, the planner asks per folding."""
+        if self.weight_codes is None or not np.size(self.weight_codes):
+            return 0
+        return int(np.abs(np.asarray(self.weight_codes, dtype=np.int64)).max())
+
+    @functools.cached_property
+    def has_zero_code(self) -> bool:
+        """Whether a weight code is 0 (a ternary layer's ROM keeps two bits per weight)."""
+        return self.weight_codes is not None and bool(np.any(np.asarray(self.weight_codes) == 0))
 
     @property
     def macs(self) -> int:
