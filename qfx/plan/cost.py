@@ -254,6 +254,23 @@ def _move_unit(work: Work) -> Estimate:
     return Estimate(MOVE_BASE_LUT, word + counters + 1)
 
 
+def _threshold_unit(work: Work, pe: int) -> Estimate:
+    """A Threshold node's fold unit (qfx.rtl.stream_bnn): the input word of W values in a register, each of the PE
+    lanes choosing its value among the W / PE steps (a multiplexer), ``steps`` comparators and the selection of the
+    output value per lane, the output word twice; thresholds and values in a ROM of W / PE rows, or constants."""
+    w, k, iw, ow = work.pe_dim, work.steps, work.in_bits, work.out_bits
+    rows = w // pe
+    lut = _mux(pe * iw, rows) + pe * k * (work.weight_bits + 1) + pe * ow * max(1, k.bit_length())
+    lut += 2 * rows.bit_length()
+    ff = (w + pe) * iw + 2 * w * ow + 3 * rows.bit_length() + 8
+    bram = 0.0
+    if rows > 1:
+        width = pe * (k * work.weight_bits + (k + 1) * ow)
+        rom_lut, bram = _weight_rom(width, rows)
+        lut += rom_lut
+    return Estimate(int(lut), int(ff), 0, bram)
+
+
 def _elementwise_ff(work: Work, lanes: int) -> int:
     """Flip-flops of an element-wise unit: its output word; with fewer lanes than values, also the input word it
     holds while its groups are computed and the groups before the last (the Verilog's time-multiplexed unit)."""
@@ -292,6 +309,8 @@ def _stream(work: Work, f: Folding) -> Estimate:
     if work.kind == "sum":  # a global sum: an accumulator, an adder and a cast per channel
         aw = work.acc_bits + 1
         return Estimate(work.pe_dim * (aw + work.out_bits), work.pe_dim * (aw + work.out_bits) + 8)
+    if work.kind == "threshold":
+        return _threshold_unit(work, lanes)
     if work.kind == "affine":  # an add and a cast per value of the word; multipliers in the plan's PE lanes
         scales = work.weight_codes if work.weight_bits else None  # no scale: a shift (bias) only
         multiplies = scales is not None and bool(np.any(~_is_power_of_two_or_zero(scales)))
