@@ -113,3 +113,21 @@ def upsample(c: int = 3, h: int = 3, w: int = 2, scale: tuple[int, int] = (2, 3)
     """Nearest-neighbour upsampling by ``scale``, its output cast to ``OUT`` (a cast unit follows)."""
     node = Upsample("up", ["q"], "y", IN, scale=scale)
     return _graph("upsample", (c, h, w), [node], {"y": (c, h * scale[0], w * scale[1])}, {"y": OUT})
+
+
+def strided_conv(c_in: int = 4, c_out: int = 4, depthwise: bool = False, size: int = 6, kernel: int = 3,
+                 stride: int = 1, dilation: int = 1, padding: tuple[int, int, int, int] = (1, 1, 1, 1),
+                 seed: int = 5) -> Graph:  # fmt: skip
+    """A convolution (ungrouped, or depthwise with ``c_out = c_in``) of any stride, dilation and padding."""
+    rng = np.random.default_rng(seed)
+    c_out = c_in if depthwise else c_out
+    groups = c_in if depthwise else 1
+    w_fmt = FixedFormat(6, 1)
+    weight = rng.integers(-32, 32, size=(c_out, c_in // groups, kernel, kernel))
+    acc = accumulator_format(IN, w_fmt, kernel * kernel * c_in // groups)
+    span = (kernel - 1) * dilation + 1
+    ho = (size + padding[0] + padding[2] - span) // stride + 1
+    wo = (size + padding[1] + padding[3] - span) // stride + 1
+    node = Conv2d("conv", ["q"], "y", acc, weight=weight, weight_fmt=w_fmt, padding=padding, groups=groups,
+                  stride=(stride, stride), dilation=(dilation, dilation))  # fmt: skip
+    return _graph("strided_conv", (c_in, size, size), [node], {"y": (c_out, ho, wo)}, {"y": OUT})

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from zoo import build, example_input
 
@@ -236,3 +236,40 @@ def test_padded_max_pool_and_upsample_shapes(tmp_path, size, kernel, stride, pad
     out = Path(tempfile.mkdtemp(dir=tmp_path))  # one folder per example (the fixture is shared by them)
     _small(pool, {"pool": (2, 1) if generator else (1, kernel)}, out / "pool", 0.25)
     _small(upsample(c=2, h=2, w=size - 1, scale=scale), {}, out / "upsample")
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    depthwise=st.booleans(),
+    kernel=st.sampled_from([1, 2, 3]),
+    stride=st.sampled_from([1, 2]),
+    dilation=st.sampled_from([1, 2]),
+    padding=st.tuples(*[st.integers(0, 2)] * 4),
+    chunk=st.sampled_from([1, 2, 4]),
+)
+@example(depthwise=True, kernel=1, stride=1, dilation=1, padding=(1, 0, 2, 1), chunk=2)  # rows wholly in padding
+def test_window_generator_equals_the_ir_for_any_geometry(depthwise, kernel, stride, dilation, padding, chunk,
+                                                          tmp_path_factory) -> None:  # fmt: skip
+    """Convolutions of random kernel, stride, dilation and padding, ungrouped (SIMD = the generator's channels per
+    word) or depthwise (PE = them), streamed by a window generator: equal to the IR under stalls, at the plan's
+    cycles."""
+    from stream_models import strided_conv
+
+    from qfx.plan import Folding
+
+    _require("icarus")
+    span = (kernel - 1) * dilation + 1
+    if 6 + padding[0] + padding[2] < span or 6 + padding[1] + padding[3] < span:
+        return  # no output
+    graph = strided_conv(c_in=4, depthwise=depthwise, kernel=kernel, stride=stride, dilation=dilation,
+                         padding=padding)  # fmt: skip
+    folding = Folding(chunk, 1) if depthwise else Folding(2, chunk)
+    p = plan(graph, BOARD, overrides={"conv": folding}, parallel=False)
+    xs = np.random.default_rng(kernel + 7 * stride).uniform(-2, 2, size=(2, 4, 6, 6))
+    expected = np.asarray(graph.run(xs), dtype=np.int64).reshape(2, -1)
+    rtl = qfx.rtl.generate(graph, tmp_path_factory.mktemp("swg") / "rtl", architecture="stream", plan=p)
+    units = next(rtl.glob("*_units.v")).read_text()
+    pointwise_pixel = kernel == 1 and stride == 1 and not any(padding)
+    assert ("sliding-window generator" in units) != pointwise_pixel
+    r = qfx.rtl.simulate(rtl, xs, simulator="icarus", seed=kernel, valid_gaps=0.3, ready_stalls=0.3)
+    assert np.array_equal(np.asarray(r.codes, dtype=np.int64).reshape(expected.shape), expected)
