@@ -21,7 +21,10 @@ import numpy as np
 from qfx.ir.constants import naf_digits
 from qfx.rtl.cmvm import Variable, decompose, naf_weight, share
 
-__all__ = ["AdderOptions", "Netlist", "Operand", "Wire", "signed_bits"]
+__all__ = ["AdderOptions", "Netlist", "Operand", "Wire", "signed_bits", "ternary_params"]
+
+#: Operations that are adders (the rest is wiring, constants and multipliers).
+ADDERS = ("add", "add3", "rsub", "lin", "neg")
 
 #: Term pairs (summed over a layer's outputs) above which the sharing search splits the inputs into blocks
 #: (bounded time and memory; every block still shares across all outputs).
@@ -45,12 +48,17 @@ def literal(value: int) -> str:
 @dataclass(frozen=True)
 class Wire:
     """``wire signed [width-1:0] name = expr;`` in the layer module; with ``cast`` (the parameters of a
-    ``qfx_cast``), ``wire [width-1:0] name`` driven by that cast of the signed wire ``expr``."""
+    ``qfx_cast``), ``wire [width-1:0] name`` driven by that cast of the signed wire ``expr``; with ``inst`` (a
+    module name), ``wire signed [width-1:0] name`` driven by the instance ``inst expr`` (``expr`` holds its
+    parameters, instance name and ports). ``keep``: marked ``(* keep *)`` so that synthesis keeps the wire (an
+    adder's result) instead of merging the adders around it into other arithmetic."""
 
     name: str
     width: int
     expr: str
     cast: str = ""
+    inst: str = ""
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,12 @@ class AdderOptions:
     ``max_pairs``: the pair budget above which the search splits the inputs into blocks. ``decompose``: also try
     each output as +-another output plus a cheaper difference (:func:`qfx.rtl.cmvm.decompose`), once per chain
     bound in ``chains`` (None: unbounded; the default 2 keeps the extra depth small), and keep the netlist with the
-    fewest adder bits.
+    fewest adder bits. ``keep``: mark every adder's result wire ``(* keep *)``, so that Yosys maps each adder on
+    its own carry chain (one LUT per bit) instead of merging chains of them into compressor trees, which cost more
+    LUTs. ``ternary``: sum each output's terms three at a time with ``qfx_add3`` (``hls/rtl/qfx_add3.v``: one
+    LUT6_2 per bit on a Xilinx carry chain, where two two-input adders take two LUTs per bit); Xilinx devices only,
+    and not with a depth bound (there the sums stay two-input). ``min_uses``: how many rows a shared sub-sum must
+    serve (2: any repeat; with ternary sums a pair's adder pays off from 3).
     """
 
     multiplier_free: bool | frozenset[str] = False
@@ -87,6 +100,9 @@ class AdderOptions:
     max_pairs: int = MAX_SHARING_PAIRS
     decompose: bool = True
     chains: tuple[int | None, ...] = (2,)
+    keep: bool = True
+    ternary: bool = False
+    min_uses: int = 2
 
     def free(self, node: str) -> bool:
         """Whether ``node``'s plain weights are built multiplier-free."""
@@ -102,6 +118,30 @@ class AdderOptions:
 def _key(op: Operand) -> int:
     """Order in which a sum's operands are added: the lowest top bit first (Huffman on widths)."""
     return op.width + op.shift
+
+
+def _shifted(value: int, k: int) -> int:
+    """``value << k`` (``>> -k``, flooring, for a negative ``k``)."""
+    return value << k if k >= 0 else value >> -k
+
+
+def ternary_params(neg_a: bool = False, neg_b: bool = False, neg_c: bool = False) -> tuple[int, int, int]:
+    """(INIT, CI, M0) of a ``qfx_add3`` that computes ``+-a +-b +-c`` (``neg_*``: that operand subtracted).
+
+    INIT: O5 (I5 = 0) the majority of the three operand bits I0..I2, each inverted where subtracted; O6 (I5 = 1)
+    their XOR with I3, the previous bit's majority. A subtracted operand is its inversion plus one: the first +1
+    comes in as M0 (the majority below bit 0, a LUT input), the second as the carry-in CI (which Yosys turns into
+    an inverter on the low sum bits, so it goes second); three cannot (factor the sign out instead)."""
+    count = neg_a + neg_b + neg_c
+    if count > 2:
+        raise ValueError("qfx_add3 subtracts at most two of its operands")
+    init = 0
+    for idx in range(64):
+        i0, i1, i2, i3, _, i5 = ((idx >> k) & 1 for k in range(6))
+        x, y, z = i0 ^ neg_a, i1 ^ neg_b, i2 ^ neg_c
+        bit = (x ^ y ^ z ^ i3) if i5 else int(x + y + z >= 2)
+        init |= bit << idx
+    return init, int(count >= 2), int(count >= 1)
 
 
 def _wrap(value, width: int):
@@ -120,10 +160,15 @@ class Netlist:
     depth: dict[str, int] = field(default_factory=dict)  # adders between the layer's inputs and each wire
     negated: set[str] = field(default_factory=set)  # sums that needed a final negation (every term negative)
     ops: dict[str, tuple] = field(default_factory=dict)  # the operation behind each arithmetic wire
+    keep: bool = False  # mark adder results (* keep *)
+    ternary: bool = False  # sums three operands at a time (qfx_add3)
 
-    def wire(self, width: int, expr: str, cast: str = "", op: tuple | None = None, depth: int = 0) -> str:
+    def wire(self, width: int, expr: str, cast: str = "", op: tuple | None = None, depth: int = 0,
+             inst: str = "") -> str:  # fmt: skip
         name = f"{self.prefix}{len(self.wires)}"
-        self.wires.append(Wire(name, width, expr, cast))
+        adder = op is not None and op[0] in ADDERS
+        self.wires.append(Wire(name, width, expr.replace("{name}", name) if inst else expr, cast, inst,
+                               self.keep and adder))  # fmt: skip
         if op is not None:
             self.ops[name] = op
         if depth:
@@ -136,13 +181,13 @@ class Netlist:
     @property
     def adders(self) -> int:
         """Adders and subtractors (joins of bits and constants are wiring)."""
-        return sum(op[0] in ("add", "rsub", "lin", "neg") for op in self.ops.values())
+        return sum(op[0] in ADDERS for op in self.ops.values())
 
     @property
     def adder_bits(self) -> int:
         """Total width of the adders: what LUTs follow."""
         width = {w.name: w.width for w in self.wires}
-        return sum(width[n] for n, op in self.ops.items() if op[0] in ("add", "rsub", "lin", "neg"))
+        return sum(width[n] for n, op in self.ops.items() if op[0] in ADDERS)
 
     def evaluate(self, inputs: dict[str, np.ndarray | int]) -> dict[str, np.ndarray | int]:
         """Every wire that follows from ``inputs`` (wire name -> values), with each wire wrapped to its width."""
@@ -169,6 +214,12 @@ class Netlist:
                 v = a[1] * get(a[0]) + a[2]
             elif kind == "neg":
                 v = -get(a[0])
+            elif kind == "add3":  # sum of sign * wire over three (wire, sign)
+                v = a[1] * get(a[0]) + a[3] * get(a[2]) + a[5] * get(a[4])
+            elif kind == "sra":
+                v = get(a[0]) >> a[1]
+            elif kind == "shl":
+                v = get(a[0]) * (1 << a[1])
             else:  # "copy"
                 v = get(a[0])
             values[w.name] = _wrap(v, w.width)
@@ -244,6 +295,55 @@ class Netlist:
                            op=("joinc", top, d, low_bits), depth=depth)  # fmt: skip
         return Operand(joined, (lo << d) + low_bits, (hi << d) + low_bits, tz, 1)
 
+    def add3(self, a: Operand, b: Operand, c: Operand, positive: bool = False) -> Operand:
+        """One ternary adder (``qfx_add3``): ``a + b + c`` (signs and shifts included), the low bits of the finest
+        operand below the others passed through.
+
+        The finest operand's sign is factored out, which leaves at most two operands subtracted (their +1s come in
+        through the chain's carry-in and ``M0``). With ``positive`` a result that would carry a negative sign is
+        built without passing bits through instead, unless all three are negative."""
+        a, b, c = sorted((a, b, c), key=lambda o: (o.shift, -o.sign))
+        base, d1 = a.shift, b.shift - a.shift
+        if positive and a.sign < 0 and (b.sign > 0 or c.sign > 0):
+            d1 = 0  # aligned at a's shift: no pass-through, signs as they are
+        if d1:
+            sign = a.sign
+        else:  # at most two subtracted (a negative result only when all three are, or two and not positive)
+            negatives = (a.sign < 0) + (b.sign < 0) + (c.sign < 0)
+            sign = -1 if negatives == 3 or (negatives == 2 and not positive) else 1
+        parts = [(a, a.sign * sign, -d1), (b, b.sign * sign, b.shift - base - d1),
+                 (c, c.sign * sign, c.shift - base - d1)]  # fmt: skip
+        lo = hi = 0
+        for op, g, k in parts:  # the range of the top part: sum of g * (op >> -k or op << k)
+            ends = sorted((g * _shifted(op.lo, k), g * _shifted(op.hi, k)))
+            lo, hi = lo + ends[0], hi + ends[1]
+        width = signed_bits(lo, hi)
+        depth = max(self.depth_of(a), self.depth_of(b), self.depth_of(c)) + 1
+        ports, signs = [], []
+        for op, g, k in parts:
+            if k == 0:
+                expr, kind = op.wire, ("copy", op.wire)
+            elif k < 0:
+                expr, kind = f"{op.wire} >>> {-k}", ("sra", op.wire, -k)
+            else:
+                expr, kind = f"{op.wire} <<< {k}", ("shl", op.wire, k)
+            ports.append(self.wire(width, expr, op=kind, depth=self.depth_of(op)))
+            signs.append(g)
+        init, carry_in, m0 = ternary_params(*(g < 0 for g in signs))
+        params = f"#(.W({width}), .INIT(64'h{init:016X}), .CI({carry_in}), .M0({m0}))"
+        connect = ", ".join(f".{p}({w})" for p, w in zip("abc", ports, strict=True))
+        op = ("add3", ports[0], signs[0], ports[1], signs[1], ports[2], signs[2])
+        top = self.wire(width, f"{params} {{name}}_a ({connect}, .y({{name}}))", op=op, depth=depth, inst="qfx_add3")
+        if d1 == 0:
+            return Operand(top, lo, hi, base, sign)
+        lo2 = hi2 = 0
+        for op, g, k in parts:  # the whole sum's range
+            ends = sorted((g * (op.lo << (k + d1)), g * (op.hi << (k + d1))))
+            lo2, hi2 = lo2 + ends[0], hi2 + ends[1]
+        joined = self.wire(signed_bits(lo2, hi2), f"{{{top}, {a.wire}[{d1 - 1}:0]}}", op=("join", top, a.wire, d1),
+                           depth=depth)  # fmt: skip
+        return Operand(joined, lo2, hi2, base, sign)
+
     def negate(self, a: Operand) -> Operand:
         lo, hi = -a.hi, -a.lo
         name = self.wire(signed_bits(lo, hi), f"-{a.wire}", op=("neg", a.wire), depth=self.depth_of(a) + 1)
@@ -266,6 +366,12 @@ class Netlist:
         heapq.heapify(heap)
         count = len(heap)
         while len(heap) > 1:
+            if self.ternary and limit is None and len(heap) % 2 == 1:  # three at a time (one pair first if even)
+                a, b, c = (heapq.heappop(heap)[2] for _ in range(3))
+                s = self.add3(a, b, c, positive=len(heap) == 0 and constant == 0)
+                heapq.heappush(heap, (_key(s), count, s))
+                count += 1
+                continue
             (_, ka, a), (_, kb, b) = heapq.heappop(heap), heapq.heappop(heap)
             da, db = self.depth_of(a), self.depth_of(b)
             grow = (1 << (max(da, db) + 1)) - (1 << da) - (1 << db)
@@ -310,7 +416,7 @@ class Netlist:
         for plan in plans:
             results = self._sums(rows, options, max_depth, plan)
             new = self.wires[mark[0] :]
-            bits = sum(w.width for w in new if self.ops.get(w.name, ("",))[0] in ("add", "rsub", "lin", "neg"))
+            bits = sum(w.width for w in new if self.ops.get(w.name, ("",))[0] in ADDERS)
             deep = max_depth is not None and any(
                 self.depth_of(r) > max_depth + (r.wire in self.negated) for r in results)  # fmt: skip
             if not deep and (best is None or bits < best[0]):
@@ -373,7 +479,7 @@ class Netlist:
             return Variable(s.lo, s.hi, self.depth_of(s), sign=s.sign)
 
         if options.share:
-            share(terms, variables, build, row_limits=limits, max_pairs=options.max_pairs)
+            share(terms, variables, build, row_limits=limits, max_pairs=options.max_pairs, min_uses=options.min_uses)
         out: list[Operand | None] = [None] * len(rows)
         for o in _parents_first(parents or [(-1, 0)] * len(rows)):
             ops = [Operand(base[v].wire, base[v].lo, base[v].hi, s, g) for v, s, g in terms[o]]
