@@ -13,6 +13,7 @@ with the Verilog widths (a test of the emitted arithmetic without a simulator).
 
 from __future__ import annotations
 
+import functools
 import heapq
 from dataclasses import dataclass, field
 
@@ -125,6 +126,7 @@ def _shifted(value: int, k: int) -> int:
     return value << k if k >= 0 else value >> -k
 
 
+@functools.lru_cache(maxsize=8)
 def ternary_params(neg_a: bool = False, neg_b: bool = False, neg_c: bool = False) -> tuple[int, int, int]:
     """(INIT, CI, M0) of a ``qfx_add3`` that computes ``+-a +-b +-c`` (``neg_*``: that operand subtracted).
 
