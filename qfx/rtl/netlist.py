@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -216,8 +217,8 @@ class Netlist:
                 v = a[1] * get(a[0]) + a[2]
             elif kind == "neg":
                 v = -get(a[0])
-            elif kind == "add3":  # sum of sign * wire over three (wire, sign)
-                v = a[1] * get(a[0]) + a[3] * get(a[2]) + a[5] * get(a[4])
+            elif kind == "add3":  # sum of sign * wire over (wire, sign) pairs (two or three)
+                v = sum(g * get(w) for w, g in zip(a[0::2], a[1::2], strict=True))
             elif kind == "sra":
                 v = get(a[0]) >> a[1]
             elif kind == "shl":
@@ -253,6 +254,8 @@ class Netlist:
         full-width subtractor rather than an adder and a negation)."""
         if a.shift > b.shift or (a.shift == b.shift and a.sign < b.sign):
             a, b = b, a
+        if self.ternary and a.sign != b.sign:  # a qfx_add3 with c = 0: the +1 as M0, not an inverter
+            return self.add3(a, b, None, positive)
         d = b.shift - a.shift
         depth = max(self.depth_of(a), self.depth_of(b)) + 1
         if positive and a.sign < 0 < b.sign and d > 0:
@@ -297,30 +300,34 @@ class Netlist:
                            op=("joinc", top, d, low_bits), depth=depth)  # fmt: skip
         return Operand(joined, (lo << d) + low_bits, (hi << d) + low_bits, tz, 1)
 
-    def add3(self, a: Operand, b: Operand, c: Operand, positive: bool = False) -> Operand:
+    def add3(self, a: Operand, b: Operand | None, c: Operand | None = None, positive: bool = False) -> Operand:
         """One ternary adder (``qfx_add3``): ``a + b + c`` (signs and shifts included), the low bits of the finest
-        operand below the others passed through.
+        operand below the others passed through; with ``c`` None a two-input one (a subtractor whose +1 comes in
+        as ``M0``: Yosys makes a constant carry-in an inverter), with ``b`` None too ``a`` alone, as a positive
+        wire (a negation in one LUT per bit).
 
         The finest operand's sign is factored out, which leaves at most two operands subtracted (their +1s come in
-        through the chain's carry-in and ``M0``). With ``positive`` a result that would carry a negative sign is
-        built without passing bits through instead, unless all three are negative."""
-        a, b, c = sorted((a, b, c), key=lambda o: (o.shift, -o.sign))
-        base, d1 = a.shift, b.shift - a.shift
-        if positive and a.sign < 0 and (b.sign > 0 or c.sign > 0):
+        as ``M0`` and through the chain's carry-in). With ``positive`` a result that would carry a negative sign
+        is built without passing bits through instead, unless every operand is negative."""
+        ops = sorted((o for o in (a, b, c) if o is not None), key=lambda o: (o.shift, -o.sign))
+        a, base = ops[0], ops[0].shift
+        d1 = ops[1].shift - base if len(ops) > 1 else 0
+        if positive and a.sign < 0 and any(o.sign > 0 for o in ops[1:]):
             d1 = 0  # aligned at a's shift: no pass-through, signs as they are
+        if d1 == 1 and len(ops) == 3 and ops[1].sign == ops[2].sign != a.sign and (a.sign < 0 or not positive):
+            d1 = 0  # two subtracted would need a constant carry-in (an inverter or two): a, not them, is subtracted
         if d1:
             sign = a.sign
-        else:  # at most two subtracted (a negative result only when all three are, or two and not positive)
-            negatives = (a.sign < 0) + (b.sign < 0) + (c.sign < 0)
-            sign = -1 if negatives == 3 or (negatives == 2 and not positive) else 1
-        parts = [(a, a.sign * sign, -d1), (b, b.sign * sign, b.shift - base - d1),
-                 (c, c.sign * sign, c.shift - base - d1)]  # fmt: skip
+        else:  # at most two subtracted (a negative result only when all are, or two of three and not positive)
+            negatives = sum(o.sign < 0 for o in ops)
+            sign = -1 if (negatives == len(ops) > 1) or (negatives == 2 and len(ops) == 3 and not positive) else 1
+        parts = [(op, op.sign * sign, op.shift - base - d1) for op in ops]
         lo = hi = 0
         for op, g, k in parts:  # the range of the top part: sum of g * (op >> -k or op << k)
             ends = sorted((g * _shifted(op.lo, k), g * _shifted(op.hi, k)))
             lo, hi = lo + ends[0], hi + ends[1]
         width = signed_bits(lo, hi)
-        depth = max(self.depth_of(a), self.depth_of(b), self.depth_of(c)) + 1
+        depth = max(self.depth_of(o) for o in ops) + 1
         ports, signs = [], []
         for op, g, k in parts:
             if k == 0:
@@ -333,8 +340,8 @@ class Netlist:
             signs.append(g)
         init, carry_in, m0 = ternary_params(*(g < 0 for g in signs))
         params = f"#(.W({width}), .INIT(64'h{init:016X}), .CI({carry_in}), .M0({m0}))"
-        connect = ", ".join(f".{p}({w})" for p, w in zip("abc", ports, strict=True))
-        op = ("add3", ports[0], signs[0], ports[1], signs[1], ports[2], signs[2])
+        connect = ", ".join(f".{p}({w})" for p, w in itertools.zip_longest("abc", ports, fillvalue=f"{width}'d0"))
+        op = ("add3", *(x for pair in zip(ports, signs, strict=True) for x in pair))
         top = self.wire(width, f"{params} {{name}}_a ({connect}, .y({{name}}))", op=op, depth=depth, inst="qfx_add3")
         if d1 == 0:
             return Operand(top, lo, hi, base, sign)
@@ -347,6 +354,9 @@ class Netlist:
         return Operand(joined, lo2, hi2, base, sign)
 
     def negate(self, a: Operand) -> Operand:
+        """``a`` (of sign -1) as a positive operand, ``-wire``."""
+        if self.ternary:
+            return self.add3(a, None, positive=True)
         lo, hi = -a.hi, -a.lo
         name = self.wire(signed_bits(lo, hi), f"-{a.wire}", op=("neg", a.wire), depth=self.depth_of(a) + 1)
         return Operand(name, lo, hi, a.shift, -a.sign)
@@ -367,13 +377,9 @@ class Netlist:
         heap = [(_key(op), k, op) for k, op in enumerate(operands)]
         heapq.heapify(heap)
         count = len(heap)
+        if self.ternary and limit is None:
+            return self._sum3(operands, constant)
         while len(heap) > 1:
-            if self.ternary and limit is None and len(heap) % 2 == 1:  # three at a time (one pair first if even)
-                a, b, c = (heapq.heappop(heap)[2] for _ in range(3))
-                s = self.add3(a, b, c, positive=len(heap) == 0 and constant == 0)
-                heapq.heappush(heap, (_key(s), count, s))
-                count += 1
-                continue
             (_, ka, a), (_, kb, b) = heapq.heappop(heap), heapq.heappop(heap)
             da, db = self.depth_of(a), self.depth_of(b)
             grow = (1 << (max(da, db) + 1)) - (1 << da) - (1 << db)
@@ -389,6 +395,36 @@ class Netlist:
             heapq.heappush(heap, (_key(s), count, s))
             count += 1
         root = self.add_constant(heap[0][2], constant)
+        if root.sign > 0:
+            return root
+        root = self.negate(root)
+        self.negated.add(root.wire)
+        return root
+
+    def _sum3(self, operands: list[Operand], constant: int) -> Operand:
+        """:meth:`sum` with ternary adders, three operands at a time (the narrowest first; one pair first when
+        their number is even). A sum whose terms are all negative would end in a negation of the full-width
+        result: the narrowest term is negated instead (one LUT per bit of its width) and added last."""
+        operands = list(operands)
+        last = None
+        if constant == 0 and len(operands) > 1 and all(op.sign < 0 for op in operands):
+            last = self.negate(min(operands, key=lambda op: (op.width, op.shift)))
+            operands.remove(min(operands, key=lambda op: (op.width, op.shift)))
+        heap = [(_key(op), k, op) for k, op in enumerate(operands)]
+        heapq.heapify(heap)
+        count, keep = len(heap), 2 if last is not None else 1  # operands left for the final adder
+        while len(heap) > keep:
+            take = 3 if (len(heap) - keep) % 2 == 0 else 2
+            ops = [heapq.heappop(heap)[2] for _ in range(take)]
+            final = not heap and keep == 1 and constant == 0
+            s = self.add3(*ops, positive=final) if take == 3 else self.add(*ops, positive=final)
+            heapq.heappush(heap, (_key(s), count, s))
+            count += 1
+        if last is not None:
+            rest = [item[2] for item in heap]
+            root = self.add3(*rest, last, positive=True) if len(rest) == 2 else self.add(rest[0], last, positive=True)
+        else:
+            root = self.add_constant(heap[0][2], constant)
         if root.sign > 0:
             return root
         root = self.negate(root)
