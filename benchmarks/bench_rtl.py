@@ -6,17 +6,20 @@
 For every layer size (outputs x inputs), weight width and kind, one random matrix (fixed seed): ``plain`` (uniform
 codes) or ``khot`` (the plain codes projected to at most 2 nonzero signed digits, as K-hot training does). QFX
 builds it multiplier-free (canonical signed digits, shared sub-sums and the row decomposition: :mod:`qfx.rtl.cmvm`,
-default :class:`qfx.rtl.netlist.AdderOptions`), da4ml 0.6.0 with its constant-matrix-vector solver (default
-options, which search every decomposition depth). Both are purely combinational (QFX ``register_every=0``, da4ml's
-``CombLogic``); Yosys ``synth_xilinx`` (no flattening) counts the datapath module (QFX's dense layer module, da4ml's
-module with its adder submodules). Inputs are 8-bit signed integers and every output is the exact sum.
+default :class:`qfx.rtl.netlist.AdderOptions`; ``--ternary``: sums three at a time in ``qfx_add3``, one LUT6_2
+per bit on the carry chain; adder wires ``(* keep *)`` unless ``--no-keep``), da4ml 0.6.0 with its
+constant-matrix-vector solver (default options, which search every decomposition depth). Both are purely
+combinational (QFX ``register_every=0``, da4ml's ``CombLogic``); Yosys ``synth_xilinx`` (no flattening) counts the
+datapath module (QFX's dense layer module, da4ml's module with its adder submodules). Inputs are 8-bit signed
+integers and every output is the exact sum.
 
 Checks: every QFX netlist is evaluated in Python (:meth:`qfx.rtl.netlist.Netlist.evaluate`, Verilog widths) on
 ``--vectors`` random inputs plus the extremes, and its Verilog simulated with Icarus (``--sim icarus``) or
 Verilator (through :mod:`qfx.rtl.runner`) on ``--sim-vectors``; every da4ml design is simulated with Icarus. All
 are compared with ``x @ W.T``. Generation time is the CPU time of this process to build the Verilog (QFX
 ``generate``; da4ml ``comb_trace`` + ``VerilogModel.write``, its threads included): on a shared, loaded machine wall
-time says more about the load than about either tool. Yosys time is its run (``cached`` when the result was cached).
+time says more about the load than about either tool; both tools first build a 2 x 2 matrix untimed (one-off
+imports and template loading). Yosys time is its run (``cached`` when the result was cached).
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def qfx_graph(weights: np.ndarray, bits: int, khot: int | None, name: str) -> Gr
     return Graph(tensors, nodes, ["x"], ["y"], name=name)
 
 
-def qfx_design(weights: np.ndarray, bits: int, khot: bool, out: Path, max_depth: int | None) -> tuple[Path, dict]:
+def qfx_design(weights: np.ndarray, bits: int, khot: bool, out: Path, opts: dict) -> tuple[Path, dict]:
     """QFX Verilog of the layer (multiplier-free, combinational) and the dense layer's statistics."""
     import importlib
 
@@ -86,7 +89,7 @@ def qfx_design(weights: np.ndarray, bits: int, khot: bool, out: Path, max_depth:
     gen.lower_node, original = record, gen.lower_node
     try:
         start = time.process_time()
-        with adder_options(multiplier_free=True, max_depth=max_depth):
+        with adder_options(multiplier_free=True, **opts):
             rtl = gen.generate(graph, out / name, register_every=0, force=True)
         seconds = time.process_time() - start
     finally:
@@ -96,7 +99,7 @@ def qfx_design(weights: np.ndarray, bits: int, khot: bool, out: Path, max_depth:
                      mults=layer.multipliers)  # fmt: skip
 
 
-def check_netlist(weights: np.ndarray, bits: int, khot: bool, x: np.ndarray, max_depth: int | None) -> bool:
+def check_netlist(weights: np.ndarray, bits: int, khot: bool, x: np.ndarray, opts: dict) -> bool:
     """The dense layer's netlist evaluated in Python equals ``x @ W.T``."""
     from qfx.rtl.layer import Builder
     from qfx.rtl.lower import _RULES
@@ -104,7 +107,7 @@ def check_netlist(weights: np.ndarray, bits: int, khot: bool, x: np.ndarray, max
 
     graph = qfx_graph(weights, bits, K if khot else None, "check")
     node = graph.nodes[1]
-    b = Builder(graph, node, "check", AdderOptions(multiplier_free=True, max_depth=max_depth))
+    b = Builder(graph, node, "check", AdderOptions(multiplier_free=True, **opts))
     _RULES[Dense](b, node)
     layer = b.finish()
     inputs = {b.elements[("xq", i)].wire: x[:, i] for i in range(x.shape[1])}
@@ -249,8 +252,8 @@ def one(args, n_out: int, n_in: int, bits: int, kind: str, out: Path) -> list[st
     x[:2] = [[-128] * n_in, [127] * n_in]
     folder = out / f"{n_out}x{n_in}_w{bits}_{kind}"
     folder.mkdir(parents=True, exist_ok=True)
-    rtl, q = qfx_design(weights, bits, kind == "khot", folder, args.max_depth)
-    verdict = "equal" if check_netlist(weights, bits, kind == "khot", x, args.max_depth) else "DIFFER"
+    rtl, q = qfx_design(weights, bits, kind == "khot", folder, adder_fields(args))
+    verdict = "equal" if check_netlist(weights, bits, kind == "khot", x, adder_fields(args)) else "DIFFER"
     if args.sim != "none" and verdict == "equal":
         verdict = check_qfx(rtl, weights, x[: args.sim_vectors], args.sim)
     src, fields, d = da4ml_design(weights, "da4ml_" + kind, folder)
@@ -348,7 +351,7 @@ def jet(args, out: Path) -> None:
             gen.lower_node, original = record, gen.lower_node
             try:
                 start = time.process_time()
-                with adder_options(multiplier_free=True, max_depth=args.max_depth):
+                with adder_options(multiplier_free=True, **adder_fields(args)):
                     rtl = gen.generate(graph, out / graph.name, register_every=1, force=True)
                 q_s = time.process_time() - start
             finally:
@@ -390,12 +393,20 @@ def jet(args, out: Path) -> None:
     print(f"\nReproduce: {COMMAND.strip()}")
 
 
+def adder_fields(args) -> dict:
+    """The :class:`qfx.rtl.netlist.AdderOptions` fields the command line sets (besides ``multiplier_free``)."""
+    return dict(max_depth=args.max_depth, ternary=args.ternary, keep=not args.no_keep, min_uses=args.min_uses)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=sizes, default=sizes("16x16,32x32"), help="outputs x inputs, comma-separated")
     parser.add_argument("--bits", default="8", help="weight widths, comma-separated (4,6,8)")
     parser.add_argument("--kinds", default="khot,plain", help="khot (K=2 projected) and/or plain weights")
     parser.add_argument("--max-depth", type=int, default=None, help="QFX adder depth bound (default: none)")
+    parser.add_argument("--ternary", action="store_true", help="QFX sums with ternary adders (qfx_add3, Xilinx)")
+    parser.add_argument("--no-keep", action="store_true", help="QFX adder wires without (* keep *)")
+    parser.add_argument("--min-uses", type=int, default=2, help="QFX: rows a shared sub-sum must serve")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and test vectors")
     parser.add_argument("--family", default="xc7", choices=["xc7", "xcup"], help="Yosys synth_xilinx family")
     parser.add_argument("--vectors", type=int, default=2000, help="vectors the QFX netlist is evaluated on")
@@ -410,11 +421,15 @@ def main() -> None:
     import da4ml
 
     print(f"qfx {qfx.__version__}, da4ml {da4ml.__version__}, Yosys synth_xilinx -family {args.family}, "
-          f"seed {args.seed}, inputs 8-bit signed, QFX multiplier-free, max depth {args.max_depth}")  # fmt: skip
+          f"seed {args.seed}, inputs 8-bit signed, QFX multiplier-free, {adder_fields(args)}")  # fmt: skip
     out = args.out or Path(tempfile.mkdtemp(prefix="qfx-bench-rtl-"))
     if args.jet:
         jet(args, out)
         return
+    warm = np.array([[1, 3], [-5, 2]])  # one-off imports and template loading, outside every timed run
+    for kind in args.kinds.split(","):
+        qfx_design(warm, 4, kind == "khot", out / "warmup", adder_fields(args))
+        da4ml_design(warm, "warmup_" + kind, out / "warmup")
     rows = []
     headers = ["layer", "w bits", "weights", "QFX LUT", "da4ml LUT", "LUT ratio", "CARRY q/d", "DSP q/d",
                "adders q/d", "adder bits q/d/d cost", "depth q/d", "gen s q/d", "yosys s q/d",

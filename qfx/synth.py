@@ -93,7 +93,7 @@ def classify(cells: dict[str, int]) -> CellCounts:
     acc: dict[str, float] = Counter()
     other: dict[str, int] = {}
     for name, n in cells.items():
-        if re.fullmatch(r"LUT[1-6]|INV", name):  # an INV cell is a LUT1 for Vivado
+        if re.fullmatch(r"LUT[1-6]|LUT6_2|INV", name):  # an INV cell is a LUT1 for Vivado; LUT6_2 is one LUT6
             acc["lut"] += n
         elif name == "$scopeinfo":  # flattening's record of the hierarchy, not hardware
             continue

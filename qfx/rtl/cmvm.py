@@ -73,6 +73,7 @@ def share(
     *,
     row_limits: list[int] | None = None,
     max_pairs: int | None = None,
+    min_uses: int = 2,
 ) -> int:
     """Rewrite ``rows`` in place, replacing repeated pairs by new variables, and return how many were made.
 
@@ -81,16 +82,18 @@ def share(
     ``row_limits[r]`` caps row ``r``'s Kraft sum ``sum(2**depth)`` (a tree of depth D exists iff it
     is at most ``2**D``); a pair is replaced only in rows that stay within it. With ``max_pairs``, inputs are split
     into blocks (``Variable.block``) small enough that the rows hold about that many pairs within blocks, and only
-    pairs inside one block are counted.
+    pairs inside one block are counted. A pair is replaced where it occurs at least ``min_uses`` times; its saving
+    is ``(uses - min_uses + 1) * width`` (with 2, one adder of its width per extra use).
     """
-    return _Search(rows, variables, build, row_limits, max_pairs).run()
+    return _Search(rows, variables, build, row_limits, max_pairs, min_uses).run()
 
 
 class _Search:
     """State of one :func:`share` run."""
 
-    def __init__(self, rows, variables, build, row_limits, max_pairs) -> None:
+    def __init__(self, rows, variables, build, row_limits, max_pairs, min_uses=2) -> None:
         self.rows, self.variables, self.build, self.limits = rows, variables, build, row_limits
+        self.min_uses = min_uses
         n_vars = len(variables)
         n_terms = sum(len(r) for r in rows)
         total = sum(len(r) * (len(r) - 1) // 2 for r in rows)
@@ -137,7 +140,7 @@ class _Search:
         if w is None:
             a, b, d, _ = self.decode(key)
             w = self.widths[key] = adder_width(self.variables[a], self.variables[b], d)
-        return (c - 1) * w  # the adder bits the pair saves: one adder of its width per extra use
+        return (c - self.min_uses + 1) * w  # the adder bits the pair saves (2: one adder per extra use)
 
     def push(self, key: int, score: int) -> None:
         self.buckets.setdefault(score, []).append(key)
@@ -165,7 +168,7 @@ class _Search:
                     count.pop(key, None)
                     continue
                 count[key] = c
-                if step > 0 and c >= 2:
+                if step > 0 and c >= self.min_uses:
                     self.push(key, self.score(key, c))
 
     def run(self) -> int:
@@ -178,7 +181,7 @@ class _Search:
                         key = self.encode(v, sh, g, u, su, gu)
                         count[key] = count.get(key, 0) + 1
         for key, c in count.items():
-            if c >= 2:
+            if c >= self.min_uses:
                 self.push(key, self.score(key, c))
         made = 0
         while True:
@@ -191,7 +194,7 @@ class _Search:
                 bucket = self.buckets.get(self.top)
             key = bucket.pop()
             c = count.get(key, 0)
-            if c < 2:
+            if c < self.min_uses:
                 continue
             now = self.score(key, c)
             if now != self.top:
@@ -220,7 +223,7 @@ class _Search:
             if hit:
                 found.append((r, hit))
         uses = sum(len(h) for _, h in found)
-        if uses < 2:
+        if uses < self.min_uses:
             self.count[key] = uses  # not worth an adder now; a later change in some row may count it again
             return 0
         var = self.build((a, b, d, g))

@@ -36,6 +36,8 @@ __all__ = ["MARKER", "generate", "read_rtl"]
 
 MARKER = "qfx_rtl.json"  # marks a folder QFX generated (and may overwrite); simulate() and report() read it
 LIBRARY = "qfx_cast.v"  # the cast module, copied from hls/rtl into every generated folder
+TERNARY = "qfx_add3.v"  # the ternary adder (hls/rtl), copied when a layer uses it
+PRIMITIVES = "qfx_xilinx_sim.v"  # simulation models of the Xilinx primitives qfx_add3 instantiates
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,9 @@ def generate(
     context = dict(top=top, version=qfx.__version__, graph=printable(graph.name), layers=layers, items=items,
                    latency=latency, input=ports["input"], output=ports["output"])  # fmt: skip
     sources = [LIBRARY, f"{top}_layers.v", f"{top}.v"]
+    ternary = any(w.inst == "qfx_add3" for layer in layers for w in layer.wires)
+    if ternary:
+        sources.append(TERNARY)
     meta = dict(
         generator="qfx.rtl", qfx_version=qfx.__version__, top=top, graph=graph.name, sources=sources,
         latency=latency, register_every=register_every,
@@ -181,10 +186,14 @@ def generate(
         layers=[dict(node=la.node, op=la.op, module=la.module, multipliers=la.multipliers) for la in layers],
         multipliers=sum(la.multipliers for la in layers),
     )  # fmt: skip
+    if ternary:  # simulators read these models of LUT6_2 and CARRY4; synthesis tools use their own
+        meta["sim_sources"] = [PRIMITIVES]
     from qfx.rtl.stream_generate import write_readme
 
     with staged_folder(out_dir, replace) as staging:
         shutil.copy(hls_root() / "rtl" / LIBRARY, staging / LIBRARY)
+        for extra in [TERNARY, PRIMITIVES] if ternary else []:
+            shutil.copy(hls_root() / "rtl" / extra, staging / extra)
         (staging / sources[1]).write_text(env.get_template("layers.v.j2").render(**context))
         (staging / sources[2]).write_text(env.get_template("top.v.j2").render(**context))
         (staging / MARKER).write_text(json.dumps(meta, indent=2) + "\n")

@@ -86,7 +86,7 @@ class Builder:
     def __init__(self, graph: Graph, node: Node, module: str, options: AdderOptions | None = None) -> None:
         self.g, self.n = graph, node
         self.options = options or AdderOptions()
-        self.net = Netlist()
+        self.net = Netlist(keep=self.options.keep, ternary=self.options.ternary)
         self.elements: dict[tuple[str, int], Operand] = {}
         self.constants: dict[int, Operand] = {}
         self.functions: list[RomFunction] = []

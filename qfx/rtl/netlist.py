@@ -13,7 +13,9 @@ with the Verilog widths (a test of the emitted arithmetic without a simulator).
 
 from __future__ import annotations
 
+import functools
 import heapq
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +23,10 @@ import numpy as np
 from qfx.ir.constants import naf_digits
 from qfx.rtl.cmvm import Variable, decompose, naf_weight, share
 
-__all__ = ["AdderOptions", "Netlist", "Operand", "Wire", "signed_bits"]
+__all__ = ["AdderOptions", "Netlist", "Operand", "Wire", "signed_bits", "ternary_params"]
+
+#: Operations that are adders (the rest is wiring, constants and multipliers).
+ADDERS = ("add", "add3", "rsub", "lin", "neg")
 
 #: Term pairs (summed over a layer's outputs) above which the sharing search splits the inputs into blocks
 #: (bounded time and memory; every block still shares across all outputs).
@@ -45,12 +50,17 @@ def literal(value: int) -> str:
 @dataclass(frozen=True)
 class Wire:
     """``wire signed [width-1:0] name = expr;`` in the layer module; with ``cast`` (the parameters of a
-    ``qfx_cast``), ``wire [width-1:0] name`` driven by that cast of the signed wire ``expr``."""
+    ``qfx_cast``), ``wire [width-1:0] name`` driven by that cast of the signed wire ``expr``; with ``inst`` (a
+    module name), ``wire signed [width-1:0] name`` driven by the instance ``inst expr`` (``expr`` holds its
+    parameters, instance name and ports). ``keep``: marked ``(* keep *)`` so that synthesis keeps the wire (an
+    adder's result) instead of merging the adders around it into other arithmetic."""
 
     name: str
     width: int
     expr: str
     cast: str = ""
+    inst: str = ""
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,12 @@ class AdderOptions:
     ``max_pairs``: the pair budget above which the search splits the inputs into blocks. ``decompose``: also try
     each output as +-another output plus a cheaper difference (:func:`qfx.rtl.cmvm.decompose`), once per chain
     bound in ``chains`` (None: unbounded; the default 2 keeps the extra depth small), and keep the netlist with the
-    fewest adder bits.
+    fewest adder bits. ``keep``: mark every adder's result wire ``(* keep *)``, so that Yosys maps each adder on
+    its own carry chain (one LUT per bit) instead of merging chains of them into compressor trees, which cost more
+    LUTs. ``ternary``: sum each output's terms three at a time with ``qfx_add3`` (``hls/rtl/qfx_add3.v``: one
+    LUT6_2 per bit on a Xilinx carry chain, where two two-input adders take two LUTs per bit); Xilinx devices only,
+    and not with a depth bound (there the sums stay two-input). ``min_uses``: how many rows a shared sub-sum must
+    serve (2: any repeat; with ternary sums a pair's adder pays off from 3).
     """
 
     multiplier_free: bool | frozenset[str] = False
@@ -87,6 +102,9 @@ class AdderOptions:
     max_pairs: int = MAX_SHARING_PAIRS
     decompose: bool = True
     chains: tuple[int | None, ...] = (2,)
+    keep: bool = True
+    ternary: bool = False
+    min_uses: int = 2
 
     def free(self, node: str) -> bool:
         """Whether ``node``'s plain weights are built multiplier-free."""
@@ -102,6 +120,31 @@ class AdderOptions:
 def _key(op: Operand) -> int:
     """Order in which a sum's operands are added: the lowest top bit first (Huffman on widths)."""
     return op.width + op.shift
+
+
+def _shifted(value: int, k: int) -> int:
+    """``value << k`` (``>> -k``, flooring, for a negative ``k``)."""
+    return value << k if k >= 0 else value >> -k
+
+
+@functools.lru_cache(maxsize=8)
+def ternary_params(neg_a: bool = False, neg_b: bool = False, neg_c: bool = False) -> tuple[int, int, int]:
+    """(INIT, CI, M0) of a ``qfx_add3`` that computes ``+-a +-b +-c`` (``neg_*``: that operand subtracted).
+
+    INIT: O5 (I5 = 0) the majority of the three operand bits I0..I2, each inverted where subtracted; O6 (I5 = 1)
+    their XOR with I3, the previous bit's majority. A subtracted operand is its inversion plus one: the first +1
+    comes in as M0 (the majority below bit 0, a LUT input), the second as the carry-in CI (which Yosys turns into
+    an inverter on the low sum bits, so it goes second); three cannot (factor the sign out instead)."""
+    count = neg_a + neg_b + neg_c
+    if count > 2:
+        raise ValueError("qfx_add3 subtracts at most two of its operands")
+    init = 0
+    for idx in range(64):
+        i0, i1, i2, i3, _, i5 = ((idx >> k) & 1 for k in range(6))
+        x, y, z = i0 ^ neg_a, i1 ^ neg_b, i2 ^ neg_c
+        bit = (x ^ y ^ z ^ i3) if i5 else int(x + y + z >= 2)
+        init |= bit << idx
+    return init, int(count >= 2), int(count >= 1)
 
 
 def _wrap(value, width: int):
@@ -120,10 +163,15 @@ class Netlist:
     depth: dict[str, int] = field(default_factory=dict)  # adders between the layer's inputs and each wire
     negated: set[str] = field(default_factory=set)  # sums that needed a final negation (every term negative)
     ops: dict[str, tuple] = field(default_factory=dict)  # the operation behind each arithmetic wire
+    keep: bool = False  # mark adder results (* keep *)
+    ternary: bool = False  # sums three operands at a time (qfx_add3)
 
-    def wire(self, width: int, expr: str, cast: str = "", op: tuple | None = None, depth: int = 0) -> str:
+    def wire(self, width: int, expr: str, cast: str = "", op: tuple | None = None, depth: int = 0,
+             inst: str = "") -> str:  # fmt: skip
         name = f"{self.prefix}{len(self.wires)}"
-        self.wires.append(Wire(name, width, expr, cast))
+        adder = op is not None and op[0] in ADDERS
+        self.wires.append(Wire(name, width, expr.replace("{name}", name) if inst else expr, cast, inst,
+                               self.keep and adder))  # fmt: skip
         if op is not None:
             self.ops[name] = op
         if depth:
@@ -136,13 +184,13 @@ class Netlist:
     @property
     def adders(self) -> int:
         """Adders and subtractors (joins of bits and constants are wiring)."""
-        return sum(op[0] in ("add", "rsub", "lin", "neg") for op in self.ops.values())
+        return sum(op[0] in ADDERS for op in self.ops.values())
 
     @property
     def adder_bits(self) -> int:
         """Total width of the adders: what LUTs follow."""
         width = {w.name: w.width for w in self.wires}
-        return sum(width[n] for n, op in self.ops.items() if op[0] in ("add", "rsub", "lin", "neg"))
+        return sum(width[n] for n, op in self.ops.items() if op[0] in ADDERS)
 
     def evaluate(self, inputs: dict[str, np.ndarray | int]) -> dict[str, np.ndarray | int]:
         """Every wire that follows from ``inputs`` (wire name -> values), with each wire wrapped to its width."""
@@ -169,6 +217,12 @@ class Netlist:
                 v = a[1] * get(a[0]) + a[2]
             elif kind == "neg":
                 v = -get(a[0])
+            elif kind == "add3":  # sum of sign * wire over (wire, sign) pairs (two or three)
+                v = sum(g * get(w) for w, g in zip(a[0::2], a[1::2], strict=True))
+            elif kind == "sra":
+                v = get(a[0]) >> a[1]
+            elif kind == "shl":
+                v = get(a[0]) * (1 << a[1])
             else:  # "copy"
                 v = get(a[0])
             values[w.name] = _wrap(v, w.width)
@@ -200,6 +254,8 @@ class Netlist:
         full-width subtractor rather than an adder and a negation)."""
         if a.shift > b.shift or (a.shift == b.shift and a.sign < b.sign):
             a, b = b, a
+        if self.ternary and a.sign != b.sign:  # a qfx_add3 with c = 0: the +1 as M0, not an inverter
+            return self.add3(a, b, None, positive)
         d = b.shift - a.shift
         depth = max(self.depth_of(a), self.depth_of(b)) + 1
         if positive and a.sign < 0 < b.sign and d > 0:
@@ -244,7 +300,63 @@ class Netlist:
                            op=("joinc", top, d, low_bits), depth=depth)  # fmt: skip
         return Operand(joined, (lo << d) + low_bits, (hi << d) + low_bits, tz, 1)
 
+    def add3(self, a: Operand, b: Operand | None, c: Operand | None = None, positive: bool = False) -> Operand:
+        """One ternary adder (``qfx_add3``): ``a + b + c`` (signs and shifts included), the low bits of the finest
+        operand below the others passed through; with ``c`` None a two-input one (a subtractor whose +1 comes in
+        as ``M0``: Yosys makes a constant carry-in an inverter), with ``b`` None too ``a`` alone, as a positive
+        wire (a negation in one LUT per bit).
+
+        The finest operand's sign is factored out, which leaves at most two operands subtracted (their +1s come in
+        as ``M0`` and through the chain's carry-in). With ``positive`` a result that would carry a negative sign
+        is built without passing bits through instead, unless every operand is negative."""
+        ops = sorted((o for o in (a, b, c) if o is not None), key=lambda o: (o.shift, -o.sign))
+        a, base = ops[0], ops[0].shift
+        d1 = ops[1].shift - base if len(ops) > 1 else 0
+        if positive and a.sign < 0 and any(o.sign > 0 for o in ops[1:]):
+            d1 = 0  # aligned at a's shift: no pass-through, signs as they are
+        if d1 == 1 and len(ops) == 3 and ops[1].sign == ops[2].sign != a.sign and (a.sign < 0 or not positive):
+            d1 = 0  # two subtracted would need a constant carry-in (an inverter or two): a, not them, is subtracted
+        if d1:
+            sign = a.sign
+        else:  # at most two subtracted (a negative result only when all are, or two of three and not positive)
+            negatives = sum(o.sign < 0 for o in ops)
+            sign = -1 if (negatives == len(ops) > 1) or (negatives == 2 and len(ops) == 3 and not positive) else 1
+        parts = [(op, op.sign * sign, op.shift - base - d1) for op in ops]
+        lo = hi = 0
+        for op, g, k in parts:  # the range of the top part: sum of g * (op >> -k or op << k)
+            ends = sorted((g * _shifted(op.lo, k), g * _shifted(op.hi, k)))
+            lo, hi = lo + ends[0], hi + ends[1]
+        width = signed_bits(lo, hi)
+        depth = max(self.depth_of(o) for o in ops) + 1
+        ports, signs = [], []
+        for op, g, k in parts:
+            if k == 0:
+                expr, kind = op.wire, ("copy", op.wire)
+            elif k < 0:
+                expr, kind = f"{op.wire} >>> {-k}", ("sra", op.wire, -k)
+            else:
+                expr, kind = f"{op.wire} <<< {k}", ("shl", op.wire, k)
+            ports.append(self.wire(width, expr, op=kind, depth=self.depth_of(op)))
+            signs.append(g)
+        init, carry_in, m0 = ternary_params(*(g < 0 for g in signs))
+        params = f"#(.W({width}), .INIT(64'h{init:016X}), .CI({carry_in}), .M0({m0}))"
+        connect = ", ".join(f".{p}({w})" for p, w in itertools.zip_longest("abc", ports, fillvalue=f"{width}'d0"))
+        op = ("add3", *(x for pair in zip(ports, signs, strict=True) for x in pair))
+        top = self.wire(width, f"{params} {{name}}_a ({connect}, .y({{name}}))", op=op, depth=depth, inst="qfx_add3")
+        if d1 == 0:
+            return Operand(top, lo, hi, base, sign)
+        lo2 = hi2 = 0
+        for op, g, k in parts:  # the whole sum's range
+            ends = sorted((g * (op.lo << (k + d1)), g * (op.hi << (k + d1))))
+            lo2, hi2 = lo2 + ends[0], hi2 + ends[1]
+        joined = self.wire(signed_bits(lo2, hi2), f"{{{top}, {a.wire}[{d1 - 1}:0]}}", op=("join", top, a.wire, d1),
+                           depth=depth)  # fmt: skip
+        return Operand(joined, lo2, hi2, base, sign)
+
     def negate(self, a: Operand) -> Operand:
+        """``a`` (of sign -1) as a positive operand, ``-wire``."""
+        if self.ternary:
+            return self.add3(a, None, positive=True)
         lo, hi = -a.hi, -a.lo
         name = self.wire(signed_bits(lo, hi), f"-{a.wire}", op=("neg", a.wire), depth=self.depth_of(a) + 1)
         return Operand(name, lo, hi, a.shift, -a.sign)
@@ -265,6 +377,8 @@ class Netlist:
         heap = [(_key(op), k, op) for k, op in enumerate(operands)]
         heapq.heapify(heap)
         count = len(heap)
+        if self.ternary and limit is None:
+            return self._sum3(operands, constant)
         while len(heap) > 1:
             (_, ka, a), (_, kb, b) = heapq.heappop(heap), heapq.heappop(heap)
             da, db = self.depth_of(a), self.depth_of(b)
@@ -281,6 +395,36 @@ class Netlist:
             heapq.heappush(heap, (_key(s), count, s))
             count += 1
         root = self.add_constant(heap[0][2], constant)
+        if root.sign > 0:
+            return root
+        root = self.negate(root)
+        self.negated.add(root.wire)
+        return root
+
+    def _sum3(self, operands: list[Operand], constant: int) -> Operand:
+        """:meth:`sum` with ternary adders, three operands at a time (the narrowest first; one pair first when
+        their number is even). A sum whose terms are all negative would end in a negation of the full-width
+        result: the narrowest term is negated instead (one LUT per bit of its width) and added last."""
+        operands = list(operands)
+        last = None
+        if constant == 0 and len(operands) > 1 and all(op.sign < 0 for op in operands):
+            last = self.negate(min(operands, key=lambda op: (op.width, op.shift)))
+            operands.remove(min(operands, key=lambda op: (op.width, op.shift)))
+        heap = [(_key(op), k, op) for k, op in enumerate(operands)]
+        heapq.heapify(heap)
+        count, keep = len(heap), 2 if last is not None else 1  # operands left for the final adder
+        while len(heap) > keep:
+            take = 3 if (len(heap) - keep) % 2 == 0 else 2
+            ops = [heapq.heappop(heap)[2] for _ in range(take)]
+            final = not heap and keep == 1 and constant == 0
+            s = self.add3(*ops, positive=final) if take == 3 else self.add(*ops, positive=final)
+            heapq.heappush(heap, (_key(s), count, s))
+            count += 1
+        if last is not None:
+            rest = [item[2] for item in heap]
+            root = self.add3(*rest, last, positive=True) if len(rest) == 2 else self.add(rest[0], last, positive=True)
+        else:
+            root = self.add_constant(heap[0][2], constant)
         if root.sign > 0:
             return root
         root = self.negate(root)
@@ -310,7 +454,7 @@ class Netlist:
         for plan in plans:
             results = self._sums(rows, options, max_depth, plan)
             new = self.wires[mark[0] :]
-            bits = sum(w.width for w in new if self.ops.get(w.name, ("",))[0] in ("add", "rsub", "lin", "neg"))
+            bits = sum(w.width for w in new if self.ops.get(w.name, ("",))[0] in ADDERS)
             deep = max_depth is not None and any(
                 self.depth_of(r) > max_depth + (r.wire in self.negated) for r in results)  # fmt: skip
             if not deep and (best is None or bits < best[0]):
@@ -373,7 +517,7 @@ class Netlist:
             return Variable(s.lo, s.hi, self.depth_of(s), sign=s.sign)
 
         if options.share:
-            share(terms, variables, build, row_limits=limits, max_pairs=options.max_pairs)
+            share(terms, variables, build, row_limits=limits, max_pairs=options.max_pairs, min_uses=options.min_uses)
         out: list[Operand | None] = [None] * len(rows)
         for o in _parents_first(parents or [(-1, 0)] * len(rows)):
             ops = [Operand(base[v].wire, base[v].lo, base[v].hi, s, g) for v, s, g in terms[o]]

@@ -146,7 +146,7 @@ def load_design(
     if (root / RTL_MARKER).is_file():
         meta = read_marker(root / RTL_MARKER, "QFX RTL folder", ("top", "sources", "input", "output"))
         top = top or meta["top"]
-        found = [root / s for s in meta["sources"]]
+        found = [root / s for s in [*meta["sources"], *meta.get("sim_sources", [])]]  # + simulation models
         inp, out = _port(meta["input"], root / RTL_MARKER), _port(meta["output"], root / RTL_MARKER)
         latency = meta.get("latency")
         interface = str(meta.get("interface", "hls"))
