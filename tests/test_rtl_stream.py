@@ -138,7 +138,7 @@ def test_simulate_rejects_bad_stall_probability(chain, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("folding", "generator"), [
-    ({"conv": (1, 1), "dw": (1, 1), "pool": (1, 1), "fc": (1, 1)}, True),
+    ({"conv": (2, 2), "dw": (1, 1), "pool": (1, 1), "fc": (1, 1)}, True),
     ({"conv": (2, 8), "dw": (4, 1), "pool": (4, 1), "fc": (1, 4)}, True),
     ({"conv": (4, 16), "dw": (16, 1), "pool": (16, 1), "fc": (3, 16)}, True),
     ({"conv": (2, 6), "dw": (1, 3), "pool": (2, 2), "fc": (1, 4)}, False),
