@@ -39,7 +39,7 @@ from qfx.rtl.stream_common import lit as _lit
 from qfx.rtl.stream_common import signed_width as _signed_width
 from qfx.rtl.stream_common import tree as _tree
 from qfx.rtl.stream_move import MOVE_UNITS
-from qfx.rtl.stream_window import conv2d_unit, pool2d_unit, window_unit
+from qfx.rtl.stream_window import conv2d_unit, pool2d_unit
 
 __all__ = ["RtlDesign", "UnsupportedNode", "render_design"]
 
@@ -252,11 +252,6 @@ class _Renderer:
         bound = int(max(abs(b) for b in bias) + per_out.max()) + 1
         self.fold(call, cfg, vec, vec_values, in_fmt, kind, y, n_out, pe, simd, nf, sf, index, weights, bias, bound,
                   align, extra=dict(PB=_bits(simd), chunk=chunk))  # fmt: skip
-
-    def window(self, call: Call, x: Stream, ints: dict, in_fmt: FixedFormat, chunk: int = 0,
-               passes: int = 1, by_pass: bool = False, pad: int = 0) -> tuple[str, int]:  # fmt: skip
-        """:func:`qfx.rtl.stream_window.window_unit` of this design."""
-        return window_unit(self, call, x, ints, in_fmt, chunk, passes, by_pass, pad)
 
     def u_conv2d(self, call: Call) -> None:
         conv2d_unit(self, call)
