@@ -474,7 +474,7 @@ def test_odd_names_rtl_simulation(odd, tmp_path, verilator) -> None:
     rtl = qfx.rtl.generate(graph, tmp_path / "rtl")
     text = _generated_text(rtl)
     assert ODD_NAME not in text and "\n*/" not in text
-    assert re.search(r"\bt_t_a\b", text) and re.search(r"\bt_t_a_1\b", text)  # the colliding tensors' buses
+    assert re.search(r"\bt_t_a_data\b", text) and re.search(r"\bt_t_a_1_data\b", text)  # the colliding tensors' streams
     x = tiny_inputs()
     assert np.array_equal(qfx.rtl.simulate(rtl, x).codes, np.asarray(graph.run(x)))
 
@@ -564,7 +564,7 @@ def failing_render(monkeypatch) -> Callable[[str], None]:
     return fail
 
 
-@pytest.mark.parametrize(("backend", "template"), [("hls", "testbench.cpp.j2"), ("rtl", "top.v.j2")])
+@pytest.mark.parametrize(("backend", "template"), [("hls", "testbench.cpp.j2"), ("rtl", "stream/top.v.j2")])
 def test_failure_midway_leaves_nothing(backend: str, template: str, graph, tmp_path, failing_render) -> None:
     generate = GENERATORS[backend][0]
     failing_render(template)  # fails after other files were written
@@ -573,7 +573,7 @@ def test_failure_midway_leaves_nothing(backend: str, template: str, graph, tmp_p
     assert listing(tmp_path) == {}  # neither the folder, its new parents, nor a staging folder
 
 
-@pytest.mark.parametrize(("backend", "template"), [("hls", "testbench.cpp.j2"), ("rtl", "top.v.j2")])
+@pytest.mark.parametrize(("backend", "template"), [("hls", "testbench.cpp.j2"), ("rtl", "stream/top.v.j2")])
 def test_failure_keeps_the_previous_output(backend: str, template: str, graph, tmp_path, failing_render) -> None:
     generate = GENERATORS[backend][0]
     generate(graph, tmp_path / "out")

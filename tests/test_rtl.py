@@ -57,10 +57,14 @@ def test_rtl_equals_pytorch_and_ir(name: str, simulator: str, graphs, designs, s
 
 def test_metadata_and_ports(designs, graphs) -> None:
     meta = read_rtl(designs["cnn_tiny"])
-    assert meta["input"] == {"name": "x", "size": 64, "shape": [1, 8, 8], "format": meta["input"]["format"]}
+    assert meta["input"] == {"name": "x", "size": 64, "shape": [1, 8, 8], "format": meta["input"]["format"],
+                             "word": 64, "count": 1}  # fmt: skip
     assert meta["output"]["size"] == 10 and meta["latency"] == len(meta["layers"])
-    top = (designs["cnn_tiny"] / meta["sources"][-1]).read_text()
-    for port in ("ap_clk", "ap_rst", "ap_start", "ap_done", "ap_idle", "ap_ready", "x_63", "y_9", "y_9_ap_vld"):
+    assert meta["architecture"] == "parallel" and meta["interface"] == "axis" and meta["cycles"] == 1
+    top = (designs["cnn_tiny"] / f"{meta['top']}.v").read_text()
+    width = FixedFormat.parse(meta["input"]["format"]).width
+    assert f"input  wire [{64 * width - 1}:0] s_axis_tdata" in top  # the whole input tensor in one word
+    for port in ("ap_clk", "ap_rst_n", "s_axis_tvalid", "s_axis_tready", "m_axis_tdata", "m_axis_tvalid"):
         assert f" {port}" in top
     assert "_d1" in top  # the residual branch is delayed to meet the add
     khot = read_rtl(designs["khot_tiny"])
@@ -90,6 +94,40 @@ def test_register_stages(register_every: int, tmp_path) -> None:
     x = np.random.default_rng(0).uniform(-10, 10, size=(200, 4))
     result = simulate(rtl, x, simulator="verilator")
     assert np.array_equal(result.codes, np.asarray(graph.run(x)))
+    assert result.cycles_per_sample == 1  # a sample per clock, the fork and the delays included
+    stalled = simulate(rtl, x, simulator="verilator", seed=3, valid_gaps=0.3, ready_stalls=0.4)
+    assert np.array_equal(stalled.codes, np.asarray(graph.run(x)))
+
+
+def _fork_graph() -> Graph:
+    """The input read twice (a dense layer and a residual add around it), the sum read twice (ReLU and an add)."""
+    f, h = FixedFormat(6, 2), FixedFormat(9, 4)
+    t = {"x": Tensor("x", (4,), None), "q": Tensor("q", (4,), f), "d": Tensor("d", (4,), h),
+         "s": Tensor("s", (4,), h), "r": Tensor("r", (4,), h), "y": Tensor("y", (4,), FixedFormat(10, 4))}  # fmt: skip
+    w = np.array([[3, -5, 0, 7], [1, 2, 4, -8], [-6, 0, 5, 1], [0, 0, 1, 0]])
+    nodes = [Cast("in", ["x"], "q", f),
+             Dense("fc", ["q"], "d", FixedFormat(16, 6), weight=w, weight_fmt=FixedFormat(5, 2)),
+             Add("res", ["d", "q"], "s", h), Relu("relu", ["s"], "r", h),
+             Add("out", ["r", "s"], "y", FixedFormat(10, 4))]  # fmt: skip
+    return Graph(t, nodes, ["x"], ["y"], name="forks")
+
+
+@pytest.mark.parametrize("register_every", [0, 1, 2])
+def test_forks_and_delays_keep_one_sample_per_clock(register_every: int, tmp_path) -> None:
+    """Forks of the input and of an inner tensor, delays of different depths: exact under stalls, a sample per
+    clock without them, the latency the register stages say."""
+    graph = _fork_graph()
+    rtl = generate(graph, tmp_path / "forks", register_every=register_every)
+    meta = read_rtl(rtl)
+    assert meta["latency"] == {0: 0, 1: 4, 2: 2}[register_every]
+    units = (rtl / f"{meta['top']}_units.v").read_text()
+    assert units.count("an eager fork") == 2
+    x = np.random.default_rng(5).uniform(-9, 9, size=(150, 4))
+    result = simulate(rtl, x, simulator="verilator")
+    assert np.array_equal(result.codes, np.asarray(graph.run(x)))
+    assert result.cycles_per_sample == 1
+    stalled = simulate(rtl, x, simulator="verilator", seed=register_every, valid_gaps=0.5, ready_stalls=0.5)
+    assert np.array_equal(stalled.codes, np.asarray(graph.run(x)))
 
 
 def test_bad_input(tmp_path, graphs) -> None:

@@ -281,10 +281,10 @@ def test_structure(tmp_path) -> None:
     rtl = generate(graph, tmp_path / "t")
     meta = read_rtl(rtl)
     layers = (rtl / meta["sources"][1]).read_text()
-    top = (rtl / meta["sources"][2]).read_text()
+    units = (rtl / meta["sources"][2]).read_text()
     assert "function signed" in layers and "case (a)" in layers
     cat3 = next(la for la in meta["layers"] if la["node"] == "cat3")
-    assert ".x3(" in top and f"{cat3['module']} u_{cat3['module']}" in top
+    assert ".x3(s3_data)" in units and f"{cat3['layer_module']} u_layer" in units
     softmax = [la["multipliers"] for la in meta["layers"] if la["op"] == "softmax"]
     assert softmax == [graph.tensors["q"].size] * 4  # one product per element
     maps = generate(maps_net(1), tmp_path / "m")

@@ -12,11 +12,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import os
-import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -24,12 +21,12 @@ import jinja2
 import qfx
 from qfx.backends import check_graph
 from qfx.backends.hls.generate import hls_root
-from qfx.backends.output import check_target, read_marker, staged_folder
+from qfx.backends.output import check_target, read_marker
 from qfx.boards import Board, load_board
 from qfx.ir.constants import printable, sanitize
-from qfx.ir.graph import Graph, Reshape
+from qfx.ir.graph import Graph
 from qfx.ir.passes import fuse_casts
-from qfx.rtl.lower import AdderOptions, Layer, adder_options, lower_node
+from qfx.rtl.lower import AdderOptions, adder_options, lower_node
 from qfx.rtl.size import DesignTooLarge, check_rtl_size
 
 __all__ = ["MARKER", "generate", "read_rtl"]
@@ -40,64 +37,9 @@ TERNARY = "qfx_add3.v"  # the ternary adder (hls/rtl), copied when a layer uses 
 PRIMITIVES = "qfx_xilinx_sim.v"  # simulation models of the Xilinx primitives qfx_add3 instantiates
 
 
-@dataclass(frozen=True)
-class _Port:
-    name: str
-    bus: str
-    size: int
-    width: int
-    format: str
-    shape: tuple[int, ...]
-
-
 def read_rtl(rtl_dir: str | os.PathLike) -> dict:
     """The metadata of a QFX-generated RTL folder (raises when the folder is not one)."""
     return read_marker(Path(rtl_dir) / MARKER, "QFX RTL folder", ("top", "sources", "input", "output"))
-
-
-def _plan(graph: Graph, top: str, register_every: int) -> tuple[list[Layer], list[dict], dict, int]:
-    """Layers, the top module's items (layer instances and delay registers in declaration order), each
-    tensor's bus, and the latency."""
-    taken = {top, "ap_clk", "ap_rst", "ap_start", "ap_done", "ap_idle", "ap_ready", "valid"}
-    first = graph.nodes[0]
-    bus = {first.output: sanitize("t_" + first.output, taken)}
-    stage = {first.output: 0}
-    delayed: dict[tuple[str, int], str] = {}
-    layers, items = [], []
-    count = 0
-
-    def at_stage(tensor: str, s: int, node: str) -> str:
-        """The bus carrying ``tensor`` delayed to pipeline stage ``s`` (delay registers made on demand)."""
-        name, have = bus[tensor], stage[tensor]
-        while have < s:
-            have += 1
-            key = (tensor, have)
-            if key not in delayed:
-                delayed[key] = sanitize(f"{bus[tensor]}_d{have - stage[tensor]}", taken)
-                width = graph.tensors[tensor].size * graph.fmt(tensor).width
-                items.append(dict(kind="delay", bus=delayed[key], source=name, width=width, node=printable(node)))
-            name = delayed[key]
-        return name
-
-    for node in graph.nodes[1:]:
-        if isinstance(node, Reshape):  # same bits in the same order: the output is the input's bus
-            bus[node.output], stage[node.output] = bus[node.inputs[0]], stage[node.inputs[0]]
-            continue
-        count += 1
-        layer = lower_node(graph, node, sanitize(f"{top}_{node.name}", taken))
-        s_in = max(stage[t] for t in node.inputs)
-        inputs = [(port, at_stage(t, s_in, node.name)) for port, t, _ in layer.inputs]
-        # Names appear in // comments, which a line break inside a name would end.
-        layer.node, layer.output = printable(layer.node), (printable(layer.output[0]), layer.output[1])
-        layer.inputs = [(port, printable(tensor), width) for port, tensor, width in layer.inputs]
-        registered = register_every > 0 and count % register_every == 0
-        bus[node.output] = sanitize("t_" + node.output, taken)
-        stage[node.output] = s_in + registered
-        layers.append(layer)
-        items.append(dict(kind="layer", node=layer.node, op=node.op, module=layer.module, inputs=inputs,
-                          bus=bus[node.output], width=layer.output[1], registered=registered,
-                          stage=stage[node.output]))  # fmt: skip
-    return layers, items, bus, stage[graph.outputs[0]]
 
 
 def generate(
@@ -162,43 +104,38 @@ def generate(
     replace = check_target(out_dir, MARKER, force, "QFX RTL folder")
     check_graph(graph, "RTL")
     check_rtl_size(graph)  # before any netlist is built: a huge layer is refused at once
-    fused = fuse_casts(graph)
-    top = sanitize(name or graph.name, set())
-    with _adder_block(adders, graph, board):
-        layers, items, bus, latency = _plan(fused, top, register_every)
-    ports = {}
-    for key, tensor, port in (("input", fused.nodes[0].output, "x"), ("output", fused.outputs[0], "y")):
-        t = fused.tensors[tensor]
-        ports[key] = _Port(port, bus[tensor], t.size, t.fmt.width, str(t.fmt), t.shape)
-    env = verilog_environment()
-    context = dict(top=top, version=qfx.__version__, graph=printable(graph.name), layers=layers, items=items,
-                   latency=latency, input=ports["input"], output=ports["output"])  # fmt: skip
-    sources = [LIBRARY, f"{top}_layers.v", f"{top}.v"]
-    ternary = any(w.inst == "qfx_add3" for layer in layers for w in layer.wires)
-    if ternary:
-        sources.append(TERNARY)
-    meta = dict(
-        generator="qfx.rtl", qfx_version=qfx.__version__, top=top, graph=graph.name, sources=sources,
-        latency=latency, register_every=register_every,
-        input=dict(name="x", size=ports["input"].size, shape=list(ports["input"].shape), format=ports["input"].format),
-        output=dict(name="y", size=ports["output"].size, shape=list(ports["output"].shape),
-                    format=ports["output"].format),
-        layers=[dict(node=la.node, op=la.op, module=la.module, multipliers=la.multipliers) for la in layers],
-        multipliers=sum(la.multipliers for la in layers),
-    )  # fmt: skip
-    if ternary:  # simulators read these models of LUT6_2 and CARRY4; synthesis tools use their own
-        meta["sim_sources"] = [PRIMITIVES]
-    from qfx.rtl.stream_generate import write_readme
+    return _write_parallel(graph, out_dir, replace, sanitize(name or graph.name, set()), register_every, adders, board)
 
-    with staged_folder(out_dir, replace) as staging:
-        shutil.copy(hls_root() / "rtl" / LIBRARY, staging / LIBRARY)
-        for extra in [TERNARY, PRIMITIVES] if ternary else []:
-            shutil.copy(hls_root() / "rtl" / extra, staging / extra)
-        (staging / sources[1]).write_text(env.get_template("layers.v.j2").render(**context))
-        (staging / sources[2]).write_text(env.get_template("top.v.j2").render(**context))
-        (staging / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
-        write_readme(staging, graph, meta)
-    return out_dir
+
+def _write_parallel(graph: Graph, out_dir: Path, replace: bool, top: str, register_every: int, adders,
+                    board: Board) -> Path:  # fmt: skip
+    """The fully parallel plan through the streaming writer: a stage unit per layer (:mod:`qfx.rtl.parallel`)."""
+    from qfx.plan import fully_parallel
+    from qfx.rtl.parallel import render_parallel
+    from qfx.rtl.stream_generate import write_folder
+
+    fused = fuse_casts(graph)
+    env = verilog_environment()
+    with _adder_block(adders, graph, board):
+        rtl, layers, latency = render_parallel(fused, top, register_every, env, lower_node)
+    ports = {}
+    for key, tensor in (("input", fused.nodes[0].output), ("output", fused.outputs[0])):
+        t = fused.tensors[tensor]
+        ports[key] = dict(name="x" if key == "input" else "y", size=t.size, shape=list(t.shape), format=str(t.fmt),
+                          word=t.size, count=1)  # fmt: skip
+    ternary = any(w.inst == "qfx_add3" for layer in layers for w in layer.wires)
+    context = dict(top=top, version=qfx.__version__, graph=printable(graph.name), layers=layers)
+    layers_file = f"{top}_layers.v"
+    sources = [LIBRARY, layers_file, f"{top}_units.v", f"{top}.v", *([TERNARY] if ternary else [])]
+    meta = dict(architecture="parallel", latency=latency, cycles=1, board=board.name, register_every=register_every,
+                input=ports["input"], output=ports["output"], layers=rtl.layers, roms=[],
+                folding={la.node: [la.folding.pe, la.folding.simd, la.folding.pixels]
+                         for la in fully_parallel(fused, board).layers},
+                multipliers=rtl.multipliers)  # fmt: skip
+    first = rtl.streams[0]["name"]
+    return write_folder(fused, graph, rtl, meta, out_dir, replace, top, MARKER, first, "", sources,
+                        files={layers_file: verilog_environment().get_template("layers.v.j2").render(**context)},
+                        sim_sources=(PRIMITIVES,) if ternary else ())  # fmt: skip
 
 
 def _adder_block(adders, graph: Graph, board: Board) -> contextlib.AbstractContextManager:

@@ -56,6 +56,7 @@ class RtlDesign:
     units: list[dict] = field(default_factory=list)
     streams: list[dict] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)
+    output: str | None = None  # the stream the top's output port reads (None: the output tensor's)
     multipliers: int = 0  # `*` operators in the units (PE x SIMD per folded MAC with plain weights, affine lanes)
 
 
