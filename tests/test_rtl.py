@@ -100,15 +100,16 @@ def test_register_stages(register_every: int, tmp_path) -> None:
 
 
 def _fork_graph() -> Graph:
-    """The input read twice (a dense layer and a residual add around it), the sum read twice (ReLU and an add)."""
+    """The input read twice (a dense layer and a residual add around it), the sum read twice (ReLU and an add).
+    Each node's ``acc`` holds its exact result; the tensors' formats round and wrap it (fused casts)."""
     f, h = FixedFormat(6, 2), FixedFormat(9, 4)
     t = {"x": Tensor("x", (4,), None), "q": Tensor("q", (4,), f), "d": Tensor("d", (4,), h),
-         "s": Tensor("s", (4,), h), "r": Tensor("r", (4,), h), "y": Tensor("y", (4,), FixedFormat(10, 4))}  # fmt: skip
+         "s": Tensor("s", (4,), h), "r": Tensor("r", (4,), h), "y": Tensor("y", (4,), FixedFormat(10, 5))}  # fmt: skip
     w = np.array([[3, -5, 0, 7], [1, 2, 4, -8], [-6, 0, 5, 1], [0, 0, 1, 0]])
     nodes = [Cast("in", ["x"], "q", f),
              Dense("fc", ["q"], "d", FixedFormat(16, 6), weight=w, weight_fmt=FixedFormat(5, 2)),
-             Add("res", ["d", "q"], "s", h), Relu("relu", ["s"], "r", h),
-             Add("out", ["r", "s"], "y", FixedFormat(10, 4))]  # fmt: skip
+             Add("res", ["d", "q"], "s", FixedFormat(11, 6)), Relu("relu", ["s"], "r", h),
+             Add("out", ["r", "s"], "y", FixedFormat(10, 5))]  # fmt: skip
     return Graph(t, nodes, ["x"], ["y"], name="forks")
 
 
