@@ -231,6 +231,8 @@ def _read_design(
         roms = [str(r) for r in meta.get("roms", [])]  # $readmemh images of streaming designs: in the key too
     elif top is None:
         raise FileNotFoundError(f"{marker} not found: give top= (and sources=) for a folder of other Verilog")
+    else:  # other Verilog: the memory images next to it, which its $readmemh / $readmemb may load
+        roms = sorted(p.name for p in rtl_dir.iterdir() if p.suffix in (".mem", ".hex", ".dat") and p.is_file())
     if sources is None:
         sources = sorted(p.name for p in rtl_dir.iterdir() if p.suffix in (".v", ".sv"))
     paths = [Path(s) if Path(s).is_absolute() else rtl_dir / s for s in sources]

@@ -67,6 +67,20 @@ def test_folder_without_marker(work: Path) -> None:
     assert r.layers == {}
 
 
+def test_folder_without_marker_loads_its_memory_images(tmp_path: Path) -> None:
+    """Other Verilog that reads a ROM image with $readmemh: the image next to it goes to Yosys too (512 x 36 bits
+    with a registered read is one RAMB18 of block RAM, half a RAMB36)."""
+    rows = [(k * 2654435761) % (1 << 36) for k in range(512)]
+    (tmp_path / "rom.mem").write_text("".join(f"{w:09x}\n" for w in rows))
+    (tmp_path / "rom.v").write_text(
+        "module rom(input wire clk, input wire [8:0] a, output reg [35:0] q);\n"
+        "    reg [35:0] m [0:511];\n    initial $readmemh(\"rom.mem\", m);\n"
+        "    always @(posedge clk) q <= m[a];\nendmodule\n"
+    )
+    r = synth.report(tmp_path, "xcup", top="rom", cache=False)
+    assert r.total.bram == 0.5 and r.total.lut == 0
+
+
 def test_board_sets_family_and_utilization(work: Path) -> None:
     board = load_board("zcu104")
     r = synth.report(work / "hier", board="ZCU104", cache=False)
