@@ -126,7 +126,7 @@ def measure(label: str, root: Path, progress: bool = False, workers: int | None 
         got = s.layers.get(la.node)
         if got is None:
             continue  # fused away (a cast into the layer before it) or not a unit of its own
-        rows[la.node] = dict(est=la.estimate.as_dict(), yosys=_resources(got))
+        rows[la.node] = dict(est=la.estimate.as_dict(), yosys=_resources(got), depth=s.depth.get(la.node))
     glue = s.total.resources()
     summed = {k: sum(r["yosys"][k] for r in rows.values()) for k in KEYS}
     total = dict(est=p.total.as_dict(), yosys={k: glue[k] for k in KEYS})
@@ -146,10 +146,11 @@ def _ratio(est: float, got: float) -> str:
 
 def table(result: dict) -> str:
     lines = [f"### {result['design']} ({result['architecture']}, {result['cycles']:,} cycles/sample)", "",
-             "| layer | LUT est / Yosys | FF est / Yosys | DSP est / Yosys | BRAM est / Yosys |",
-             "|---|---:|---:|---:|---:|"]  # fmt: skip
+             "| layer | LUT est / Yosys | FF est / Yosys | DSP est / Yosys | BRAM est / Yosys | depth |",
+             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for name, r in [*result["layers"].items(), ("**total**", result["total"])]:
         cells = [f"{r['est'][k]:g} / {r['yosys'][k]:g} ({_ratio(r['est'][k], r['yosys'][k])})" for k in KEYS]
+        cells.append(str(r.get("depth") or ""))  # Yosys ltp -noff: cells on the longest path between registers
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -43,6 +43,7 @@ from qfx.rtl.stream_window import conv2d_unit, pool2d_unit
 
 __all__ = ["RtlDesign", "UnsupportedNode", "render_design"]
 
+PIPELINED = ("mac", "xnor", "sign", "sum")  # fold units whose terms and adder tree are register stages
 SUPPORTED = ("dense", "dense_xnor", "conv2d", "pool2d", "global_sum", "clip", "leaky_relu", "affine", "add", "lookup",
              "softmax", "argmax", "dup", "threshold", *MOVE_UNITS)  # fmt: skip
 
@@ -180,10 +181,15 @@ class _Renderer:
         f.update(extra or {})
         aw = _signed_width(-acc_bound, acc_bound) + 1
         f["AW"] = aw
+        # Pipelined sums: the terms are registered, then (over SIMD > 1 terms) their adder tree; the accumulator,
+        # cast and output follow. Max and threshold units compare in one stage.
+        f["pipe_terms"] = int(kind in PIPELINED)
+        f["pipe_tree"] = int(kind in PIPELINED and simd > 1)
+        term = "tq" if f["pipe_terms"] else "t"
         lanes = []
         for p in range(pe):
             terms = [dict(s=k, x=names[(0 if shared else p, k)], w=p * simd + k) for k in range(simd)]
-            lane = dict(pe=p, terms=terms, tree=_tree([f"t{p}_{k}" for k in range(simd)]))
+            lane = dict(pe=p, terms=terms, tree=_tree([f"{term}{p}_{k}" for k in range(simd)]))
             if bias is not None:
                 lane["bias"] = [(n, _lit(int(bias[n * pe + p]), aw)) for n in range(nf)]
                 lane["bias_single"] = lane["bias"][0][1]
