@@ -136,7 +136,8 @@ class SynthReport:
     cached: bool = False
     modules: dict[str, str] = field(default_factory=dict)  # layer -> Verilog module
     #: layer -> logic depth: the most cells (LUTs, carry blocks, ...) on a path between flip-flops or ports inside
-    #: the layer's modules after mapping (Yosys ``ltp -noff``; an instance of a submodule counts as one cell). The
+    #: the layer's modules and their submodules after mapping (Yosys ``ltp -noff`` per module, the deepest one; a
+    #: path through an instance counts it as one cell). The
     #: stated, approximate proxy for the clock a layer can reach: each level is a LUT and its routing.
     depth: dict[str, int] = field(default_factory=dict)
     #: seconds this call spent running Yosys (its runs in parallel; 0 when every result was cached); ``yosys_s`` is
@@ -384,15 +385,25 @@ def report(
     if layer_modules is None:
         layer_modules = {_base_name(sub): _base_name(sub) for sub in modules[top]["subs"]}
     layers, depth = {}, {}
+    deepest: dict[str, int] = {}
+
+    def hier_depth(name: str) -> int:
+        """The depth of ``name`` or of anything under it (a path through an instance counts it as one cell)."""
+        if name not in deepest:
+            own = module_depth.get(_base_name(name), 0)
+            deepest[name] = max([own, *(hier_depth(sub) for sub in modules[name]["subs"])])
+        return deepest[name]
+
     if not flatten:
         for node, module in layer_modules.items():
-            depths = [module_depth[m] for m in module.split(" + ") if m in module_depth]
-            if depths:
-                depth[node] = max(depths)
-            counts = CellCounts()
+            parts = module.split(" + ")
+            counts, depths = CellCounts(), []
             for name, n in instances.items():
-                if _base_name(name) in module.split(" + "):
+                if _base_name(name) in parts:
                     counts = counts + hier[name].times(n)
+                    depths.append(hier_depth(name))
+            if any(depths):
+                depth[node] = max(depths)
             layers[node] = counts
     total = hier[top]
     util = board_obj.utilization(total.resources()) if board_obj is not None else {}

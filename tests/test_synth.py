@@ -234,3 +234,24 @@ def test_classify_cell_types() -> None:
 def test_timeout_stops_yosys(work: Path) -> None:
     with pytest.raises(RuntimeError, match="timeout"):
         synth.report(work / "hier", timeout=0.2, cache=False)
+
+
+def test_depth_of_a_layer_includes_its_submodules(tmp_path: Path) -> None:
+    """A fully parallel layer is a stage unit around the layer's combinational module: the layer's depth is that
+    module's adder tree and cast, not the stage's handshake alone."""
+    import numpy as np
+
+    import qfx.rtl
+    from qfx.format import FixedFormat
+    from qfx.ir.graph import Cast, Dense, Graph, Relu, Tensor
+
+    f, h = FixedFormat(8, 3), FixedFormat(8, 4)
+    t = {"x": Tensor("x", (16,), None), "q": Tensor("q", (16,), f), "d": Tensor("d", (8,), h),
+         "r": Tensor("r", (8,), h)}  # fmt: skip
+    w = np.random.default_rng(0).integers(-100, 100, size=(8, 16))
+    nodes = [Cast("in", ["x"], "q", f), Dense("fc", ["q"], "d", FixedFormat(24, 12), weight=w,
+                                               weight_fmt=FixedFormat(8, 2)), Relu("relu", ["d"], "r", h)]  # fmt: skip
+    rtl = qfx.rtl.generate(Graph(t, nodes, ["x"], ["r"], name="deep"), tmp_path / "deep")
+    r = synth.report(rtl, "xcup", cache=False)
+    assert r.modules["fc"].endswith("_stage")
+    assert r.depth["fc"] > r.depth["relu"] >= 1
