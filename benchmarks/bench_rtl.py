@@ -262,7 +262,8 @@ def one(args, n_out: int, n_in: int, bits: int, kind: str, out: Path) -> list[st
     d_verdict = check_da4ml(src, "da4ml_" + kind, fields, weights, x[: args.sim_vectors])
     row = [f"{n_out}x{n_in}", str(bits), kind]
     q_rep = yosys(args, rtl)
-    d_rep = yosys(args, src, top="da4ml_" + kind, sources=da4ml_sources(src, "da4ml_" + kind))
+    d_name = "da4ml_" + kind
+    d_rep = None if args.no_da4ml_synth else yosys(args, src, top=d_name, sources=da4ml_sources(src, d_name))
     (qc,) = q_rep.layers.values() if q_rep else (None,)
     dc = d_rep.total if d_rep else None
 
@@ -340,7 +341,7 @@ def da4ml_layer_lut(args, d: dict, node: Dense, bias: np.ndarray, signed: bool, 
     rng = np.random.default_rng([args.seed, node.weight.shape[0], node.weight.shape[1]])
     x = rng.integers(-128, 128, size=(args.sim_vectors, node.weight.shape[1])) + (0 if signed else 128)
     verdict = check_da4ml(src, name, fields, node.weight, x, bias)
-    rep = yosys(args, src, top=name, sources=da4ml_sources(src, name))
+    rep = None if args.no_da4ml_synth else yosys(args, src, top=name, sources=da4ml_sources(src, name))
     return (str(rep.total.lut) if rep else "-"), verdict
 
 
@@ -374,69 +375,69 @@ def jet(args, out: Path) -> None:
     warm = np.array([[1, 3], [-5, 2]])  # one-off imports and template loading, outside every timed run
     qfx_design(warm, 4, False, out / "warmup", adder_fields(args))
     da4ml_layer(warm, True, np.zeros(2, dtype=np.int64))
-    for bits in (8, 6):
-        for khot in (False, True):
-            graph = jet_graph(bits, khot, args.seed)
-            seen = {}
+    for bits, kind in (item.split(":") for item in args.jet_weights.split(",")):
+        khot = kind == "khot"
+        graph = jet_graph(int(bits), khot, args.seed)
+        seen = {}
 
-            def record(graph, node, module, options=None, seen=seen):
-                layer = seen[node.name] = lower_node(graph, node, module, options)
-                return layer
+        def record(graph, node, module, options=None, seen=seen):
+            layer = seen[node.name] = lower_node(graph, node, module, options)
+            return layer
 
-            gen.lower_node, original = record, gen.lower_node
-            try:
-                start = time.process_time()
-                with adder_options(multiplier_free=True, **adder_fields(args)):
-                    rtl = gen.generate(graph, out / graph.name, register_every=1, force=True)
-                q_s = time.process_time() - start
-            finally:
-                gen.lower_node = original
-            from qfx.rtl import read_rtl
+        gen.lower_node, original = record, gen.lower_node
+        try:
+            start = time.process_time()
+            with adder_options(multiplier_free=True, **adder_fields(args)):
+                rtl = gen.generate(graph, out / graph.name, register_every=1, force=True)
+            q_s = time.process_time() - start
+        finally:
+            gen.lower_node = original
+        from qfx.rtl import read_rtl
 
-            latency = read_rtl(rtl)["latency"]
-            x = np.random.default_rng(args.seed).uniform(-20, 20, size=(args.sim_vectors, JET[0]))
-            verdict = "-"
-            if args.sim != "none":
-                res = simulate(rtl, x, simulator=args.sim)
-                verdict = "equal" if np.array_equal(res.codes, np.asarray(graph.run(x), dtype=np.int64)) else "DIFFER"
-            label = f"{bits}-bit {'K-hot' if khot else 'plain'}"
-            q_rep = yosys(args, rtl)
-            tot = dict(qa=0, da=0, qb=0, db=0, dc=0.0, qd=0, dd=0, ds=0.0, dsp=0, dl=0, dv=set())
-            for k in range(1, len(JET)):
-                node = next(n for n in graph.nodes if n.name == f"fc{k}")
-                la = next(v for name, v in seen.items() if name.startswith(f"fc{k}"))
-                product_frac = graph.fmt(node.inputs[0]).frac_bits + node.weight_fmt.frac_bits
-                bias = node.bias << (product_frac - node.bias_fmt.frac_bits)
-                d = da4ml_layer(node.weight, k == 1, bias)
-                d_lut, d_verdict = da4ml_layer_lut(args, d, node, bias, k == 1, out / graph.name / "da4ml")
-                q_lut = q_rep.layers[node.name] if q_rep else None
-                ratio = f"{q_lut.lut / int(d_lut):.2f}" if q_lut and d_lut != "-" else "-"
-                rows.append([label, node.name, f"{q_lut.lut if q_lut else '-'}/{d_lut}", ratio,
-                             f"{q_lut.dsp if q_lut else '-'}/0", f"{la.adders}/{d['adders']}",
-                             f"{la.adder_bits}/{d['bits']}/{d['cost']:.0f}", f"{la.adder_depth}/{d['depth']}",
-                             f"-/{d['gen_s']:.2f}", "", f"-/{d_verdict}"])  # fmt: skip
-                print("  " + "  ".join(rows[-1]), file=sys.stderr, flush=True)
-                tot["dl"] = tot["dl"] + int(d_lut) if d_lut != "-" and tot["dl"] is not None else None
-                tot["dv"].add(d_verdict)
-                tot["qa"] += la.adders
-                tot["da"] += d["adders"]
-                tot["qd"] += la.adder_depth
-                tot["dd"] += d["depth"]
-                tot["ds"] += d["gen_s"]
-                tot["qb"] += la.adder_bits
-                tot["db"] += d["bits"]
-                tot["dc"] += d["cost"]
-                tot["dsp"] += la.multipliers
-            q_tot = q_rep.total if q_rep else None
-            lut_ratio = f"{q_tot.lut / tot['dl']:.2f}" if q_tot and tot["dl"] else "-"
-            ys = "-" if q_rep is None else "cached" if q_rep.cached else f"{q_rep.yosys_s:.0f}"
-            d_sim = "/".join(sorted(tot["dv"]))
-            rows.append([label, f"total (latency {latency} cycles)",
-                         f"{q_tot.lut if q_tot else '-'}/{tot['dl'] or '-'}", lut_ratio,
-                         f"{q_tot.dsp if q_tot else '-'}/0", f"{tot['qa']}/{tot['da']}",
-                         f"{tot['qb']}/{tot['db']}/{tot['dc']:.0f}", f"{tot['qd']}/{tot['dd']}",
-                         f"{q_s:.2f}/{tot['ds']:.2f}", f"{ys}/-", f"{verdict}/{d_sim}"])  # fmt: skip
+        latency = read_rtl(rtl)["latency"]
+        x = np.random.default_rng(args.seed).uniform(-20, 20, size=(args.sim_vectors, JET[0]))
+        verdict = "-"
+        if args.sim != "none":
+            res = simulate(rtl, x, simulator=args.sim)
+            verdict = "equal" if np.array_equal(res.codes, np.asarray(graph.run(x), dtype=np.int64)) else "DIFFER"
+        label = f"{bits}-bit {'K-hot' if khot else 'plain'}"
+        q_rep = yosys(args, rtl)
+        tot = dict(qa=0, da=0, qb=0, db=0, dc=0.0, qd=0, dd=0, ds=0.0, dsp=0, dl=0, dv=set())
+        for k in range(1, len(JET)):
+            node = next(n for n in graph.nodes if n.name == f"fc{k}")
+            la = next(v for name, v in seen.items() if name.startswith(f"fc{k}"))
+            product_frac = graph.fmt(node.inputs[0]).frac_bits + node.weight_fmt.frac_bits
+            bias = node.bias << (product_frac - node.bias_fmt.frac_bits)
+            d = da4ml_layer(node.weight, k == 1, bias)
+            d_lut, d_verdict = da4ml_layer_lut(args, d, node, bias, k == 1, out / graph.name / "da4ml")
+            q_lut = q_rep.layers[node.name] if q_rep else None
+            ratio = f"{q_lut.lut / int(d_lut):.2f}" if q_lut and d_lut != "-" else "-"
+            rows.append([label, node.name, f"{q_lut.lut if q_lut else '-'}/{d_lut}", ratio,
+                         f"{q_lut.dsp if q_lut else '-'}/0", f"{la.adders}/{d['adders']}",
+                         f"{la.adder_bits}/{d['bits']}/{d['cost']:.0f}", f"{la.adder_depth}/{d['depth']}",
+                         f"-/{d['gen_s']:.2f}", "", f"-/{d_verdict}"])  # fmt: skip
             print("  " + "  ".join(rows[-1]), file=sys.stderr, flush=True)
+            tot["dl"] = tot["dl"] + int(d_lut) if d_lut != "-" and tot["dl"] is not None else None
+            tot["dv"].add(d_verdict)
+            tot["qa"] += la.adders
+            tot["da"] += d["adders"]
+            tot["qd"] += la.adder_depth
+            tot["dd"] += d["depth"]
+            tot["ds"] += d["gen_s"]
+            tot["qb"] += la.adder_bits
+            tot["db"] += d["bits"]
+            tot["dc"] += d["cost"]
+            tot["dsp"] += la.multipliers
+        q_tot = q_rep.total if q_rep else None
+        lut_ratio = f"{q_tot.lut / tot['dl']:.2f}" if q_tot and tot["dl"] else "-"
+        ys = "-" if q_rep is None else "cached" if q_rep.cached else f"{q_rep.yosys_s:.0f}"
+        d_sim = "/".join(sorted(tot["dv"]))
+        rows.append([label, f"total (latency {latency} cycles)",
+                     f"{q_tot.lut if q_tot else '-'}/{tot['dl'] or '-'}", lut_ratio,
+                     f"{q_tot.dsp if q_tot else '-'}/0", f"{tot['qa']}/{tot['da']}",
+                     f"{tot['qb']}/{tot['db']}/{tot['dc']:.0f}", f"{tot['qd']}/{tot['dd']}",
+                     f"{q_s:.2f}/{tot['ds']:.2f}", f"{ys}/-", f"{verdict}/{d_sim}"])  # fmt: skip
+        print("  " + "  ".join(rows[-1]), file=sys.stderr, flush=True)
     print(table(headers, rows))
     print()
     print(markdown(headers, rows))
@@ -467,6 +468,8 @@ def main() -> None:
     parser.add_argument("--no-cache", action="store_true", help="rerun Yosys even when a cached result exists")
     parser.add_argument("--yosys-timeout", type=float, default=None, help="stop each Yosys run after this many s")
     parser.add_argument("--jet", action="store_true", help="the jet tagger 16-64-32-32-5 instead of single layers")
+    parser.add_argument("--jet-weights", default="8:plain,8:khot,6:plain,6:khot", help="--jet: bits:kind, ...")
+    parser.add_argument("--no-da4ml-synth", action="store_true", help="Yosys on QFX's designs only (da4ml's slow)")
     args = parser.parse_args()
 
     import da4ml
