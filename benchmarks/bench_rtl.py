@@ -362,7 +362,7 @@ def yosys(args, rtl: Path, **kw):
 def jet(args, out: Path) -> None:
     """The jet tagger fully parallel: per layer QFX vs da4ml LUTs (Yosys; each da4ml layer simulated against
     ``x @ W.T + b``), adders, adder bits (da4ml: its cost), depth, and the whole QFX design simulated against the IR
-    interpreter. QFX's layer LUTs include its ReLU cast and output register; da4ml's layers are bare."""
+    interpreter. QFX's layer LUTs include its ReLU cast; da4ml's layers are bare."""
     import importlib
 
     from qfx.rtl.lower import adder_options, lower_node
