@@ -180,8 +180,9 @@ def da4ml_sources(src: Path, name: str) -> list[str]:
     return [f"{name}.v", *static]
 
 
-def check_da4ml(src: Path, name: str, fields: list[tuple[int, int]], weights: np.ndarray, x: np.ndarray) -> str:
-    """Icarus Verilog run of the da4ml module on ``x``, compared with ``x @ W.T``."""
+def check_da4ml(src: Path, name: str, fields: list[tuple[int, int]], weights: np.ndarray, x: np.ndarray,
+                bias: np.ndarray | None = None) -> str:
+    """Icarus Verilog run of the da4ml module on ``x`` (8-bit codes), compared with ``x @ W.T`` (``+ bias``)."""
     iverilog = shutil.which("iverilog")
     if iverilog is None:
         return "not simulated (no iverilog)"
@@ -219,7 +220,8 @@ endmodule
                 field -= 1 << width  # two's complement
             got[r, c] = field << -frac  # integer outputs: frac <= 0 (an output of even values drops its LSB)
             low += width
-    return "equal" if np.array_equal(got, x @ weights.T) else "DIFFER"
+    want = x @ weights.T + (0 if bias is None else bias)
+    return "equal" if np.array_equal(got, want) else "DIFFER"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -259,12 +261,9 @@ def one(args, n_out: int, n_in: int, bits: int, kind: str, out: Path) -> list[st
     src, fields, d = da4ml_design(weights, "da4ml_" + kind, folder)
     d_verdict = check_da4ml(src, "da4ml_" + kind, fields, weights, x[: args.sim_vectors])
     row = [f"{n_out}x{n_in}", str(bits), kind]
-    if args.no_synth:
-        q_rep = d_rep = None
-    else:
-        q_rep = synth.report(rtl, args.family, cache=not args.no_cache)
-        d_rep = synth.report(src, args.family, top="da4ml_" + kind, sources=da4ml_sources(src, "da4ml_" + kind),
-                             cache=not args.no_cache)  # fmt: skip
+    q_rep = yosys(args, rtl)
+    d_name = "da4ml_" + kind
+    d_rep = None if args.no_da4ml_synth else yosys(args, src, top=d_name, sources=da4ml_sources(src, d_name))
     (qc,) = q_rep.layers.values() if q_rep else (None,)
     dc = d_rep.total if d_rep else None
 
@@ -324,69 +323,121 @@ def da4ml_layer(weights: np.ndarray, signed: bool, bias: np.ndarray) -> dict:
         depth.append(max(depth[op.id0], depth[op.id1]) + 1 if op.opcode in (0, 1) else
                      depth[op.id0] + (op.opcode == 4) if 0 <= op.id0 < len(depth) else 0)  # fmt: skip
     return dict(adders=sum(op.opcode in (0, 1, 4) for op in comb.ops), cost=comb.cost, bits=da4ml_adder_bits(comb),
-                gen_s=time.process_time() - start,
+                gen_s=time.process_time() - start, comb=comb,
                 depth=max((depth[i] for i in comb.out_idxs if i >= 0), default=0))  # fmt: skip
 
 
+def da4ml_layer_lut(args, d: dict, node: Dense, bias: np.ndarray, signed: bool, folder: Path) -> tuple[str, str]:
+    """da4ml's layer (``d['comb']``) as combinational Verilog, simulated with Icarus against ``x @ W.T + bias`` on
+    ``--sim-vectors`` inputs of its width and synthesized like QFX's: (LUT, verdict)."""
+    from da4ml.codegen import VerilogModel
+    from da4ml.types import minimal_kif
+
+    name = f"da4ml_{node.name}"
+    comb = d["comb"]
+    VerilogModel(comb, name, folder / name).write()
+    src = folder / name / "src"
+    fields = [(int(sum(kif)), int(kif[2])) for kif in map(minimal_kif, comb.out_qint)]
+    rng = np.random.default_rng([args.seed, node.weight.shape[0], node.weight.shape[1]])
+    x = rng.integers(-128, 128, size=(args.sim_vectors, node.weight.shape[1])) + (0 if signed else 128)
+    verdict = check_da4ml(src, name, fields, node.weight, x, bias)
+    rep = None if args.no_da4ml_synth else yosys(args, src, top=name, sources=da4ml_sources(src, name))
+    return (str(rep.total.lut) if rep else "-"), verdict
+
+
+def yosys(args, rtl: Path, **kw):
+    """:func:`qfx.synth.report` with the command line's family, cache and timeout, one Yosys process at a time
+    (the machine is shared); None with ``--no-synth``, or when Yosys ran past ``--yosys-timeout`` (printed)."""
+    if args.no_synth:
+        return None
+    try:
+        return synth.report(rtl, args.family, cache=not args.no_cache, timeout=args.yosys_timeout, workers=1, **kw)
+    except RuntimeError as err:
+        if "timeout" not in str(err):
+            raise
+        print(f"  {rtl}: {str(err).splitlines()[0]}", file=sys.stderr, flush=True)
+        return None
+
+
 def jet(args, out: Path) -> None:
-    """The jet tagger fully parallel: per layer QFX vs da4ml adders, adder bits (da4ml: its cost), depth, and the
-    whole QFX design simulated against the IR interpreter."""
+    """The jet tagger fully parallel: per layer QFX vs da4ml LUTs (Yosys; each da4ml layer simulated against
+    ``x @ W.T + b``), adders, adder bits (da4ml: its cost), depth, and the whole QFX design simulated against the IR
+    interpreter. QFX's layer LUTs include its ReLU cast; da4ml's layers are bare."""
     import importlib
 
     from qfx.rtl.lower import adder_options, lower_node
     from qfx.rtl.runner import simulate
 
     gen = importlib.import_module("qfx.rtl.generate")
-    headers = ["weights", "layer", "adders q/d", "adder bits q/d/d cost", "depth q/d", "DSP q", "gen s q/d"]
+    headers = ["weights", "layer", "LUT q/d", "LUT ratio", "DSP q/d", "adders q/d", "adder bits q/d/d cost",
+               "depth q/d", "gen s q/d", "Yosys s q/d", "sim q/d"]  # fmt: skip
     rows = []
-    for bits in (8, 6):
-        for khot in (False, True):
-            graph = jet_graph(bits, khot, args.seed)
-            seen = {}
+    warm = np.array([[1, 3], [-5, 2]])  # one-off imports and template loading, outside every timed run
+    qfx_design(warm, 4, False, out / "warmup", adder_fields(args))
+    da4ml_layer(warm, True, np.zeros(2, dtype=np.int64))
+    for bits, kind in (item.split(":") for item in args.jet_weights.split(",")):
+        khot = kind == "khot"
+        graph = jet_graph(int(bits), khot, args.seed)
+        seen = {}
 
-            def record(graph, node, module, options=None, seen=seen):
-                layer = seen[node.name] = lower_node(graph, node, module, options)
-                return layer
+        def record(graph, node, module, options=None, seen=seen):
+            layer = seen[node.name] = lower_node(graph, node, module, options)
+            return layer
 
-            gen.lower_node, original = record, gen.lower_node
-            try:
-                start = time.process_time()
-                with adder_options(multiplier_free=True, **adder_fields(args)):
-                    rtl = gen.generate(graph, out / graph.name, register_every=1, force=True)
-                q_s = time.process_time() - start
-            finally:
-                gen.lower_node = original
-            from qfx.rtl import read_rtl
+        gen.lower_node, original = record, gen.lower_node
+        try:
+            start = time.process_time()
+            with adder_options(multiplier_free=True, **adder_fields(args)):
+                rtl = gen.generate(graph, out / graph.name, register_every=1, force=True)
+            q_s = time.process_time() - start
+        finally:
+            gen.lower_node = original
+        from qfx.rtl import read_rtl
 
-            latency = read_rtl(rtl)["latency"]
-            x = np.random.default_rng(args.seed).uniform(-20, 20, size=(args.sim_vectors, JET[0]))
-            verdict = "-"
-            if args.sim != "none":
-                res = simulate(rtl, x, simulator=args.sim)
-                verdict = "equal" if np.array_equal(res.codes, np.asarray(graph.run(x), dtype=np.int64)) else "DIFFER"
-            label = f"{bits}-bit {'K-hot' if khot else 'plain'}"
-            tot = dict(qa=0, da=0, qb=0, db=0, dc=0.0, qd=0, dd=0, ds=0.0, dsp=0)
-            for k in range(1, len(JET)):
-                node = next(n for n in graph.nodes if n.name == f"fc{k}")
-                la = next(v for name, v in seen.items() if name.startswith(f"fc{k}"))
-                product_frac = graph.fmt(node.inputs[0]).frac_bits + node.weight_fmt.frac_bits
-                d = da4ml_layer(node.weight, k == 1, node.bias << (product_frac - node.bias_fmt.frac_bits))
-                rows.append([label, node.name, f"{la.adders}/{d['adders']}",
-                             f"{la.adder_bits}/{d['bits']}/{d['cost']:.0f}", f"{la.adder_depth}/{d['depth']}",
-                             str(la.multipliers), f"-/{d['gen_s']:.2f}"])  # fmt: skip
-                tot["qa"] += la.adders
-                tot["da"] += d["adders"]
-                tot["qd"] += la.adder_depth
-                tot["dd"] += d["depth"]
-                tot["ds"] += d["gen_s"]
-                tot["qb"] += la.adder_bits
-                tot["db"] += d["bits"]
-                tot["dc"] += d["cost"]
-                tot["dsp"] += la.multipliers
-            rows.append([label, f"total (latency {latency} cycles; RTL {verdict})", f"{tot['qa']}/{tot['da']}",
-                         f"{tot['qb']}/{tot['db']}/{tot['dc']:.0f}",
-                         f"{tot['qd']}/{tot['dd']}", str(tot["dsp"]), f"{q_s:.2f}/{tot['ds']:.2f}"])  # fmt: skip
+        latency = read_rtl(rtl)["latency"]
+        x = np.random.default_rng(args.seed).uniform(-20, 20, size=(args.sim_vectors, JET[0]))
+        verdict = "-"
+        if args.sim != "none":
+            res = simulate(rtl, x, simulator=args.sim)
+            verdict = "equal" if np.array_equal(res.codes, np.asarray(graph.run(x), dtype=np.int64)) else "DIFFER"
+        label = f"{bits}-bit {'K-hot' if khot else 'plain'}"
+        q_rep = yosys(args, rtl)
+        tot = dict(qa=0, da=0, qb=0, db=0, dc=0.0, qd=0, dd=0, ds=0.0, dsp=0, dl=0, dv=set())
+        for k in range(1, len(JET)):
+            node = next(n for n in graph.nodes if n.name == f"fc{k}")
+            la = next(v for name, v in seen.items() if name.startswith(f"fc{k}"))
+            product_frac = graph.fmt(node.inputs[0]).frac_bits + node.weight_fmt.frac_bits
+            bias = node.bias << (product_frac - node.bias_fmt.frac_bits)
+            d = da4ml_layer(node.weight, k == 1, bias)
+            d_lut, d_verdict = da4ml_layer_lut(args, d, node, bias, k == 1, out / graph.name / "da4ml")
+            q_lut = q_rep.layers[node.name] if q_rep else None
+            ratio = f"{q_lut.lut / int(d_lut):.2f}" if q_lut and d_lut != "-" else "-"
+            rows.append([label, node.name, f"{q_lut.lut if q_lut else '-'}/{d_lut}", ratio,
+                         f"{q_lut.dsp if q_lut else '-'}/0", f"{la.adders}/{d['adders']}",
+                         f"{la.adder_bits}/{d['bits']}/{d['cost']:.0f}", f"{la.adder_depth}/{d['depth']}",
+                         f"-/{d['gen_s']:.2f}", "", f"-/{d_verdict}"])  # fmt: skip
             print("  " + "  ".join(rows[-1]), file=sys.stderr, flush=True)
+            tot["dl"] = tot["dl"] + int(d_lut) if d_lut != "-" and tot["dl"] is not None else None
+            tot["dv"].add(d_verdict)
+            tot["qa"] += la.adders
+            tot["da"] += d["adders"]
+            tot["qd"] += la.adder_depth
+            tot["dd"] += d["depth"]
+            tot["ds"] += d["gen_s"]
+            tot["qb"] += la.adder_bits
+            tot["db"] += d["bits"]
+            tot["dc"] += d["cost"]
+            tot["dsp"] += la.multipliers
+        q_tot = q_rep.total if q_rep else None
+        lut_ratio = f"{q_tot.lut / tot['dl']:.2f}" if q_tot and tot["dl"] else "-"
+        ys = "-" if q_rep is None else "cached" if q_rep.cached else f"{q_rep.yosys_s:.0f}"
+        d_sim = "/".join(sorted(tot["dv"]))
+        rows.append([label, f"total (latency {latency} cycles)",
+                     f"{q_tot.lut if q_tot else '-'}/{tot['dl'] or '-'}", lut_ratio,
+                     f"{q_tot.dsp if q_tot else '-'}/0", f"{tot['qa']}/{tot['da']}",
+                     f"{tot['qb']}/{tot['db']}/{tot['dc']:.0f}", f"{tot['qd']}/{tot['dd']}",
+                     f"{q_s:.2f}/{tot['ds']:.2f}", f"{ys}/-", f"{verdict}/{d_sim}"])  # fmt: skip
+        print("  " + "  ".join(rows[-1]), file=sys.stderr, flush=True)
     print(table(headers, rows))
     print()
     print(markdown(headers, rows))
@@ -415,7 +466,10 @@ def main() -> None:
     parser.add_argument("--no-synth", action="store_true", help="skip Yosys (generation and checks only)")
     parser.add_argument("--out", type=Path, default=None, help="keep the designs here (default: a temporary folder)")
     parser.add_argument("--no-cache", action="store_true", help="rerun Yosys even when a cached result exists")
+    parser.add_argument("--yosys-timeout", type=float, default=None, help="stop each Yosys run after this many s")
     parser.add_argument("--jet", action="store_true", help="the jet tagger 16-64-32-32-5 instead of single layers")
+    parser.add_argument("--jet-weights", default="8:plain,8:khot,6:plain,6:khot", help="--jet: bits:kind, ...")
+    parser.add_argument("--no-da4ml-synth", action="store_true", help="Yosys on QFX's designs only (da4ml's slow)")
     args = parser.parse_args()
 
     import da4ml
