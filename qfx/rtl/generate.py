@@ -1,5 +1,6 @@
-"""IR graph -> synthesizable Verilog-2001, fully parallel (one combinational module per layer, a pipelined top with
-HLS ports) or folded as a hardware plan says (streaming units with AXI4-Stream ports: :mod:`qfx.rtl.stream`).
+"""IR graph -> synthesizable Verilog-2001 with AXI4-Stream ports, fully parallel (the plan with maximal parallelism:
+one combinational module per layer in a stage unit, :mod:`qfx.rtl.parallel`) or folded as a hardware plan says
+(streaming units: :mod:`qfx.rtl.stream`); one writer (:mod:`qfx.rtl.stream_generate`) renders both.
 
 The fully parallel architecture: every multiply-accumulate of the network is its own piece of logic and a new
 input vector enters every clock cycle. Its size therefore grows with the number of nonzero weights (each is an
@@ -62,11 +63,13 @@ def generate(
     ROMs (``*.mem`` next to the Verilog); ``"auto"`` takes the fully parallel design when the plan is one sample
     per clock and the network is small enough to unroll, else the streaming one (as :func:`qfx.hls.generate`).
 
-    The folder holds ``qfx_cast.v`` (the cast library), ``<name>_layers.v`` (one module per IR node),
-    ``<name>.v`` (the top) and ``qfx_rtl.json`` (ports, formats, latency, layers) for :func:`qfx.rtl.simulate`
-    and :func:`qfx.synth.report`. ``register_every`` = k puts a register stage after every k-th layer (1: after
-    each; 0: none, a purely combinational datapath). Branches that meet (a residual add) are delayed to the same
-    stage. An existing folder is replaced only when QFX made it (or with ``force``); nothing is left half-written.
+    The fully parallel folder holds ``qfx_cast.v`` (the cast library), ``<name>_layers.v`` (one combinational
+    module per IR node), ``<name>_units.v`` (a stage unit per layer: the module and its valid/ready register; delays,
+    forks), ``<name>.v`` (the AXI4-Stream top, the whole tensor in one word) and ``qfx_rtl.json`` (ports, formats,
+    latency, layers) for :func:`qfx.rtl.simulate` and :func:`qfx.synth.report`. ``register_every`` = k puts a
+    register stage after every k-th layer (1: after each; 0: none, a purely combinational datapath). Branches that
+    meet (a residual add) are delayed to the same stage. An existing folder is replaced only when QFX made it (or
+    with ``force``); nothing is left half-written.
 
     ``adders`` (the fully parallel design): how constant weights become logic, an :class:`AdderOptions` or a dict
     of its fields, e.g. ``{"multiplier_free": {"fc1", "fc2"}, "max_depth": 8}`` (plain weights of those layers as
