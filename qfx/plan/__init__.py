@@ -140,7 +140,7 @@ def _latency(work: Work, f: Folding, cycles: int) -> int:
         row_bits = work.line_buffer_bits  # (kernel rows - 1) rows of the input
         fill = math.ceil(cycles * min(1.0, row_bits / max(1, row_bits + work.in_bits * work.positions)))
     one_output = (work.pe_dim // f.pe) * (work.simd_dim // f.simd) if work.kind in ("mac", "xnor") else 1
-    stages = 1 + (f.simd > 1) if work.kind in ("mac", "xnor", "sum") else 0  # the fold unit's term and sum registers
+    stages = (work.kind == "mac") + (f.simd > 1) if work.kind in ("mac", "xnor", "sum") else 0  # term, sum registers
     return fill + one_output + math.ceil(math.log2(max(1, f.simd))) + 3 + stages
 
 

@@ -240,22 +240,23 @@ def _fold_unit(work: Work, f: Folding, streamed: bool = False) -> Estimate:
 
 
 def _pipeline_ff(work: Work, f: Folding, aw: int) -> int:
-    """Flip-flops of a fold unit's pipeline (``PIPELINED`` kinds of qfx.rtl.stream): each term registered (its
-    significant bits: Yosys merges the copies of a sign bit and drops constant zeros; a DSP's product stays in
-    fabric flip-flops, Yosys does not pack this register into the DSP), then over SIMD > 1 terms the adder tree's
-    sum per lane, and the step's flags per stage."""
+    """Flip-flops of a fold unit's pipeline (``PIPELINED`` kinds of qfx.rtl.stream): products and K-hot shift-adds
+    registered (their significant bits: Yosys merges the copies of a sign bit and drops constant zeros; a DSP's
+    product stays in fabric flip-flops, Yosys does not pack this register into the DSP; XNOR bits, +-1 selections
+    and a sum pool's inputs are not registered), then over SIMD > 1 terms the adder tree's sum per lane, and the
+    step's flags per stage."""
     if work.kind not in ("mac", "xnor", "sum"):
         return 0
     terms = f.pe * f.simd
-    if work.kind == "xnor":
-        term_bits, sum_bits = 1, f.simd.bit_length()
-    elif work.kind == "sum" or work.max_abs_code <= 1:
-        term_bits, sum_bits = work.in_bits + 1, aw
+    sign = not work.khot and work.weight_codes is not None and work.max_abs_code <= 1
+    if work.kind != "mac" or sign:
+        term_bits = 0
     elif work.khot:
-        term_bits, sum_bits = min(aw, work.in_bits + ((3 * work.max_abs_code) >> 1).bit_length() + 1), aw
+        term_bits = min(aw, work.in_bits + ((3 * work.max_abs_code) >> 1).bit_length() + 1)
     else:
-        term_bits, sum_bits = min(aw, work.in_bits + work.weight_bits), aw
-    stages = 1 + (f.simd > 1)
+        term_bits = min(aw, work.in_bits + work.weight_bits)
+    sum_bits = f.simd.bit_length() if work.kind == "xnor" else aw
+    stages = (term_bits > 0) + (f.simd > 1)
     rows = (work.pe_dim // f.pe) * (work.simd_dim // f.simd)
     return terms * term_bits + (f.pe * sum_bits if f.simd > 1 else 0) + stages * (4 + rows.bit_length())
 

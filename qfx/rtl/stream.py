@@ -181,9 +181,11 @@ class _Renderer:
         f.update(extra or {})
         aw = _signed_width(-acc_bound, acc_bound) + 1
         f["AW"] = aw
-        # Pipelined sums: the terms are registered, then (over SIMD > 1 terms) their adder tree; the accumulator,
-        # cast and output follow. Max and threshold units compare in one stage.
-        f["pipe_terms"] = int(kind in PIPELINED)
+        # Pipelined sums: products and K-hot shift-adds are registered (not XNOR bits, +-1 selections or a sum pool's
+        # inputs: each would take LUTs of its own, where unregistered they merge into the adder tree's first LUTs),
+        # then (over SIMD > 1 terms) the adder tree; the accumulator, cast and output follow. Max and threshold units
+        # compare in one stage.
+        f["pipe_terms"] = int(kind == "mac")
         f["pipe_tree"] = int(kind in PIPELINED and simd > 1)
         term = "tq" if f["pipe_terms"] else "t"
         lanes = []
