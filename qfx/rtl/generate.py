@@ -25,7 +25,7 @@ from qfx.backends.hls.generate import hls_root
 from qfx.backends.output import check_target, read_marker
 from qfx.boards import Board, load_board
 from qfx.ir.constants import printable, sanitize
-from qfx.ir.graph import Graph
+from qfx.ir.graph import Graph, Reshape
 from qfx.ir.passes import fuse_casts
 from qfx.rtl.lower import AdderOptions, adder_options, lower_node
 from qfx.rtl.size import DesignTooLarge, check_rtl_size
@@ -113,7 +113,7 @@ def generate(
 def _write_parallel(graph: Graph, out_dir: Path, replace: bool, top: str, register_every: int, adders,
                     board: Board) -> Path:  # fmt: skip
     """The fully parallel plan through the streaming writer: a stage unit per layer (:mod:`qfx.rtl.parallel`)."""
-    from qfx.plan import fully_parallel
+    from qfx.plan.work import work_of
     from qfx.rtl.parallel import render_parallel
     from qfx.rtl.stream_generate import write_folder
 
@@ -132,8 +132,8 @@ def _write_parallel(graph: Graph, out_dir: Path, replace: bool, top: str, regist
     sources = [LIBRARY, layers_file, f"{top}_units.v", f"{top}.v", *([TERNARY] if ternary else [])]
     meta = dict(architecture="parallel", latency=latency, cycles=1, board=board.name, register_every=register_every,
                 input=ports["input"], output=ports["output"], layers=rtl.layers, roms=[],
-                folding={la.node: [la.folding.pe, la.folding.simd, la.folding.pixels]
-                         for la in fully_parallel(fused, board).layers},
+                folding={n.name: [w.pe_dim, w.simd_dim, w.positions]  # every node fully unrolled
+                         for n in fused.nodes if not isinstance(n, Reshape) for w in [work_of(fused, n)]},
                 multipliers=rtl.multipliers)  # fmt: skip
     first = rtl.streams[0]["name"]
     return write_folder(fused, graph, rtl, meta, out_dir, replace, top, MARKER, first, "", sources,

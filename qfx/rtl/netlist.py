@@ -394,12 +394,7 @@ class Netlist:
             s = self.add(a, b, positive=len(heap) == 0 and constant == 0)
             heapq.heappush(heap, (_key(s), count, s))
             count += 1
-        root = self.add_constant(heap[0][2], constant)
-        if root.sign > 0:
-            return root
-        root = self.negate(root)
-        self.negated.add(root.wire)
-        return root
+        return self._positive(self.add_constant(heap[0][2], constant))
 
     def _sum3(self, operands: list[Operand], constant: int) -> Operand:
         """:meth:`sum` with ternary adders, three operands at a time (the narrowest first; one pair first when
@@ -408,8 +403,9 @@ class Netlist:
         operands = list(operands)
         last = None
         if constant == 0 and len(operands) > 1 and all(op.sign < 0 for op in operands):
-            last = self.negate(min(operands, key=lambda op: (op.width, op.shift)))
-            operands.remove(min(operands, key=lambda op: (op.width, op.shift)))
+            narrowest = min(operands, key=lambda op: (op.width, op.shift))
+            operands.remove(narrowest)
+            last = self.negate(narrowest)
         heap = [(_key(op), k, op) for k, op in enumerate(operands)]
         heapq.heapify(heap)
         count, keep = len(heap), 2 if last is not None else 1  # operands left for the final adder
@@ -425,6 +421,10 @@ class Netlist:
             root = self.add3(*rest, last, positive=True) if len(rest) == 2 else self.add(rest[0], last, positive=True)
         else:
             root = self.add_constant(heap[0][2], constant)
+        return self._positive(root)
+
+    def _positive(self, root: Operand) -> Operand:
+        """A sum's result as a positive operand: negated at the end (recorded in ``negated``) when its sign is -1."""
         if root.sign > 0:
             return root
         root = self.negate(root)

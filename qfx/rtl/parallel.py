@@ -118,7 +118,6 @@ def _forks(out: RtlDesign, readers: dict[str, list[tuple[int, str]]], bits: dict
            top: str) -> None:  # fmt: skip
     """Connect every stream to its readers: one reader directly, several through an eager fork. A reader -1 is the
     top's output port, which reads the stream named ``out.output``."""
-    out.output = None
     for s, rs in readers.items():
         if len(rs) == 1:
             unit, port = rs[0]
