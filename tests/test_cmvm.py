@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from qfx.ir.constants import naf_digits
@@ -68,6 +68,7 @@ def evaluate(net, xs, results, x):
 @settings(max_examples=80, deadline=None)
 @given(st.integers(0, 2**31), st.integers(2, 10), st.integers(1, 9), st.integers(1, 7), st.booleans(),
        st.sampled_from([None, 0, 2]))  # fmt: skip
+@example(seed=7, n_out=2, n_in=2, bits=7, signed=False, slack=0)  # a decomposed row too deep for the bound: skipped
 def test_decomposed_netlists_are_exact_and_never_worse(seed, n_out, n_in, bits, signed, slack) -> None:
     rng = np.random.default_rng(seed)
     w = similar_rows(rng, n_out, n_in, bits)

@@ -452,11 +452,16 @@ class Netlist:
         mark = (len(self.wires), set(self.ops), set(self.depth), set(self.negated))
         best = None
         for plan in plans:
-            results = self._sums(rows, options, max_depth, plan)
+            try:
+                results = self._sums(rows, options, max_depth, plan)
+            except ValueError:
+                if plan is None:  # the rows as they are cannot meet max_depth: the caller's error
+                    raise
+                results = None  # a decomposed row deeper than max_depth allows: not a candidate
             new = self.wires[mark[0] :]
             bits = sum(w.width for w in new if self.ops.get(w.name, ("",))[0] in ADDERS)
-            deep = max_depth is not None and any(
-                self.depth_of(r) > max_depth + (r.wire in self.negated) for r in results)  # fmt: skip
+            deep = results is None or (max_depth is not None and any(
+                self.depth_of(r) > max_depth + (r.wire in self.negated) for r in results))  # fmt: skip
             if not deep and (best is None or bits < best[0]):
                 best = (bits, results, new, {k: v for k, v in self.ops.items() if k not in mark[1]},
                         {k: v for k, v in self.depth.items() if k not in mark[2]}, self.negated - mark[3])  # fmt: skip
