@@ -3,6 +3,10 @@
 import os
 import socket
 import tempfile
+import time
+from datetime import timedelta
+
+import pytest
 
 import torch
 import torch.distributed as dist
@@ -24,9 +28,22 @@ def _model() -> nn.Module:
     return quantize_(model, QuantizeConfig(mode="qat"), torch.rand(32, 1, 8, 8))
 
 
+# Whole test (two process start-ups, 5 steps each) takes a few seconds; past this something is stuck.
+DEADLINE_S = 300
+
+
+def _loopback() -> str | None:
+    """The loopback interface's name, so gloo never picks an address from the host name (unreachable on some CI)."""
+    names = [name for _, name in socket.if_nameindex()]
+    return next((n for n in names if n == "lo"), next((n for n in names if n.startswith("lo")), None))
+
+
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    loopback = _loopback()
+    if loopback:
+        os.environ["GLOO_SOCKET_IFNAME"] = loopback
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
     torch.set_num_threads(1)
     model = nn.parallel.DistributedDataParallel(_model())
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
@@ -47,9 +64,21 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
     dist.destroy_process_group()
 
 
+def _run_with_deadline(world: int, port: int, out_dir: str) -> None:
+    """Spawn the ranks and join them; past DEADLINE_S kill them and fail, so a stuck rendezvous never hangs the suite."""
+    context = mp.start_processes(_worker, args=(world, port, out_dir), nprocs=world, join=False)
+    deadline = time.monotonic() + DEADLINE_S
+    while not context.join(timeout=1.0):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+                process.join()
+            pytest.fail(f"DDP ranks still running after {DEADLINE_S} s (gloo rendezvous on 127.0.0.1:{port}); killed")
+
+
 def test_ddp_two_processes_keep_formats_in_sync() -> None:
     with tempfile.TemporaryDirectory() as out_dir:
-        mp.spawn(_worker, args=(2, _free_port(), out_dir), nprocs=2, join=True)
+        _run_with_deadline(2, _free_port(), out_dir)
         r0, r1 = (torch.load(os.path.join(out_dir, f"rank{r}.pt")) for r in (0, 1))
     assert r0["formats"] == r1["formats"]
     assert r0["formats"]  # there are learned formats to compare
