@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 
 import pytest
-
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -65,7 +64,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 
 def _run_with_deadline(world: int, port: int, out_dir: str) -> None:
-    """Spawn the ranks and join them; past DEADLINE_S kill them and fail, so a stuck rendezvous never hangs the suite."""
+    """Spawn the ranks and join them; past DEADLINE_S kill them and fail: a stuck rendezvous never hangs the suite."""
     context = mp.start_processes(_worker, args=(world, port, out_dir), nprocs=world, join=False)
     deadline = time.monotonic() + DEADLINE_S
     while not context.join(timeout=1.0):
