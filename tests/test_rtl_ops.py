@@ -37,6 +37,7 @@ from qfx.ir.graph import (
     Tensor,
     Upsample,
 )
+from qfx.plan import plan
 from qfx.result_types import accumulator_format, grow_bits, union_format
 from qfx.rtl import generate, read_rtl, simulate_codes
 from qfx.rtl.lower_ops import MAX_SHIFT_ADD_DIGITS
@@ -347,3 +348,21 @@ def test_classifier_argmax_output(tmp_path, simulator: str) -> None:
     result = simulate_codes(generate(graph, tmp_path / "c"), codes, simulator=simulator)
     assert result.codes.shape == expected.shape == (300,)
     assert len(np.unique(expected)) == 7 and (result.codes == expected).all()
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_tables_in_the_folded_stream_design(tmp_path, seed: int, summary) -> None:
+    """The same tables, softmax (three register stages), argmax and concatenations as streaming units of a folded
+    plan: equal to the IR under 30 % valid gaps and ready stalls."""
+    need("icarus")
+    graph = tables_net(seed)
+    p = plan(graph, "ultra96v2", parallel=False)
+    rtl = generate(graph, tmp_path / graph.name, architecture="stream", plan=p)
+    fmt = graph.tensors["q"].fmt
+    codes = _input_codes(fmt, graph.tensors["q"].size, np.random.default_rng(seed))
+    expected = np.asarray(graph.run(codes.reshape(-1, *graph.tensors["q"].shape) * fmt.lsb), dtype=np.int64)
+    result = simulate_codes(rtl, codes, simulator="icarus", seed=seed, valid_gaps=0.3, ready_stalls=0.3)
+    mismatches = int((result.codes != expected).sum())
+    summary(f"stream RTL (icarus) vs IR, {graph.name}: {len(codes)} inputs, {expected.size} codes, "
+            f"{mismatches} mismatches under gaps and stalls")  # fmt: skip
+    assert mismatches == 0

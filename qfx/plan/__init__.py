@@ -141,6 +141,7 @@ def _latency(work: Work, f: Folding, cycles: int) -> int:
         fill = math.ceil(cycles * min(1.0, row_bits / max(1, row_bits + work.in_bits * work.positions)))
     one_output = (work.pe_dim // f.pe) * (work.simd_dim // f.simd) if work.kind in ("mac", "xnor") else 1
     stages = (work.kind == "mac") + (f.simd > 1) if work.kind in ("mac", "xnor", "sum") else 0  # term, sum registers
+    stages += 2 * (work.kind == "softmax")  # max and exponentials, their sum's index, before the products
     return fill + one_output + math.ceil(math.log2(max(1, f.simd))) + 3 + stages
 
 

@@ -326,8 +326,9 @@ def _stream(work: Work, f: Folding) -> Estimate:
         return Estimate(int(ELEMENTWISE_LUT * work.pe_dim * (work.in_bits + work.out_bits)),
                         _elementwise_ff(work, lanes))  # fmt: skip
     if work.kind == "softmax":  # a whole row per clock: an exponential table and a multiplier per value, one
-        n, rom = work.pe_dim, math.ceil(work.table_entries / LUTRAM_DEPTH)  # reciprocal table, the sum
-        return Estimate(int((n + 1) * rom * SOFTMAX_TABLE_LUT), n * work.out_bits + 1, n)
+        n, rom = work.pe_dim, math.ceil(work.table_entries / LUTRAM_DEPTH)  # reciprocal table, the sum; registers:
+        ff = n * (work.in_bits + work.table_width + work.out_bits) + work.in_bits + 3  # k, e and index, y, valids
+        return Estimate(int((n + 1) * rom * SOFTMAX_TABLE_LUT), ff, n)
     if work.kind == "sum":  # a global sum: an accumulator, an adder and a cast per channel
         aw = work.acc_bits + 1
         return Estimate(work.pe_dim * (aw + work.out_bits), work.pe_dim * (aw + work.out_bits) + 8)
