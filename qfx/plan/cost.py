@@ -77,7 +77,8 @@ MAX_LUT = 1.0  # LUTs per accumulator bit of one max-pool term (a compare, a sel
 ROM_BRAM_DEPTH, ROM_BRAM_BITS = 512, 16384  # weight ROMs this deep and large are block RAM, others logic
 ROM_ROWS_PER_LUT = 12  # a weight ROM in logic: a LUT per this many rows per bit of width (random codes)
 ELEMENTWISE_LUT = 0.7  # LUTs per input + output bit of each value of an element-wise unit's word
-SOFTMAX_TABLE_LUT = 32  # LUTs per 64 entries of a softmax table (about 16-bit exponentials and reciprocals)
+SOFTMAX_TABLE_LUT = 42  # LUTs per 64 entries of a softmax table and its share of the pipelined unit (Yosys: the jet
+# tagger's 5-value softmax, six tables of 256 entries, 1,026 LUTs)
 AFFINE_LUT = 0.7  # LUTs per accumulator bit of each value of an affine unit's word (select, add, cast)
 WINDOW_FF = 45  # a sliding window's counters (rows, columns, banks, how far the writer is ahead)
 GENERATOR_BASE_LUT = 120  # a window generator's counters and address arithmetic (row bank x width + column)
@@ -327,7 +328,7 @@ def _stream(work: Work, f: Folding) -> Estimate:
                         _elementwise_ff(work, lanes))  # fmt: skip
     if work.kind == "softmax":  # a whole row per clock: an exponential table and a multiplier per value, one
         n, rom = work.pe_dim, math.ceil(work.table_entries / LUTRAM_DEPTH)  # reciprocal table, the sum; registers:
-        ff = n * (work.in_bits + work.table_width + work.out_bits) + work.in_bits + 3  # k, e and index, y, valids
+        ff = n * (work.in_bits + work.table_width + work.out_bits) + work.table_width + n.bit_length() + 3  # k, e, sum
         return Estimate(int((n + 1) * rom * SOFTMAX_TABLE_LUT), ff, n)
     if work.kind == "sum":  # a global sum: an accumulator, an adder and a cast per channel
         aw = work.acc_bits + 1
