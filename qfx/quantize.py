@@ -43,6 +43,7 @@ from qfx.nn.convert import convert_call as _convert_call
 from qfx.nn.convert import hardtanh as _hardtanh
 from qfx.nn.convert import leaky_slope_format as _leaky_slope_format
 from qfx.nn.convert import table as _table
+from qfx.nn.convert import table_function as _table_function
 
 __all__ = ["LayerConfig", "QuantizeConfig", "QuantizeError", "int_bits_for", "quantize_"]
 
@@ -179,6 +180,11 @@ def _trace(model: nn.Module, modules: dict[str, nn.Module]) -> fx.GraphModule:
             f"module {bad[0]!r}: torch.fx cannot trace a submodule whose name holds a double quote, a backslash "
             "or a control character; rename it"
         ) from None
+    except fx.proxy.TraceError as error:  # e.g. iterating a tensor (x.chunk(2) unpacked, a loop over x)
+        raise QuantizeError(
+            f"forward of {type(model).__name__} cannot be traced by torch.fx: {error}; quantize_ needs a forward "
+            "whose control flow does not depend on tensor values (no loop over or unpacking of a tensor)"
+        ) from None
 
 
 def quantize_(
@@ -254,6 +260,10 @@ def quantize_(
 
 
 _IDENTITIES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
+_TABLE_MODULES = {
+    nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Hardsigmoid: "hardsigmoid", nn.Hardswish: "hardswish", nn.SiLU: "silu",
+    nn.Mish: "mish", nn.ELU: "elu", nn.GELU: "gelu", nn.Softplus: "softplus",
+}  # fmt: skip
 
 
 def _convert(module: nn.Module, node: fx.Node, ctx: Context) -> nn.Module | None:
@@ -323,8 +333,11 @@ def _convert(module: nn.Module, node: fx.Node, ctx: Context) -> nn.Module | None
         size = module.output_size
         size = tuple(size) if isinstance(size, (tuple, list)) else (size,) * dims
         q = _adaptive_pool(ctx, node, in_shape, size, f"{what} ({type(module).__name__})")
-    elif type(module) in (nn.Sigmoid, nn.Tanh):
-        q = _table(ctx, node, "sigmoid" if isinstance(module, nn.Sigmoid) else "tanh", src, what)
+    elif type(module) in _TABLE_MODULES:
+        params = {k: getattr(module, k) for k in ("alpha", "approximate", "beta", "threshold") if hasattr(module, k)}
+        named = f"{what} ({type(module).__name__}){where(node)}"
+        function = _table_function(named, _TABLE_MODULES[type(module)], **params)
+        q = _table(ctx, node, function, src, what)
     elif type(module) is nn.Softmax:
         return _softmax_module(module, node, ctx, refuse)
     elif type(module) in (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d):

@@ -1,4 +1,5 @@
-"""Table-based non-linear functions, defined once in integer codes: sigmoid, tanh and softmax (no torch here).
+"""Table-based non-linear functions, defined once in integer codes: sigmoid, tanh, hard sigmoid and swish, SiLU,
+ELU, GELU, softplus, mish (:data:`FUNCTIONS`) and softmax (no torch here).
 
 A non-linear function of a fixed-point input is a table indexed by the input's integer code: the table is built
 once in float64 (the function evaluated at every representable input value) and rounded into the output format by
@@ -20,6 +21,7 @@ Tables are bounded: an input of more than :data:`MAX_TABLE_BITS` bits is refused
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,11 +31,13 @@ from qfx.ir.intcast import float_codes, requantize
 from qfx.result_types import grow_bits, product_format
 
 __all__ = [
+    "BOUNDED",
     "FUNCTIONS",
     "MAX_TABLE_BITS",
     "SoftmaxSpec",
     "TableError",
     "check_table_input",
+    "function_range",
     "function_table",
     "lookup_codes",
     "softmax_codes",
@@ -52,8 +56,41 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-#: The tabulated functions, evaluated in float64.
-FUNCTIONS = {"sigmoid": _sigmoid, "tanh": np.tanh}
+def _softplus(x: np.ndarray) -> np.ndarray:
+    """log(1 + e^x) as torch's ``F.softplus`` defines it (beta 1): x itself above the threshold 20."""
+    return np.where(x > 20, x, np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))))
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
+#: The tabulated functions, evaluated in float64 as torch defines them (GELU exact or its tanh approximation; ELU
+#: with alpha 1; softplus with beta 1 and threshold 20).
+FUNCTIONS = {
+    "sigmoid": _sigmoid,
+    "tanh": np.tanh,
+    "hardsigmoid": lambda x: np.clip(x + 3, 0, 6) / 6,
+    "hardswish": lambda x: x * np.clip(x + 3, 0, 6) / 6,
+    "silu": lambda x: x * _sigmoid(x),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
+    "gelu": lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))),
+    "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+    "softplus": _softplus,
+    "mish": lambda x: x * np.tanh(_softplus(x)),
+}
+#: Functions whose values lie in [0, 1] or [-1, 1] (the output's binary point is fixed by that range).
+BOUNDED = {"sigmoid": (0.0, 1.0), "hardsigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+
+
+def function_range(function: str, in_fmt: FixedFormat) -> tuple[float, float]:
+    """(least, greatest) value of ``function`` over every value of ``in_fmt``: what its output format must hold."""
+    if function not in FUNCTIONS:
+        raise TableError(f"no table for function {function!r}; tabulated: {', '.join(FUNCTIONS)}")
+    check_table_input(in_fmt, function)
+    codes = np.arange(in_fmt.min_code, in_fmt.max_code + 1, dtype=np.int64)
+    values = FUNCTIONS[function](np.ldexp(codes.astype(np.float64), -in_fmt.frac_bits))
+    return float(values.min()), float(values.max())
 
 
 def check_table_input(fmt: FixedFormat, what: str) -> None:

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 import qfx
 from qfx.ir import from_qonnx
 from qfx.quantize import QuantizeConfig, QuantizeError, quantize_
-from qfx.tables import TableError
+from qfx.tables import BOUNDED, TableError, function_range
 
 FAST = settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -125,6 +125,84 @@ def test_table_gradient_is_the_float_functions() -> None:
     x = q.fc1(q.qfx_input(_x(8, 5))).detach().requires_grad_(True)
     q.op(x).sum().backward()
     assert torch.allclose(x.grad, torch.sigmoid(x) * (1 - torch.sigmoid(x)))
+
+
+TABLE_MODULES = [
+    nn.Hardsigmoid(), nn.Hardswish(), nn.SiLU(), nn.Mish(), nn.ELU(), nn.GELU(), nn.GELU(approximate="tanh"),
+    nn.Softplus(),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("op", TABLE_MODULES, ids=lambda m: repr(m))
+def test_table_modules(op: nn.Module, tmp_path) -> None:
+    """Each function as a table: PyTorch = qonnx = IR; its output format holds the function over the whole input
+    format (no entry saturates), and training passes the float function's gradient."""
+    torch.manual_seed(0)
+    q = roundtrip(Seq(op), _x(32, 5, scale=4.0), tmp_path)
+    _, in_fmt, out_fmt = q.op.table()
+    lo, hi = function_range(q.op.function, in_fmt)
+    assert out_fmt.signed == (lo < 0)
+    if q.op.function not in BOUNDED:  # the whole range, to within rounding
+        assert out_fmt.min_code * out_fmt.lsb - out_fmt.lsb <= lo and hi <= out_fmt.max_code * out_fmt.lsb + out_fmt.lsb
+    x = q.fc1(q.qfx_input(_x(8, 5))).detach().requires_grad_(True)
+    q.train().op(x).sum().backward()
+    ref = x.detach().clone().requires_grad_(True)
+    op(ref).sum().backward()
+    assert torch.allclose(x.grad, ref.grad)
+
+
+class MoreFunctional(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(5, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc1(x)
+        x = F.hardswish(x) + F.silu(x * 0.5)
+        x = torch.clamp(F.gelu(x, approximate="tanh"), -1.0, 2.0) + x.clamp(min=0.25) + torch.clip(F.elu(x), max=1)
+        x = self.fc2(x.unsqueeze(1).squeeze(1)) + torch.reshape(F.softplus(x), (-1, 8))
+        return F.hardsigmoid(self.fc3(F.mish(x)))
+
+
+def test_more_functional_tables_clamps_and_reshapes(tmp_path) -> None:
+    torch.manual_seed(2)
+    roundtrip(MoreFunctional(), _x(16, 5), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (lambda x: F.elu(x, alpha=0.5), r"call torch\.nn\.functional\.elu at .*ELU with alpha=0\.5 has no table"),
+        (lambda x: F.softplus(x, beta=2), r"softplus with beta=2, threshold=20\.0 has no table"),
+        (lambda x: torch.clamp(x, x * 0.5), r"call torch\.clamp at .*the bounds must be numbers"),
+        (lambda x: x.clamp(min=1000.0), r"call Tensor\.clamp at .*leaves no range"),
+        (lambda x: sum(x.chunk(2, dim=1)), r"forward of Sequential cannot be traced by torch\.fx: .*no loop over"),
+    ],
+)
+def test_table_and_clamp_errors(fn, message: str) -> None:
+    model = nn.Sequential(nn.Linear(4, 4), Fn(fn))
+    with pytest.raises(QuantizeError, match=message):
+        quantize_(model, QuantizeConfig(), torch.rand(2, 4))
+    with pytest.raises(QuantizeError, match=r"module 1 \(ELU\).*alpha=2\.0 has no table"):
+        quantize_(nn.Sequential(nn.Linear(4, 4), nn.ELU(2.0)), QuantizeConfig(), torch.rand(2, 4))
+
+
+def test_hardswish_table_in_rtl_equals_the_ir(tmp_path) -> None:
+    """A new table function needs nothing new downstream: the table is data (Lookup), simulated here in Icarus."""
+    import shutil
+
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog not found: install Icarus Verilog (apt install iverilog)")
+    import qfx.rtl
+
+    torch.manual_seed(3)
+    x = _x(24, 5, scale=4.0)
+    q = quantize_(Seq(nn.Hardswish()), QuantizeConfig(), x).eval()
+    graph = from_qonnx(qfx.export_qonnx(q, x, tmp_path / "h.onnx"))
+    rtl = qfx.rtl.generate(graph, tmp_path / "rtl")
+    got = qfx.rtl.simulate(rtl, x.numpy().astype(np.float64), simulator="icarus").codes
+    want = np.asarray(graph.run(x.numpy()), dtype=np.int64)
+    assert np.array_equal(np.asarray(got, dtype=np.int64).reshape(want.shape), want)
 
 
 # ------------------------------------------------------------------------------------------------ softmax
@@ -323,14 +401,14 @@ def test_batchnorm1d_folds_into_linear_and_conv1d() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ errors
-class Gelu(nn.Module):
+class Selu(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(4, 4), nn.Linear(4, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.fc1(x)
-        x = F.gelu(x)
+        x = F.selu(x)
         return self.fc2(x)
 
 
@@ -348,10 +426,10 @@ def test_the_float_model_is_left_untouched() -> None:
 def test_unsupported_call_is_named_with_its_line() -> None:
     with pytest.raises(
         QuantizeError,
-        match=r"^call torch\.nn\.functional\.gelu at forward line \d+ of test_frontend_ops\.py \(x = F\.gelu\(x\)\): "
+        match=r"^call torch\.nn\.functional\.selu at forward line \d+ of test_frontend_ops\.py \(x = F\.selu\(x\)\): "
         r"not supported by quantize_; supported: .*torch\.nn\.functional\.relu",
     ):
-        quantize_(Gelu(), QuantizeConfig(), torch.rand(2, 4))
+        quantize_(Selu(), QuantizeConfig(), torch.rand(2, 4))
 
 
 @pytest.mark.parametrize(

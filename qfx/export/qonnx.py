@@ -40,12 +40,12 @@ class _Tracer(fx.Tracer):
         return isinstance(m, LEAVES) or super().is_leaf_module(m, qualname)
 
 
-_RESHAPES = {"view", "reshape"}
+_RESHAPES = {"view", "reshape", "unsqueeze", "squeeze", torch.reshape, torch.unsqueeze, torch.squeeze}
 _MOVES = {"contiguous"}
 
 
 def _function(b: Builder, node: fx.Node, args: list[str], shapes: dict) -> str:
-    """Shape-only calls left in a quantized model: flatten, view, reshape (batch kept)."""
+    """Shape-only calls left in a quantized model: flatten, view, reshape, (un)squeeze (batch kept)."""
     target = node.target
     if (node.op == "call_function" and target is torch.flatten) or (node.op == "call_method" and target == "flatten"):
         start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
@@ -53,7 +53,7 @@ def _function(b: Builder, node: fx.Node, args: list[str], shapes: dict) -> str:
         if start == 0:
             raise ExportError(f"node {node.name}: flattening the batch dimension cannot be exported")
         return flatten(b, node.name, args[0], start, end, shapes[node.name])
-    if node.op == "call_method" and target in _RESHAPES:
+    if target in _RESHAPES and (node.op == "call_method") == isinstance(target, str):
         return flatten(b, node.name, args[0], 1, 0, shapes[node.name])
     if node.op == "call_method" and target in _MOVES:
         return args[0]

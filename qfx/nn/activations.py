@@ -14,6 +14,7 @@ import math
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from qfx.format import FixedFormat, Overflow, Quant
 from qfx.functional import cast
@@ -24,7 +25,12 @@ from qfx.tables import FUNCTIONS, SoftmaxSpec, check_table_input, function_table
 
 __all__ = ["QArgMax", "QClip", "QLeakyReLU", "QScale", "QSoftmax", "QTable", "argmax_format", "table_codes"]
 
-_TORCH_FUNCTIONS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh}
+#: The float function whose gradient each table passes back in training (straight-through).
+_TORCH_FUNCTIONS = {
+    "sigmoid": torch.sigmoid, "tanh": torch.tanh, "hardsigmoid": F.hardsigmoid, "hardswish": F.hardswish,
+    "silu": F.silu, "elu": F.elu, "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "softplus": F.softplus, "mish": F.mish,
+}  # fmt: skip
 
 
 def _parse(fmt: FixedFormat | str) -> FixedFormat:
@@ -136,11 +142,13 @@ def _straight_through(y: torch.Tensor, x: torch.Tensor, f: torch.Tensor) -> torc
 
 
 class QTable(_Input, nn.Module):
-    """A tabulated function (``"sigmoid"``, ``"tanh"``) of the input code: ``y = table[code(x) - min_code]``.
+    """A tabulated function (``"sigmoid"``, ``"tanh"``, ... :data:`qfx.tables.FUNCTIONS`) of the input code:
+    ``y = table[code(x) - min_code]``.
 
     The table is :func:`qfx.tables.function_table` for the current input format and the output format, so the
-    output needs no further cast. The output format's binary point is fixed (set at calibration: sigmoid and tanh
-    are bounded); the input's may be learned by its producer, and the table follows it.
+    output needs no further cast. The output format's binary point is fixed (set at calibration: to the function's
+    bound, or to its range over the input format); the input's may be learned by its producer, and the table
+    follows it.
     """
 
     def __init__(self, function: str, input: FormatSource, output: FixedFormat | str = DEFAULT_ACTIVATION) -> None:

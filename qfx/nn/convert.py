@@ -24,7 +24,7 @@ from qfx.nn.activations import QArgMax, QClip, QLeakyReLU, QScale, QSoftmax, QTa
 from qfx.nn.elementwise import QAdd, QAvgPool2d, QMaxPool2d, QReLU
 from qfx.nn.quantizer import FixedQuantizer
 from qfx.nn.shape import QAvgPool1d, QCat, QGlobalAvgPool, QMaxPool1d, QPad, QUpsample
-from qfx.tables import check_table_input
+from qfx.tables import BOUNDED, check_table_input, function_range
 
 __all__ = ["Context", "QuantizeError", "call_name", "convert_call", "where"]
 
@@ -110,6 +110,11 @@ def _sig(targets: tuple, params: str) -> None:
 
 _sig((F.relu, torch.relu, "relu", F.relu6, F.sigmoid, torch.sigmoid, "sigmoid", F.tanh, torch.tanh, "tanh"), "input")
 _sig((F.hardtanh,), "input min_val max_val")
+_sig((torch.clamp, "clamp", torch.clip, "clip"), "input min max")
+_sig((F.hardsigmoid, F.hardswish, F.silu, F.mish), "input")
+_sig((F.elu,), "input alpha")
+_sig((F.gelu,), "input approximate")
+_sig((F.softplus,), "input beta threshold")
 _sig((F.leaky_relu,), "input negative_slope")
 _sig((F.max_pool1d, F.max_pool2d), "input kernel_size stride padding dilation ceil_mode return_indices")
 _sig((F.avg_pool1d,), "input kernel_size stride padding ceil_mode count_include_pad")
@@ -128,7 +133,8 @@ _DEFAULTS = {
     "min_val": -1.0, "max_val": 1.0, "negative_slope": 0.01, "stride": None, "padding": 0, "dilation": 1,
     "ceil_mode": False, "return_indices": False, "count_include_pad": True, "divisor_override": None,
     "start_dim": 0, "end_dim": -1, "dim": None, "keepdim": False, "size": None, "scale_factor": None,
-    "mode": None, "align_corners": None, "value": None,
+    "mode": None, "align_corners": None, "value": None, "min": None, "max": None, "alpha": 1.0, "approximate": "none",
+    "beta": 1.0, "threshold": 20.0,
 }  # fmt: skip
 
 
@@ -149,7 +155,11 @@ def _bind(node: fx.Node) -> dict:
 # ------------------------------------------------------------------------------------------------ rules
 _SHAPE_ONLY = {"size", "dim"}
 _QUERIES = {"shape", "ndim", "dtype", "device"}
-_RESHAPES = {torch.flatten, "flatten", "view", "reshape", "contiguous"}
+_RESHAPES = {torch.flatten, "flatten", "view", "reshape", "contiguous", torch.reshape, torch.unsqueeze, "unsqueeze",
+             torch.squeeze, "squeeze"}  # fmt: skip
+_TABLES = {F.sigmoid: "sigmoid", torch.sigmoid: "sigmoid", "sigmoid": "sigmoid", F.tanh: "tanh", torch.tanh: "tanh",
+           "tanh": "tanh", F.hardsigmoid: "hardsigmoid", F.hardswish: "hardswish", F.silu: "silu", F.mish: "mish",
+           F.elu: "elu", F.gelu: "gelu", F.softplus: "softplus"}  # fmt: skip
 _POOLS = {F.max_pool1d: 1, F.avg_pool1d: 1, F.adaptive_avg_pool1d: 1}
 _POOLS.update({F.max_pool2d: 2, F.avg_pool2d: 2, F.adaptive_avg_pool2d: 2})
 _DROPOUTS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
@@ -305,13 +315,47 @@ def _softmax(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, li
 
 
 def table(ctx: Context, node: fx.Node, function: str, x: object, what: str) -> QTable:
-    """A sigmoid/tanh table reading ``x``'s producer format; refused here when that format is too wide."""
+    """A table of ``function`` reading ``x``'s producer format; refused here when that format is too wide. Its
+    output format holds the calibrated range of a bounded function (sigmoid, tanh), else the function's whole range
+    over the input format (so no table entry saturates)."""
     source = ctx.source(x, node, what)
     check_table_input(source.format, f"{_what(node)} ({function} table){where(node)}")
     c = ctx.config
-    signed = function == "tanh"
-    out = fitted(c.activation_width, min(ctx.max_abs.get(node.name, 1.0), 1.0), signed, c.quant, c.overflow)
+    if function in BOUNDED:
+        lo, hi = BOUNDED[function]
+        out = fitted(c.activation_width, min(ctx.max_abs.get(node.name, hi), hi), lo < 0, c.quant, c.overflow)
+    else:
+        lo, hi = function_range(function, source.format)
+        out = fitted(c.activation_width, max(abs(lo), abs(hi)), lo < 0, c.quant, c.overflow)
     return QTable(function, source, out)
+
+
+def table_function(node: fx.Node, kind: str, *, alpha: float = 1.0, approximate: str = "none", beta: float = 1.0,
+                   threshold: float = 20.0) -> str:  # fmt: skip
+    """The tabulated function for a GELU / ELU / softplus with these parameters; refuses what has no table."""
+    if kind == "gelu":
+        if approximate not in ("none", "tanh"):
+            raise QuantizeError(f"{node}: GELU approximate={approximate!r} is not one of 'none', 'tanh'")
+        return "gelu" if approximate == "none" else "gelu_tanh"
+    if kind == "elu" and float(alpha) != 1.0:
+        raise QuantizeError(f"{node}: ELU with alpha={alpha} has no table; only alpha=1")
+    if kind == "softplus" and (float(beta) != 1.0 or float(threshold) != 20.0):
+        raise QuantizeError(f"{node}: softplus with beta={beta}, threshold={threshold} has no table; only 1 and 20")
+    return kind
+
+
+def clamp(ctx: Context, node: fx.Node, source_fmt: FixedFormat, lo: object, hi: object, what: str) -> nn.Module:
+    """``torch.clamp(x, lo, hi)`` with number bounds (either may be None: then the input format's own end, which
+    never clips), as a clipped ReLU or a clip."""
+    if not all(b is None or (isinstance(b, (int, float)) and not isinstance(b, bool)) for b in (lo, hi)):
+        raise QuantizeError(f"{what}{where(node)}: the bounds must be numbers (not tensors)")
+    if lo is None and hi is None:
+        raise QuantizeError(f"{what}{where(node)}: at least one of min and max is needed")
+    low = float(lo) if lo is not None else source_fmt.min_code * source_fmt.lsb
+    high = float(hi) if hi is not None else source_fmt.max_code * source_fmt.lsb
+    if not low < high:
+        raise QuantizeError(f"{what}{where(node)}: clamping {source_fmt} to [{low}, {high}] leaves no range")
+    return hardtanh(ctx, node, low, high)
 
 
 def _leaky(ctx: Context, node: fx.Node, slope: float) -> QLeakyReLU:
@@ -366,9 +410,14 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
         return QAdd(ctx.act(node), learn=ctx.learn), [x, a["other"]], False
     if t in (operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div"):
         return (*_scale(ctx, node, a), False)
-    if t in (F.sigmoid, torch.sigmoid, "sigmoid", F.tanh, torch.tanh, "tanh"):
-        function = "sigmoid" if t in (F.sigmoid, torch.sigmoid, "sigmoid") else "tanh"
-        return table(ctx, node, function, x, f"call {call_name(node)}"), [x], False
+    if t in (torch.clamp, "clamp", torch.clip, "clip"):
+        what = f"call {call_name(node)}"
+        return clamp(ctx, node, ctx.source(x, node, what).format, a["min"], a["max"], what), [x], False
+    if t in _TABLES:
+        what = f"call {call_name(node)}"
+        params = {k: a[k] for k in ("alpha", "approximate", "beta", "threshold") if k in a}
+        function = table_function(what + where(node), _TABLES[t], **params)
+        return table(ctx, node, function, x, what), [x], False
     if t in (F.softmax, torch.softmax, "softmax"):
         return (*_softmax(ctx, node, a), False)
     raise AssertionError(f"internal: no rule for {call_name(node)}")
