@@ -205,6 +205,28 @@ def test_hardswish_table_in_rtl_equals_the_ir(tmp_path) -> None:
     assert np.array_equal(np.asarray(got, dtype=np.int64).reshape(want.shape), want)
 
 
+class Constants(nn.Module):
+    """Offsets and signs by constants, numbers and a per-channel buffer (input normalization as users write it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.5, -0.25, 1.0]).reshape(1, 3, 1, 1))
+        self.conv, self.fc = nn.Conv2d(3, 4, 3), nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / 0.5
+        x = self.conv(x)
+        x = torch.relu(1.5 - x) + (-x).relu() + torch.sub(x, 0.25) + (2 + x)
+        return self.fc(x.flatten(1)) - 1
+
+
+def test_constant_offsets_and_negation(tmp_path) -> None:
+    torch.manual_seed(4)
+    q = roundtrip(Constants(), _x(16, 3, 4, 4), tmp_path)
+    offsets = [m for m in q.modules() if isinstance(m, qfx.nn.QScale) and m.offset is not None]
+    assert len(offsets) == 5 and offsets[0].offset.shape == (1, 3, 1, 1)
+
+
 # ------------------------------------------------------------------------------------------------ softmax
 class Classifier(nn.Module):
     def __init__(self, how: str = "functional") -> None:
@@ -439,7 +461,8 @@ def test_unsupported_call_is_named_with_its_line() -> None:
         (lambda x: x * x, r"call operator\.mul at .*only multiplication of a tensor by a constant"),
         (lambda x: x[:, 0:2], r"call operator\.getitem at .*indexing a tensor is not supported"),
         (lambda x: F.softmax(x, dim=0), r"call torch\.nn\.functional\.softmax at .*only the last dim"),
-        (lambda x: x + 1.0, r"call operator\.add at .*only the sum of two tensors"),
+        (lambda x: x - x * 0.5, r"call operator\.sub at .*the difference of two tensors is not supported"),
+        (lambda x: torch.add(x, x, alpha=2), r"call torch\.add at .*alpha != 1 is not supported"),
         (lambda x: x.tolist(), r"call Tensor\.tolist at .*turns a tensor into a Python value"),
     ],
 )

@@ -252,7 +252,13 @@ def emit_module(b: Builder, name: str, m: nn.Module, args: list[str], shape, out
     if isinstance(m, QScale):
         value = m.scale.reshape(m.scale.shape[1:]) if m.scale.dim() > 1 else m.scale
         c = b.constant(f"{name}_scale", value, m.scale_format)
-        return b.cast(b.arith("Mul", [args[0], c], f"{name}_mul"), m.output_quantizer.format, name)
+        y = b.arith("Mul", [args[0], c], f"{name}_mul")
+        offset = getattr(m, "offset", None)
+        if offset is not None:
+            d = b.constant(f"{name}_offset", offset.reshape(offset.shape[1:]) if offset.dim() > 1 else offset,
+                           m.offset_format)  # fmt: skip
+            y = b.arith("Add", [y, d], f"{name}_add")
+        return b.cast(y, m.output_quantizer.format, name)
     if isinstance(m, (QAvgPool1d, QAvgPool2d)):
         return _avgpool(b, name, m, args[0], shape, x_fmt)
     if isinstance(m, QGlobalAvgPool2d):

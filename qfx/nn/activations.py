@@ -113,8 +113,9 @@ class QLeakyReLU(nn.Module):
 
 
 class QScale(nn.Module):
-    """``x * c`` for a constant ``c`` (a number, or per-channel values broadcasting over x) rounded into
-    ``scale_format``; the exact product is cast into the output format."""
+    """``x * c + d`` for constants ``c`` and ``d`` (numbers, or per-channel values broadcasting over x) rounded into
+    ``scale_format`` and ``offset_format``; the exact result is cast into the output format. ``x * c``, ``x / c``,
+    ``x + d``, ``x - d``, ``d - x`` and ``-x`` are all this layer."""
 
     def __init__(
         self,
@@ -123,15 +124,27 @@ class QScale(nn.Module):
         output: FixedFormat | str = DEFAULT_SUM,
         *,
         learn: bool = True,
+        offset: float | torch.Tensor | None = None,
+        offset_format: FixedFormat | str | None = None,
     ) -> None:
         super().__init__()
         self.scale_format = _parse(scale_format)
         value = torch.as_tensor(value, dtype=torch.float64).detach().clone()
         self.register_buffer("scale", cast(value, self.scale_format))
+        if (offset is None) != (offset_format is None):
+            raise ValueError("an offset needs its format (offset_format), and a format its offset")
+        self.offset_format = _parse(offset_format) if offset_format is not None else None
+        if offset is None:
+            self.offset = None
+        else:
+            offset = torch.as_tensor(offset, dtype=torch.float64).detach().clone()
+            self.register_buffer("offset", cast(offset, self.offset_format))
         self.output_quantizer = FixedQuantizer(output, learn_binary_point=learn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _out(self.output_quantizer, x.to(torch.float64) * self.scale.to(x.device), x)
+        y = x.to(torch.float64) * self.scale.to(x.device)
+        offset = getattr(self, "offset", None)  # absent in models saved before offsets existed
+        return _out(self.output_quantizer, y if offset is None else y + offset.to(x.device), x)
 
 
 def _straight_through(y: torch.Tensor, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:

@@ -125,7 +125,8 @@ _sig((torch.mean, "mean"), "input dim keepdim")
 _sig((torch.cat, torch.concat), "tensors dim")
 _sig((F.interpolate,), "input size scale_factor mode align_corners recompute_scale_factor antialias")
 _sig((F.pad,), "input pad mode value")
-_sig((operator.add, torch.add, "add", operator.iadd), "input other")
+_sig((operator.add, torch.add, "add", operator.iadd, operator.sub, torch.sub, "sub", operator.isub), "input other")
+_sig((operator.neg, torch.neg, "neg"), "input")
 _sig((operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div"), "input other")
 _sig((F.softmax, torch.softmax, "softmax"), "input dim")
 _sig((F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout), "input p training")
@@ -278,6 +279,26 @@ def _constant(ctx: Context, value: object) -> torch.Tensor | None:
     return None
 
 
+def _broadcast(node: fx.Node, value: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """A number, or one value per channel shaped to broadcast over (N, C, ...)."""
+    if value.numel() != 1 and tuple(value.reshape(-1).shape) != (shape[1],):
+        raise _refuse(node, f"a constant of shape {tuple(value.shape)} is neither a number nor one per channel")
+    return value.reshape((1, -1) + (1,) * (len(shape) - 2)) if value.numel() != 1 else value
+
+
+def _constant_affine(ctx: Context, node: fx.Node, x: fx.Node, scale: torch.Tensor, offset: torch.Tensor | None):
+    """``x * scale + offset`` (constants) as a QScale: the scale in the weight width, the offset in the bias width."""
+    shape, c = ctx.shapes[x.name], ctx.config
+    scale = _broadcast(node, scale, shape)
+    fmt = fitted(c.weight_width, scale.abs().max().item(), bool((scale < 0).any()), c.weight_quant, Overflow.SAT)
+    if offset is None:
+        return QScale(scale, fmt, ctx.act(node), learn=ctx.learn), [x]
+    offset = _broadcast(node, offset, shape)
+    offset_fmt = fitted(c.bias_width, offset.abs().max().item(), bool((offset < 0).any()), c.weight_quant,
+                        Overflow.SAT)  # fmt: skip
+    return QScale(scale, fmt, ctx.act(node), learn=ctx.learn, offset=offset, offset_format=offset_fmt), [x]
+
+
 def _scale(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module, list]:
     x, other = a["input"], a["other"]
     if node.target in (operator.mul, torch.mul, "mul") and _constant(ctx, x) is not None:
@@ -287,14 +308,19 @@ def _scale(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module, list]:
         raise _refuse(node, "only multiplication of a tensor by a constant is supported (not of two tensors)")
     if node.target in (operator.truediv, torch.div, "div"):
         value = 1.0 / value
-    shape = ctx.shapes[x.name]
-    if value.numel() != 1 and tuple(value.reshape(-1).shape) != (shape[1],):
-        raise _refuse(node, f"a constant of shape {tuple(value.shape)} is neither a number nor one per channel")
-    if value.numel() != 1:
-        value = value.reshape((1, -1) + (1,) * (len(shape) - 2))
-    c = ctx.config
-    fmt = fitted(c.weight_width, value.abs().max().item(), bool((value < 0).any()), c.weight_quant, Overflow.SAT)
-    return QScale(value, fmt, ctx.act(node), learn=ctx.learn), [x]
+    return _constant_affine(ctx, node, x, value, None)
+
+
+def _add_constant(ctx: Context, node: fx.Node, a: dict, subtract: bool) -> tuple[nn.Module, list]:
+    """``x + d``, ``d + x``, ``x - d``, ``d - x`` for a constant ``d`` (a tensor and a constant)."""
+    x, other = a["input"], a["other"]
+    one = torch.tensor(1.0, dtype=torch.float64)
+    if _constant(ctx, x) is not None and isinstance(other, fx.Node):  # d + x, d - x
+        return _constant_affine(ctx, node, other, -one if subtract else one, _constant(ctx, x))
+    offset = _constant(ctx, other)
+    if offset is None or not isinstance(x, fx.Node):
+        raise _refuse(node, "only a tensor and a constant, or two tensors added, are supported")
+    return _constant_affine(ctx, node, x, one, -offset if subtract else offset)
 
 
 def _softmax(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list]:
@@ -404,10 +430,18 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
         return _interpolate(node, a, ctx), [x], True
     if t is F.pad:
         return _pad(node, a, ctx), [x], True
-    if t in (operator.add, torch.add, "add", operator.iadd):
-        if not (isinstance(x, fx.Node) and isinstance(a["other"], fx.Node)) or node.kwargs.get("alpha", 1) != 1:
-            raise _refuse(node, "only the sum of two tensors is supported (not a constant, nor alpha != 1)")
-        return QAdd(ctx.act(node), learn=ctx.learn), [x, a["other"]], False
+    if t in (operator.add, torch.add, "add", operator.iadd, operator.sub, torch.sub, "sub", operator.isub):
+        subtract = t in (operator.sub, torch.sub, "sub", operator.isub)
+        if node.kwargs.get("alpha", 1) != 1:
+            raise _refuse(node, "alpha != 1 is not supported")
+        tensors = [v for v in (x, a["other"]) if isinstance(v, fx.Node) and _constant(ctx, v) is None]
+        if len(tensors) == 2:
+            if subtract:
+                raise _refuse(node, "the difference of two tensors is not supported (a tensor and a constant is)")
+            return QAdd(ctx.act(node), learn=ctx.learn), [x, a["other"]], False
+        return (*_add_constant(ctx, node, a, subtract), False)
+    if t in (operator.neg, torch.neg, "neg"):
+        return (*_constant_affine(ctx, node, x, torch.tensor(-1.0, dtype=torch.float64), None), False)
     if t in (operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div"):
         return (*_scale(ctx, node, a), False)
     if t in (torch.clamp, "clamp", torch.clip, "clip"):
