@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 from torch import fx, nn
+from torch.fx import _symbolic_trace
 
 from qfx.format import FixedFormat, Overflow, Quant
 from qfx.nn import (
@@ -37,6 +38,7 @@ from qfx.nn import (
     QUpsample,
 )
 from qfx.nn.convert import Context, QuantizeError, fitted, int_bits_for, where
+from qfx.nn.convert import adaptive_max_pool as _adaptive_max_pool
 from qfx.nn.convert import adaptive_pool as _adaptive_pool
 from qfx.nn.convert import avg_pool as _avg_pool
 from qfx.nn.convert import convert_call as _convert_call
@@ -135,11 +137,52 @@ _OWN_FILES = (os.path.abspath(__file__),)
 
 
 class _Tracer(fx.Tracer):
-    """``torch.fx`` tracing that remembers each node's line in the user's ``forward`` (for error messages)."""
+    """``torch.fx`` tracing that remembers each node's line in the user's ``forward`` (for error messages), and
+    lets ``forward`` loop over a shape (``for s in x.size()[1:]``, as PyTorch's LeNet tutorial does): the shape is
+    computed on ``example`` at two batch sizes and used as Python ints when it does not depend on the batch."""
+
+    def __init__(self, example: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.example = example
 
     def trace(self, root, concrete_args=None) -> fx.Graph:
         self._depth = len(traceback.extract_stack())  # frames at and above this call are not the model's
         return super().trace(root, concrete_args)
+
+    def iter(self, obj: fx.Proxy):
+        if self.example is None or sum(n.op == "placeholder" for n in self.graph.nodes) != 1:
+            return super().iter(obj)
+        try:
+            values = [self._evaluate(obj.node, x) for x in (self.example[:1], torch.cat([self.example[:1]] * 2))]
+        except Exception:  # not plain shape plumbing: torch.fx's own error below
+            return super().iter(obj)
+        if not isinstance(values[0], (tuple, list)) or not all(isinstance(v, int) for v in values[0]):
+            return super().iter(obj)  # a tensor: torch.fx's own error
+        if values[0] != values[1]:
+            raise fx.proxy.TraceError(f"forward iterates over {obj.node.name}, a shape that holds the batch size")
+        return iter(values[0])
+
+    def _evaluate(self, node: fx.Node, x: torch.Tensor):
+        """``node``'s value for input ``x``, running the graph traced so far (shape plumbing: a few small ops)."""
+        graph, env = fx.Graph(), {}
+        for n in self.graph.nodes:
+            env[n] = graph.node_copy(n, lambda a: env[a])
+            if n is node:
+                break
+        graph.output(env[node])
+        gm = fx.GraphModule(self.root, graph)
+        # tracing patches nn.Module's __call__ and __getattr__ (calls become nodes): run with torch's own ones
+        patched = nn.Module.__call__, nn.Module.__getattr__
+        own = _symbolic_trace._orig_module_call, _symbolic_trace._orig_module_getattr
+        nn.Module.__call__, nn.Module.__getattr__ = own
+        was = self.root.training
+        try:
+            self.root.eval()
+            with torch.no_grad():
+                return gm(x)
+        finally:
+            self.root.train(was)
+            nn.Module.__call__, nn.Module.__getattr__ = patched
 
     def create_node(self, *args, **kwargs) -> fx.Node:
         node = super().create_node(*args, **kwargs)
@@ -169,9 +212,9 @@ class _Recorder(fx.Interpreter):
         return out
 
 
-def _trace(model: nn.Module, modules: dict[str, nn.Module]) -> fx.GraphModule:
+def _trace(model: nn.Module, modules: dict[str, nn.Module], example: torch.Tensor | None = None) -> fx.GraphModule:
     try:
-        return fx.GraphModule(model, _Tracer().trace(model), type(model).__name__)
+        return fx.GraphModule(model, _Tracer(example).trace(model), type(model).__name__)
     except SyntaxError:  # torch.fx writes getattr(self, "<name>") without escaping the name
         bad = [n for n in modules if '"' in n or "\\" in n or not n.isprintable()]
         if not bad:
@@ -183,7 +226,8 @@ def _trace(model: nn.Module, modules: dict[str, nn.Module]) -> fx.GraphModule:
     except fx.proxy.TraceError as error:  # e.g. iterating a tensor (x.chunk(2) unpacked, a loop over x)
         raise QuantizeError(
             f"forward of {type(model).__name__} cannot be traced by torch.fx: {error}; quantize_ needs a forward "
-            "whose control flow does not depend on tensor values (no loop over or unpacking of a tensor)"
+            "whose control flow does not depend on tensor values (no loop over or unpacking of a tensor, nor of a "
+            "shape that holds the batch size)"
         ) from None
 
 
@@ -205,8 +249,8 @@ def quantize_(
             f"overrides name module {unknown[0]!r}, which the model does not have; its modules: "
             + ", ".join(repr(n) for n in modules if n)
         )
-    gm = _trace(model, modules)
     batches = calibration if isinstance(calibration, list) else [calibration]
+    gm = _trace(model, modules, batches[0] if batches and isinstance(batches[0], torch.Tensor) else None)
     recorder = _Recorder(gm)
     modes = [(m, m.training) for m in gm.modules()]  # leaves are the user's modules: put their modes back after
     modes[0] = (gm, model.training)
@@ -340,6 +384,19 @@ def _convert(module: nn.Module, node: fx.Node, ctx: Context) -> nn.Module | None
         q = _table(ctx, node, function, src, what)
     elif type(module) is nn.Softmax:
         return _softmax_module(module, node, ctx, refuse)
+    elif type(module) is nn.LogSoftmax:
+        if c.softmax == "table":
+            raise refuse("a log-softmax has no table; it keeps the order of the logits, so quantize with "
+                         "QuantizeConfig(softmax='logits') (removed) or softmax='argmax' (the class index)")
+        return _softmax_module(module, node, ctx, refuse)
+    elif type(module) in (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d):
+        if module.return_indices:
+            raise refuse("max pooling with return_indices is not supported")
+        dims = 1 if isinstance(module, nn.AdaptiveMaxPool1d) else 2
+        size = module.output_size
+        size = tuple(size) if isinstance(size, (tuple, list)) else (size,) * dims
+        ctx.producer[node.name] = source
+        return _adaptive_max_pool(node, in_shape, size, f"{what} ({type(module).__name__})")
     elif type(module) in (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d):
         if module.value != 0:
             raise refuse(f"padding with the value {module.value} is not supported; only zero padding")

@@ -227,6 +227,73 @@ def test_constant_offsets_and_negation(tmp_path) -> None:
     assert len(offsets) == 5 and offsets[0].offset.shape == (1, 3, 1, 1)
 
 
+class TutorialLeNet(nn.Module):
+    """PyTorch's 60-minute-blitz LeNet: it loops over ``x.size()[1:]`` to count the features to flatten."""
+
+    def __init__(self, whole_size: bool = False) -> None:
+        super().__init__()
+        self.whole_size = whole_size
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2 = nn.Linear(16 * 5 * 5, 32), nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), (2, 2))
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = x.view(-1, self.num_flat_features(x))
+        return self.fc2(F.relu(self.fc1(x)))
+
+    def num_flat_features(self, x: torch.Tensor) -> int:
+        size = x.size() if self.whole_size else x.size()[1:]
+        n = 1
+        for s in size:
+            n *= s
+        return n
+
+
+def test_forward_may_loop_over_a_shape_without_the_batch(tmp_path) -> None:
+    torch.manual_seed(5)
+    q = roundtrip(TutorialLeNet(), _x(6, 1, 32, 32), tmp_path)
+    assert q(_x(3, 1, 32, 32)).shape == (3, 10)  # the loop's 400 is a constant; the batch stays free
+    with pytest.raises(QuantizeError, match=r"forward of TutorialLeNet cannot be traced.*holds the batch size"):
+        quantize_(TutorialLeNet(whole_size=True), QuantizeConfig(), _x(6, 1, 32, 32))
+
+
+class MaxPools(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.conv1d = nn.Conv2d(2, 4, 3, padding=1), nn.Conv1d(4, 4, 3, padding=1)
+        self.gmp, self.fc = nn.AdaptiveMaxPool2d((2, 1)), nn.Linear(4 * 2 + 4 + 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv(x))
+        a = torch.flatten(self.gmp(x), 1)
+        b = F.adaptive_max_pool2d(x, 1).flatten(1)
+        c = F.adaptive_max_pool1d(self.conv1d(x.flatten(2)), 1).squeeze(-1)
+        return self.fc(torch.cat([a, b, c], dim=1))
+
+
+def test_adaptive_max_pools_are_max_pools(tmp_path) -> None:
+    torch.manual_seed(6)
+    q = roundtrip(MaxPools(), _x(8, 2, 4, 6), tmp_path)
+    pools = [m for m in q.modules() if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d))]
+    assert sorted(str(m.kernel_size) for m in pools) == ["(2, 6)", "(4, 6)", "24"]
+    with pytest.raises(QuantizeError, match=r"adaptive max pooling from \(4, 6\) to \(3, 1\) has windows"):
+        quantize_(nn.Sequential(nn.Conv2d(2, 2, 1), nn.AdaptiveMaxPool2d((3, 1))), QuantizeConfig(), _x(2, 2, 4, 6))
+
+
+@pytest.mark.parametrize("softmax", ["argmax", "logits"])
+def test_log_softmax_keeps_the_order_of_the_logits(softmax: str, tmp_path) -> None:
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3), nn.LogSoftmax(dim=1))
+    (tmp_path / "m").mkdir()
+    (tmp_path / "f").mkdir()
+    roundtrip(model, _x(16, 5), tmp_path / "m", softmax=softmax)
+    roundtrip(nn.Sequential(nn.Linear(5, 4), Fn(lambda x: F.log_softmax(x, dim=-1))), _x(16, 5), tmp_path / "f",
+              softmax=softmax)  # fmt: skip
+    with pytest.raises(QuantizeError, match=r"module 3 \(LogSoftmax\).*has no table.*softmax='logits'"):
+        quantize_(model, QuantizeConfig(), _x(4, 5))
+
+
 # ------------------------------------------------------------------------------------------------ softmax
 class Classifier(nn.Module):
     def __init__(self, how: str = "functional") -> None:

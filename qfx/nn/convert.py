@@ -120,6 +120,8 @@ _sig((F.max_pool1d, F.max_pool2d), "input kernel_size stride padding dilation ce
 _sig((F.avg_pool1d,), "input kernel_size stride padding ceil_mode count_include_pad")
 _sig((F.avg_pool2d,), "input kernel_size stride padding ceil_mode count_include_pad divisor_override")
 _sig((F.adaptive_avg_pool1d, F.adaptive_avg_pool2d), "input output_size")
+_sig((F.adaptive_max_pool1d, F.adaptive_max_pool2d), "input output_size return_indices")
+_sig((F.log_softmax, torch.log_softmax, "log_softmax"), "input dim")
 _sig((torch.flatten, "flatten"), "input start_dim end_dim")
 _sig((torch.mean, "mean"), "input dim keepdim")
 _sig((torch.cat, torch.concat), "tensors dim")
@@ -163,6 +165,7 @@ _TABLES = {F.sigmoid: "sigmoid", torch.sigmoid: "sigmoid", "sigmoid": "sigmoid",
            F.elu: "elu", F.gelu: "gelu", F.softplus: "softplus"}  # fmt: skip
 _POOLS = {F.max_pool1d: 1, F.avg_pool1d: 1, F.adaptive_avg_pool1d: 1}
 _POOLS.update({F.max_pool2d: 2, F.avg_pool2d: 2, F.adaptive_avg_pool2d: 2})
+_POOLS.update({F.adaptive_max_pool1d: 1, F.adaptive_max_pool2d: 2})
 _DROPOUTS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
 
 
@@ -185,6 +188,10 @@ def _pool(ctx: Context, node: fx.Node, a: dict, dims: int) -> tuple[nn.Module, b
     in_shape = ctx.shapes[a["input"].name]
     if t in (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d):
         return adaptive_pool(ctx, node, in_shape, _ints(a["output_size"], dims), call_name(node)), False
+    if t in (F.adaptive_max_pool1d, F.adaptive_max_pool2d):
+        if a["return_indices"]:
+            raise _refuse(node, "max pooling with return_indices is not supported")
+        return adaptive_max_pool(node, in_shape, _ints(a["output_size"], dims), f"call {call_name(node)}"), True
     kernel = _ints(a["kernel_size"], dims)
     stride = _ints(a["stride"], dims) if a["stride"] not in (None, [], ()) else kernel
     padding = _ints(a["padding"], dims)
@@ -211,19 +218,29 @@ def avg_pool(ctx: Context, node: fx.Node, kernel, stride, padding) -> nn.Module:
 
 def adaptive_pool(ctx: Context, node: fx.Node, in_shape, out_size, what: str) -> nn.Module:
     """An adaptive average pool whose windows are exact (input size divisible by output size)."""
-    spatial = in_shape[2:]
-    if len(spatial) != len(out_size):
-        raise QuantizeError(f"{what}{where(node)}: output size {out_size} does not match the input {in_shape}")
-    out_size = tuple(s if o is None else o for s, o in zip(spatial, out_size, strict=True))
-    if all(o == 1 for o in out_size):
+    kernel = _windows(node, in_shape[2:], out_size, what, "average")
+    if tuple(kernel) == tuple(in_shape[2:]):
         return QGlobalAvgPool(keepdim=True, output=ctx.act(node), learn=ctx.learn)
+    return avg_pool(ctx, node, kernel, kernel, (0,) * len(kernel))
+
+
+def _windows(node: fx.Node, spatial, out_size, what: str, kind: str) -> tuple[int, ...]:
+    """The window (= stride) of an adaptive pool from ``spatial`` to ``out_size``; refused when they differ."""
+    if len(spatial) != len(out_size):
+        raise QuantizeError(f"{what}{where(node)}: output size {out_size} does not match the input {tuple(spatial)}")
+    out_size = tuple(s if o is None else o for s, o in zip(spatial, out_size, strict=True))
     if any(s % o for s, o in zip(spatial, out_size, strict=True)):
         raise QuantizeError(
-            f"{what}{where(node)}: adaptive average pooling from {tuple(spatial)} to {out_size} has windows of "
+            f"{what}{where(node)}: adaptive {kind} pooling from {tuple(spatial)} to {out_size} has windows of "
             "different sizes (the input size must be a multiple of the output size)"
         )
-    kernel = tuple(s // o for s, o in zip(spatial, out_size, strict=True))
-    return avg_pool(ctx, node, kernel, kernel, (0,) * len(kernel))
+    return tuple(s // o for s, o in zip(spatial, out_size, strict=True))
+
+
+def adaptive_max_pool(node: fx.Node, in_shape, out_size, what: str) -> nn.Module:
+    """An adaptive max pool whose windows are all the same (a global max pool when the output is 1): a max pool."""
+    kernel = _windows(node, in_shape[2:], out_size, what, "max")
+    return QMaxPool1d(kernel[0], kernel[0]) if len(kernel) == 1 else QMaxPool2d(kernel, kernel)
 
 
 def _mean(ctx: Context, node: fx.Node, a: dict) -> nn.Module:
@@ -453,6 +470,11 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
         function = table_function(what + where(node), _TABLES[t], **params)
         return table(ctx, node, function, x, what), [x], False
     if t in (F.softmax, torch.softmax, "softmax"):
+        return (*_softmax(ctx, node, a), False)
+    if t in (F.log_softmax, torch.log_softmax, "log_softmax"):
+        if ctx.config.softmax == "table":
+            raise _refuse(node, "a log-softmax has no table; it keeps the order of the logits, so quantize "
+                          "with QuantizeConfig(softmax='logits') (removed) or softmax='argmax' (the class index)")
         return (*_softmax(ctx, node, a), False)
     raise AssertionError(f"internal: no rule for {call_name(node)}")
 
