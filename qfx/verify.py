@@ -162,12 +162,13 @@ def verify_chain(
     frac_bits = graph.fmt(graph.outputs[0]).frac_bits
     n = x.shape[0]
     say = progress or (lambda _name: None)
-    raw, hosted = x, bool(graph.host_pre or graph.host_post)
-    if hosted:  # the host's float32 steps around the integer design (Brevitas' pre-processing, its float tail)
-        from qfx.ir import host
+    from qfx.ir import host
 
+    moves = not graph.host_post and all(s.op in host.MOVES for s in graph.host_pre)  # e.g. a transposed input
+    raw, hosted = x, bool(graph.host_pre or graph.host_post) and not moves
+    if hosted:  # the host's float32 steps around the integer design (Brevitas' pre-processing, its float tail)
         raw = x.astype(np.float32)
-        x = host.pre(graph.host_pre, raw)
+    x = host.pre(graph.host_pre, raw) if graph.host_pre else x
 
     say(REFERENCE)
     start = time.perf_counter()
@@ -189,7 +190,8 @@ def verify_chain(
         add("QONNX", "qonnx execute_onnx (onnxruntime)", lambda: (_hosted_qonnx(path, graph, raw, reference), "raw "
             "inputs; the host's float steps around the codes, float32 outputs compared bit for bit"))  # fmt: skip
     else:
-        add("QONNX", "qonnx execute_onnx (onnxruntime)", lambda: (qonnx_codes(path, _float32(graph, x), frac_bits), ""))
+        add("QONNX", "qonnx execute_onnx (onnxruntime)", lambda: (qonnx_codes(path, _float32(graph, raw), frac_bits),
+                                                                 ""))  # fmt: skip
     if hls_dir is not None:
         from qfx.hls import csim_run
 

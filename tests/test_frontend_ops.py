@@ -294,6 +294,61 @@ def test_log_softmax_keeps_the_order_of_the_logits(softmax: str, tmp_path) -> No
         quantize_(model, QuantizeConfig(), _x(4, 5))
 
 
+class ChannelsLast1d(nn.Module):
+    """A 1-D CNN over (N, L, C) time series: the input is permuted to (N, C, L) first."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.conv, self.fc = nn.Conv1d(3, 4, 3, padding=1), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 1) if self.how == "permute" else torch.transpose(x, 1, 2)
+        x = F.relu(self.conv(x))
+        return self.fc(F.adaptive_max_pool1d(x, 1).squeeze(-1))
+
+
+@pytest.mark.parametrize("how", ["permute", "transpose"])
+def test_transposed_input_is_a_host_step_through_the_chain(how: str, tmp_path) -> None:
+    """The input's transpose moves to the host (the cast commutes with it): PyTorch = qonnx = IR = RTL."""
+    import shutil
+
+    import qfx.rtl
+    from qfx.ir import host
+    from qfx.verify import verify_chain
+
+    torch.manual_seed(8)
+    x = _x(12, 16, 3)
+    q = quantize_(ChannelsLast1d(how), QuantizeConfig(), x).eval()
+    path = qfx.export_qonnx(q, x, tmp_path / "m.onnx")
+    graph = from_qonnx(path)
+    assert [s.op for s in graph.host_pre] == ["transpose"] and graph.tensors[graph.inputs[0]].shape == (3, 16)
+    assert "x.transpose(0, 2, 1)" in host.describe(graph.host_pre)[0]
+    with torch.no_grad():
+        want = qfx.codes(q(x), graph.fmt(graph.outputs[0])).numpy()
+    assert np.array_equal(graph.run(host.pre(graph.host_pre, x.numpy())).reshape(want.shape), want)
+    rtl, simulators = None, ()
+    if shutil.which("iverilog"):
+        rtl, simulators = qfx.rtl.generate(graph, tmp_path / "rtl"), ("icarus",)
+    report = verify_chain(path, x.numpy().astype(np.float64), model=q, rtl_dir=rtl, simulators=simulators)
+    assert report.ok and len(report.links) == 3 + len(simulators), report
+
+
+def test_transpose_inside_the_network_is_refused() -> None:
+    class Inside(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv1d(3, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x).permute(0, 2, 1).flatten(1)
+
+    with pytest.raises(QuantizeError, match=r"call Tensor\.permute at .*only the model's input may be transposed"):
+        quantize_(Inside(), QuantizeConfig(), _x(4, 3, 5))
+    with pytest.raises(QuantizeError, match=r"call Tensor\.transpose at .*moves the batch axis"):
+        quantize_(Fn(lambda x: x.transpose(0, 1)), QuantizeConfig(), _x(4, 3, 5))
+
+
 # ------------------------------------------------------------------------------------------------ softmax
 class Classifier(nn.Module):
     def __init__(self, how: str = "functional") -> None:

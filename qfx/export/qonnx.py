@@ -28,6 +28,7 @@ from qfx.export.execute import execute_qonnx
 from qfx.export.ops import DOMAIN
 from qfx.format import FixedFormat
 from qfx.nn import FixedQuantizer
+from qfx.nn.convert import transpose_perm
 
 __all__ = ["ExportError", "export_qonnx"]
 
@@ -57,6 +58,9 @@ def _function(b: Builder, node: fx.Node, args: list[str], shapes: dict) -> str:
         return flatten(b, node.name, args[0], 1, 0, shapes[node.name])
     if node.op == "call_method" and target in _MOVES:
         return args[0]
+    if target in (torch.permute, "permute", torch.transpose, "transpose"):  # of the input: the host's (qfx.ir.host)
+        perm = transpose_perm(node, len(shapes[node.args[0].name]))
+        return b.node("Transpose", [args[0]], node.name, perm=list(perm))
     if target in ("add", "__add__") or getattr(target, "__name__", "") == "add":
         raise ExportError(f"node {node.name}: a plain '+' of two tensors has no output format; use qfx.nn.QAdd")
     raise ExportError(

@@ -1,5 +1,6 @@
 """Float steps a graph leaves to the host: Brevitas' input pre-processing (``2 * x - 1`` before the first
-quantizer, a flatten) and its float tail (TensorNorm after the last quantized layer).
+quantizer, a flatten), a transpose of the model's input (a channels-last input permuted to channels-first), and
+its float tail (TensorNorm after the last quantized layer).
 
 They run in float32, one IEEE operation per step, exactly as qonnx's executor (onnxruntime, node by node) computes
 them, so the host's result equals qonnx's bit for bit. The accelerator sees only integer codes: its input is the
@@ -16,12 +17,14 @@ import numpy as np
 __all__ = ["HostStep", "describe", "post", "pre"]
 
 #: The float ops a host step may be.
-HOST_OPS = ("reshape", "add", "sub", "mul", "div", "sign")
+HOST_OPS = ("reshape", "transpose", "add", "sub", "mul", "div", "sign")
+MOVES = ("reshape", "transpose")  # steps that only move values: they keep the input's dtype
 
 
 @dataclass(frozen=True)
 class HostStep:
-    """One float32 step: ``reshape`` to ``shape`` (without batch); ``add``/``sub``/``mul``/``div`` by the float32
+    """One float32 step: ``reshape`` to ``shape`` (without batch); ``transpose`` of the axes after the batch by
+    ``perm`` (0 is the first axis after the batch); ``add``/``sub``/``mul``/``div`` by the float32
     constant ``const`` (broadcast as ONNX does, with the batch axis first); ``sign`` (``+1`` where ``x >= 0`` else
     ``-1``: a BipolarQuant of unit scale). ``const_first``: the constant is the left operand (``c - x``)."""
 
@@ -29,15 +32,19 @@ class HostStep:
     const: np.ndarray | None = field(default=None, repr=False)
     shape: tuple[int, ...] = ()
     const_first: bool = False
+    perm: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.op not in HOST_OPS:
             raise ValueError(f"host step {self.op!r} is not one of {', '.join(HOST_OPS)}")
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
+        if self.op == "transpose":
+            return np.transpose(np.asarray(x), (0, *(p + 1 for p in self.perm)))
         if self.op == "reshape":
+            x = np.asarray(x)
             return x.reshape((x.shape[0], *self.shape))
+        x = np.asarray(x, dtype=np.float32)
         if self.op == "sign":
             return np.where(x >= 0, np.float32(1), np.float32(-1)).astype(np.float32)
         c = np.asarray(self.const, dtype=np.float32)
@@ -50,6 +57,8 @@ class HostStep:
         """The step as one line of a README (constants summarised when large)."""
         if self.op == "reshape":
             return f"x = x.reshape(batch, {', '.join(map(str, self.shape))})"
+        if self.op == "transpose":
+            return f"x = x.transpose(0, {', '.join(str(p + 1) for p in self.perm)})  (numpy axes, batch first)"
         if self.op == "sign":
             return "x = +1 where x >= 0 else -1 (the bipolar input quantizer)"
         c = np.asarray(self.const, dtype=np.float32)
@@ -59,8 +68,9 @@ class HostStep:
 
 
 def pre(steps: list[HostStep], x: np.ndarray) -> np.ndarray:
-    """The graph's input (float32) from the model's raw input: the host's pre-processing."""
-    x = np.asarray(x, dtype=np.float32)
+    """The graph's input from the model's raw input: the host's pre-processing (float32; a reshape or transpose
+    alone keeps the input's dtype, so a float64 input is cast into the first format as the model casts it)."""
+    x = np.asarray(x) if all(s.op in MOVES for s in steps) else np.asarray(x, dtype=np.float32)
     for step in steps:
         x = step.apply(x)
     return x

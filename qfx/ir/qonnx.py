@@ -486,7 +486,7 @@ def _graph(proto: onnx.ModelProto, name: str | None) -> Graph:
     check_domains(proto, IRError)  # before qonnx imports the module a domain names
     _check_structure(proto.graph)
     try:
-        model = _clean(ModelWrapper(proto))
+        model = flt.hoist_input_transpose(_clean(ModelWrapper(proto)))
     except Exception as e:  # qonnx's shape inference and folding on a graph they cannot process
         raise IRError(f"qonnx cannot process the graph ({type(e).__name__}: {str(e).strip()})") from None
     _name_nodes(model.graph)

@@ -30,9 +30,9 @@ from qfx.ir.qonnx_ops import IRError, fail
 if TYPE_CHECKING:
     from qfx.ir.qonnx import _Builder
 
-__all__ = ["FloatPlan", "bipolar_format", "plan_float", "step_table"]
+__all__ = ["FloatPlan", "bipolar_format", "hoist_input_transpose", "plan_float", "step_table"]
 
-PRE_OPS = ("Reshape", "Flatten", "Mul", "Add", "Sub", "Div")
+PRE_OPS = ("Reshape", "Flatten", "Transpose", "Mul", "Add", "Sub", "Div")
 CHAIN_OPS = ("BatchNormalization", "Mul", "Add", "Sub", "Div")
 POST_OPS = ("Mul", "Add", "Sub", "Div")
 FLOAT_ONLY = ("BatchNormalization", "Sub", "Div")  # ops the exact IR has no node for: their chain is tabulated
@@ -85,6 +85,11 @@ def _scan_pre(model, plan: FloatPlan) -> None:
     while (node := _only_consumer(model, t)) is not None and node.op_type in PRE_OPS:
         if node.op_type in ("Reshape", "Flatten"):
             steps.append(HostStep("reshape", shape=tuple(int(d) for d in model.get_tensor_shape(node.output[0])[1:])))
+        elif node.op_type == "Transpose":
+            perm = [int(p) for p in onnx.helper.get_attribute_value(node.attribute[0])] if node.attribute else []
+            if not perm or perm[0] != 0:
+                break  # a transpose that moves the batch (or reverses every axis): left for the builder to refuse
+            steps.append(HostStep("transpose", perm=tuple(p - 1 for p in perm[1:])))
         else:
             c = _const_input(model, node, t)
             if c is None:
@@ -148,6 +153,39 @@ def _scan_chains(model, plan: FloatPlan) -> None:
         if any(n.op_type in FLOAT_ONLY for n in chain) or (q.op_type == "BipolarQuant"):
             plan.chains[q.name] = chain
             plan.skip.update(n.name for n in chain)
+
+
+def hoist_input_transpose(model):
+    """``input -> Quant/FixedCast -> reshapes and transposes`` (QFX's export of a model that permutes its input)
+    becomes ``input -> the moves -> cast``: an element-wise, per-tensor cast commutes with moving values, and moves
+    before the first quantizer are host steps. Other graphs are returned unchanged."""
+    inputs = [i.name for i in model.graph.input if model.get_initializer(i.name) is None]
+    if len(inputs) != 1:
+        return model
+    cast = _only_consumer(model, inputs[0])
+    if cast is None or cast.op_type not in ("Quant", "FixedCast") or cast.input[0] != inputs[0]:
+        return model
+    if cast.op_type == "Quant" and any(np.size(model.get_initializer(t)) != 1 for t in cast.input[1:3]):
+        return model  # a per-channel quantizer does not commute with a transpose
+    moves: list[onnx.NodeProto] = []
+    while (move := _only_consumer(model, (moves[-1] if moves else cast).output[0])) is not None and (
+        move.op_type in ("Reshape", "Flatten", "Transpose")
+    ):
+        moves.append(move)
+    while moves and moves[-1].op_type != "Transpose":
+        moves.pop()  # reshapes after the last transpose stay after the cast
+    if not moves:
+        return model
+    final, source, nodes = moves[-1].output[0], inputs[0], model.graph.node
+    for move in moves:  # input -> the moves, in their order -> the cast -> what read the last move
+        moved = model.make_new_valueinfo_name()
+        move.input[0], move.output[0], source = source, moved, moved
+        nodes.remove(move)
+        nodes.insert(list(nodes).index(cast), move)
+    cast.input[0], cast.output[0] = source, final
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    return model.transform(InferShapes())
 
 
 def plan_float(model) -> FloatPlan:
@@ -313,5 +351,6 @@ def transpose(b: _Builder, node: onnx.NodeProto, a: dict) -> None:
     x = b.act(node, 0)
     perm = list(a.get("perm", []))
     if perm and perm != list(range(len(perm))):
-        raise fail(node, f"a transpose {perm} of a tensor moves values (layouts are NCHW); only constants")
+        raise fail(node, f"a transpose {perm} of a tensor inside the network moves every value (layouts are NCHW); "
+                         "only the model's input (a host step) and constants may be transposed")
     b.emit(Reshape, node, [x], b.fmt(x, node))

@@ -482,12 +482,39 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
 def supported_calls() -> list[str]:
     """The function and method calls quantize_ understands (for error messages and docs)."""
     names = set()
-    for t in list(_SIGNATURES) + list(_SHAPE_ONLY) + list(_RESHAPES):
+    for t in list(_SIGNATURES) + list(_SHAPE_ONLY) + list(_RESHAPES) + list(_TRANSPOSES):
         if isinstance(t, str):
             names.add(f"Tensor.{t}")
         else:
             names.add(_target_name(t))
     return sorted(names)
+
+
+_TRANSPOSES = {torch.permute, "permute", torch.transpose, "transpose"}
+
+
+def transpose_perm(node: fx.Node, rank: int) -> tuple[int, ...]:
+    """The axes (batch first) a ``permute``/``transpose`` call puts its input's axes in."""
+    args = list(node.args[1:])
+    if node.target in (torch.permute, "permute"):
+        dims = node.kwargs.get("dims", args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args)
+        return tuple(int(d) % rank for d in dims)
+    d0, d1 = (node.kwargs.get(k, v) for k, v in zip(("dim0", "dim1"), args + [None] * (2 - len(args)), strict=True))
+    perm = list(range(rank))
+    perm[int(d0) % rank], perm[int(d1) % rank] = perm[int(d1) % rank], perm[int(d0) % rank]
+    return tuple(perm)
+
+
+def _check_input_transpose(ctx: Context, node: fx.Node) -> None:
+    """A transpose is the host's: only of the model's input (e.g. channels-last to channels-first), batch first."""
+    from qfx.nn.elementwise import QInput
+
+    x = node.args[0]
+    if not isinstance(x, fx.Node) or not isinstance(ctx.producer.get(x.name), QInput):
+        raise _refuse(node, "a transpose inside the network moves every value; only the model's input may be "
+                            "transposed (the host does it before the first cast)")  # fmt: skip
+    if transpose_perm(node, len(ctx.shapes[x.name]))[0] != 0:
+        raise _refuse(node, "a transpose that moves the batch axis is not supported")
 
 
 def _is_tensor(ctx: Context, node: fx.Node) -> bool:
@@ -508,9 +535,13 @@ def convert_call(ctx: Context, node: fx.Node, insert: Callable[[fx.Node, nn.Modu
         return
     if t is operator.getitem or t is getattr:
         raise _refuse(node, "indexing a tensor is not supported")
-    supported = t in _SIGNATURES or t in _RESHAPES
+    supported = t in _SIGNATURES or t in _RESHAPES or t in _TRANSPOSES
     if not supported or (node.op == "call_method") != isinstance(t, str):
         raise _refuse(node, "not supported by quantize_; supported: " + ", ".join(supported_calls()))
+    if t in _TRANSPOSES:
+        _check_input_transpose(ctx, node)
+        ctx.producer[node.name] = ctx.source(node.args[0], node, f"call {call_name(node)}")
+        return
     if t in _RESHAPES:
         src = node.args[0] if node.args else node.kwargs.get("input")
         in_shape, out_shape = ctx.shapes.get(getattr(src, "name", "")), ctx.shapes.get(node.name)
