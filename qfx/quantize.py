@@ -42,10 +42,10 @@ from qfx.nn.convert import adaptive_max_pool as _adaptive_max_pool
 from qfx.nn.convert import adaptive_pool as _adaptive_pool
 from qfx.nn.convert import avg_pool as _avg_pool
 from qfx.nn.convert import convert_call as _convert_call
-from qfx.nn.convert import hardtanh as _hardtanh
-from qfx.nn.convert import leaky_slope_format as _leaky_slope_format
-from qfx.nn.convert import table as _table
-from qfx.nn.convert import table_function as _table_function
+from qfx.nn.convert_values import hardtanh as _hardtanh
+from qfx.nn.convert_values import leaky_slope_format as _leaky_slope_format
+from qfx.nn.convert_values import table as _table
+from qfx.nn.convert_values import table_function as _table_function
 
 __all__ = ["LayerConfig", "QuantizeConfig", "QuantizeError", "int_bits_for", "quantize_"]
 
@@ -442,7 +442,7 @@ def _check_single_use(gm: fx.GraphModule, node: fx.Node, module: nn.Module) -> N
 
 def _softmax_module(module: nn.Softmax, node: fx.Node, ctx: Context, refuse) -> nn.Module | None:
     """nn.Softmax through the same rule as F.softmax (table, argmax, or removed)."""
-    from qfx.nn.convert import _softmax
+    from qfx.nn.convert_values import softmax as _softmax
 
     a = {"input": node.args[0], "dim": module.dim}
     q, _ = _softmax(ctx, node, a)

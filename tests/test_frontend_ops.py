@@ -641,7 +641,12 @@ def test_new_modules_pickle_in_checkpoints(tmp_path) -> None:
     q = quantize_(Maps(2), QuantizeConfig(), x).eval()
     q2 = quantize_(Classifier(), QuantizeConfig(), _x(4, 5)).eval()
     q3 = quantize_(Seq(nn.Sigmoid()), QuantizeConfig(), _x(4, 5)).eval()
-    for model, inp in ((q, x), (q2, _x(4, 5)), (q3, _x(4, 5))):
+    q4 = quantize_(Seq(nn.Hardswish()), QuantizeConfig(), _x(4, 5)).eval()
+    q5 = quantize_(Constants(), QuantizeConfig(), _x(4, 3, 4, 4)).eval()  # offsets, per-channel ones too
+    q6 = quantize_(ChannelsLast1d("permute"), QuantizeConfig(), _x(4, 16, 3)).eval()
+    q7 = quantize_(TutorialLeNet(), QuantizeConfig(), _x(4, 1, 32, 32)).eval()
+    for model, inp in ((q, x), (q2, _x(4, 5)), (q3, _x(4, 5)), (q4, _x(4, 5)), (q5, _x(4, 3, 4, 4)),
+                       (q6, _x(4, 16, 3)), (q7, _x(4, 1, 32, 32))):  # fmt: skip
         model(inp)  # fill the caches: they must not end up in the file
         save_checkpoint(tmp_path / "m.qfx", Checkpoint(model, inp))
         back = load_checkpoint(tmp_path / "m.qfx").model

@@ -9,94 +9,34 @@ call and its source line, so that no float operation passes silently.
 
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from qfx.format import FixedFormat, Overflow, Quant
-from qfx.nn.activations import QArgMax, QClip, QLeakyReLU, QScale, QSoftmax, QTable
+from qfx.nn.convert_base import Context, QuantizeError, call_name, fitted, int_bits_for, target_name, where
+from qfx.nn.convert_base import refuse as _refuse
+from qfx.nn.convert_values import (
+    add_constant,
+    clamp,
+    constant,
+    constant_affine,
+    hardtanh,
+    leaky,
+    multiply_constant,
+    softmax,
+    table,
+    table_function,
+)  # fmt: skip
 from qfx.nn.elementwise import QAdd, QAvgPool2d, QMaxPool2d, QReLU
-from qfx.nn.quantizer import FixedQuantizer
 from qfx.nn.shape import QAvgPool1d, QCat, QGlobalAvgPool, QMaxPool1d, QPad, QUpsample
-from qfx.tables import BOUNDED, check_table_input, function_range
 
-__all__ = ["Context", "QuantizeError", "call_name", "convert_call", "where"]
-
-
-class QuantizeError(ValueError):
-    """The model holds something :func:`qfx.quantize_` cannot make fixed point; the message names it."""
-
-
-def int_bits_for(max_abs: float, signed: bool) -> int:
-    """Fewest integer bits whose range holds ``max_abs`` (at least -16, for all-zero tensors)."""
-    if not max_abs > 0:
-        return -16
-    bits = math.floor(math.log2(max_abs)) + 1
-    return bits + 1 if signed else bits
-
-
-def fitted(width: int, max_abs: float, signed: bool, quant: Quant, overflow: Overflow) -> FixedFormat:
-    """``width`` bits with the binary point that holds ``max_abs``."""
-    return FixedFormat(width, int_bits_for(max_abs, signed), signed, quant, overflow)
-
-
-def where(node: fx.Node) -> str:
-    """`` at forward line N (code)`` for a traced node (empty when the tracer recorded no user frame)."""
-    frame = node.meta.get("qfx_frame")
-    if frame is None:
-        return ""
-    file, line, code, function = frame
-    code = f" ({code.strip()})" if code and code.strip() else ""
-    return f" at {function} line {line} of {Path(file).name}{code}"
-
-
-def call_name(node: fx.Node) -> str:
-    """``torch.nn.functional.gelu``, ``torch.cat``, ``Tensor.view``, ``operator.mul``: the call as users know it."""
-    return f"Tensor.{node.target}" if node.op == "call_method" else _target_name(node.target)
-
-
-def _target_name(target: object) -> str:
-    name = getattr(target, "__name__", str(target))
-    for module, prefix in ((F, "torch.nn.functional"), (torch, "torch"), (operator, "operator")):
-        if getattr(module, name, None) is target:
-            return f"{prefix}.{name}"
-    return f"{getattr(target, '__module__', '')}.{name}".lstrip(".")
-
-
-@dataclass
-class Context:
-    """What the conversion of one call needs: the traced module, the calibration record, the formats' sources."""
-
-    gm: fx.GraphModule
-    config: object  # qfx.QuantizeConfig
-    max_abs: dict[str, float]
-    minimum: dict[str, float]
-    shapes: dict[str, tuple[int, ...]]
-    producer: dict[str, FixedQuantizer] = field(default_factory=dict)
-
-    @property
-    def learn(self) -> bool:
-        return self.config.mode == "qat"
-
-    def act(self, node: fx.Node, width: int | None = None, signed: bool = True) -> FixedFormat:
-        """An activation format of ``width`` bits (default: the config's) fitted to ``node``'s calibrated range."""
-        c = self.config
-        return fitted(width or c.activation_width, self.max_abs.get(node.name, 0.0), signed, c.quant, c.overflow)
-
-    def source(self, value: object, node: fx.Node, what: str) -> FixedQuantizer:
-        """The quantizer whose format ``value`` (an input of ``node``) is in; refuses a float tensor."""
-        if isinstance(value, fx.Node) and value.name in self.producer:
-            return self.producer[value.name]
-        got = value.name if isinstance(value, fx.Node) else repr(value)
-        raise QuantizeError(
-            f"{what}{where(node)}: its input {got} is not a fixed-point tensor (it does not come from a QFX layer)"
-        )
+__all__ = [
+    "Context", "QuantizeError", "adaptive_max_pool", "adaptive_pool", "avg_pool", "call_name", "convert_call",
+    "fitted", "int_bits_for", "supported_calls", "transpose_perm", "where",
+]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ signatures
@@ -167,15 +107,6 @@ _POOLS = {F.max_pool1d: 1, F.avg_pool1d: 1, F.adaptive_avg_pool1d: 1}
 _POOLS.update({F.max_pool2d: 2, F.avg_pool2d: 2, F.adaptive_avg_pool2d: 2})
 _POOLS.update({F.adaptive_max_pool1d: 1, F.adaptive_max_pool2d: 2})
 _DROPOUTS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
-
-
-def _what(node: fx.Node) -> str:
-    """``module <name>`` or ``call <function>``: the layer a node is, as messages name it."""
-    return f"module {node.target}" if node.op == "call_module" else f"call {call_name(node)}"
-
-
-def _refuse(node: fx.Node, why: str) -> QuantizeError:
-    return QuantizeError(f"call {call_name(node)}{where(node)}: {why}")
 
 
 def _ints(value: object, n: int) -> tuple[int, ...]:
@@ -283,141 +214,6 @@ def _pad(node: fx.Node, a: dict, ctx: Context) -> nn.Module:
     return QPad(pads + (0,) * (2 * (rank - 2) - len(pads)))
 
 
-def _constant(ctx: Context, value: object) -> torch.Tensor | None:
-    """A multiplier that is a constant: a number or a module attribute tensor."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return torch.tensor(float(value), dtype=torch.float64)
-    if isinstance(value, fx.Node) and value.op == "get_attr":
-        obj = ctx.gm
-        for part in value.target.split("."):
-            obj = getattr(obj, part)
-        if isinstance(obj, torch.Tensor):
-            return obj.detach().to(torch.float64)
-    return None
-
-
-def _broadcast(node: fx.Node, value: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """A number, or one value per channel shaped to broadcast over (N, C, ...)."""
-    if value.numel() != 1 and tuple(value.reshape(-1).shape) != (shape[1],):
-        raise _refuse(node, f"a constant of shape {tuple(value.shape)} is neither a number nor one per channel")
-    return value.reshape((1, -1) + (1,) * (len(shape) - 2)) if value.numel() != 1 else value
-
-
-def _constant_affine(ctx: Context, node: fx.Node, x: fx.Node, scale: torch.Tensor, offset: torch.Tensor | None):
-    """``x * scale + offset`` (constants) as a QScale: the scale in the weight width, the offset in the bias width."""
-    shape, c = ctx.shapes[x.name], ctx.config
-    scale = _broadcast(node, scale, shape)
-    fmt = fitted(c.weight_width, scale.abs().max().item(), bool((scale < 0).any()), c.weight_quant, Overflow.SAT)
-    if offset is None:
-        return QScale(scale, fmt, ctx.act(node), learn=ctx.learn), [x]
-    offset = _broadcast(node, offset, shape)
-    offset_fmt = fitted(c.bias_width, offset.abs().max().item(), bool((offset < 0).any()), c.weight_quant,
-                        Overflow.SAT)  # fmt: skip
-    return QScale(scale, fmt, ctx.act(node), learn=ctx.learn, offset=offset, offset_format=offset_fmt), [x]
-
-
-def _scale(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module, list]:
-    x, other = a["input"], a["other"]
-    if node.target in (operator.mul, torch.mul, "mul") and _constant(ctx, x) is not None:
-        x, other = other, x
-    value = _constant(ctx, other)
-    if value is None or not isinstance(x, fx.Node):
-        raise _refuse(node, "only multiplication of a tensor by a constant is supported (not of two tensors)")
-    if node.target in (operator.truediv, torch.div, "div"):
-        value = 1.0 / value
-    return _constant_affine(ctx, node, x, value, None)
-
-
-def _add_constant(ctx: Context, node: fx.Node, a: dict, subtract: bool) -> tuple[nn.Module, list]:
-    """``x + d``, ``d + x``, ``x - d``, ``d - x`` for a constant ``d`` (a tensor and a constant)."""
-    x, other = a["input"], a["other"]
-    one = torch.tensor(1.0, dtype=torch.float64)
-    if _constant(ctx, x) is not None and isinstance(other, fx.Node):  # d + x, d - x
-        return _constant_affine(ctx, node, other, -one if subtract else one, _constant(ctx, x))
-    offset = _constant(ctx, other)
-    if offset is None or not isinstance(x, fx.Node):
-        raise _refuse(node, "only a tensor and a constant, or two tensors added, are supported")
-    return _constant_affine(ctx, node, x, one, -offset if subtract else offset)
-
-
-def _softmax(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list]:
-    x = a["input"]
-    shape = ctx.shapes[x.name]
-    if a.get("dtype") is not None or a["dim"] is None or a["dim"] % len(shape) != len(shape) - 1:
-        raise _refuse(node, f"softmax over dim {a['dim']}: only the last dim (dim=-1, or 1 of (N, F)) is supported")
-    mode = ctx.config.softmax
-    if mode == "logits":
-        return None, [x]
-    if mode == "argmax":
-        return QArgMax(shape[-1]), [x]
-    source = ctx.source(x, node, f"call {call_name(node)}")
-    check_table_input(source.format, f"{_what(node)} (softmax){where(node)}")
-    widths = {k: getattr(ctx.config, k) for k in ("exp_width", "index_width", "recip_width")}
-    out = fitted(ctx.config.activation_width, 1.0, False, ctx.config.quant, ctx.config.overflow)
-    return QSoftmax(source, out, learn=ctx.learn, **widths), [x]
-
-
-def table(ctx: Context, node: fx.Node, function: str, x: object, what: str) -> QTable:
-    """A table of ``function`` reading ``x``'s producer format; refused here when that format is too wide. Its
-    output format holds the calibrated range of a bounded function (sigmoid, tanh), else the function's whole range
-    over the input format (so no table entry saturates)."""
-    source = ctx.source(x, node, what)
-    check_table_input(source.format, f"{_what(node)} ({function} table){where(node)}")
-    c = ctx.config
-    if function in BOUNDED:
-        lo, hi = BOUNDED[function]
-        out = fitted(c.activation_width, min(ctx.max_abs.get(node.name, hi), hi), lo < 0, c.quant, c.overflow)
-    else:
-        lo, hi = function_range(function, source.format)
-        out = fitted(c.activation_width, max(abs(lo), abs(hi)), lo < 0, c.quant, c.overflow)
-    return QTable(function, source, out)
-
-
-def table_function(node: fx.Node, kind: str, *, alpha: float = 1.0, approximate: str = "none", beta: float = 1.0,
-                   threshold: float = 20.0) -> str:  # fmt: skip
-    """The tabulated function for a GELU / ELU / softplus with these parameters; refuses what has no table."""
-    if kind == "gelu":
-        if approximate not in ("none", "tanh"):
-            raise QuantizeError(f"{node}: GELU approximate={approximate!r} is not one of 'none', 'tanh'")
-        return "gelu" if approximate == "none" else "gelu_tanh"
-    if kind == "elu" and float(alpha) != 1.0:
-        raise QuantizeError(f"{node}: ELU with alpha={alpha} has no table; only alpha=1")
-    if kind == "softplus" and (float(beta) != 1.0 or float(threshold) != 20.0):
-        raise QuantizeError(f"{node}: softplus with beta={beta}, threshold={threshold} has no table; only 1 and 20")
-    return kind
-
-
-def clamp(ctx: Context, node: fx.Node, source_fmt: FixedFormat, lo: object, hi: object, what: str) -> nn.Module:
-    """``torch.clamp(x, lo, hi)`` with number bounds (either may be None: then the input format's own end, which
-    never clips), as a clipped ReLU or a clip."""
-    if not all(b is None or (isinstance(b, (int, float)) and not isinstance(b, bool)) for b in (lo, hi)):
-        raise QuantizeError(f"{what}{where(node)}: the bounds must be numbers (not tensors)")
-    if lo is None and hi is None:
-        raise QuantizeError(f"{what}{where(node)}: at least one of min and max is needed")
-    low = float(lo) if lo is not None else source_fmt.min_code * source_fmt.lsb
-    high = float(hi) if hi is not None else source_fmt.max_code * source_fmt.lsb
-    if not low < high:
-        raise QuantizeError(f"{what}{where(node)}: clamping {source_fmt} to [{low}, {high}] leaves no range")
-    return hardtanh(ctx, node, low, high)
-
-
-def _leaky(ctx: Context, node: fx.Node, slope: float) -> QLeakyReLU:
-    c = ctx.config
-    return QLeakyReLU(slope, leaky_slope_format(c, slope), ctx.act(node), learn=ctx.learn)
-
-
-def leaky_slope_format(config, slope: float) -> FixedFormat:
-    """The slope's format: the weight width, binary point fitted to the slope (unsigned, 0 < slope < 1)."""
-    return fitted(config.weight_width, abs(float(slope)), False, config.weight_quant, Overflow.SAT)
-
-
-def hardtanh(ctx: Context, node: fx.Node, lo: float, hi: float) -> nn.Module:
-    """ReLU6 / Hardtanh: a clipped ReLU when the lower bound is 0, else a clip."""
-    if lo == 0:
-        return QReLU(ctx.act(node, signed=False), max_value=float(hi), learn=ctx.learn)
-    return QClip(lo, hi, ctx.act(node, signed=lo < 0), learn=ctx.learn)
-
-
 def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list, bool]:
     """(module, tensor inputs, passes the format through) for a computing call."""
     t, x = node.target, a.get("input")
@@ -428,7 +224,7 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
     if t is F.hardtanh:
         return hardtanh(ctx, node, float(a["min_val"]), float(a["max_val"])), [x], False
     if t is F.leaky_relu:
-        return _leaky(ctx, node, float(a["negative_slope"])), [x], False
+        return leaky(ctx, node, float(a["negative_slope"])), [x], False
     if t in _POOLS:
         module, through = _pool(ctx, node, a, _POOLS[t])
         return module, [x], through
@@ -451,16 +247,16 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
         subtract = t in (operator.sub, torch.sub, "sub", operator.isub)
         if node.kwargs.get("alpha", 1) != 1:
             raise _refuse(node, "alpha != 1 is not supported")
-        tensors = [v for v in (x, a["other"]) if isinstance(v, fx.Node) and _constant(ctx, v) is None]
+        tensors = [v for v in (x, a["other"]) if isinstance(v, fx.Node) and constant(ctx, v) is None]
         if len(tensors) == 2:
             if subtract:
                 raise _refuse(node, "the difference of two tensors is not supported (a tensor and a constant is)")
             return QAdd(ctx.act(node), learn=ctx.learn), [x, a["other"]], False
-        return (*_add_constant(ctx, node, a, subtract), False)
+        return (*add_constant(ctx, node, a, subtract), False)
     if t in (operator.neg, torch.neg, "neg"):
-        return (*_constant_affine(ctx, node, x, torch.tensor(-1.0, dtype=torch.float64), None), False)
+        return (*constant_affine(ctx, node, x, torch.tensor(-1.0, dtype=torch.float64), None), False)
     if t in (operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div"):
-        return (*_scale(ctx, node, a), False)
+        return (*multiply_constant(ctx, node, a), False)
     if t in (torch.clamp, "clamp", torch.clip, "clip"):
         what = f"call {call_name(node)}"
         return clamp(ctx, node, ctx.source(x, node, what).format, a["min"], a["max"], what), [x], False
@@ -470,12 +266,12 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
         function = table_function(what + where(node), _TABLES[t], **params)
         return table(ctx, node, function, x, what), [x], False
     if t in (F.softmax, torch.softmax, "softmax"):
-        return (*_softmax(ctx, node, a), False)
+        return (*softmax(ctx, node, a), False)
     if t in (F.log_softmax, torch.log_softmax, "log_softmax"):
         if ctx.config.softmax == "table":
             raise _refuse(node, "a log-softmax has no table; it keeps the order of the logits, so quantize "
                           "with QuantizeConfig(softmax='logits') (removed) or softmax='argmax' (the class index)")
-        return (*_softmax(ctx, node, a), False)
+        return (*softmax(ctx, node, a), False)
     raise AssertionError(f"internal: no rule for {call_name(node)}")
 
 
@@ -486,7 +282,7 @@ def supported_calls() -> list[str]:
         if isinstance(t, str):
             names.add(f"Tensor.{t}")
         else:
-            names.add(_target_name(t))
+            names.add(target_name(t))
     return sorted(names)
 
 
