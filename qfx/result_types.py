@@ -30,6 +30,14 @@ def add_format(a: FixedFormat, b: FixedFormat) -> FixedFormat:
     return FixedFormat(int_bits + frac, int_bits, signed)
 
 
+def sub_format(a: FixedFormat, b: FixedFormat) -> FixedFormat:
+    """Type of ``a - b`` in ap_fixed: always signed, the finer LSB, one more integer bit than the wider operand (an
+    unsigned operand facing a signed one counts one more)."""
+    frac = max(a.frac_bits, b.frac_bits)
+    int_bits = max(a.int_bits + (b.signed and not a.signed), b.int_bits + (a.signed and not b.signed)) + 1
+    return FixedFormat(int_bits + frac, int_bits, True)
+
+
 def grow_bits(terms: int) -> int:
     """Integer bits a sum of ``terms`` values needs on top of one value's: ``ceil(log2(terms))``."""
     if terms < 1:

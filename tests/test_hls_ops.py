@@ -27,6 +27,7 @@ from qfx.backends.hls import generate, read_project
 from qfx.backends.hls.generate import write_inputs
 from qfx.format import FixedFormat, Overflow, Quant
 from qfx.ir.graph import (
+    Add,
     ArgMax,
     Cast,
     Clip,
@@ -45,7 +46,7 @@ from qfx.ir.graph import (
     Tensor,
     Upsample,
 )
-from qfx.result_types import product_format
+from qfx.result_types import product_format, sub_format
 from qfx.sim import apfixed
 from qfx.tables import SoftmaxSpec, function_table
 
@@ -323,9 +324,22 @@ def case_pool(rng, k: int) -> Graph:
     return b.graph()
 
 
+def case_sub(rng, k: int) -> Graph:
+    """``a - b`` of two casts of the input (random formats, either signedness): exact in ap_fixed's signed
+    difference type, then a random output format."""
+    shape = rand_map(rng, bool(k % 2)) if k % 3 else (int(rng.integers(2, 9)),)
+    x = rand_fmt(rng)
+    b = Builder(f"sub{k}", shape, x)
+    fa, fb = rand_fmt(rng), rand_fmt(rng)
+    ta, tb = b.add(Cast("ca", ["x"], "", fa), shape), b.add(Cast("cb", ["x"], "", fb), shape)
+    acc = sub_format(fa, fb)
+    b.add(Add("sub", [tb, ta] if k % 2 else [ta, tb], "", acc, subtract=True), shape, out_fmt(rng, acc))
+    return b.graph()
+
+
 CASES = {"clip": case_clip, "leaky_relu": case_leaky, "pad_upsample": case_pad_upsample, "concat": case_concat,
          "lookup": case_lookup, "softmax": case_softmax, "argmax": case_argmax, "conv": case_conv,
-         "pool": case_pool}  # fmt: skip
+         "pool": case_pool, "sub": case_sub}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ many projects, one g++
@@ -383,7 +397,7 @@ def test_new_ops_csim_equals_ir(tmp_path, toolchain, summary) -> None:
     C-simulated in one program: codes equal the IR's."""
     rng = np.random.default_rng(12)
     counts = {"clip": 6, "leaky_relu": 4, "pad_upsample": 6, "concat": 6, "lookup": 6, "softmax": 6, "argmax": 4,
-              "conv": 8, "pool": 8}  # fmt: skip
+              "conv": 8, "pool": 8, "sub": 6}  # fmt: skip
     graphs, names = [], []
     for op, n in counts.items():
         for k in range(n):

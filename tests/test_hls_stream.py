@@ -46,7 +46,7 @@ from qfx.ir.graph import (
 from qfx.ir.passes import fuse_casts
 from qfx.plan import Folding, fully_parallel, plan
 from qfx.plan.cost import work_of
-from qfx.result_types import accumulator_format, add_format, grow_bits, product_format, union_format
+from qfx.result_types import accumulator_format, add_format, grow_bits, product_format, sub_format, union_format
 from qfx.tables import SoftmaxSpec, function_table
 
 BOARD = "ultra96v2"
@@ -178,6 +178,8 @@ def ops_graph(seed: int = 0) -> Graph:
     net.add(Pad("pad", [q], "pad", f_in, padding=(1, 0, 0, 2)), (2, 6, 9))
     net.add(Upsample("up", [line], "up", f_in, scale=(1, 2)), (10, 14), f_in)
     net.add(Add("add", [q, leaky], "add", add_format(f_in, net.fmt(leaky))), (2, 5, 7))
+    net.add(Add("sub", [leaky, q], "sub", sub_format(net.fmt(leaky), f_in), subtract=True), (2, 5, 7),
+            FixedFormat(8, 3, True, Quant.RND, Overflow.SAT))  # fmt: skip
     union = union_format([f_in, net.fmt(leaky)])
     net.add(Concat("channels", [leaky, q], "channels", union), (4, 5, 7))  # two maps side by side, pixel by pixel
     net.add(Concat("rows", [q, leaky], "rows", union, axis=1), (2, 10, 7))

@@ -18,6 +18,7 @@ from qfx.export.ops import DOMAIN
 from qfx.format import FixedFormat
 from qfx.ir import IRError, from_qonnx
 from qfx.ir.graph import (
+    Add,
     ArgMax,
     Clip,
     Concat,
@@ -494,3 +495,23 @@ def test_legacy_and_optional_forms(case: str) -> None:
     y = y if "ArgMax" in case else net.cast(y, out_fmt)
     model = net.model(x_shape, y, opset=opset)
     compare(model, grid_values(np.random.default_rng(1), x_fmt, x_shape), out_fmt, counts("older opsets / forms"))
+
+
+@SETTINGS
+@given(a_fmt=formats(2, 9), b_fmt=formats(2, 9), out_fmt=formats(2, 12), swap=st.booleans(), seed=seeds)
+def test_sub_of_two_tensors(a_fmt: FixedFormat, b_fmt: FixedFormat, out_fmt: FixedFormat, swap: bool, seed: int):
+    """Sub of two casts of the input (any formats and modes) -> the IR's Add with ``subtract``, exact in ap_fixed's
+    signed difference type, which holds every difference of the two formats' values."""
+    rng = np.random.default_rng(seed)
+    net = Net()
+    x = net.cast("x", FixedFormat(10, 4))
+    a, b = net.double(net.cast(x, a_fmt)), net.double(net.cast(x, b_fmt))
+    model = net.model((3, 2, 5), net.cast(net.op("Sub", [b, a] if swap else [a, b]), out_fmt))
+    compare(model, grid_values(rng, FixedFormat(10, 4), (3, 2, 5)), out_fmt, counts("Sub"))
+    node = next(n for n in from_qonnx(model).nodes if isinstance(n, Add))
+    assert node.subtract and node.acc.signed
+    lo, hi = node.acc.min_code * node.acc.lsb, node.acc.max_code * node.acc.lsb
+    first, second = (b_fmt, a_fmt) if swap else (a_fmt, b_fmt)
+    assert lo <= first.min_code * first.lsb - second.max_code * second.lsb
+    assert first.max_code * first.lsb - second.min_code * second.lsb <= hi
+    assert node.acc.frac_bits == max(a_fmt.frac_bits, b_fmt.frac_bits)

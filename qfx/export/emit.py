@@ -248,7 +248,8 @@ def emit_module(b: Builder, name: str, m: nn.Module, args: list[str], shape, out
         lo, hi = b.init(f"{name}_min", np.array(m.min_value)), b.init(f"{name}_max", np.array(m.max_value))
         return b.cast(b.node("Clip", [b.as_float64(args[0]), lo, hi], f"{name}_clip"), m.output_quantizer.format, name)
     if isinstance(m, QAdd):
-        return b.cast(b.arith("Add", args[:2], f"{name}_add"), m.output_quantizer.format, name)
+        op = "Sub" if getattr(m, "subtract", False) else "Add"
+        return b.cast(b.arith(op, args[:2], f"{name}_{op.lower()}"), m.output_quantizer.format, name)
     if isinstance(m, QScale):
         value = m.scale.reshape(m.scale.shape[1:]) if m.scale.dim() > 1 else m.scale
         c = b.constant(f"{name}_scale", value, m.scale_format)

@@ -183,7 +183,8 @@ class _Lowering:
             a, b = (self.where[t] for t in node.inputs)
             if a.shape != b.shape:  # one is flat, the other an image: meet in the image layout
                 a, b = self.image(node.inputs[0], node), self.image(node.inputs[1], node)
-            name = self.add("Merge", node.name, [a.layer, b.layer], {"result": res}, op="add")
+            name = self.add("Merge", node.name, [a.layer, b.layer], {"result": res},
+                            op="subtract" if node.subtract else "add")  # fmt: skip
             self.where[out] = _Loc(name, a.shape)
         elif isinstance(node, Relu):
             self.relu(node, res)

@@ -138,9 +138,11 @@ class Affine(Node):
 
 @dataclass
 class Add(Node):
-    """Element-wise sum of two tensors of the same shape."""
+    """Element-wise sum of two tensors of the same shape, or their difference (``subtract``: first minus second)."""
 
     op: ClassVar[str] = "add"
+
+    subtract: bool = False
 
 
 @dataclass

@@ -166,7 +166,8 @@ def _compute(node: Node, graph: Graph, env: dict[str, np.ndarray]) -> np.ndarray
     if isinstance(node, Affine):
         return _affine(node, args[0], fracs[0])
     if isinstance(node, Add):
-        return _align(args[0], fracs[0], node.acc) + _align(args[1], fracs[1], node.acc)
+        second = _align(args[1], fracs[1], node.acc)
+        return _align(args[0], fracs[0], node.acc) + (-second if node.subtract else second)
     if isinstance(node, Relu):
         out = np.maximum(_align(args[0], fracs[0], node.acc), 0)
         return out if node.max_code is None else np.minimum(out, node.max_code)

@@ -45,7 +45,7 @@ from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, Graph, Node, Relu, Re
 from qfx.ir.intcast import float_codes
 from qfx.ir.qonnx_ops import IRError, attrs, fail
 from qfx.ir.qonnx_ops import quoted as _q
-from qfx.result_types import accumulator_format, add_format, product_format
+from qfx.result_types import accumulator_format, add_format, product_format, sub_format
 
 __all__ = ["IRError", "from_qonnx"]
 
@@ -340,7 +340,7 @@ class _Builder:
             self.dense(node, self.const(node, 1, "weight"), transposed=bool(a.get("transB", 0)), bias=bias)
         elif op == "Conv":
             self.conv(node)
-        elif op in ("Add", "Mul"):
+        elif op in ("Add", "Mul") or (op == "Sub" and not any(self.alias.get(i, i) in self.consts for i in node.input)):
             self.arith(node)
         elif op == "Relu":
             x = self.act(node, 0)
@@ -362,7 +362,7 @@ class _Builder:
             )
 
     def arith(self, node: onnx.NodeProto) -> None:
-        """Add of two tensors; Add or Mul of a tensor and a per-channel constant."""
+        """Add or Sub of two tensors; Add or Mul of a tensor and a per-channel constant."""
         op, ins = node.op_type, [self.alias.get(i, i) for i in node.input]
         const = [i for i in ins if i in self.consts]
         if len(const) == 2:
@@ -377,7 +377,10 @@ class _Builder:
         if self.tensors[x].shape != self.tensors[y].shape:
             shapes = f"{list(self.tensors[x].shape)} and {list(self.tensors[y].shape)}"
             raise fail(node, f"adds tensors of shapes {shapes}; only equal shapes are supported (no broadcasting)")
-        self.emit(Add, node, [x, y], add_format(self.fmt(x, node), self.fmt(y, node)))
+        if op == "Sub":
+            self.emit(Add, node, [x, y], sub_format(self.fmt(x, node), self.fmt(y, node)), subtract=True)
+        else:
+            self.emit(Add, node, [x, y], add_format(self.fmt(x, node), self.fmt(y, node)))
 
 
 _READERS = {

@@ -249,9 +249,7 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
             raise _refuse(node, "alpha != 1 is not supported")
         tensors = [v for v in (x, a["other"]) if isinstance(v, fx.Node) and constant(ctx, v) is None]
         if len(tensors) == 2:
-            if subtract:
-                raise _refuse(node, "the difference of two tensors is not supported (a tensor and a constant is)")
-            return QAdd(ctx.act(node), learn=ctx.learn), [x, a["other"]], False
+            return QAdd(ctx.act(node), learn=ctx.learn, subtract=subtract), [x, a["other"]], False
         return (*add_constant(ctx, node, a, subtract), False)
     if t in (operator.neg, torch.neg, "neg"):
         return (*constant_affine(ctx, node, x, torch.tensor(-1.0, dtype=torch.float64), None), False)

@@ -64,14 +64,18 @@ class QReLU(nn.Module):
 
 
 class QAdd(nn.Module):
-    """Residual sum ``a + b`` cast into the output format (the sum itself is exact)."""
+    """Residual sum ``a + b``, or the difference ``a - b`` (``subtract``), cast into the output format (the sum or
+    difference itself is exact)."""
 
-    def __init__(self, output: FixedFormat | str = DEFAULT_SUM, *, learn: bool = True) -> None:
+    def __init__(self, output: FixedFormat | str = DEFAULT_SUM, *, learn: bool = True, subtract: bool = False) -> None:
         super().__init__()
+        self.subtract = bool(subtract)
         self.output_quantizer = FixedQuantizer(output, learn_binary_point=learn)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return _out(self.output_quantizer, a.to(torch.float64) + b.to(torch.float64), a)
+        b = b.to(torch.float64)
+        exact = a.to(torch.float64) + (-b if getattr(self, "subtract", False) else b)  # older models: no attribute
+        return _out(self.output_quantizer, exact, a)
 
 
 class QFlatten(nn.Flatten):

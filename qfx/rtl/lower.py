@@ -123,8 +123,9 @@ def _add(b: Builder, n: Add) -> None:
     a, c = n.inputs
     sa = align(n.acc, b.g.fmt(a).frac_bits, "the first operand", n)
     sc = align(n.acc, b.g.fmt(c).frac_bits, "the second operand", n)
+    sign = -1 if n.subtract else 1
     for i in range(b.g.tensors[n.output].size):
-        b.weighted(i, [(a, i, 1, sa), (c, i, 1, sc)], 0, False)
+        b.weighted(i, [(a, i, 1, sa), (c, i, sign, sc)], 0, False)
 
 
 def _windows(b: Builder, n: MaxPool2d | SumPool2d):

@@ -408,7 +408,7 @@ class _Renderer:
         mb = max(abs(fb.min_code), fb.max_code) << (frac - fb.frac_bits)
         aw = _signed_width(-(ma + mb), ma + mb) + 1
         e = dict(IW=fa.width, IW2=fb.width, in_signed=fa.signed, in2_signed=fb.signed, AW=aw, AF=frac,
-                 SA=frac - fa.frac_bits, SB=frac - fb.frac_bits)  # fmt: skip
+                 SA=frac - fa.frac_bits, SB=frac - fb.frac_bits, SUB=bool(cfg.ints.get("SUB", 0)))  # fmt: skip
         self.elementwise(call, "add", e, [("s", a), ("s2", b)], y)
 
     def table(self, module: str, what: str, codes, width: int) -> str:

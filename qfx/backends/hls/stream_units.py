@@ -368,7 +368,7 @@ class _Emitter:
         b = self.require(self.take(n.inputs[1], n.name), a.word, a.perm, sanitize(n.name, set()))
         cfg = self.config(n, {"a_t": self.g.fmt(n.inputs[0]), "b_t": self.g.fmt(n.inputs[1]),
                               "out_t": self.g.fmt(n.output)},
-                          dict(W=a.word, COUNT=a.count, PE=self.lanes(n, a.word)))  # fmt: skip
+                          dict(W=a.word, COUNT=a.count, PE=self.lanes(n, a.word), SUB=int(n.subtract)))  # fmt: skip
         y = self.out(n, a.word, a.perm)
         self.d.calls.append(Call(n.name, "add", [cfg], [a, b, y]))
         self.produce(n.output, y)
