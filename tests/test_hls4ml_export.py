@@ -33,7 +33,7 @@ from qfx.ir import (
     Tensor,
     from_qonnx,
 )
-from qfx.result_types import accumulator_format, add_format, product_format
+from qfx.result_types import accumulator_format, add_format, product_format, sub_format
 
 CHAIN = ("mlp", "wrap", "cnn_tiny")
 F = FixedFormat.parse
@@ -337,8 +337,9 @@ def test_quant_and_overflow_enums_cover_hls4ml(hls4ml) -> None:
 
 
 def _new_ops_graph(seed: int) -> Graph:
-    """Pad (asymmetric), nearest upsampling, leaky ReLU, a three-way channel concatenation with mixed formats
-    and output modes, concatenations along rows and columns, then a feature concatenation of two dense layers."""
+    """Pad (asymmetric), nearest upsampling, leaky ReLU, a difference, a four-way channel concatenation with mixed
+    formats and output modes, concatenations along rows and columns, then a feature concatenation of two dense
+    layers."""
     from test_hls_ops import Builder, exact_acc, max_abs, out_fmt
 
     from qfx.ir.graph import Concat, LeakyRelu, Pad, Upsample
@@ -353,20 +354,22 @@ def _new_ops_graph(seed: int) -> Graph:
     acc = product_format(x, alpha_fmt)
     leaky = b.add(LeakyRelu("leaky", [pad], "", product_format(b.tensors[pad].fmt, alpha_fmt), alpha=3,
                             alpha_fmt=alpha_fmt), (2, 6, 5), out_fmt(rng, acc))  # fmt: skip
-    parts = [pad, up, leaky]
+    diff_acc = sub_format(b.tensors[pad].fmt, x)
+    diff = b.add(Add("diff", [pad, up], "", diff_acc, subtract=True), (2, 6, 5), out_fmt(rng, diff_acc))
+    parts = [pad, up, leaky, diff]
     fmts = [b.tensors[p].fmt for p in parts]
     frac, ints = max(f.frac_bits for f in fmts), max(f.int_bits + (not f.signed) for f in fmts)
     cat_acc = FixedFormat(ints + frac, ints, True)
-    cat = b.add(Concat("cat", parts, "", cat_acc, axis=0), (6, 6, 5), out_fmt(rng, cat_acc))
+    cat = b.add(Concat("cat", parts, "", cat_acc, axis=0), (8, 6, 5), out_fmt(rng, cat_acc))
     fmt = b.tensors[cat].fmt
-    rows = b.add(Concat("rows", [cat, cat], "", fmt, axis=1), (6, 12, 5), fmt)
-    cat = b.add(Concat("cols", [rows, rows], "", fmt, axis=2), (6, 12, 10), fmt)
-    flat = b.add(Reshape("flat", [cat], "", fmt), (720,), fmt)
+    rows = b.add(Concat("rows", [cat, cat], "", fmt, axis=1), (8, 12, 5), fmt)
+    cat = b.add(Concat("cols", [rows, rows], "", fmt, axis=2), (8, 12, 10), fmt)
+    flat = b.add(Reshape("flat", [cat], "", fmt), (960,), fmt)
     dense = []
     for k, n in enumerate((3, 4)):
         w_fmt = F("ap_fixed<4,1>")
-        w = rng.integers(-8, 8, size=(n, 720))
-        acc = exact_acc(max_abs(fmt) * 8 * 720, fmt.frac_bits + 3)
+        w = rng.integers(-8, 8, size=(n, 960))
+        acc = exact_acc(max_abs(fmt) * 8 * 960, fmt.frac_bits + 3)
         dense.append(b.add(Dense(f"fc{k}", [flat], "", acc, weight=w, weight_fmt=w_fmt), (n,), out_fmt(rng, acc)))
     fmts = [b.tensors[p].fmt for p in dense]
     frac, ints = max(f.frac_bits for f in fmts), max(f.int_bits + (not f.signed) for f in fmts)
@@ -376,7 +379,7 @@ def _new_ops_graph(seed: int) -> Graph:
 
 
 def test_new_ops_through_hls4ml(hls4ml, tmp_path, toolchain, summary) -> None:
-    """ZeroPadding2D, Resize (nearest), LeakyReLU and Concatenate chains compute the IR's codes exactly."""
+    """ZeroPadding2D, Resize (nearest), LeakyReLU, Subtract and Concatenate chains compute the IR's codes exactly."""
     graph = _new_ops_graph(3)
     rng = np.random.default_rng(4)
     x = np.ldexp(rng.integers(-64, 64, size=(64, 2, 3, 4)).astype(np.float64), -5)
