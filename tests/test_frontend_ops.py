@@ -369,6 +369,27 @@ def test_transpose_inside_the_network_is_refused() -> None:
         quantize_(Fn(lambda x: x.transpose(0, 1)), QuantizeConfig(), _x(4, 3, 5))
 
 
+class Sums(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.conv1d, self.fc = nn.Conv2d(2, 3, 3), nn.Conv1d(3, 3, 1), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv(x))
+        a = x.sum(dim=(2, 3))
+        b = torch.sum(self.conv1d(x.flatten(2)), dim=-1)
+        return self.fc(torch.cat([a, b], dim=1))
+
+
+def test_sums_over_the_map(tmp_path) -> None:
+    """``x.sum(dims)`` over every spatial dim: the IR's global sum (no division), exact then cast."""
+    torch.manual_seed(10)
+    q = roundtrip(Sums(), _x(8, 2, 5, 6), tmp_path)
+    assert [m.mean for m in q.modules() if isinstance(m, qfx.nn.QGlobalAvgPool)] == [False, False]
+    with pytest.raises(QuantizeError, match=r"call Tensor\.sum at .*only a sum over every spatial dim"):
+        quantize_(Seq(Fn(lambda x: x.sum(dim=1, keepdim=True) + x)), QuantizeConfig(), _x(4, 5))
+
+
 # ------------------------------------------------------------------------------------------------ softmax
 class Classifier(nn.Module):
     def __init__(self, how: str = "functional") -> None:

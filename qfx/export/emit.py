@@ -145,6 +145,8 @@ def _global_avgpool(b: Builder, name: str, m: QGlobalAvgPool2d, x: str, shape, o
     axes = b.init(f"{name}_axes", np.arange(2, len(shape), dtype=np.int64))
     keepdims = int(len(out_shape) == len(shape))
     sums = b.node("ReduceSum", [b.as_float64(x), axes], f"{name}_sum", keepdims=keepdims)
+    if not getattr(m, "mean", True):  # x.sum(dims): the exact sum, cast
+        return b.cast(sums, m.output_quantizer.format, name)
     y = b.arith("Mul", [sums, _pool_factor(b, name, math.prod(shape[2:]), m.reciprocal)], f"{name}_scale")
     return b.cast(y, m.output_quantizer.format, name)
 

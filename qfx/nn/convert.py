@@ -63,7 +63,7 @@ _sig((F.adaptive_avg_pool1d, F.adaptive_avg_pool2d), "input output_size")
 _sig((F.adaptive_max_pool1d, F.adaptive_max_pool2d), "input output_size return_indices")
 _sig((F.log_softmax, torch.log_softmax, "log_softmax"), "input dim")
 _sig((torch.flatten, "flatten"), "input start_dim end_dim")
-_sig((torch.mean, "mean"), "input dim keepdim")
+_sig((torch.mean, "mean", torch.sum, "sum"), "input dim keepdim")
 _sig((torch.cat, torch.concat), "tensors dim")
 _sig((F.interpolate,), "input size scale_factor mode align_corners recompute_scale_factor antialias")
 _sig((F.pad,), "input pad mode value")
@@ -174,14 +174,16 @@ def adaptive_max_pool(node: fx.Node, in_shape, out_size, what: str) -> nn.Module
     return QMaxPool1d(kernel[0], kernel[0]) if len(kernel) == 1 else QMaxPool2d(kernel, kernel)
 
 
-def _mean(ctx: Context, node: fx.Node, a: dict) -> nn.Module:
+def _mean(ctx: Context, node: fx.Node, a: dict, mean: bool = True) -> nn.Module:
+    """``x.mean(dims)`` / ``x.sum(dims)`` over every spatial dim: a global average pool, or its sum."""
     in_shape = ctx.shapes[a["input"].name]
     rank = len(in_shape)
     dims = a["dim"]
     dims = sorted(d % rank for d in _ints(dims, 1)) if dims is not None else None
     if rank < 3 or dims != list(range(2, rank)):
-        raise _refuse(node, f"only a mean over every spatial dim of (N, C, ...) is supported, not dims {a['dim']}")
-    return QGlobalAvgPool(keepdim=bool(a["keepdim"]), output=ctx.act(node), learn=ctx.learn)
+        what = "mean" if mean else "sum"
+        raise _refuse(node, f"only a {what} over every spatial dim of (N, C, ...) is supported, not dims {a['dim']}")
+    return QGlobalAvgPool(keepdim=bool(a["keepdim"]), output=ctx.act(node), learn=ctx.learn, mean=mean)
 
 
 def _interpolate(node: fx.Node, a: dict, ctx: Context) -> nn.Module:
@@ -228,8 +230,8 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
     if t in _POOLS:
         module, through = _pool(ctx, node, a, _POOLS[t])
         return module, [x], through
-    if t in (torch.mean, "mean"):
-        return _mean(ctx, node, a), [x], False
+    if t in (torch.mean, "mean", torch.sum, "sum"):
+        return _mean(ctx, node, a, mean=t in (torch.mean, "mean")), [x], False
     if t in (torch.cat, torch.concat):
         tensors = list(a["tensors"])
         sources = [ctx.source(s, node, f"call {call_name(node)}") for s in tensors]

@@ -60,7 +60,8 @@ class QAvgPool1d(nn.Module):
 
 
 class QGlobalAvgPool(QGlobalAvgPool2d):
-    """Mean over every spatial dim of (N, C, ...) (1-D or 2-D maps), keeping them as 1s with ``keepdim``."""
+    """Mean (or, with ``mean=False``, the sum) over every spatial dim of (N, C, ...) (1-D or 2-D maps), keeping them
+    as 1s with ``keepdim``."""
 
     def __init__(
         self,
@@ -69,14 +70,16 @@ class QGlobalAvgPool(QGlobalAvgPool2d):
         output: FixedFormat | str = DEFAULT_ACTIVATION,
         reciprocal: FixedFormat | str = DEFAULT_RECIPROCAL,
         learn: bool = True,
+        mean: bool = True,
     ) -> None:
         super().__init__(output=output, reciprocal=reciprocal, learn=learn)
         self.keepdim = keepdim
+        self.mean = mean
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dims = tuple(range(2, x.dim()))
         area = int(torch.tensor(x.shape[2:]).prod().item()) if dims else 1
-        factor = _shift_or_reciprocal(area, self.reciprocal)
+        factor = _shift_or_reciprocal(area, self.reciprocal) if getattr(self, "mean", True) else 1.0
         return _out(self.output_quantizer, x.to(torch.float64).sum(dim=dims, keepdim=self.keepdim) * factor, x)
 
 
