@@ -28,7 +28,7 @@ import qfx
 import qfx.hls
 import qfx.rtl
 from qfx.export import execute_qonnx
-from qfx.ir import from_qonnx
+from qfx.ir import from_qonnx, host
 from qfx.plan import PlanError, plan
 
 
@@ -44,7 +44,7 @@ def run_model(name: str, vectors: int, tmp: Path, rtl: bool, board: str) -> list
     path = qfx.export_qonnx(model, x, tmp / f"{name}.onnx")
     graph = from_qonnx(path)
     out_fmt = graph.fmt(graph.outputs[0])
-    xd = x.numpy().astype(np.float64)
+    xd = host.pre(graph.host_pre, x.numpy().astype(np.float64))  # the IR's input (a transposed one: the host's)
     reference = np.asarray(graph.run(xd), dtype=np.int64).reshape(vectors, -1)
     with torch.no_grad():
         torch_codes = qfx.codes(model(x), out_fmt).numpy().reshape(vectors, -1)

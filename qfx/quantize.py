@@ -43,6 +43,7 @@ from qfx.nn.convert import adaptive_pool as _adaptive_pool
 from qfx.nn.convert import avg_pool as _avg_pool
 from qfx.nn.convert import convert_call as _convert_call
 from qfx.nn.convert_values import hardtanh as _hardtanh
+from qfx.nn.convert_values import is_constant as _is_constant
 from qfx.nn.convert_values import leaky_slope_format as _leaky_slope_format
 from qfx.nn.convert_values import table as _table
 from qfx.nn.convert_values import table_function as _table_function
@@ -298,6 +299,9 @@ def quantize_(
         elif node.op == "output":
             for out in node.all_input_nodes:
                 ctx.source(out, out, f"the model's output {out.name}")
+    for node in reversed(list(gm.graph.nodes)):  # constant computations whose readers took their values
+        if not node.users and node.op in ("call_function", "call_method", "get_attr") and _is_constant(node):
+            gm.graph.erase_node(node)
     gm.graph.lint()
     gm.recompile()
     return gm

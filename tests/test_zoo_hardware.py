@@ -21,7 +21,7 @@ from zoo import ZOO, build, example_input
 import qfx
 import qfx.hls
 import qfx.rtl
-from qfx.ir import from_qonnx
+from qfx.ir import from_qonnx, host
 
 HARDWARE = sorted(name for name, m in ZOO.items() if m.tiny)
 # Verilator builds of the fully parallel LeNet-5, ResNet-8 and DS-CNN minis take minutes each on 2 cores: they run
@@ -36,11 +36,12 @@ def _chain(name: str, root: str):
     x = example_input(name, VECTORS, seed=3)
     path = qfx.export_qonnx(model, x, Path(root) / f"{name}.onnx")  # raises unless qonnx == PyTorch
     graph = from_qonnx(path)
-    codes = np.asarray(graph.run(x.numpy().astype(np.float64)), dtype=np.int64).reshape(VECTORS, -1)
+    xi = host.pre(graph.host_pre, x.numpy().astype(np.float64))  # the IR's input (a transposed one: the host's)
+    codes = np.asarray(graph.run(xi), dtype=np.int64).reshape(VECTORS, -1)
     with torch.no_grad():
         torch_codes = qfx.codes(model(x), graph.fmt(graph.outputs[0])).numpy().reshape(VECTORS, -1)
     assert np.array_equal(torch_codes, codes), f"{name}: PyTorch and the IR differ"
-    return graph, x.numpy().astype(np.float64), codes
+    return graph, xi, codes
 
 
 @pytest.fixture(scope="module")

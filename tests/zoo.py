@@ -1,9 +1,10 @@
 """The standard model zoo of the test suite: float ``nn.Module`` s written the way users write them.
 
 Functional forms (``F.relu``, ``F.max_pool2d``, ``torch.flatten``, ``x.view(x.size(0), -1)``, ``torch.cat``,
-``F.interpolate``, ``torch.sigmoid``, ``F.softmax``) are used on purpose: :func:`qfx.quantize_` must understand them
-as it does their modules. Every entry of :data:`ZOO` gives a builder and the input shape (batch excluded); the
-``*_tiny`` variants are small enough for hardware tests (HLS C-simulation, RTL simulation).
+``F.interpolate``, ``torch.sigmoid``, ``F.softmax``, ``F.gelu``, ``torch.clamp``, ``x.permute``) are used on purpose:
+:func:`qfx.quantize_` must understand them as it does their modules. Every entry of :data:`ZOO` gives a builder and
+the input shape (batch excluded); the ``*_tiny`` variants are small enough for hardware tests (HLS C-simulation, RTL
+simulation).
 """
 
 from __future__ import annotations
@@ -160,6 +161,42 @@ class CNN1d(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class MobileNetV3Mini(nn.Module):
+    """MobileNetV3-style blocks: a strided conv with batch norm and hard swish, a depthwise conv with GELU, a
+    pointwise conv with SiLU, the pooled map squeezed to a vector, a hard-sigmoid head."""
+
+    def __init__(self, c: int = 8, size: int = 16, classes: int = 4) -> None:
+        super().__init__()
+        self.stem, self.bn = nn.Conv2d(3, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.act = nn.Hardswish()
+        self.dw, self.pw = nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, 2 * c, 1)
+        self.fc, self.head = nn.Linear(2 * c, classes), nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.bn(self.stem(x)))
+        x = F.gelu(self.dw(x))
+        x = F.silu(self.pw(x))
+        x = F.adaptive_avg_pool2d(x, 1).squeeze(-1).squeeze(-1)
+        return self.head(self.fc(x))
+
+
+class SeriesCNN(nn.Module):
+    """A classifier of channels-last (L, C) series, as a data loader hands them over: permuted to (C, L),
+    normalized by a registered per-channel mean and a scale, two conv branches whose difference is clamped, a global
+    max pool."""
+
+    def __init__(self, channels: int = 3, c: int = 8, classes: int = 3) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.linspace(-0.5, 0.5, channels))  # per channel, as a data set states it
+        self.a, self.b = nn.Conv1d(channels, c, 5, padding=2), nn.Conv1d(channels, c, 3, padding=1)
+        self.fc = nn.Linear(c, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.permute(0, 2, 1) - self.mean.view(1, -1, 1)) * 2.0
+        x = torch.clamp(self.a(x) - self.b(x), -2.0, 2.0)
+        return self.fc(F.adaptive_max_pool1d(x, 1).squeeze(-1))
+
+
 class UNet(nn.Module):
     """A small U-Net-style segmenter: same-padded convs, max pool down, nearest upsampling, skip concatenation,
     per-pixel sigmoid."""
@@ -219,6 +256,8 @@ ZOO: dict[str, ZooModel] = {
         ZooModel("unet", UNet, (1, 32, 32)),
         ZooModel("unet_tiny", lambda: UNet(2, 4), (1, 8, 8), tiny=True),
         ZooModel("binary_mlp", BinaryMLP, (10,), tiny=True),
+        ZooModel("mobilenet_v3_mini", MobileNetV3Mini, (3, 16, 16), tiny=True),
+        ZooModel("series_cnn", SeriesCNN, (32, 3), tiny=True),
     )
 }
 

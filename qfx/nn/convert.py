@@ -24,6 +24,7 @@ from qfx.nn.convert_values import (
     constant,
     constant_affine,
     hardtanh,
+    is_constant,
     leaky,
     multiply_constant,
     softmax,
@@ -320,6 +321,8 @@ def _is_tensor(ctx: Context, node: fx.Node) -> bool:
 def convert_call(ctx: Context, node: fx.Node, insert: Callable[[fx.Node, nn.Module, list], fx.Node]) -> None:
     """Convert one ``call_function`` / ``call_method`` node in place (``insert`` adds a module call after it)."""
     t = node.target
+    if is_constant(node):  # a computation on module attributes only: its readers take its value (constant())
+        return
     if not _is_tensor(ctx, node):  # a Python value: shape plumbing, or a tensor leaving the fixed-point model
         from_tensor = any(_is_tensor(ctx, a) for a in node.all_input_nodes)
         query = (node.op == "call_method" and t in _SHAPE_ONLY) or (t is getattr and node.args[1] in _QUERIES)

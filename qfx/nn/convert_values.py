@@ -23,17 +23,38 @@ __all__ = [
 ]  # fmt: skip
 
 
+def is_constant(node: object) -> bool:
+    """A module attribute, or a computation on attributes and numbers only (``self.mean.view(1, -1, 1)``)."""
+    if not isinstance(node, fx.Node):
+        return False
+    if node.op == "get_attr":
+        return True
+    inputs = node.all_input_nodes
+    return node.op in ("call_function", "call_method") and bool(inputs) and all(is_constant(n) for n in inputs)
+
+
 def constant(ctx: Context, value: object) -> torch.Tensor | None:
-    """A multiplier that is a constant: a number or a module attribute tensor."""
+    """A multiplier or offset that is a constant: a number, a module attribute tensor, or a computation on them
+    (evaluated here, in float64)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return torch.tensor(float(value), dtype=torch.float64)
-    if isinstance(value, fx.Node) and value.op == "get_attr":
+    if not is_constant(value):
+        return None
+    if value.op == "get_attr":
         obj = ctx.gm
         for part in value.target.split("."):
             obj = getattr(obj, part)
-        if isinstance(obj, torch.Tensor):
-            return obj.detach().to(torch.float64)
-    return None
+        return obj.detach().to(torch.float64) if isinstance(obj, torch.Tensor) else None
+    args, kwargs = fx.node.map_arg((value.args, value.kwargs), lambda n: constant(ctx, n))
+    try:
+        with torch.no_grad():
+            if value.op == "call_method":
+                out = getattr(args[0], value.target)(*args[1:], **kwargs)
+            else:
+                out = value.target(*args, **kwargs)
+    except Exception:  # not a computation on tensors (an attribute that is a module, ...): not a constant
+        return None
+    return out.detach().to(torch.float64) if isinstance(out, torch.Tensor) else None
 
 
 def broadcast(node: fx.Node, value: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
