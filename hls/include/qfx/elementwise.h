@@ -56,25 +56,18 @@ relu_clip_i:
   }
 }
 
-// y[i] = a[i] + b[i]: the sum is exact in its ap_fixed result type, then assigned into out_t.
-template <class a_t, class b_t, class out_t, int N>
+// y[i] = a[i] + b[i], or a[i] - b[i] when SUB: exact in its ap_fixed result type (a difference's is signed), then
+// assigned into out_t.
+template <class a_t, class b_t, class out_t, int N, bool SUB = false>
 void add(const a_t a[N], const b_t b[N], out_t y[N]) {
 #pragma HLS PIPELINE II=1
 add_i:
   for (int i = 0; i < N; ++i) {
 #pragma HLS UNROLL
-    y[i] = a[i] + b[i];
-  }
-}
-
-// y[i] = a[i] - b[i]: the difference is exact in its (signed) ap_fixed result type, then assigned into out_t.
-template <class a_t, class b_t, class out_t, int N>
-void sub(const a_t a[N], const b_t b[N], out_t y[N]) {
-#pragma HLS PIPELINE II=1
-sub_i:
-  for (int i = 0; i < N; ++i) {
-#pragma HLS UNROLL
-    y[i] = a[i] - b[i];
+    if (SUB)
+      y[i] = a[i] - b[i];
+    else
+      y[i] = a[i] + b[i];
   }
 }
 

@@ -211,7 +211,7 @@ class _Lowering:
             call("threshold", [x_t, t_t, acc_t, out_t, str(channels), str(size // channels), str(k),
                                self.code_of[t], self.code_of[v]], [x, out, t, v])  # fmt: skip
         elif isinstance(n, Add):
-            call("sub" if n.subtract else "add", [x_t, ins[1][0], out_t, str(size)], [x, ins[1][1], out])
+            call("add", [x_t, ins[1][0], out_t, str(size), "true" if n.subtract else "false"], [x, ins[1][1], out])
         elif isinstance(n, Relu):
             if n.max_code is None:
                 call("relu", [x_t, out_t, str(size)], [x, out])
