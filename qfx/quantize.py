@@ -42,6 +42,7 @@ from qfx.nn.convert import adaptive_max_pool as _adaptive_max_pool
 from qfx.nn.convert import adaptive_pool as _adaptive_pool
 from qfx.nn.convert import avg_pool as _avg_pool
 from qfx.nn.convert import convert_call as _convert_call
+from qfx.nn.convert_values import LOG_SOFTMAX_WHY
 from qfx.nn.convert_values import hardtanh as _hardtanh
 from qfx.nn.convert_values import is_constant as _is_constant
 from qfx.nn.convert_values import leaky_slope_format as _leaky_slope_format
@@ -376,11 +377,18 @@ def _convert(module: nn.Module, node: fx.Node, ctx: Context) -> nn.Module | None
         if module.ceil_mode or (any(p) and not module.count_include_pad) or getattr(module, "divisor_override", None):
             raise refuse("ceil_mode, count_include_pad=False and divisor_override are not supported")
         q = _avg_pool(ctx, node, k, s, p)
-    elif type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d):
-        dims = 1 if isinstance(module, nn.AdaptiveAvgPool1d) else 2
+    elif type(module) in (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d):
+        dims = 1 if isinstance(module, (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)) else 2
         size = module.output_size
         size = tuple(size) if isinstance(size, (tuple, list)) else (size,) * dims
-        q = _adaptive_pool(ctx, node, in_shape, size, f"{what} ({type(module).__name__})")
+        named = f"{what} ({type(module).__name__})"
+        if isinstance(module, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+            q = _adaptive_pool(ctx, node, in_shape, size, named)
+        elif module.return_indices:
+            raise refuse("max pooling with return_indices is not supported")
+        else:
+            ctx.producer[node.name] = source
+            return _adaptive_max_pool(node, in_shape, size, named)
     elif type(module) in _TABLE_MODULES:
         params = {k: getattr(module, k) for k in ("alpha", "approximate", "beta", "threshold") if hasattr(module, k)}
         named = f"{what} ({type(module).__name__}){where(node)}"
@@ -390,17 +398,8 @@ def _convert(module: nn.Module, node: fx.Node, ctx: Context) -> nn.Module | None
         return _softmax_module(module, node, ctx, refuse)
     elif type(module) is nn.LogSoftmax:
         if c.softmax == "table":
-            raise refuse("a log-softmax has no table; it keeps the order of the logits, so quantize with "
-                         "QuantizeConfig(softmax='logits') (removed) or softmax='argmax' (the class index)")
+            raise refuse(LOG_SOFTMAX_WHY)
         return _softmax_module(module, node, ctx, refuse)
-    elif type(module) in (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d):
-        if module.return_indices:
-            raise refuse("max pooling with return_indices is not supported")
-        dims = 1 if isinstance(module, nn.AdaptiveMaxPool1d) else 2
-        size = module.output_size
-        size = tuple(size) if isinstance(size, (tuple, list)) else (size,) * dims
-        ctx.producer[node.name] = source
-        return _adaptive_max_pool(node, in_shape, size, f"{what} ({type(module).__name__})")
     elif type(module) in (nn.ZeroPad1d, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d):
         if module.value != 0:
             raise refuse(f"padding with the value {module.value} is not supported; only zero padding")

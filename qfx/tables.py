@@ -83,13 +83,19 @@ FUNCTIONS = {
 BOUNDED = {"sigmoid": (0.0, 1.0), "hardsigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 
 
-def function_range(function: str, in_fmt: FixedFormat) -> tuple[float, float]:
-    """(least, greatest) value of ``function`` over every value of ``in_fmt``: what its output format must hold."""
+def _function_values(function: str, in_fmt: FixedFormat) -> np.ndarray:
+    """``function`` (float64) at every value of ``in_fmt``, lowest code first; refuses an unknown function or a
+    table too wide."""
     if function not in FUNCTIONS:
         raise TableError(f"no table for function {function!r}; tabulated: {', '.join(FUNCTIONS)}")
     check_table_input(in_fmt, function)
     codes = np.arange(in_fmt.min_code, in_fmt.max_code + 1, dtype=np.int64)
-    values = FUNCTIONS[function](np.ldexp(codes.astype(np.float64), -in_fmt.frac_bits))
+    return FUNCTIONS[function](np.ldexp(codes.astype(np.float64), -in_fmt.frac_bits))  # exact: <= 16 bits each
+
+
+def function_range(function: str, in_fmt: FixedFormat) -> tuple[float, float]:
+    """(least, greatest) value of ``function`` over every value of ``in_fmt``: what its output format must hold."""
+    values = _function_values(function, in_fmt)
     return float(values.min()), float(values.max())
 
 
@@ -104,12 +110,7 @@ def check_table_input(fmt: FixedFormat, what: str) -> None:
 
 def function_table(function: str, in_fmt: FixedFormat, out_fmt: FixedFormat) -> np.ndarray:
     """Codes of ``out_fmt`` for ``function`` at every code of ``in_fmt``, lowest input code first (int64)."""
-    if function not in FUNCTIONS:
-        raise TableError(f"no table for function {function!r}; tabulated: {', '.join(FUNCTIONS)}")
-    check_table_input(in_fmt, function)
-    codes = np.arange(in_fmt.min_code, in_fmt.max_code + 1, dtype=np.int64)
-    values = np.ldexp(codes.astype(np.float64), -in_fmt.frac_bits)  # exact: at most 16 significant bits
-    return np.asarray(float_codes(FUNCTIONS[function](values), out_fmt), dtype=np.int64)
+    return np.asarray(float_codes(_function_values(function, in_fmt), out_fmt), dtype=np.int64)
 
 
 def lookup_codes(table: np.ndarray, x_codes: np.ndarray, in_fmt: FixedFormat) -> np.ndarray:

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from qfx.nn.convert_base import Context, QuantizeError, call_name, fitted, int_bits_for, target_name, where
 from qfx.nn.convert_base import refuse as _refuse
 from qfx.nn.convert_values import (
+    LOG_SOFTMAX_WHY,
     add_constant,
     clamp,
     constant,
@@ -270,8 +271,7 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
         return (*softmax(ctx, node, a), False)
     if t in (F.log_softmax, torch.log_softmax, "log_softmax"):
         if ctx.config.softmax == "table":
-            raise _refuse(node, "a log-softmax has no table; it keeps the order of the logits, so quantize "
-                          "with QuantizeConfig(softmax='logits') (removed) or softmax='argmax' (the class index)")
+            raise _refuse(node, LOG_SOFTMAX_WHY)
         return (*softmax(ctx, node, a), False)
     raise AssertionError(f"internal: no rule for {call_name(node)}")
 

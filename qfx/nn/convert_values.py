@@ -101,6 +101,11 @@ def add_constant(ctx: Context, node: fx.Node, a: dict, subtract: bool) -> tuple[
     return constant_affine(ctx, node, x, one, -offset if subtract else offset)
 
 
+#: Why a log-softmax is refused under softmax="table" (for the module and the function alike).
+LOG_SOFTMAX_WHY = ("a log-softmax has no table; it keeps the order of the logits, so quantize with "
+                   "QuantizeConfig(softmax='logits') (removed) or softmax='argmax' (the class index)")  # fmt: skip
+
+
 def softmax(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list]:
     x = a["input"]
     shape = ctx.shapes[x.name]
