@@ -52,18 +52,20 @@ def padded_max_pool(c: int = 4, size: int = 5, kernel: int = 3, stride: int = 2,
 
 
 def grouped_conv(c_in: int = 4, c_out: int = 4, groups: int = 2, size: int = 5, kernel: int = 3,
-                 seed: int = 3) -> Graph:  # fmt: skip
-    """A padded convolution with ``groups`` groups of ``c_in // groups`` input channels each."""
+                 seed: int = 3, stride: int = 1, pad: int | None = None) -> Graph:  # fmt: skip
+    """A convolution (padded by ``kernel // 2`` unless told) with ``groups`` groups of ``c_in // groups`` input
+    channels each."""
     rng = np.random.default_rng(seed)
     w_fmt = FixedFormat(6, 1)
     weight = rng.integers(-32, 32, size=(c_out, c_in // groups, kernel, kernel))
     bias_fmt = FixedFormat(8, 3)
     bias = rng.integers(-128, 128, size=c_out)
     acc = accumulator_format(IN, w_fmt, kernel * kernel * c_in // groups, bias_fmt)
-    pad = kernel // 2
+    pad = kernel // 2 if pad is None else pad
     node = Conv2d("conv", ["q"], "y", acc, weight=weight, weight_fmt=w_fmt, bias=bias, bias_fmt=bias_fmt,
-                  padding=(pad, pad, pad, pad), groups=groups)  # fmt: skip
-    return _graph("grouped_conv", (c_in, size, size), [node], {"y": (c_out, size, size)}, {"y": OUT})
+                  padding=(pad, pad, pad, pad), groups=groups, stride=(stride, stride))  # fmt: skip
+    out = (size + 2 * pad - kernel) // stride + 1
+    return _graph("grouped_conv", (c_in, size, size), [node], {"y": (c_out, out, out)}, {"y": OUT})
 
 
 def leaky_relu(alpha: int = 13, alpha_fmt: FixedFormat = ALPHA, shape: tuple[int, ...] = (4, 3, 3)) -> Graph:

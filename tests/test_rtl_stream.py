@@ -224,6 +224,23 @@ def test_moving_and_elementwise_units_equal_the_ir(case, tmp_path, summary) -> N
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 5), st.integers(1, 2), st.integers(0, 2), st.integers(5, 8), st.sampled_from([1, 2, 3, 6]),
+       st.booleans())  # fmt: skip
+def test_whole_window_convolutions_keep_the_plans_pace(tmp_path, kernel, stride, pad, size, pe, full_simd) -> None:
+    """Convolutions whose sliding window hands whole windows to a fold unit slower or faster than the window's
+    loads (kernel 1-5, stride 1-2, padding 0-2, 1-6 clocks per window): equal to the IR, and the measured clocks
+    per sample are the plan's (a row's first window waits for all its columns, then one per stride)."""
+    from stream_models import grouped_conv
+
+    _require("icarus")
+    pad = min(pad, kernel - 1)
+    graph = grouped_conv(c_in=2, c_out=6, groups=1, size=size, kernel=kernel, stride=stride, pad=pad, seed=kernel)
+    out = Path(tempfile.mkdtemp(dir=tmp_path))
+    measured, planned = _small(graph, {"conv": (pe, kernel * kernel * 2 if full_simd else kernel * kernel)}, out)
+    assert abs(measured - planned) <= 0.02 * planned, f"{measured} clocks/sample, the plan says {planned}"
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(3, 6), st.integers(2, 3), st.integers(1, 3), st.lists(st.integers(0, 1), min_size=4, max_size=4),
        st.booleans(), st.tuples(st.integers(1, 3), st.integers(1, 3)))  # fmt: skip
 def test_padded_max_pool_and_upsample_shapes(tmp_path, size, kernel, stride, padding, generator, scale) -> None:

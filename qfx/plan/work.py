@@ -66,8 +66,10 @@ class Work:
     table_entries: int = 0  # a lookup table read by every lane (sigmoid, tanh, softmax's exponentials)
     table_width: int = 0
     steps: int = 0  # thresholds per channel (a Threshold node): comparators per output
-    stream_cycles: int = 0  # clocks the streaming unit needs whatever its PE x SIMD: reading its input words,
-    # and for a sliding window one clock per window column it loads (KW at the start of a row, then the stride)
+    stream_cycles: int = 0  # clocks the streaming unit needs whatever its PE x SIMD: reading its input words
+    # a sliding window's walk: (output rows, output columns, kernel columns, columns it loads per window after the
+    # first of a row); see :meth:`Work.cycles`
+    walk: tuple[int, int, int, int] = ()
     vector: int = 0  # values of the input vector a fold unit holds (a dense layer's input, a window)
     shared: bool = True  # every PE lane reads the same inputs (dense, ungrouped convolution; not pools)
     window: tuple[int, ...] = ()  # a sliding window's (kernel rows, kernel columns, row banks, bank depth, pixel bits)
@@ -95,14 +97,22 @@ class Work:
 
     def cycles(self, f: Folding, streaming: bool = True) -> int:
         """Clocks per sample at folding ``f``. A streaming unit (``pixels`` = 1) also waits for its input words and
-        its window loads (:attr:`stream_cycles`); the fully parallel design (``streaming=False``) takes a whole
-        sample per clock."""
+        its window loads; the fully parallel design (``streaming=False``) takes a whole sample per clock.
+
+        A sliding window hands whole windows to its fold unit, which takes ``F`` clocks per window: the window
+        unit loads one window column per clock, all ``KW`` at the start of an output row (it starts once the
+        row's previous window was taken), then the stride's columns per window. A row thus takes
+        ``max(KW, F) + (WO - 1) * max(SW, F)`` clocks; the input, one pixel per clock, may be slower still."""
         folded = (self.positions // f.pixels) * (self.pe_dim // f.pe) * (self.simd_dim // f.simd)
         if not streaming or f.pixels != 1:
             return folded
         if chunk_of(self, f):  # a window generator: one word per step, one input pixel stored per clock
             return max(folded, self.pixels_in)
-        return max(folded, self.stream_cycles)
+        if self.walk:
+            rows, cols, kw, per_window = self.walk
+            per_position = folded // self.positions
+            return max(self.pixels_in, rows * (max(kw, per_position) + (cols - 1) * max(per_window, per_position)))
+        return max(folded, self.stream_cycles, self.pixels_in)
 
     def check(self, f: Folding) -> None:
         for name, value, dim in (("pe", f.pe, self.pe_dim), ("simd", f.simd, self.simd_dim),
@@ -154,8 +164,8 @@ def work_of(graph: Graph, node: Node) -> Work:
         kh, kw = node.weight.shape[2:]
         h_in = spatial(x.shape)[1]
         kind = "xnor" if node.bipolar else "mac"
-        return Work(stream_cycles=_window_cycles(h_in, w_in, h_out, w_out, kw, node.stride[1], node.dilation[1]),
-                    positions=h_out * w_out, pe_dim=c_out, simd_dim=int(np.prod(node.weight.shape[1:])), kind=kind,
+        return Work(walk=_walk(h_out, w_out, kw, node.stride[1], node.dilation[1]), positions=h_out * w_out,
+                    pe_dim=c_out, simd_dim=int(np.prod(node.weight.shape[1:])), kind=kind,
                     weight_bits=node.weight_fmt.width, khot=node.khot,
                     weight_codes=np.asarray(node.weight).reshape(c_out, -1), pixels_in=h_in * w_in,
                     line_buffer_bits=(kh - 1) * w_in * c_in * _width(x.fmt), vector=kh * kw * c_in,
@@ -170,8 +180,8 @@ def work_of(graph: Graph, node: Node) -> Work:
         c, _, w_in = spatial(x.shape)
         _, h_out, w_out = spatial(out.shape)
         kh, kw = node.kernel
-        return Work(stream_cycles=_window_cycles(spatial(x.shape)[1], w_in, h_out, w_out, kw, node.stride[1], 1),
-                    positions=h_out * w_out, pe_dim=c, simd_dim=kh * kw,
+        return Work(walk=_walk(h_out, w_out, kw, node.stride[1], 1), positions=h_out * w_out, pe_dim=c,
+                    simd_dim=kh * kw,
                     kind="max" if isinstance(node, MaxPool2d) else "sum", pixels_in=spatial(x.shape)[1] * w_in,
                     line_buffer_bits=(kh - 1) * w_in * c * _width(x.fmt), vector=kh * kw * c, shared=False,
                     window=_window(kh, kw, node.stride[0], 1, w_in, c * _width(x.fmt)), **common)  # fmt: skip
@@ -240,8 +250,7 @@ def _input_words(graph: Graph, tensor: str) -> int:
     return max(1, graph.tensors[tensor].size // shape[0]) if len(shape) in (2, 3) else 1
 
 
-def _window_cycles(h_in: int, w_in: int, h_out: int, w_out: int, kw: int, sw: int, dw: int) -> int:
-    """Clocks a sliding-window unit needs per sample: one per input pixel it stores, and one per window column it
-    loads (all KW at the start of an output row, then SW per window; KW each when dilated); the larger."""
-    per_window = min(sw, kw) if dw == 1 else kw
-    return max(h_in * w_in, h_out * (kw + (w_out - 1) * per_window))
+def _walk(h_out: int, w_out: int, kw: int, sw: int, dw: int) -> tuple[int, int, int, int]:
+    """A sliding window's walk over its output (:attr:`Work.walk`): after a row's first window it loads the stride's
+    columns per window (``KW`` each when dilated: no columns are shared)."""
+    return h_out, w_out, kw, min(sw, kw) if dw == 1 else kw
