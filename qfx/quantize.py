@@ -196,22 +196,33 @@ class _Tracer(fx.Tracer):
 
 
 class _Recorder(fx.Interpreter):
-    """Runs the float graph and records every tensor node's max |value|, minimum and shape."""
+    """Runs the float graph and records every tensor node's max |value|, minimum and shape, and the values of shape
+    queries (numbers and tuples of them), which calls may take as arguments (a pool's kernel ``x.shape[2:]``)."""
 
     def __init__(self, gm: fx.GraphModule) -> None:
         super().__init__(gm)
         self.max_abs: dict[str, float] = {}
         self.min: dict[str, float] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
+        self.values: dict[str, object] = {}
 
     def run_node(self, n: fx.Node):
         out = super().run_node(n)
+        if isinstance(out, (int, float, tuple, list)) and _is_plain(out):
+            self.values[n.name] = tuple(out) if isinstance(out, (tuple, list)) else out
         if isinstance(out, torch.Tensor):
             self.shapes[n.name] = tuple(out.shape)
             if out.is_floating_point() and out.numel():
                 self.max_abs[n.name] = max(self.max_abs.get(n.name, 0.0), out.detach().abs().max().item())
                 self.min[n.name] = min(self.min.get(n.name, math.inf), out.detach().min().item())
         return out
+
+
+def _is_plain(value: object) -> bool:
+    """A number, or a (nested) tuple or list of numbers: a shape query's value, never a tensor."""
+    if isinstance(value, (tuple, list)):
+        return all(_is_plain(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _trace(model: nn.Module, modules: dict[str, nn.Module], example: torch.Tensor | None = None) -> fx.GraphModule:
@@ -262,7 +273,7 @@ def quantize_(
             recorder.run(batch)
     for m, training in modes:
         m.training = training
-    ctx = Context(gm, config, recorder.max_abs, recorder.min, recorder.shapes)
+    ctx = Context(gm, config, recorder.max_abs, recorder.min, recorder.shapes, values=recorder.values)
     modules = dict(gm.named_modules())
 
     def insert(node: fx.Node, module: nn.Module, inputs: list) -> fx.Node:
@@ -301,7 +312,8 @@ def quantize_(
             for out in node.all_input_nodes:
                 ctx.source(out, out, f"the model's output {out.name}")
     for node in reversed(list(gm.graph.nodes)):  # constant computations whose readers took their values
-        if not node.users and node.op in ("call_function", "call_method", "get_attr") and _is_constant(node):
+        unused = not node.users and node.op in ("call_function", "call_method", "get_attr")
+        if unused and (_is_constant(node) or node.name in recorder.values):  # or shape queries read as values
             gm.graph.erase_node(node)
     gm.graph.lint()
     gm.recompile()

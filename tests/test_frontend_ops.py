@@ -4,6 +4,8 @@ quantize_ raises for what it cannot make fixed point."""
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 import pytest
 import torch
@@ -556,6 +558,30 @@ def test_mean_reshape_and_shape_plumbing(tmp_path) -> None:
             return self.fc(y.view(x.size(0), -1).contiguous())
 
     roundtrip(Net(), torch.rand(4, 1, 6, 6), tmp_path)
+
+
+def test_shape_queries_as_call_arguments(tmp_path) -> None:
+    """Pools whose kernel is read off the tensor (``F.avg_pool2d(x, x.shape[2:])``, ``x.size(-1)``), as DS-CNN
+    code is often written: the values calibration saw are the kernel; the queries leave no node behind."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3)
+            self.conv1d = nn.Conv1d(4, 4, 3)
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = F.relu(self.conv(x))  # (N, 4, 6, 6)
+            a = F.avg_pool2d(y, y.shape[2:])
+            b = F.max_pool2d(y, kernel_size=(y.size(2), y.size(-1)))
+            z = self.conv1d(F.avg_pool2d(y, (y.size(2), 1)).squeeze(2))  # (N, 4, 4)
+            c = F.max_pool1d(z, z.size(-1)) + a.view(a.size(0), 4, 1)
+            return self.fc(torch.cat([b.flatten(1), c.flatten(1)], 1))
+
+    q = roundtrip(Net(), torch.rand(4, 1, 8, 8), tmp_path)
+    queries = [n for n in q.graph.nodes if n.target in ("size", getattr) or n.target is operator.getitem]
+    assert [n.name for n in queries if any(u.target != "view" for u in n.users)] == []  # a.size(0) feeds view
 
 
 def test_wide_grouped_2d_conv_runs_lowered(tmp_path) -> None:

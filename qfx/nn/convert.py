@@ -83,7 +83,9 @@ _DEFAULTS = {
 }  # fmt: skip
 
 
-def _bind(node: fx.Node) -> dict:
+def _bind(ctx: Context, node: fx.Node) -> dict:
+    """The call's arguments by parameter name, shape queries among them replaced by their values."""
+    node = _with_shape_values(ctx, node)
     key = node.target
     params = _SIGNATURES[key]
     bound = {p: _DEFAULTS.get(p) for p in params}
@@ -95,6 +97,23 @@ def _bind(node: fx.Node) -> dict:
         bound[p] = v
     bound.update({k: v for k, v in node.kwargs.items() if k in bound or k in ("inplace", "dtype")})
     return bound
+
+
+class _Args:
+    """A call's arguments with the values of shape queries in place of their nodes (what :func:`_bind` reads)."""
+
+    def __init__(self, node: fx.Node, args: tuple, kwargs: dict) -> None:
+        self.target, self.op, self.name, self.meta = node.target, node.op, node.name, node.meta
+        self.args, self.kwargs = args, kwargs
+
+
+def _with_shape_values(ctx: Context, node: fx.Node) -> fx.Node | _Args:
+    def value(n: fx.Node) -> object:
+        return ctx.values[n.name] if n.name in ctx.values and n.name not in ctx.shapes else n
+
+    if not any(n.name in ctx.values for n in node.all_input_nodes):
+        return node
+    return _Args(node, fx.node.map_arg(node.args, value), fx.node.map_arg(node.kwargs, value))
 
 
 # ------------------------------------------------------------------------------------------------ rules
@@ -348,7 +367,7 @@ def convert_call(ctx: Context, node: fx.Node, insert: Callable[[fx.Node, nn.Modu
             raise _refuse(node, f"reshaping {in_shape} to {out_shape} must keep the batch dimension first")
         ctx.producer[node.name] = ctx.source(src, node, f"call {call_name(node)}")
         return
-    a = _bind(node)  # inplace=True is moot: the QFX layer that replaces the call writes a new tensor
+    a = _bind(ctx, node)  # inplace=True is moot: the QFX layer that replaces the call writes a new tensor
     if t in _DROPOUTS:
         node.replace_all_uses_with(a["input"])
         ctx.gm.graph.erase_node(node)

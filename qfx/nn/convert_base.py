@@ -68,6 +68,7 @@ class Context:
     minimum: dict[str, float]
     shapes: dict[str, tuple[int, ...]]
     producer: dict[str, FixedQuantizer] = field(default_factory=dict)
+    values: dict[str, object] = field(default_factory=dict)  # shape queries' values (x.shape[2:], x.size(-1))
 
     @property
     def learn(self) -> bool:
