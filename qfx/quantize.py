@@ -382,6 +382,12 @@ def _convert(module: nn.Module, node: fx.Node, ctx: Context) -> nn.Module | None
         from qfx.nn import QLeakyReLU
 
         q = QLeakyReLU(slope, _leaky_slope_format(c, slope), act(node, out_w), learn=learn)
+    elif type(module) is nn.PReLU:
+        from qfx.nn import QPReLU
+
+        slopes = module.weight.detach()
+        slope_fmt = _fmt(weight_w, slopes.abs().max().item(), bool(slopes.min() < 0), c.weight_quant, Overflow.SAT)
+        q = QPReLU(slopes, slope_fmt, act(node, out_w), learn=learn)
     elif type(module) in (nn.AvgPool1d, nn.AvgPool2d):
         dims = 1 if isinstance(module, nn.AvgPool1d) else 2
         pair = nn.modules.utils._single if dims == 1 else nn.modules.utils._pair

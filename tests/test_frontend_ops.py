@@ -207,6 +207,73 @@ def test_hardswish_table_in_rtl_equals_the_ir(tmp_path) -> None:
     assert np.array_equal(np.asarray(got, dtype=np.int64).reshape(want.shape), want)
 
 
+class PReLUNet(nn.Module):
+    """PReLU per channel after a 2-D and a 1-D convolution (slopes of both signs, one above 1), one slope after a
+    linear layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(2, 4, 3), nn.PReLU(4)
+        self.conv1d, self.act1d = nn.Conv1d(4, 3, 2), nn.PReLU(3)
+        self.fc, self.act_fc, self.out = nn.Linear(9, 6), nn.PReLU(), nn.Linear(6, 3)
+        with torch.no_grad():
+            self.act.weight.copy_(torch.tensor([0.25, -0.5, 1.5, 0.1]))
+            self.act1d.weight.copy_(torch.tensor([0.3, 0.05, -0.2]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(self.conv(x))  # (N, 4, 4, 4)
+        y = self.act1d(self.conv1d(F.avg_pool2d(y, (1, 4)).squeeze(3)))  # (N, 3, 3)
+        return self.out(self.act_fc(self.fc(y.flatten(1))))
+
+
+def test_prelu_per_channel_and_shared(tmp_path) -> None:
+    torch.manual_seed(7)
+    x = _x(16, 2, 6, 6, scale=2.0)
+    q = roundtrip(PReLUNet(), x, tmp_path)
+    slopes = {name: m.slopes() for name, m in q.named_modules() if isinstance(m, qfx.nn.QPReLU)}
+    assert len(slopes) == 3 and slopes["act"].detach().tolist()[1:3] == [-0.5, 1.5]
+
+
+def test_prelu_slopes_train_in_qat() -> None:
+    torch.manual_seed(1)
+    q = quantize_(Seq(nn.PReLU(6)), QuantizeConfig(mode="qat"), _x(32, 5)).train()
+    prelu = next(m for m in q.modules() if isinstance(m, qfx.nn.QPReLU))
+    before = prelu.slopes().clone()
+    opt = torch.optim.SGD(q.parameters(), lr=0.5)
+    for _ in range(3):
+        opt.zero_grad()
+        q(_x(32, 5, scale=3.0)).square().sum().backward()
+        opt.step()
+    assert prelu.weight.grad is not None and not torch.equal(prelu.slopes(), before)
+    codes = prelu.slopes() * 2.0**prelu.slope_quantizer.format.frac_bits
+    assert torch.equal(codes, codes.round())  # still codes of the slope format
+
+
+def test_prelu_in_the_folded_stream_rtl_keeps_the_plans_pace(tmp_path) -> None:
+    """The fork of PReLU's input (relu and difference paths) meets again twice: the FIFOs the plan sizes there
+    hold the faster path, so the measured clocks per sample are the plan's (Icarus)."""
+    import shutil
+
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog not found: install Icarus Verilog (apt install iverilog)")
+    import qfx.rtl
+    from qfx.plan import plan
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(3, 8, 5, padding=2), nn.PReLU(8), nn.MaxPool1d(2), nn.Conv1d(8, 16, 3), nn.ReLU())
+    x = _x(16, 3, 32)
+    q = quantize_(model, QuantizeConfig(), x).eval()
+    graph = from_qonnx(qfx.export_qonnx(q, x, tmp_path / "p.onnx"))
+    xs = x[:3].numpy().astype(np.float64)
+    want = np.asarray(graph.run(xs), dtype=np.int64).reshape(3, -1)
+    p = plan(graph, "ultra96v2", parallel=False)
+    rtl = qfx.rtl.generate(graph, tmp_path / "rtl", architecture="stream", plan=p)
+    stressed = qfx.rtl.simulate(rtl, xs, simulator="icarus", seed=2, valid_gaps=0.3, ready_stalls=0.3)
+    assert np.array_equal(np.asarray(stressed.codes, dtype=np.int64).reshape(want.shape), want)
+    free = qfx.rtl.simulate(rtl, xs, simulator="icarus")
+    assert abs(free.cycles_per_sample - p.cycles) <= 0.02 * p.cycles, (free.cycles_per_sample, p.cycles)
+
+
 class Constants(nn.Module):
     """Offsets and signs by constants, numbers and a per-channel buffer (input normalization as users write it)."""
 
@@ -711,8 +778,9 @@ def test_new_modules_pickle_in_checkpoints(tmp_path) -> None:
     q5 = quantize_(Constants(), QuantizeConfig(), _x(4, 3, 4, 4)).eval()  # offsets, per-channel ones too
     q6 = quantize_(ChannelsLast1d("permute"), QuantizeConfig(), _x(4, 16, 3)).eval()
     q7 = quantize_(TutorialLeNet(), QuantizeConfig(), _x(4, 1, 32, 32)).eval()
+    q8 = quantize_(PReLUNet(), QuantizeConfig(), _x(4, 2, 6, 6)).eval()
     for model, inp in ((q, x), (q2, _x(4, 5)), (q3, _x(4, 5)), (q4, _x(4, 5)), (q5, _x(4, 3, 4, 4)),
-                       (q6, _x(4, 16, 3)), (q7, _x(4, 1, 32, 32))):  # fmt: skip
+                       (q6, _x(4, 16, 3)), (q7, _x(4, 1, 32, 32)), (q8, _x(4, 2, 6, 6))):  # fmt: skip
         model(inp)  # fill the caches: they must not end up in the file
         save_checkpoint(tmp_path / "m.qfx", Checkpoint(model, inp))
         back = load_checkpoint(tmp_path / "m.qfx").model

@@ -35,6 +35,7 @@ from qfx.nn import (
     QMaxPool1d,
     QMaxPool2d,
     QPad,
+    QPReLU,
     QReLU,
     QScale,
     QSoftmax,
@@ -50,7 +51,8 @@ __all__ = ["LEAVES", "emit_module", "flatten"]
 #: QFX modules the export sees as single layers.
 LEAVES = (
     FixedQuantizer, QLinear, QConv1d, QConv2d, QBatchNorm2d, QReLU, QAdd, QAvgPool1d, QAvgPool2d, QGlobalAvgPool2d,
-    QClip, QLeakyReLU, QScale, QTable, QSoftmax, QArgMax, QCat, QUpsample, QPad, QMaxPool1d, QMaxPool2d, QFlatten,
+    QClip, QLeakyReLU, QPReLU, QScale, QTable, QSoftmax, QArgMax, QCat, QUpsample, QPad, QMaxPool1d, QMaxPool2d,
+    QFlatten,
 )  # fmt: skip
 _IDENTITY = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
 
@@ -172,6 +174,23 @@ def _leaky(b: Builder, name: str, m: QLeakyReLU, x: str, x_fmt: FixedFormat) -> 
     return b.cast(y, m.output_quantizer.format, name)
 
 
+def _prelu(b: Builder, name: str, m: QPReLU, x: str, shape, x_fmt: FixedFormat) -> str:
+    """``relu(x) + a[c] * (x - relu(x))`` in float64: what the hardware computes (the IR reads it back as a relu,
+    a difference, a per-channel product and a sum), exact while the product's bits fit float64's 53."""
+    fmt = m.slope_quantizer.format
+    if x_fmt.width + 1 + fmt.width > 53:
+        raise ExportError(
+            f"module {b.label}: x * slope needs {x_fmt.width + 1 + fmt.width} bits, more than float64's 53; narrow the "
+            "input or the slope's width"
+        )
+    slopes = m.slopes().detach()
+    slopes = _per_channel(slopes, len(shape)) if slopes.numel() > 1 else slopes.reshape(())
+    r = b.node("Relu", [b.as_float64(x)], f"{name}_relu")
+    negative = b.arith("Sub", [x, r], f"{name}_negative")
+    scaled = b.arith("Mul", [negative, b.constant(f"{name}_slope", slopes, fmt)], f"{name}_mul")
+    return b.cast(b.arith("Add", [r, scaled], f"{name}_add"), m.output_quantizer.format, name)
+
+
 def _table(b: Builder, name: str, m: QTable, x: str) -> str:
     table, in_fmt, out_fmt = m.table()
     t = b.init(f"{name}_table", table.astype(np.int64))
@@ -270,6 +289,8 @@ def emit_module(b: Builder, name: str, m: nn.Module, args: list[str], shape, out
         return _maxpool(b, name, m, args[0])
     if isinstance(m, QLeakyReLU):
         return _leaky(b, name, m, args[0], x_fmt)
+    if isinstance(m, QPReLU):
+        return _prelu(b, name, m, args[0], shape, x_fmt)
     if isinstance(m, QTable):
         return _table(b, name, m, args[0])
     if isinstance(m, QSoftmax):

@@ -1,6 +1,6 @@
 """QFX layers: PyTorch modules whose every tensor is an exact fixed-point value."""
 
-from qfx.nn.activations import QArgMax, QClip, QLeakyReLU, QScale, QSoftmax, QTable
+from qfx.nn.activations import QArgMax, QClip, QLeakyReLU, QPReLU, QScale, QSoftmax, QTable
 from qfx.nn.cost import enable_width_learning, resource_cost
 from qfx.nn.elementwise import (
     QAdd,
@@ -38,6 +38,7 @@ __all__ = [
     "QLinear",
     "QMaxPool1d",
     "QMaxPool2d",
+    "QPReLU",
     "QPad",
     "QReLU",
     "QScale",

@@ -23,7 +23,7 @@ from qfx.nn.layers import FormatSource, _Source, input_format
 from qfx.nn.quantizer import FixedQuantizer
 from qfx.tables import FUNCTIONS, SoftmaxSpec, check_table_input, function_table, softmax_codes
 
-__all__ = ["QArgMax", "QClip", "QLeakyReLU", "QScale", "QSoftmax", "QTable", "argmax_format", "table_codes"]
+__all__ = ["QArgMax", "QClip", "QLeakyReLU", "QPReLU", "QScale", "QSoftmax", "QTable", "argmax_format", "table_codes"]
 
 #: The float function whose gradient each table passes back in training (straight-through).
 _TORCH_FUNCTIONS = {
@@ -110,6 +110,38 @@ class QLeakyReLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x64 = x.to(torch.float64)
         return _out(self.output_quantizer, torch.where(x64 >= 0, x64, x64 * self.alpha), x)
+
+
+class QPReLU(nn.Module):
+    """PReLU: ``x if x >= 0 else a[c] * x``, one trainable slope per channel (axis 1) or one for all, rounded into
+    ``slope_format`` in the forward pass (straight-through gradient); the exact product (float64) is cast into the
+    output format. The hardware computes ``relu(x) + a[c] * (x - relu(x))`` with the same constants."""
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        slope_format: FixedFormat | str,
+        output: FixedFormat | str = DEFAULT_SUM,
+        *,
+        learn: bool = True,
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.as_tensor(weight, dtype=torch.float32).detach().clone().reshape(-1))
+        self.slope_quantizer = FixedQuantizer(slope_format, learn_binary_point=False)
+        self.output_quantizer = FixedQuantizer(output, learn_binary_point=learn)
+
+    def slopes(self) -> torch.Tensor:
+        """The slopes as the hardware holds them (float64, one per channel or one)."""
+        return self.slope_quantizer(self.weight).to(torch.float64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.slopes().to(x.device)
+        if a.numel() > 1:
+            if x.dim() < 2 or x.shape[1] != a.numel():
+                raise ValueError(f"PReLU has {a.numel()} slopes, its input {tuple(x.shape)} as many channels on axis 1")
+            a = a.reshape(1, -1, *([1] * (x.dim() - 2)))
+        x64 = x.to(torch.float64)
+        return _out(self.output_quantizer, torch.where(x64 >= 0, x64, x64 * a), x)
 
 
 class QScale(nn.Module):

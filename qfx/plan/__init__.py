@@ -167,6 +167,11 @@ def _cost(e: Estimate, board: Board) -> float:
     )
 
 
+#: Clocks a word spends between two units besides their latencies: the fan-out copy's register, or a FIFO's
+#: memory and output register (a path through more units arrives later by this much per unit).
+STREAM_HOP = 2
+
+
 def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
     """Elements each stream must buffer: 2, or, where paths of different latency meet (a residual add, a
     concatenation), enough to hold the faster path's elements while the slower one catches up."""
@@ -183,7 +188,7 @@ def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
                 depths[t] = min(max(2, 1 << (need - 1).bit_length()), max(2, graph.tensors[t].size))
         for t in node.inputs:
             depths.setdefault(t, 2)
-        arrival[node.output] = start + (la.latency if la else 0)
+        arrival[node.output] = start + (la.latency if la else 0) + (STREAM_HOP if la else 0)
         cycles = la.cycles if la else 1
         rate[node.output] = graph.tensors[node.output].size / max(1, cycles)
     return depths
