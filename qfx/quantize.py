@@ -46,6 +46,7 @@ from qfx.nn.convert_values import LOG_SOFTMAX_WHY
 from qfx.nn.convert_values import hardtanh as _hardtanh
 from qfx.nn.convert_values import is_constant as _is_constant
 from qfx.nn.convert_values import leaky_slope_format as _leaky_slope_format
+from qfx.nn.convert_values import prelu as _prelu
 from qfx.nn.convert_values import table as _table
 from qfx.nn.convert_values import table_function as _table_function
 
@@ -383,11 +384,7 @@ def _convert(module: nn.Module, node: fx.Node, ctx: Context) -> nn.Module | None
 
         q = QLeakyReLU(slope, _leaky_slope_format(c, slope), act(node, out_w), learn=learn)
     elif type(module) is nn.PReLU:
-        from qfx.nn import QPReLU
-
-        slopes = module.weight.detach()
-        slope_fmt = _fmt(weight_w, slopes.abs().max().item(), bool(slopes.min() < 0), c.weight_quant, Overflow.SAT)
-        q = QPReLU(slopes, slope_fmt, act(node, out_w), learn=learn)
+        q = _prelu(ctx, node, module.weight, weight_w, out_w)
     elif type(module) in (nn.AvgPool1d, nn.AvgPool2d):
         dims = 1 if isinstance(module, nn.AvgPool1d) else 2
         pair = nn.modules.utils._single if dims == 1 else nn.modules.utils._pair

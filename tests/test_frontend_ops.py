@@ -274,6 +274,77 @@ def test_prelu_in_the_folded_stream_rtl_keeps_the_plans_pace(tmp_path) -> None:
     assert abs(free.cycles_per_sample - p.cycles) <= 0.02 * p.cycles, (free.cycles_per_sample, p.cycles)
 
 
+class Extrema(nn.Module):
+    """|x|, element-wise maxima and minima of two branches in each spelling, and F.prelu with a module's slopes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.fc = nn.Conv2d(2, 3, 3, padding=1), nn.Conv2d(2, 3, 3, padding=1), nn.Linear(48, 3)
+        self.slopes = nn.Parameter(torch.tensor([0.25, -0.125, 0.5]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.a(x), self.b(x)
+        y = torch.maximum(a, b) + torch.min(a, b) + a.max(torch.relu(b)) - torch.abs(a) + b.abs()
+        y = F.prelu(torch.minimum(y, a), self.slopes)
+        return self.fc(y.flatten(1))
+
+
+def test_abs_maximum_minimum_and_functional_prelu(tmp_path) -> None:
+    torch.manual_seed(11)
+    q = roundtrip(Extrema(), _x(16, 2, 4, 4), tmp_path)
+    kinds = sorted(m.kind for m in q.modules() if isinstance(m, qfx.nn.QExtremum))
+    assert kinds == ["max", "max", "min", "min"] and sum(isinstance(m, qfx.nn.QAbs) for m in q.modules()) == 2
+
+
+@pytest.mark.parametrize(("fn", "message"), [
+    (lambda a, b: torch.max(a, 1).values, r"torch.max .*not a reduction over a dim"),
+    (lambda a, b: torch.maximum(a, torch.ones(1)), r"maximum or minimum of two tensors"),
+    (lambda a, b: torch.minimum(a, b[:, :1]), r"indexing a tensor is not supported"),
+])  # fmt: skip
+def test_extrema_errors(fn, message: str) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return fn(self.a(x), self.b(x))
+
+    with pytest.raises(QuantizeError, match=message):
+        quantize_(Net(), QuantizeConfig(), _x(8, 4))
+
+
+def test_abs_and_maximum_in_the_folded_stream_rtl(tmp_path) -> None:
+    """The compositions (relu, differences, sums on forks) under gaps and stalls, at the plan's pace (Icarus)."""
+    import shutil
+
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog not found: install Icarus Verilog (apt install iverilog)")
+    import qfx.rtl
+    from qfx.plan import plan
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv1d(2, 4, 3, padding=1), nn.Conv1d(2, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.abs(torch.maximum(self.a(x), self.b(x)) - 0.5)
+
+    torch.manual_seed(2)
+    x = _x(16, 2, 12)
+    q = quantize_(Net(), QuantizeConfig(), x).eval()
+    graph = from_qonnx(qfx.export_qonnx(q, x, tmp_path / "m.onnx"))
+    xs = x[:3].numpy().astype(np.float64)
+    want = np.asarray(graph.run(xs), dtype=np.int64).reshape(3, -1)
+    p = plan(graph, "ultra96v2", parallel=False)
+    rtl = qfx.rtl.generate(graph, tmp_path / "rtl", architecture="stream", plan=p)
+    stressed = qfx.rtl.simulate(rtl, xs, simulator="icarus", seed=5, valid_gaps=0.3, ready_stalls=0.3)
+    assert np.array_equal(np.asarray(stressed.codes, dtype=np.int64).reshape(want.shape), want)
+    free = qfx.rtl.simulate(rtl, xs, simulator="icarus")
+    assert abs(free.cycles_per_sample - p.cycles) <= 0.02 * p.cycles, (free.cycles_per_sample, p.cycles)
+
+
 class Constants(nn.Module):
     """Offsets and signs by constants, numbers and a per-channel buffer (input normalization as users write it)."""
 

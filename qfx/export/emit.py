@@ -19,6 +19,7 @@ from qfx.export.ops import DOMAIN, fits_float32, output_dtype
 from qfx.format import FixedFormat
 from qfx.nn import (
     FixedQuantizer,
+    QAbs,
     QAdd,
     QArgMax,
     QAvgPool1d,
@@ -28,6 +29,7 @@ from qfx.nn import (
     QClip,
     QConv1d,
     QConv2d,
+    QExtremum,
     QFlatten,
     QGlobalAvgPool2d,
     QLeakyReLU,
@@ -52,7 +54,7 @@ __all__ = ["LEAVES", "emit_module", "flatten"]
 LEAVES = (
     FixedQuantizer, QLinear, QConv1d, QConv2d, QBatchNorm2d, QReLU, QAdd, QAvgPool1d, QAvgPool2d, QGlobalAvgPool2d,
     QClip, QLeakyReLU, QPReLU, QScale, QTable, QSoftmax, QArgMax, QCat, QUpsample, QPad, QMaxPool1d, QMaxPool2d,
-    QFlatten,
+    QFlatten, QAbs, QExtremum,
 )  # fmt: skip
 _IDENTITY = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
 
@@ -291,6 +293,15 @@ def emit_module(b: Builder, name: str, m: nn.Module, args: list[str], shape, out
         return _leaky(b, name, m, args[0], x_fmt)
     if isinstance(m, QPReLU):
         return _prelu(b, name, m, args[0], shape, x_fmt)
+    if isinstance(m, QAbs):  # relu(x) - (x - relu(x))
+        r = b.node("Relu", [b.as_float64(args[0])], f"{name}_relu")
+        negative = b.arith("Sub", [args[0], r], f"{name}_negative")
+        return b.cast(b.arith("Sub", [r, negative], f"{name}_sub"), m.output_quantizer.format, name)
+    if isinstance(m, QExtremum):  # b + relu(a - b), a - relu(a - b)
+        above = b.node("Relu", [b.arith("Sub", args[:2], f"{name}_difference")], f"{name}_relu")
+        picked = b.arith("Add", [args[1], above], f"{name}_max") if m.kind == "max" else \
+            b.arith("Sub", [args[0], above], f"{name}_min")
+        return b.cast(picked, m.output_quantizer.format, name)
     if isinstance(m, QTable):
         return _table(b, name, m, args[0])
     if isinstance(m, QSoftmax):

@@ -3,10 +3,12 @@
 from qfx.nn.activations import QArgMax, QClip, QLeakyReLU, QPReLU, QScale, QSoftmax, QTable
 from qfx.nn.cost import enable_width_learning, resource_cost
 from qfx.nn.elementwise import (
+    QAbs,
     QAdd,
     QAvgPool2d,
     QBatchNorm1d,
     QBatchNorm2d,
+    QExtremum,
     QFlatten,
     QGlobalAvgPool2d,
     QInput,
@@ -20,6 +22,7 @@ from qfx.nn.shape import QAvgPool1d, QCat, QGlobalAvgPool, QMaxPool1d, QPad, QUp
 
 __all__ = [
     "FixedQuantizer",
+    "QAbs",
     "QAdd",
     "QArgMax",
     "QAvgPool1d",
@@ -30,6 +33,7 @@ __all__ = [
     "QClip",
     "QConv1d",
     "QConv2d",
+    "QExtremum",
     "QFlatten",
     "QGlobalAvgPool",
     "QGlobalAvgPool2d",

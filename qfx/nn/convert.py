@@ -28,11 +28,12 @@ from qfx.nn.convert_values import (
     is_constant,
     leaky,
     multiply_constant,
+    prelu,
     softmax,
     table,
     table_function,
 )  # fmt: skip
-from qfx.nn.elementwise import QAdd, QAvgPool2d, QMaxPool2d, QReLU
+from qfx.nn.elementwise import QAbs, QAdd, QAvgPool2d, QExtremum, QMaxPool2d, QReLU
 from qfx.nn.shape import QAvgPool1d, QCat, QGlobalAvgPool, QMaxPool1d, QPad, QUpsample
 
 __all__ = [
@@ -73,6 +74,9 @@ _sig((operator.add, torch.add, "add", operator.iadd, operator.sub, torch.sub, "s
 _sig((operator.neg, torch.neg, "neg"), "input")
 _sig((operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div"), "input other")
 _sig((F.softmax, torch.softmax, "softmax"), "input dim")
+_sig((torch.abs, "abs"), "input")
+_sig((torch.maximum, "maximum", torch.minimum, "minimum", torch.max, "max", torch.min, "min"), "input other")
+_sig((F.prelu,), "input weight")
 _sig((F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout), "input p training")
 _DEFAULTS = {
     "min_val": -1.0, "max_val": 1.0, "negative_slope": 0.01, "stride": None, "padding": 0, "dilation": 1,
@@ -127,6 +131,8 @@ _TABLES = {F.sigmoid: "sigmoid", torch.sigmoid: "sigmoid", "sigmoid": "sigmoid",
 _POOLS = {F.max_pool1d: 1, F.avg_pool1d: 1, F.adaptive_avg_pool1d: 1}
 _POOLS.update({F.max_pool2d: 2, F.avg_pool2d: 2, F.adaptive_avg_pool2d: 2})
 _POOLS.update({F.adaptive_max_pool1d: 1, F.adaptive_max_pool2d: 2})
+_EXTREMA = {torch.maximum: "max", "maximum": "max", torch.max: "max", "max": "max", torch.minimum: "min",
+            "minimum": "min", torch.min: "min", "min": "min"}  # fmt: skip
 _DROPOUTS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
 
 
@@ -288,6 +294,23 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
         return table(ctx, node, function, x, what), [x], False
     if t in (F.softmax, torch.softmax, "softmax"):
         return (*softmax(ctx, node, a), False)
+    if t in (torch.abs, "abs"):
+        return QAbs(ctx.act(node, signed=False), learn=ctx.learn), [x], False
+    if t in _EXTREMA:
+        other = a["other"]
+        if not isinstance(other, fx.Node) or other.name not in ctx.shapes or constant(ctx, other) is not None:
+            raise _refuse(node, "only the element-wise maximum or minimum of two tensors is supported (not a "
+                          "reduction over a dim, nor against a constant: use torch.clamp)")  # fmt: skip
+        if ctx.shapes[x.name] != ctx.shapes[other.name]:
+            raise _refuse(node, f"tensors of shapes {ctx.shapes[x.name]} and {ctx.shapes[other.name]}: one shape "
+                          "is needed (no broadcasting)")  # fmt: skip
+        signed = any(ctx.source(v, node, f"call {call_name(node)}").format.signed for v in (x, other))
+        return QExtremum(_EXTREMA[t], ctx.act(node, signed=signed), learn=ctx.learn), [x, other], False
+    if t is F.prelu:
+        weight = constant(ctx, a["weight"])
+        if weight is None:
+            raise _refuse(node, "the slopes must be a parameter or buffer of the model, not computed from the input")
+        return prelu(ctx, node, weight), [x], False
     if t in (F.log_softmax, torch.log_softmax, "log_softmax"):
         if ctx.config.softmax == "table":
             raise _refuse(node, LOG_SOFTMAX_WHY)

@@ -10,7 +10,7 @@ import torch
 from torch import fx, nn
 
 from qfx.format import FixedFormat, Overflow
-from qfx.nn.activations import QArgMax, QClip, QLeakyReLU, QScale, QSoftmax, QTable
+from qfx.nn.activations import QArgMax, QClip, QLeakyReLU, QPReLU, QScale, QSoftmax, QTable
 from qfx.nn.convert_base import Context, QuantizeError, call_name, fitted, where
 from qfx.nn.convert_base import refuse as _refuse
 from qfx.nn.convert_base import what as _what
@@ -170,6 +170,16 @@ def clamp(ctx: Context, node: fx.Node, source_fmt: FixedFormat, lo: object, hi: 
 def leaky(ctx: Context, node: fx.Node, slope: float) -> QLeakyReLU:
     c = ctx.config
     return QLeakyReLU(slope, leaky_slope_format(c, slope), ctx.act(node), learn=ctx.learn)
+
+
+def prelu(
+    ctx: Context, node: fx.Node, weight: torch.Tensor, weight_width: int | None = None, out_width: int | None = None
+) -> QPReLU:
+    """PReLU with ``weight``'s slopes in the weight width (signed when one is negative), binary point fitted."""
+    c = ctx.config
+    w = weight.detach().to(torch.float64)
+    fmt = fitted(weight_width or c.weight_width, w.abs().max().item(), bool(w.min() < 0), c.weight_quant, Overflow.SAT)
+    return QPReLU(w, fmt, ctx.act(node, out_width), learn=ctx.learn)
 
 
 def leaky_slope_format(config, slope: float) -> FixedFormat:

@@ -19,10 +19,12 @@ from qfx.khot import project_khot
 from qfx.nn.quantizer import FixedQuantizer
 
 __all__ = [
+    "QAbs",
     "QAdd",
     "QAvgPool2d",
     "QBatchNorm1d",
     "QBatchNorm2d",
+    "QExtremum",
     "QFlatten",
     "QGlobalAvgPool2d",
     "QInput",
@@ -76,6 +78,35 @@ class QAdd(nn.Module):
         b = b.to(torch.float64)
         exact = a.to(torch.float64) + (-b if getattr(self, "subtract", False) else b)  # older models: no attribute
         return _out(self.output_quantizer, exact, a)
+
+
+class QExtremum(nn.Module):
+    """``torch.maximum(a, b)`` or ``torch.minimum(a, b)`` (``kind``: "max" or "min") of two tensors of one shape,
+    cast into the output format. The hardware computes ``b + relu(a - b)`` / ``a - relu(a - b)``, every step exact."""
+
+    def __init__(self, kind: str, output: FixedFormat | str = DEFAULT_SUM, *, learn: bool = True) -> None:
+        super().__init__()
+        if kind not in ("max", "min"):
+            raise ValueError(f"kind must be 'max' or 'min', not {kind!r}")
+        self.kind = kind
+        self.output_quantizer = FixedQuantizer(output, learn_binary_point=learn)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.shape != b.shape:
+            raise ValueError(f"torch.{self.kind}imum of shapes {tuple(a.shape)} and {tuple(b.shape)}: one shape needed")
+        pick = torch.maximum if self.kind == "max" else torch.minimum
+        return _out(self.output_quantizer, pick(a.to(torch.float64), b.to(torch.float64)), a)
+
+
+class QAbs(nn.Module):
+    """``|x|`` cast into the (unsigned) output format; the hardware computes ``relu(x) - (x - relu(x))``."""
+
+    def __init__(self, output: FixedFormat | str = DEFAULT_ACTIVATION, *, learn: bool = True) -> None:
+        super().__init__()
+        self.output_quantizer = FixedQuantizer(output, learn_binary_point=learn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _out(self.output_quantizer, x.to(torch.float64).abs(), x)
 
 
 class QFlatten(nn.Flatten):
