@@ -850,8 +850,10 @@ def test_new_modules_pickle_in_checkpoints(tmp_path) -> None:
     q6 = quantize_(ChannelsLast1d("permute"), QuantizeConfig(), _x(4, 16, 3)).eval()
     q7 = quantize_(TutorialLeNet(), QuantizeConfig(), _x(4, 1, 32, 32)).eval()
     q8 = quantize_(PReLUNet(), QuantizeConfig(), _x(4, 2, 6, 6)).eval()
+    q9 = quantize_(Extrema(), QuantizeConfig(), _x(4, 2, 4, 4)).eval()
     for model, inp in ((q, x), (q2, _x(4, 5)), (q3, _x(4, 5)), (q4, _x(4, 5)), (q5, _x(4, 3, 4, 4)),
-                       (q6, _x(4, 16, 3)), (q7, _x(4, 1, 32, 32)), (q8, _x(4, 2, 6, 6))):  # fmt: skip
+                       (q6, _x(4, 16, 3)), (q7, _x(4, 1, 32, 32)), (q8, _x(4, 2, 6, 6)),
+                       (q9, _x(4, 2, 4, 4))):  # fmt: skip
         model(inp)  # fill the caches: they must not end up in the file
         save_checkpoint(tmp_path / "m.qfx", Checkpoint(model, inp))
         back = load_checkpoint(tmp_path / "m.qfx").model
