@@ -222,7 +222,7 @@ class PReLUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.act(self.conv(x))  # (N, 4, 4, 4)
-        y = self.act1d(self.conv1d(F.avg_pool2d(y, (1, 4)).squeeze(3)))  # (N, 3, 3)
+        y = self.act1d(self.conv1d(y.mean(3)))  # (N, 3, 3): a mean over the columns only
         return self.out(self.act_fc(self.fc(y.flatten(1))))
 
 
@@ -713,7 +713,7 @@ def test_shape_queries_as_call_arguments(tmp_path) -> None:
             y = F.relu(self.conv(x))  # (N, 4, 6, 6)
             a = F.avg_pool2d(y, y.shape[2:])
             b = F.max_pool2d(y, kernel_size=(y.size(2), y.size(-1)))
-            z = self.conv1d(F.avg_pool2d(y, (y.size(2), 1)).squeeze(2))  # (N, 4, 4)
+            z = self.conv1d(F.avg_pool2d(y, (y.size(2), 1)).squeeze(2) - y.mean(dim=2, keepdim=True).squeeze(2))
             c = F.max_pool1d(z, z.size(-1)) + a.view(a.size(0), 4, 1)
             return self.fc(torch.cat([b.flatten(1), c.flatten(1)], 1))
 

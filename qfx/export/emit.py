@@ -284,7 +284,11 @@ def emit_module(b: Builder, name: str, m: nn.Module, args: list[str], shape, out
             y = b.arith("Add", [y, d], f"{name}_add")
         return b.cast(y, m.output_quantizer.format, name)
     if isinstance(m, (QAvgPool1d, QAvgPool2d)):
-        return _avgpool(b, name, m, args[0], shape, x_fmt)
+        y = _avgpool(b, name, m, args[0], shape, x_fmt)
+        if getattr(m, "squeeze", None) is None:
+            return y
+        target = b.init(f"{name}_shape", np.array([-1, *out_shape[1:]], dtype=np.int64))
+        return b.node("Reshape", [y, target], f"{name}_squeeze")
     if isinstance(m, QGlobalAvgPool2d):
         return _global_avgpool(b, name, m, args[0], shape, out_shape)
     if isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):

@@ -202,14 +202,21 @@ def adaptive_max_pool(node: fx.Node, in_shape, out_size, what: str) -> nn.Module
 
 
 def _mean(ctx: Context, node: fx.Node, a: dict, mean: bool = True) -> nn.Module:
-    """``x.mean(dims)`` / ``x.sum(dims)`` over every spatial dim: a global average pool, or its sum."""
+    """``x.mean(dims)`` / ``x.sum(dims)`` over every spatial dim: a global average pool, or its sum; a mean over
+    the rows or the columns of (N, C, H, W) only: an average pool whose window is that dim."""
     in_shape = ctx.shapes[a["input"].name]
     rank = len(in_shape)
     dims = a["dim"]
     dims = sorted(d % rank for d in _ints(dims, 1)) if dims is not None else None
+    if mean and rank == 4 and dims in ([2], [3]):  # over rows or columns only: an average pool across that dim
+        kernel = (in_shape[2], 1) if dims == [2] else (1, in_shape[3])
+        squeeze = None if a["keepdim"] else dims[0]
+        return QAvgPool2d(kernel, kernel, 0, output=ctx.act(node), learn=ctx.learn, squeeze=squeeze)
     if rank < 3 or dims != list(range(2, rank)):
         what = "mean" if mean else "sum"
-        raise _refuse(node, f"only a {what} over every spatial dim of (N, C, ...) is supported, not dims {a['dim']}")
+        rows = ", or a mean over the rows or the columns of (N, C, H, W)," if mean else ""
+        raise _refuse(node, f"only a {what} over every spatial dim of (N, C, ...){rows} is supported, not dims "
+                      f"{a['dim']}")  # fmt: skip
     return QGlobalAvgPool(keepdim=bool(a["keepdim"]), output=ctx.act(node), learn=ctx.learn, mean=mean)
 
 

@@ -138,8 +138,10 @@ class QAvgPool2d(nn.Module):
         output: FixedFormat | str = DEFAULT_ACTIVATION,
         reciprocal: FixedFormat | str = DEFAULT_RECIPROCAL,
         learn: bool = True,
+        squeeze: int | None = None,
     ) -> None:
         super().__init__()
+        self.squeeze = squeeze  # x.mean(dim) over one spatial dim: the pooled dim is removed after the pool
         self.kernel_size = nn.modules.utils._pair(kernel_size)
         self.stride = nn.modules.utils._pair(stride if stride is not None else kernel_size)
         self.padding = nn.modules.utils._pair(padding)
@@ -149,7 +151,9 @@ class QAvgPool2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sums = F.avg_pool2d(x.to(torch.float64), self.kernel_size, self.stride, self.padding, divisor_override=1)
-        return _out(self.output_quantizer, sums * self.factor, x)
+        y = _out(self.output_quantizer, sums * self.factor, x)
+        squeeze = getattr(self, "squeeze", None)  # absent in models saved before it existed
+        return y if squeeze is None else y.squeeze(squeeze)
 
 
 class QGlobalAvgPool2d(nn.Module):
