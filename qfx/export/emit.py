@@ -313,7 +313,7 @@ def emit_module(b: Builder, name: str, m: nn.Module, args: list[str], shape, out
     if isinstance(m, QArgMax):
         return _argmax(b, name, m, args[0])
     if isinstance(m, QCat):
-        joined = b.node("Concat", [b.as_float64(a) for a in args], f"{name}_concat", axis=1)
+        joined = b.node("Concat", [b.as_float64(a) for a in args], f"{name}_concat", axis=m.dim % len(shape))
         return b.cast(joined, m.output_quantizer.format, name)
     if isinstance(m, QUpsample):
         return _upsample(b, name, m, args[0], x_fmt)

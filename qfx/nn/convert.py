@@ -271,10 +271,11 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
         sources = [ctx.source(s, node, f"call {call_name(node)}") for s in tensors]
         rank = len(ctx.shapes[tensors[0].name])
         dim = a["dim"] if a["dim"] is not None else 0
-        if dim % rank != 1:
-            raise _refuse(node, f"concatenation along dim {dim}: only channels/features (dim=1) are supported")
+        if dim % rank == 0 or (rank == 2 and dim % rank != 1):
+            raise _refuse(node, f"concatenation along dim {dim}: only channels/features or spatial dims (not the "
+                          "batch) are supported")  # fmt: skip
         signed = any(s.format.signed for s in sources)
-        return QCat(1, ctx.act(node, signed=signed), learn=ctx.learn), tensors, False
+        return QCat(dim % rank, ctx.act(node, signed=signed), learn=ctx.learn), tensors, False
     if t is F.interpolate:
         return _interpolate(node, a, ctx), [x], True
     if t is F.pad:

@@ -184,8 +184,9 @@ def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
         if len(node.inputs) > 1:
             for k, t in enumerate(node.inputs):
                 behind = start - arrival.get(t, 0)
-                need = math.ceil(behind * rate.get(t, 1.0)) + 2 + _run_values(graph, node, k)
-                depths[t] = min(max(2, 1 << (need - 1).bit_length()), max(2, graph.tensors[t].size))
+                run = _run_values(graph, node, k)
+                need = math.ceil(behind * rate.get(t, 1.0)) + 2 + run
+                depths[t] = min(max(2, 1 << (need - 1).bit_length()), max(2, graph.tensors[t].size + run))
         for t in node.inputs:
             depths.setdefault(t, 2)
         arrival[node.output] = start + (la.latency if la else 0) + (STREAM_HOP if la else 0)
@@ -195,13 +196,15 @@ def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
 
 
 def _run_values(graph: Graph, node, k: int) -> int:
-    """Values input ``k`` of a concatenation along rows or columns delivers while the others are read: its whole map
-    along rows (after the first input), its row along columns; 0 for any other node (read word by word)."""
+    """Values input ``k`` of a concatenation along rows or columns delivers while the others are read: along rows,
+    the first input's map (its producer runs on while the others are read) and twice the others' (a map waits for
+    the first input's, the next sample's follows); along columns, its row; 0 for any other node (read word by
+    word)."""
     if not isinstance(node, Concat) or node.axis == 0:
         return 0
     shape = graph.tensors[node.inputs[k]].shape
     if len(shape) == 3 and node.axis == 1:
-        return 0 if k == 0 else graph.tensors[node.inputs[k]].size
+        return graph.tensors[node.inputs[k]].size * (1 if k == 0 else 2)
     return shape[0] * shape[-1]
 
 
