@@ -382,6 +382,72 @@ def test_concatenation_along_spatial_dims_in_the_folded_stream_rtl(dim: int, one
     assert abs(free.cycles_per_sample - p.cycles) <= 0.02 * p.cycles, (free.cycles_per_sample, p.cycles)
 
 
+class Gates(nn.Module):
+    """Products of two tensors as models write them: a gated unit, swish and hard-swish spelled out, ``*=``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Conv2d(2, 3, 3, padding=1), nn.Conv2d(2, 3, 3, padding=1), nn.Conv2d(2, 3, 1)
+        self.fc = nn.Linear(3 * 16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.tanh(self.a(x)) * torch.sigmoid(self.b(x))  # a gated unit
+        y = y * F.relu6(y + 3) / 6  # hard swish, as MobileNetV3 code writes it
+        z = self.c(x)
+        z *= torch.sigmoid(z)  # swish
+        return self.fc(torch.mul(y, z).flatten(1))
+
+
+def test_products_of_two_tensors(tmp_path) -> None:
+    torch.manual_seed(9)
+    q = roundtrip(Gates(), _x(16, 2, 4, 4), tmp_path)
+    assert sum(isinstance(m, qfx.nn.QMul) for m in q.modules()) == 4
+
+
+def test_products_of_two_tensors_in_rtl_equal_the_ir(tmp_path) -> None:
+    """The gated model as fully parallel Verilog and as folded streaming Verilog (gaps and stalls, the plan's
+    pace): every code equals the IR's (Icarus)."""
+    import shutil
+
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog not found: install Icarus Verilog (apt install iverilog)")
+    import qfx.rtl
+    from qfx.plan import plan
+
+    torch.manual_seed(9)
+    x = _x(16, 2, 4, 4)
+    q = quantize_(Gates(), QuantizeConfig(), x).eval()
+    graph = from_qonnx(qfx.export_qonnx(q, x, tmp_path / "g.onnx"))
+    xs = x[:3].numpy().astype(np.float64)
+    want = np.asarray(graph.run(xs), dtype=np.int64).reshape(3, -1)
+    parallel = qfx.rtl.simulate(qfx.rtl.generate(graph, tmp_path / "parallel"), xs, simulator="icarus")
+    assert np.array_equal(np.asarray(parallel.codes, dtype=np.int64).reshape(want.shape), want)
+    p = plan(graph, "ultra96v2", parallel=False)
+    rtl = qfx.rtl.generate(graph, tmp_path / "stream", architecture="stream", plan=p)
+    stressed = qfx.rtl.simulate(rtl, xs, simulator="icarus", seed=6, valid_gaps=0.3, ready_stalls=0.3)
+    assert np.array_equal(np.asarray(stressed.codes, dtype=np.int64).reshape(want.shape), want)
+    free = qfx.rtl.simulate(rtl, xs, simulator="icarus")
+    assert abs(free.cycles_per_sample - p.cycles) <= 0.02 * p.cycles, (free.cycles_per_sample, p.cycles)
+
+
+@pytest.mark.parametrize(("fn", "message"), [
+    (lambda a, b: a * b[:, :1], r"indexing a tensor is not supported"),
+    (lambda a, b: a.unsqueeze(2) * b.unsqueeze(1), r"only tensors of one shape are multiplied \(no broadcasting\)"),
+    (lambda a, b: a / b, r"only division by a constant is supported \(not by a tensor\)"),
+])  # fmt: skip
+def test_product_errors(fn, message: str) -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return fn(self.a(x), self.b(x))
+
+    with pytest.raises(QuantizeError, match=message):
+        quantize_(Net(), QuantizeConfig(), _x(8, 4))
+
+
 class Constants(nn.Module):
     """Offsets and signs by constants, numbers and a per-channel buffer (input normalization as users write it)."""
 
@@ -822,7 +888,7 @@ def test_unsupported_call_is_named_with_its_line() -> None:
     ("fn", "message"),
     [
         (lambda x: torch.exp(x), r"call torch\.exp at .*: not supported by quantize_"),
-        (lambda x: x * x, r"call operator\.mul at .*only multiplication of a tensor by a constant"),
+        (lambda x: x / x, r"call operator\.truediv at .*only division by a constant is supported"),
         (lambda x: x[:, 0:2], r"call operator\.getitem at .*indexing a tensor is not supported"),
         (lambda x: F.softmax(x, dim=0), r"call torch\.nn\.functional\.softmax at .*only the last dim"),
         (lambda x: torch.add(x, x, alpha=2), r"call torch\.add at .*alpha != 1 is not supported"),

@@ -39,6 +39,7 @@ from qfx.ir.graph import (
     LeakyRelu,
     Lookup,
     MaxPool2d,
+    Mul,
     Node,
     Pad,
     Softmax,
@@ -337,9 +338,22 @@ def case_sub(rng, k: int) -> Graph:
     return b.graph()
 
 
+def case_mul(rng, k: int) -> Graph:
+    """``a * b`` of two casts of the input (random formats, either signedness, some with negative or more fraction
+    than width bits): exact in ap_fixed's product type, then a random output format (any rounding/overflow)."""
+    shape = rand_map(rng, bool(k % 2)) if k % 3 else (int(rng.integers(2, 9)),)
+    x = rand_fmt(rng)
+    b = Builder(f"mul{k}", shape, x)
+    fa, fb = rand_fmt(rng), rand_fmt(rng)
+    ta, tb = b.add(Cast("ca", ["x"], "", fa), shape), b.add(Cast("cb", ["x"], "", fb), shape)
+    acc = product_format(fa, fb)
+    b.add(Mul("mul", [tb, ta] if k % 2 else [ta, tb], "", acc), shape, out_fmt(rng, acc))
+    return b.graph()
+
+
 CASES = {"clip": case_clip, "leaky_relu": case_leaky, "pad_upsample": case_pad_upsample, "concat": case_concat,
          "lookup": case_lookup, "softmax": case_softmax, "argmax": case_argmax, "conv": case_conv,
-         "pool": case_pool, "sub": case_sub}  # fmt: skip
+         "pool": case_pool, "sub": case_sub, "mul": case_mul}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ many projects, one g++
@@ -397,7 +411,7 @@ def test_new_ops_csim_equals_ir(tmp_path, toolchain, summary) -> None:
     C-simulated in one program: codes equal the IR's."""
     rng = np.random.default_rng(12)
     counts = {"clip": 6, "leaky_relu": 4, "pad_upsample": 6, "concat": 6, "lookup": 6, "softmax": 6, "argmax": 4,
-              "conv": 8, "pool": 8, "sub": 6}  # fmt: skip
+              "conv": 8, "pool": 8, "sub": 6, "mul": 8}  # fmt: skip
     graphs, names = [], []
     for op, n in counts.items():
         for k in range(n):

@@ -39,6 +39,7 @@ class Builder:
     dtypes: dict = field(default_factory=dict)  # tensor name -> ONNX element type
     widened: dict = field(default_factory=dict)  # float32 tensor -> its float64 copy
     label: str = ""  # the module being exported, as named in the model (for error messages)
+    input_formats: list = field(default_factory=list)  # the formats of that module's tensor inputs
     khot: dict = field(default_factory=dict)  # ONNX node multiplying by K-hot constants -> K
 
     def unique(self, name: str) -> str:

@@ -36,6 +36,7 @@ from qfx.nn import (
     QLinear,
     QMaxPool1d,
     QMaxPool2d,
+    QMul,
     QPad,
     QPReLU,
     QReLU,
@@ -54,7 +55,7 @@ __all__ = ["LEAVES", "emit_module", "flatten"]
 LEAVES = (
     FixedQuantizer, QLinear, QConv1d, QConv2d, QBatchNorm2d, QReLU, QAdd, QAvgPool1d, QAvgPool2d, QGlobalAvgPool2d,
     QClip, QLeakyReLU, QPReLU, QScale, QTable, QSoftmax, QArgMax, QCat, QUpsample, QPad, QMaxPool1d, QMaxPool2d,
-    QFlatten, QAbs, QExtremum,
+    QFlatten, QAbs, QExtremum, QMul,
 )  # fmt: skip
 _IDENTITY = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
 
@@ -193,6 +194,14 @@ def _prelu(b: Builder, name: str, m: QPReLU, x: str, shape, x_fmt: FixedFormat) 
     return b.cast(b.arith("Add", [r, scaled], f"{name}_add"), m.output_quantizer.format, name)
 
 
+def _product(b: Builder, name: str, m: QMul, args: list[str]) -> str:
+    """``a * b`` in float64, exact while the two formats' widths add up to at most 53 bits."""
+    bits = sum(f.width for f in b.input_formats if f is not None)
+    if bits > 53:
+        raise ExportError(f"module {b.label}: the product needs {bits} bits, more than float64's 53; narrow its inputs")
+    return b.cast(b.arith("Mul", args, f"{name}_mul"), m.output_quantizer.format, name)
+
+
 def _table(b: Builder, name: str, m: QTable, x: str) -> str:
     table, in_fmt, out_fmt = m.table()
     t = b.init(f"{name}_table", table.astype(np.int64))
@@ -297,6 +306,8 @@ def emit_module(b: Builder, name: str, m: nn.Module, args: list[str], shape, out
         return _leaky(b, name, m, args[0], x_fmt)
     if isinstance(m, QPReLU):
         return _prelu(b, name, m, args[0], shape, x_fmt)
+    if isinstance(m, QMul):
+        return _product(b, name, m, args[:2])
     if isinstance(m, QAbs):  # relu(x) - (x - relu(x))
         r = b.node("Relu", [b.as_float64(args[0])], f"{name}_relu")
         negative = b.arith("Sub", [args[0], r], f"{name}_negative")

@@ -37,6 +37,7 @@ from qfx.ir.graph import (
     LeakyRelu,
     Lookup,
     MaxPool2d,
+    Mul,
     Node,
     Pad,
     Relu,
@@ -179,12 +180,12 @@ class _Lowering:
             self.conv(node, res)
         elif isinstance(node, Affine):
             self.affine(node, res)
-        elif isinstance(node, Add):
+        elif isinstance(node, (Add, Mul)):
             a, b = (self.where[t] for t in node.inputs)
             if a.shape != b.shape:  # one is flat, the other an image: meet in the image layout
                 a, b = self.image(node.inputs[0], node), self.image(node.inputs[1], node)
-            name = self.add("Merge", node.name, [a.layer, b.layer], {"result": res},
-                            op="subtract" if node.subtract else "add")  # fmt: skip
+            op = "multiply" if isinstance(node, Mul) else "subtract" if node.subtract else "add"
+            name = self.add("Merge", node.name, [a.layer, b.layer], {"result": res}, op=op)
             self.where[out] = _Loc(name, a.shape)
         elif isinstance(node, Relu):
             self.relu(node, res)

@@ -143,6 +143,7 @@ def _build(model: nn.Module, example: torch.Tensor) -> tuple[onnx.ModelProto, np
             if node.op == "call_module":
                 m = modules[node.target]
                 b.label = node.target
+                b.input_formats = [fmts.get(a.name) for a in tensors]  # a product's operands (their widths)
                 names[node.name] = emit_module(b, node.name, m, args, shapes.get(src), shapes[node.name], fmts.get(src))
                 quantizer = m if isinstance(m, FixedQuantizer) else getattr(m, "output_quantizer", None)
                 fmts[node.name] = quantizer.format if quantizer is not None else fmts.get(src)

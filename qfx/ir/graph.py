@@ -35,6 +35,7 @@ __all__ = [
     "LeakyRelu",
     "Lookup",
     "MaxPool2d",
+    "Mul",
     "Node",
     "Pad",
     "Relu",
@@ -143,6 +144,13 @@ class Add(Node):
     op: ClassVar[str] = "add"
 
     subtract: bool = False
+
+
+@dataclass
+class Mul(Node):
+    """Element-wise product of two tensors of the same shape, exact in ``acc`` (F = F_a + F_b)."""
+
+    op: ClassVar[str] = "mul"
 
 
 @dataclass

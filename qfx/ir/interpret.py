@@ -23,6 +23,7 @@ from qfx.ir.graph import (
     LeakyRelu,
     Lookup,
     MaxPool2d,
+    Mul,
     Node,
     Pad,
     Relu,
@@ -168,6 +169,9 @@ def _compute(node: Node, graph: Graph, env: dict[str, np.ndarray]) -> np.ndarray
     if isinstance(node, Add):
         second = _align(args[1], fracs[1], node.acc)
         return _align(args[0], fracs[0], node.acc) + (-second if node.subtract else second)
+    if isinstance(node, Mul):  # the exact product: F_a + F_b fraction bits, aligned into acc
+        wide = node.acc.width + 1
+        return _align(as_ints(args[0], wide) * as_ints(args[1], wide), fracs[0] + fracs[1], node.acc)
     if isinstance(node, Relu):
         out = np.maximum(_align(args[0], fracs[0], node.acc), 0)
         return out if node.max_code is None else np.minimum(out, node.max_code)

@@ -12,7 +12,8 @@ What is read (:data:`SUPPORTED_OPS`; the readers of windows, activations, moves 
 * MatMul / Gemm on (N, F) -> Dense; Conv on (N, C, L) or (N, C, H, W), float32 or float64 operands, explicit or
   auto pads (asymmetric allowed) -> Conv2d (a 1-D conv is the H = 1 case), or SumPool2d when depthwise by ones;
 * Mul / Add by a constant that broadcasts per channel (shape (C,), (C, 1), (C, 1, 1), (1, C, ...) or a scalar)
-  -> Affine (an Add folds into the producer's bias when nothing else reads it); Add of two tensors -> Add;
+  -> Affine (an Add folds into the producer's bias when nothing else reads it); Add of two tensors -> Add; Mul of
+  two tensors of one shape -> Mul;
 * MaxPool / AveragePool (power-of-two area) 1-D or 2-D -> MaxPool2d / SumPool2d + Affine(2**-k);
   GlobalAveragePool / ReduceMean / ReduceSum over every spatial axis -> GlobalSum (+ Affine);
 * Relu, Clip(0, max) -> Relu; other Clip -> Clip; LeakyRelu -> LeakyRelu (exact slope); Pad (constant 0) -> Pad;
@@ -41,7 +42,7 @@ from qfx.format import FixedFormat, Overflow, Quant
 from qfx.ir import qonnx_float as flt
 from qfx.ir import qonnx_ops as ops
 from qfx.ir.constants import fitted_format, khot_tables, per_channel_codes, sanitize
-from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, Graph, Node, Relu, Reshape, SumPool2d, Tensor
+from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, Graph, Mul, Node, Relu, Reshape, SumPool2d, Tensor
 from qfx.ir.intcast import float_codes
 from qfx.ir.qonnx_ops import IRError, attrs, fail
 from qfx.ir.qonnx_ops import quoted as _q
@@ -362,7 +363,7 @@ class _Builder:
             )
 
     def arith(self, node: onnx.NodeProto) -> None:
-        """Add or Sub of two tensors; Add or Mul of a tensor and a per-channel constant."""
+        """Add, Sub or Mul of two tensors of one shape; Add or Mul of a tensor and a per-channel constant."""
         op, ins = node.op_type, [self.alias.get(i, i) for i in node.input]
         const = [i for i in ins if i in self.consts]
         if len(const) == 2:
@@ -371,12 +372,14 @@ class _Builder:
             x = self.act(node, 1 - ins.index(const[0]))
             (self.add_const if op == "Add" else self.scale)(node, x, self.consts[const[0]])
             return
-        if op == "Mul":
-            raise fail(node, "Mul of two tensors is not supported (only multiplication by a constant)")
         x, y = self.act(node, 0), self.act(node, 1)
         if self.tensors[x].shape != self.tensors[y].shape:
             shapes = f"{list(self.tensors[x].shape)} and {list(self.tensors[y].shape)}"
-            raise fail(node, f"adds tensors of shapes {shapes}; only equal shapes are supported (no broadcasting)")
+            what = "multiplies" if op == "Mul" else "adds"
+            raise fail(node, f"{what} tensors of shapes {shapes}; only equal shapes are supported (no broadcasting)")
+        if op == "Mul":
+            self.emit(Mul, node, [x, y], product_format(self.fmt(x, node), self.fmt(y, node)))
+            return
         if op == "Sub":
             self.emit(Add, node, [x, y], sub_format(self.fmt(x, node), self.fmt(y, node)), subtract=True)
         else:

@@ -13,6 +13,7 @@ from qfx.nn.elementwise import (
     QGlobalAvgPool2d,
     QInput,
     QMaxPool2d,
+    QMul,
     QReLU,
 )
 from qfx.nn.exact import accumulator_format, add_format, product_format
@@ -42,6 +43,7 @@ __all__ = [
     "QLinear",
     "QMaxPool1d",
     "QMaxPool2d",
+    "QMul",
     "QPReLU",
     "QPad",
     "QReLU",

@@ -33,7 +33,7 @@ from qfx.nn.convert_values import (
     table,
     table_function,
 )  # fmt: skip
-from qfx.nn.elementwise import QAbs, QAdd, QAvgPool2d, QExtremum, QMaxPool2d, QReLU
+from qfx.nn.elementwise import QAbs, QAdd, QAvgPool2d, QExtremum, QMaxPool2d, QMul, QReLU
 from qfx.nn.shape import QAvgPool1d, QCat, QGlobalAvgPool, QMaxPool1d, QPad, QUpsample
 
 __all__ = [
@@ -72,7 +72,7 @@ _sig((F.interpolate,), "input size scale_factor mode align_corners recompute_sca
 _sig((F.pad,), "input pad mode value")
 _sig((operator.add, torch.add, "add", operator.iadd, operator.sub, torch.sub, "sub", operator.isub), "input other")
 _sig((operator.neg, torch.neg, "neg"), "input")
-_sig((operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div"), "input other")
+_sig((operator.mul, torch.mul, "mul", operator.imul, operator.truediv, torch.div, "div"), "input other")
 _sig((F.softmax, torch.softmax, "softmax"), "input dim")
 _sig((torch.abs, "abs"), "input")
 _sig((torch.maximum, "maximum", torch.minimum, "minimum", torch.max, "max", torch.min, "min"), "input other")
@@ -290,7 +290,9 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
         return (*add_constant(ctx, node, a, subtract), False)
     if t in (operator.neg, torch.neg, "neg"):
         return (*constant_affine(ctx, node, x, torch.tensor(-1.0, dtype=torch.float64), None), False)
-    if t in (operator.mul, torch.mul, "mul", operator.truediv, torch.div, "div"):
+    if t in (operator.mul, torch.mul, "mul", operator.imul) and _two_tensors(ctx, x, a["other"]):
+        return _product(ctx, node, x, a["other"]), [x, a["other"]], False
+    if t in (operator.mul, torch.mul, "mul", operator.imul, operator.truediv, torch.div, "div"):
         return (*multiply_constant(ctx, node, a), False)
     if t in (torch.clamp, "clamp", torch.clip, "clip"):
         what = f"call {call_name(node)}"
@@ -324,6 +326,23 @@ def _build(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module | None, list
             raise _refuse(node, LOG_SOFTMAX_WHY)
         return (*softmax(ctx, node, a), False)
     raise AssertionError(f"internal: no rule for {call_name(node)}")
+
+
+def _two_tensors(ctx: Context, x: object, other: object) -> bool:
+    """Whether both operands are tensors of the model (not constants)."""
+    return all(isinstance(v, fx.Node) and v.name in ctx.shapes and constant(ctx, v) is None for v in (x, other))
+
+
+def _product(ctx: Context, node: fx.Node, a: fx.Node, b: fx.Node) -> QMul:
+    """``a * b`` of two tensors of one shape; their formats' widths must leave the product within 53 bits."""
+    if ctx.shapes[a.name] != ctx.shapes[b.name]:
+        raise _refuse(node, f"a product of shapes {ctx.shapes[a.name]} and {ctx.shapes[b.name]}: only tensors of one "
+                      "shape are multiplied (no broadcasting)")  # fmt: skip
+    what = f"call {call_name(node)}"
+    fa, fb = (ctx.source(v, node, what).format for v in (a, b))
+    if fa.width + fb.width > 53:
+        raise _refuse(node, f"the product of {fa} and {fb} needs {fa.width + fb.width} bits; at most 53 are exact")
+    return QMul(ctx.act(node, signed=fa.signed or fb.signed), learn=ctx.learn)
 
 
 def supported_calls() -> list[str]:

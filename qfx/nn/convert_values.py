@@ -79,11 +79,13 @@ def constant_affine(ctx: Context, node: fx.Node, x: fx.Node, scale: torch.Tensor
 
 def multiply_constant(ctx: Context, node: fx.Node, a: dict) -> tuple[nn.Module, list]:
     x, other = a["input"], a["other"]
-    if node.target in (operator.mul, torch.mul, "mul") and constant(ctx, x) is not None:
+    if node.target in (operator.mul, torch.mul, "mul", operator.imul) and constant(ctx, x) is not None:
         x, other = other, x
     value = constant(ctx, other)
     if value is None or not isinstance(x, fx.Node):
-        raise _refuse(node, "only multiplication of a tensor by a constant is supported (not of two tensors)")
+        if node.target in (operator.truediv, torch.div, "div"):
+            raise _refuse(node, "only division by a constant is supported (not by a tensor)")
+        raise _refuse(node, "only a product of a tensor and a constant, or of two tensors, is supported")
     if node.target in (operator.truediv, torch.div, "div"):
         value = 1.0 / value
     return constant_affine(ctx, node, x, value, None)

@@ -29,6 +29,7 @@ __all__ = [
     "QGlobalAvgPool2d",
     "QInput",
     "QMaxPool2d",
+    "QMul",
     "QReLU",
 ]
 
@@ -96,6 +97,21 @@ class QExtremum(nn.Module):
             raise ValueError(f"torch.{self.kind}imum of shapes {tuple(a.shape)} and {tuple(b.shape)}: one shape needed")
         pick = torch.maximum if self.kind == "max" else torch.minimum
         return _out(self.output_quantizer, pick(a.to(torch.float64), b.to(torch.float64)), a)
+
+
+class QMul(nn.Module):
+    """The element-wise product ``a * b`` of two tensors of one shape (a gate, ``x * torch.sigmoid(x)``), exact in
+    float64, cast into the output format. The inputs' widths must leave the product within float64's 53 bits
+    (checked when the layer is built from its producers' formats, and again at export)."""
+
+    def __init__(self, output: FixedFormat | str = DEFAULT_SUM, *, learn: bool = True) -> None:
+        super().__init__()
+        self.output_quantizer = FixedQuantizer(output, learn_binary_point=learn)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.shape != b.shape:
+            raise ValueError(f"a product of shapes {tuple(a.shape)} and {tuple(b.shape)}: one shape is needed")
+        return _out(self.output_quantizer, a.to(torch.float64) * b.to(torch.float64), a)
 
 
 class QAbs(nn.Module):

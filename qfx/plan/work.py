@@ -26,6 +26,7 @@ from qfx.ir.graph import (
     LeakyRelu,
     Lookup,
     MaxPool2d,
+    Mul,
     Node,
     Reshape,
     Softmax,
@@ -56,6 +57,7 @@ class Work:
     pe_dim: int
     simd_dim: int
     kind: str  # "mac" | "xnor" | "affine" | "threshold" | "sum" | "max" | "elementwise" | "table" | "softmax" | "move"
+    # | "product" (two tensors)
     in_bits: int  # width of one input element
     out_bits: int  # width of one output element
     acc_bits: int  # width of the exact result
@@ -207,6 +209,9 @@ def work_of(graph: Graph, node: Node) -> Work:
     if isinstance(node, Lookup):
         return Work(positions=positions, pe_dim=channels, simd_dim=1, kind="table",
                     table_entries=len(node.table), table_width=_width(node.acc), **common)  # fmt: skip
+    if isinstance(node, Mul):  # the second operand's width stands where a weight's would
+        return Work(positions=positions, pe_dim=channels, simd_dim=1, kind="product",
+                    weight_bits=_width(graph.tensors[node.inputs[1]].fmt), **common)  # fmt: skip
     if isinstance(node, LeakyRelu):
         return Work(positions=positions, pe_dim=channels, simd_dim=1, kind="affine", weight_bits=node.alpha_fmt.width,
                     weight_codes=np.full((channels, 1), node.alpha), **common)  # fmt: skip

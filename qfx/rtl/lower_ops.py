@@ -19,6 +19,7 @@ from qfx.ir.graph import (
     Dense,
     LeakyRelu,
     Lookup,
+    Mul,
     Node,
     Pad,
     Softmax,
@@ -89,6 +90,19 @@ def _leaky_relu(b: Builder, n: LeakyRelu) -> None:
         lo, hi = min(pos.lo, neg.lo), max(pos.hi, neg.hi)
         mux = b.net.wire(signed_bits(lo, hi), f"({e.wire} < 0) ? {neg.wire} : {pos.wire}")
         b.emit(i, Operand(mux, lo, hi), fx + fa)
+
+
+def _mul(b: Builder, n: Mul) -> None:
+    """``a[i] * b[i]``: one multiplier per element, its product wide enough for every pair of codes."""
+    a, c = n.inputs
+    frac = b.g.fmt(a).frac_bits + b.g.fmt(c).frac_bits
+    align(n.acc, frac, "the product", n)
+    for i in range(b.g.tensors[n.output].size):
+        x, y = b.element(a, i), b.element(c, i)
+        corners = [x.lo * y.lo, x.lo * y.hi, x.hi * y.lo, x.hi * y.hi]
+        lo, hi = min(corners), max(corners)
+        b.net.multipliers += 1
+        b.emit(i, Operand(b.net.wire(signed_bits(lo, hi), f"{x.wire} * {y.wire}"), lo, hi), frac)
 
 
 def _pad(b: Builder, n: Pad) -> None:
@@ -248,6 +262,6 @@ def bipolar_dense(b: Builder, n: Dense) -> None:
 
 
 RULES: dict[type, Callable[[Builder, Node], None]] = {
-    Clip: _clip, LeakyRelu: _leaky_relu, Pad: _pad, Upsample: _upsample, Concat: _concat, Lookup: _lookup,
+    Clip: _clip, LeakyRelu: _leaky_relu, Mul: _mul, Pad: _pad, Upsample: _upsample, Concat: _concat, Lookup: _lookup,
     Softmax: _softmax, ArgMax: _argmax, Threshold: _threshold,
 }  # fmt: skip

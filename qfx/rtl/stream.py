@@ -314,6 +314,7 @@ class _Renderer:
         if groups > 1:  # PE lanes, each computing the word's values p, PE + p, 2 PE + p, ... over G clocks
             e["lanes"] = [_lane_groups(p, [e["lanes"][g * pe + p] for g in range(groups)], e) for p in range(pe)]
         self.out.multipliers += sum(1 for lane in e["lanes"] if lane.get("scale") is not None)
+        self.out.multipliers += len(e["lanes"]) if e.get("MUL") else 0
         self.render("elementwise", module, u=dict(node=call.node, op=call.func, module=module), e=e)
         self.unit(module, call.node, call.func, [*((p, self.read(s)) for p, s in inputs), ("m", y.name)])
 
@@ -403,12 +404,16 @@ class _Renderer:
         a, b, y = call.args
         cfg = self.configs[call.targs[0]]
         fa, fb = _fmt(cfg.types["a_t"]), _fmt(cfg.types["b_t"])
-        frac = max(fa.frac_bits, fb.frac_bits)
-        ma = max(abs(fa.min_code), fa.max_code) << (frac - fa.frac_bits)
-        mb = max(abs(fb.min_code), fb.max_code) << (frac - fb.frac_bits)
-        aw = _signed_width(-(ma + mb), ma + mb) + 1
-        e = dict(IW=fa.width, IW2=fb.width, in_signed=fa.signed, in2_signed=fb.signed, AW=aw, AF=frac,
-                 SA=frac - fa.frac_bits, SB=frac - fb.frac_bits, SUB=bool(cfg.ints.get("SUB", 0)))  # fmt: skip
+        ma, mb = max(abs(fa.min_code), fa.max_code), max(abs(fb.min_code), fb.max_code)
+        if cfg.ints.get("MUL", 0):  # the exact product: F_a + F_b fraction bits, a multiplier per lane
+            frac, sa, sb, bound = fa.frac_bits + fb.frac_bits, 0, 0, ma * mb
+        else:
+            frac = max(fa.frac_bits, fb.frac_bits)
+            sa, sb = frac - fa.frac_bits, frac - fb.frac_bits
+            bound = (ma << sa) + (mb << sb)
+        aw = _signed_width(-bound, bound) + 1
+        e = dict(IW=fa.width, IW2=fb.width, in_signed=fa.signed, in2_signed=fb.signed, AW=aw, AF=frac, SA=sa, SB=sb,
+                 SUB=bool(cfg.ints.get("SUB", 0)), MUL=bool(cfg.ints.get("MUL", 0)))  # fmt: skip
         self.elementwise(call, "add", e, [("s", a), ("s2", b)], y)
 
     def table(self, module: str, what: str, codes, width: int) -> str:

@@ -71,6 +71,17 @@ add_i:
   }
 }
 
+// y[i] = a[i] * b[i]: the exact product (ap_fixed's result type of *), assigned into out_t.
+template <class a_t, class b_t, class out_t, int N>
+void mul(const a_t a[N], const b_t b[N], out_t y[N]) {
+#pragma HLS PIPELINE II=1
+mul_i:
+  for (int i = 0; i < N; ++i) {
+#pragma HLS UNROLL
+    y[i] = a[i] * b[i];
+  }
+}
+
 // Per-channel affine (batch norm as the hardware runs it; also a scalar multiply with C equal scales and zero
 // shifts): for i = c * HW + j, acc_t a = x[i] * scale[c]; a += shift[c]; y[i] = a.
 // sc_t / tc_t: the arrays' element types, s_t / t_t themselves or integer codes of them (constant.h).

@@ -30,6 +30,7 @@ from qfx.ir.graph import (
     LeakyRelu,
     Lookup,
     MaxPool2d,
+    Mul,
     Node,
     Pad,
     Relu,
@@ -212,6 +213,8 @@ class _Lowering:
                                self.code_of[t], self.code_of[v]], [x, out, t, v])  # fmt: skip
         elif isinstance(n, Add):
             call("add", [x_t, ins[1][0], out_t, str(size), "true" if n.subtract else "false"], [x, ins[1][1], out])
+        elif isinstance(n, Mul):
+            call("mul", [x_t, ins[1][0], out_t, str(size)], [x, ins[1][1], out])
         elif isinstance(n, Relu):
             if n.max_code is None:
                 call("relu", [x_t, out_t, str(size)], [x, out])

@@ -43,6 +43,7 @@ from qfx.ir.graph import (
     LeakyRelu,
     Lookup,
     MaxPool2d,
+    Mul,
     Node,
     Pad,
     Relu,
@@ -184,7 +185,7 @@ class _Emitter:
         handler = {
             Dense: self.dense, Conv2d: self.conv, MaxPool2d: self.pool, SumPool2d: self.pool,
             GlobalSum: self.global_sum, Cast: self.elementwise, Relu: self.elementwise, Clip: self.elementwise,
-            LeakyRelu: self.leaky_relu, Affine: self.affine, Lookup: self.lookup, Add: self.add,
+            LeakyRelu: self.leaky_relu, Affine: self.affine, Lookup: self.lookup, Add: self.add, Mul: self.add,
             Concat: self.concat, Pad: self.pad, Upsample: self.upsample, ArgMax: self.argmax, Softmax: self.softmax,
             Threshold: self.threshold,
         }.get(type(n))  # fmt: skip
@@ -363,12 +364,14 @@ class _Emitter:
         self.d.calls.append(Call(n.name, "lookup", [cfg], [x, y, table]))
         self.produce(n.output, y)
 
-    def add(self, n: Add) -> None:
+    def add(self, n: Add | Mul) -> None:
+        """A sum, difference (SUB) or product (MUL) of two streams, read in the first one's order."""
         a = self.take(n.inputs[0], n.name)
         b = self.require(self.take(n.inputs[1], n.name), a.word, a.perm, sanitize(n.name, set()))
         cfg = self.config(n, {"a_t": self.g.fmt(n.inputs[0]), "b_t": self.g.fmt(n.inputs[1]),
                               "out_t": self.g.fmt(n.output)},
-                          dict(W=a.word, COUNT=a.count, PE=self.lanes(n, a.word), SUB=int(n.subtract)))  # fmt: skip
+                          dict(W=a.word, COUNT=a.count, PE=self.lanes(n, a.word), SUB=int(getattr(n, "subtract", 0)),
+                               MUL=int(isinstance(n, Mul))))  # fmt: skip
         y = self.out(n, a.word, a.perm)
         self.d.calls.append(Call(n.name, "add", [cfg], [a, b, y]))
         self.produce(n.output, y)

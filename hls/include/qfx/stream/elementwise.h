@@ -145,7 +145,9 @@ struct add_op {
   void operator()(typename CFG::out_t &y, const two_words<typename CFG::a_t, typename CFG::b_t, CFG::W> &v,
                   int lane, int) const {
 #pragma HLS INLINE
-    if (CFG::SUB)
+    if (CFG::MUL)
+      y = v.a.d[lane] * v.b.d[lane];
+    else if (CFG::SUB)
       y = v.a.d[lane] - v.b.d[lane];
     else
       y = v.a.d[lane] + v.b.d[lane];
@@ -194,8 +196,8 @@ void lookup(hls::stream<word<typename CFG::in_t, CFG::W> > &x, hls::stream<word<
   detail::fold_lanes<CFG>(detail::one_stream<typename CFG::in_t, CFG::W>(x), y, op);
 }
 
-// Add: y = a + b, or a - b when CFG::SUB (exact in ap_fixed), both streams in the same order.
-// CFG::{a_t, b_t, out_t, W, COUNT, PE, SUB}.
+// Add: y = a + b, a - b when CFG::SUB, a * b when CFG::MUL (exact in ap_fixed), both streams in the same order.
+// CFG::{a_t, b_t, out_t, W, COUNT, PE, SUB, MUL}.
 template <class CFG>
 void add(hls::stream<word<typename CFG::a_t, CFG::W> > &a, hls::stream<word<typename CFG::b_t, CFG::W> > &b,
          hls::stream<word<typename CFG::out_t, CFG::W> > &y) {
