@@ -237,6 +237,20 @@ def _trace(model: nn.Module, modules: dict[str, nn.Module], example: torch.Tenso
             f"module {bad[0]!r}: torch.fx cannot trace a submodule whose name holds a double quote, a backslash "
             "or a control character; rename it"
         ) from None
+    except RuntimeError as error:
+        if "'len' is not supported in symbolic tracing" not in str(error):
+            raise
+        raise QuantizeError(
+            f"forward of {type(model).__name__} calls len() on a tensor: that is its batch size, which quantize_ "
+            "cannot trace; write x.size(0) or x.shape[0] instead"
+        ) from None
+    except TypeError as error:  # int(), float() or bool() of a traced value
+        if "Proxy" not in str(error):
+            raise
+        raise QuantizeError(
+            f"forward of {type(model).__name__} turns a traced value into a Python number ({error}); quantize_ "
+            "supports shape queries used as they are (x.size(1), x.shape[2:], a loop over x.size()[1:])"
+        ) from None
     except fx.proxy.TraceError as error:  # e.g. iterating a tensor (x.chunk(2) unpacked, a loop over x)
         raise QuantizeError(
             f"forward of {type(model).__name__} cannot be traced by torch.fx: {error}; quantize_ needs a forward "

@@ -893,6 +893,8 @@ def test_unsupported_call_is_named_with_its_line() -> None:
         (lambda x: F.softmax(x, dim=0), r"call torch\.nn\.functional\.softmax at .*only the last dim"),
         (lambda x: torch.add(x, x, alpha=2), r"call torch\.add at .*alpha != 1 is not supported"),
         (lambda x: x.tolist(), r"call Tensor\.tolist at .*turns a tensor into a Python value"),
+        (lambda x: x.reshape(len(x), -1), r"calls len\(\) on a tensor: that is its batch size.*x\.size\(0\)"),
+        (lambda x: x * int(x.size(1)), r"turns a traced value into a Python number"),
     ],
 )
 def test_unsupported_float_operations_are_refused(fn, message: str) -> None:
