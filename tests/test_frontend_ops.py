@@ -430,9 +430,61 @@ def test_products_of_two_tensors_in_rtl_equal_the_ir(tmp_path) -> None:
     assert abs(free.cycles_per_sample - p.cycles) <= 0.02 * p.cycles, (free.cycles_per_sample, p.cycles)
 
 
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation as torchvision writes it (gate first, (N, C, 1, 1)), with ``expand_as`` and with
+    ``w[:, :, None]`` (1-D)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.conv1d = nn.Conv2d(2, 4, 3, padding=1), nn.Conv1d(4, 4, 1)
+        self.down, self.up = nn.Conv2d(4, 2, 1), nn.Conv2d(2, 4, 1)
+        self.fc1, self.fc2, self.out = nn.Linear(4, 2), nn.Linear(2, 4), nn.Linear(4 * 4 * 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.conv(x))  # (N, 4, 4, 4)
+        w = F.hardsigmoid(self.up(F.relu(self.down(F.adaptive_avg_pool2d(y, 1)))))
+        y = w * y
+        n, c = y.size(0), y.size(1)
+        g = torch.sigmoid(self.fc2(F.relu(self.fc1(y.mean((2, 3)))))).view(n, c, 1, 1)
+        y = y * g.expand_as(y)
+        z = self.conv1d(y.mean(2))  # (N, 4, 4)
+        z = z * torch.sigmoid(z.mean(-1))[:, :, None]
+        return self.out(torch.cat([y.mean(3), z], 2).flatten(1))
+
+
+def test_squeeze_and_excitation(tmp_path, toolchain) -> None:
+    """Per-channel gates in three spellings: PyTorch = qonnx = IR, then fully parallel HLS (g++ C-simulation) and
+    Verilog (Icarus) equal to the IR; the streaming backends refuse the gate by name, writing nothing."""
+    import shutil
+
+    import qfx.hls
+    import qfx.rtl
+    from qfx.backends.hls.stream_units import UnsupportedNode
+    from qfx.plan import plan
+
+    torch.manual_seed(12)
+    x = _x(16, 2, 4, 4)
+    q = roundtrip(SqueezeExcite(), x, tmp_path)
+    assert sum(isinstance(m, qfx.nn.QMul) for m in q.modules()) == 3
+    graph = from_qonnx(qfx.export_qonnx(q, x, tmp_path / "se.onnx"))
+    xs = x.numpy().astype(np.float64)
+    want = np.asarray(graph.run(xs), dtype=np.int64).reshape(len(xs), -1)
+    got = qfx.hls.csim(qfx.hls.generate(graph, tmp_path / "hls"), xs)
+    assert np.array_equal(np.asarray(got, dtype=np.int64).reshape(want.shape), want)
+    folded = plan(graph, "ultra96v2", parallel=False)
+    with pytest.raises(UnsupportedNode, match=r"per-channel gate \(squeeze-and-excitation\) has no streaming unit"):
+        qfx.rtl.generate(graph, tmp_path / "stream", architecture="stream", plan=folded)
+    assert not (tmp_path / "stream").exists()
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog not found: install Icarus Verilog (apt install iverilog)")
+    rtl = qfx.rtl.simulate(qfx.rtl.generate(graph, tmp_path / "rtl"), xs[:4], simulator="icarus")
+    assert np.array_equal(np.asarray(rtl.codes, dtype=np.int64).reshape(want[:4].shape), want[:4])
+
+
 @pytest.mark.parametrize(("fn", "message"), [
     (lambda a, b: a * b[:, :1], r"indexing a tensor is not supported"),
-    (lambda a, b: a.unsqueeze(2) * b.unsqueeze(1), r"only tensors of one shape are multiplied \(no broadcasting\)"),
+    (lambda a, b: a.unsqueeze(2) * b.unsqueeze(1), r"only tensors of one shape, or a feature map and one value per"),
+    (lambda a, b: a.unsqueeze(2).expand(8, 4, 3) + b.unsqueeze(2), r"expanding a tensor is supported only as a factor"),
     (lambda a, b: a / b, r"only division by a constant is supported \(not by a tensor\)"),
 ])  # fmt: skip
 def test_product_errors(fn, message: str) -> None:

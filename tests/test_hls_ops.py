@@ -340,14 +340,20 @@ def case_sub(rng, k: int) -> Graph:
 
 def case_mul(rng, k: int) -> Graph:
     """``a * b`` of two casts of the input (random formats, either signedness, some with negative or more fraction
-    than width bits): exact in ap_fixed's product type, then a random output format (any rounding/overflow)."""
+    than width bits), or of a map and one value per channel (k >= 4): exact in ap_fixed's product type, then a
+    random output format (any rounding/overflow)."""
     shape = rand_map(rng, bool(k % 2)) if k % 3 else (int(rng.integers(2, 9)),)
     x = rand_fmt(rng)
     b = Builder(f"mul{k}", shape, x)
     fa, fb = rand_fmt(rng), rand_fmt(rng)
     ta, tb = b.add(Cast("ca", ["x"], "", fa), shape), b.add(Cast("cb", ["x"], "", fb), shape)
     acc = product_format(fa, fb)
-    b.add(Mul("mul", [tb, ta] if k % 2 else [ta, tb], "", acc), shape, out_fmt(rng, acc))
+    if k >= 4 and len(shape) > 1:  # a map times one value per channel (its global sum, cast): squeeze-excitation
+        fs = exact_acc(max_abs(fb) * (math.prod(shape) // shape[0]), fb.frac_bits)
+        ts = b.add(GlobalSum("gsum", [tb], "", fs), (shape[0],))
+        fg = rand_fmt(rng)
+        tb, acc = b.add(Cast("cg", [ts], "", fg), (shape[0],)), product_format(fa, fg)
+    b.add(Mul("mul", [tb, ta] if k % 2 and k < 4 else [ta, tb], "", acc), shape, out_fmt(rng, acc))
     return b.graph()
 
 

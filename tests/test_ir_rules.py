@@ -219,8 +219,10 @@ REFUSED = {
                     r"\(ReduceSum\): reduces over axes \[1\], not over every spatial axis \[2\]"),
     "conv 3-D": ((1, 1, 3, 3, 3), lambda n, x: n.op("Conv", [x, n.const(np.ones((1, 1, 2, 2, 2)), F8)]),
                  r"\(Conv\): only 1-D windows on \(C, L\) and 2-D windows on \(C, H, W\) tensors are supported"),
-    "mul broadcast": ((1, 2, 4), lambda n, x: n.op("Mul", [x, n.cast(n.op("ReduceSum", [x, n.i64([2])]), F8)]),
-                      r"\(Mul\): multiplies tensors of shapes \[2, 4\] and \[2, 1\]"),
+    "mul broadcast": ((1, 2, 4, 4), lambda n, x: n.op("Mul", [x, n.op("MaxPool", [x], kernel_shape=[1, 4],
+                                                                      strides=[1, 4])]),
+                      r"\(Mul\): multiplies tensors of shapes \[2, 4, 4\] and \[2, 4, 1\]; only equal shapes, or a "
+                      r"feature map and one value per channel"),
     "add broadcast": ((1, 2, 4), lambda n, x: n.op("Add", [x, n.cast(n.op("ReduceSum", [x, n.i64([2])]), F8)]),
                       r"\(Add\): adds tensors of shapes \[2, 4\] and \[2, 1\]"),
     "matmul 3-D": ((1, 2, 4), lambda n, x: n.op("MatMul", [x, n.const(np.ones((4, 3)), F8)]),

@@ -12,6 +12,7 @@ MatMul. Each layer's nodes are in :mod:`qfx.export.emit` (one row of the op cont
 from __future__ import annotations
 
 import json
+import operator
 import os
 import tempfile
 from pathlib import Path
@@ -28,7 +29,7 @@ from qfx.export.execute import execute_qonnx
 from qfx.export.ops import DOMAIN
 from qfx.format import FixedFormat
 from qfx.nn import FixedQuantizer
-from qfx.nn.convert import transpose_perm
+from qfx.nn.convert import new_axes_only, transpose_perm
 
 __all__ = ["ExportError", "export_qonnx"]
 
@@ -55,6 +56,8 @@ def _function(b: Builder, node: fx.Node, args: list[str], shapes: dict) -> str:
             raise ExportError(f"node {node.name}: flattening the batch dimension cannot be exported")
         return flatten(b, node.name, args[0], start, end, shapes[node.name])
     if target in _RESHAPES and (node.op == "call_method") == isinstance(target, str):
+        return flatten(b, node.name, args[0], 1, 0, shapes[node.name])
+    if target is operator.getitem and new_axes_only(node.args[1]):  # x[:, :, None, None]: an unsqueeze
         return flatten(b, node.name, args[0], 1, 0, shapes[node.name])
     if node.op == "call_method" and target in _MOVES:
         return args[0]

@@ -45,6 +45,7 @@ __all__ = [
     "Tensor",
     "Threshold",
     "Upsample",
+    "is_channel_gate",
     "spatial",
 ]
 
@@ -148,9 +149,22 @@ class Add(Node):
 
 @dataclass
 class Mul(Node):
-    """Element-wise product of two tensors of the same shape, exact in ``acc`` (F = F_a + F_b)."""
+    """Element-wise product of two tensors, exact in ``acc`` (F = F_a + F_b): of the same shape, or a feature map
+    (first) times a per-channel gate (second, shape (C,) or (C, 1, ...): squeeze-and-excitation), which
+    :func:`is_channel_gate` tells."""
 
     op: ClassVar[str] = "mul"
+
+
+def is_channel_gate(map_shape: tuple[int, ...], gate_shape: tuple[int, ...]) -> bool:
+    """Whether ``gate_shape`` is one value per channel of the feature map ``map_shape`` ((C,) or (C, 1, ...))."""
+    return (
+        len(map_shape) >= 2
+        and tuple(map_shape) != tuple(gate_shape)
+        and len(gate_shape) >= 1
+        and gate_shape[0] == map_shape[0]
+        and all(d == 1 for d in gate_shape[1:])
+    )
 
 
 @dataclass

@@ -32,6 +32,7 @@ from qfx.ir.graph import (
     SumPool2d,
     Threshold,
     Upsample,
+    is_channel_gate,
     spatial,
 )
 from qfx.ir.intcast import as_ints, float_codes, requantize
@@ -171,7 +172,10 @@ def _compute(node: Node, graph: Graph, env: dict[str, np.ndarray]) -> np.ndarray
         return _align(args[0], fracs[0], node.acc) + (-second if node.subtract else second)
     if isinstance(node, Mul):  # the exact product: F_a + F_b fraction bits, aligned into acc
         wide = node.acc.width + 1
-        return _align(as_ints(args[0], wide) * as_ints(args[1], wide), fracs[0] + fracs[1], node.acc)
+        a, g = as_ints(args[0], wide), as_ints(args[1], wide)
+        if is_channel_gate(in_shape, graph.tensors[node.inputs[1]].shape):  # one value per channel
+            g = g.reshape((batch, -1) + (1,) * (a.ndim - 2))
+        return _align(a * g, fracs[0] + fracs[1], node.acc)
     if isinstance(node, Relu):
         out = np.maximum(_align(args[0], fracs[0], node.acc), 0)
         return out if node.max_code is None else np.minimum(out, node.max_code)

@@ -13,7 +13,7 @@ What is read (:data:`SUPPORTED_OPS`; the readers of windows, activations, moves 
   auto pads (asymmetric allowed) -> Conv2d (a 1-D conv is the H = 1 case), or SumPool2d when depthwise by ones;
 * Mul / Add by a constant that broadcasts per channel (shape (C,), (C, 1), (C, 1, 1), (1, C, ...) or a scalar)
   -> Affine (an Add folds into the producer's bias when nothing else reads it); Add of two tensors -> Add; Mul of
-  two tensors of one shape -> Mul;
+  two tensors of one shape, or of a feature map and a per-channel gate -> Mul;
 * MaxPool / AveragePool (power-of-two area) 1-D or 2-D -> MaxPool2d / SumPool2d + Affine(2**-k);
   GlobalAveragePool / ReduceMean / ReduceSum over every spatial axis -> GlobalSum (+ Affine);
 * Relu, Clip(0, max) -> Relu; other Clip -> Clip; LeakyRelu -> LeakyRelu (exact slope); Pad (constant 0) -> Pad;
@@ -42,7 +42,21 @@ from qfx.format import FixedFormat, Overflow, Quant
 from qfx.ir import qonnx_float as flt
 from qfx.ir import qonnx_ops as ops
 from qfx.ir.constants import fitted_format, khot_tables, per_channel_codes, sanitize
-from qfx.ir.graph import Add, Affine, Cast, Conv2d, Dense, Graph, Mul, Node, Relu, Reshape, SumPool2d, Tensor
+from qfx.ir.graph import (
+    Add,
+    Affine,
+    Cast,
+    Conv2d,
+    Dense,
+    Graph,
+    Mul,
+    Node,
+    Relu,
+    Reshape,
+    SumPool2d,
+    Tensor,
+    is_channel_gate,
+)
 from qfx.ir.intcast import float_codes
 from qfx.ir.qonnx_ops import IRError, attrs, fail
 from qfx.ir.qonnx_ops import quoted as _q
@@ -373,10 +387,17 @@ class _Builder:
             (self.add_const if op == "Add" else self.scale)(node, x, self.consts[const[0]])
             return
         x, y = self.act(node, 0), self.act(node, 1)
+        if op == "Mul" and is_channel_gate(self.tensors[y].shape, self.tensors[x].shape):
+            x, y = y, x  # the feature map first, its per-channel gate second
+        if op == "Mul" and is_channel_gate(self.tensors[x].shape, self.tensors[y].shape):
+            self.emit(Mul, node, [x, y], product_format(self.fmt(x, node), self.fmt(y, node)))
+            return
         if self.tensors[x].shape != self.tensors[y].shape:
             shapes = f"{list(self.tensors[x].shape)} and {list(self.tensors[y].shape)}"
-            what = "multiplies" if op == "Mul" else "adds"
-            raise fail(node, f"{what} tensors of shapes {shapes}; only equal shapes are supported (no broadcasting)")
+            if op == "Mul":
+                raise fail(node, f"multiplies tensors of shapes {shapes}; only equal shapes, or a feature map and "
+                           "one value per channel, are supported")  # fmt: skip
+            raise fail(node, f"adds tensors of shapes {shapes}; only equal shapes are supported (no broadcasting)")
         if op == "Mul":
             self.emit(Mul, node, [x, y], product_format(self.fmt(x, node), self.fmt(y, node)))
             return

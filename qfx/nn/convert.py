@@ -16,6 +16,7 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
+from qfx.ir.graph import is_channel_gate
 from qfx.nn.convert_base import Context, QuantizeError, call_name, fitted, int_bits_for, target_name, where
 from qfx.nn.convert_base import refuse as _refuse
 from qfx.nn.convert_values import (
@@ -38,7 +39,7 @@ from qfx.nn.shape import QAvgPool1d, QCat, QGlobalAvgPool, QMaxPool1d, QPad, QUp
 
 __all__ = [
     "Context", "QuantizeError", "adaptive_max_pool", "adaptive_pool", "avg_pool", "call_name", "convert_call",
-    "fitted", "int_bits_for", "supported_calls", "transpose_perm", "where",
+    "fitted", "int_bits_for", "new_axes_only", "supported_calls", "transpose_perm", "where",
 ]  # fmt: skip
 
 
@@ -133,6 +134,8 @@ _POOLS.update({F.max_pool2d: 2, F.avg_pool2d: 2, F.adaptive_avg_pool2d: 2})
 _POOLS.update({F.adaptive_max_pool1d: 1, F.adaptive_max_pool2d: 2})
 _EXTREMA = {torch.maximum: "max", "maximum": "max", torch.max: "max", "max": "max", torch.minimum: "min",
             "minimum": "min", torch.min: "min", "min": "min"}  # fmt: skip
+_EXPANDS = {"expand_as", "expand"}
+_PRODUCTS = {operator.mul, torch.mul, "mul", operator.imul}
 _DROPOUTS = {F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout}
 
 
@@ -334,10 +337,12 @@ def _two_tensors(ctx: Context, x: object, other: object) -> bool:
 
 
 def _product(ctx: Context, node: fx.Node, a: fx.Node, b: fx.Node) -> QMul:
-    """``a * b`` of two tensors of one shape; their formats' widths must leave the product within 53 bits."""
-    if ctx.shapes[a.name] != ctx.shapes[b.name]:
-        raise _refuse(node, f"a product of shapes {ctx.shapes[a.name]} and {ctx.shapes[b.name]}: only tensors of one "
-                      "shape are multiplied (no broadcasting)")  # fmt: skip
+    """``a * b`` of two tensors of one shape, or of a map and a per-channel gate (squeeze-and-excitation); their
+    formats' widths must leave the product within 53 bits."""
+    sa, sb = ctx.shapes[a.name], ctx.shapes[b.name]
+    if sa != sb and not (is_channel_gate(sa[1:], sb[1:]) or is_channel_gate(sb[1:], sa[1:])):
+        raise _refuse(node, f"a product of shapes {sa} and {sb}: only tensors of one shape, or a feature map and one "
+                      "value per channel (N, C, 1, ...), are multiplied")  # fmt: skip
     what = f"call {call_name(node)}"
     fa, fb = (ctx.source(v, node, what).format for v in (a, b))
     if fa.width + fb.width > 53:
@@ -345,10 +350,18 @@ def _product(ctx: Context, node: fx.Node, a: fx.Node, b: fx.Node) -> QMul:
     return QMul(ctx.act(node, signed=fa.signed or fb.signed), learn=ctx.learn)
 
 
+def new_axes_only(index: object) -> bool:
+    """Whether an index only adds axes (``x[:, :, None, None]``, ``x[..., None]``): whole slices, ``...`` and
+    ``None``, at least one ``None``."""
+    items = index if isinstance(index, tuple) else (index,)
+    whole = all(i is None or i is Ellipsis or (isinstance(i, slice) and i == slice(None)) for i in items)
+    return whole and any(i is None for i in items)
+
+
 def supported_calls() -> list[str]:
     """The function and method calls quantize_ understands (for error messages and docs)."""
     names = set()
-    for t in list(_SIGNATURES) + list(_SHAPE_ONLY) + list(_RESHAPES) + list(_TRANSPOSES):
+    for t in list(_SIGNATURES) + list(_SHAPE_ONLY) + list(_RESHAPES) + list(_TRANSPOSES) + list(_EXPANDS):
         if isinstance(t, str):
             names.add(f"Tensor.{t}")
         else:
@@ -401,16 +414,22 @@ def convert_call(ctx: Context, node: fx.Node, insert: Callable[[fx.Node, nn.Modu
                 "(x.shape, x.size(), x.dim()) are supported",
             )  # fmt: skip
         return
-    if t is operator.getitem or t is getattr:
+    if (t is operator.getitem and not new_axes_only(node.args[1])) or t is getattr:
         raise _refuse(node, "indexing a tensor is not supported")
-    supported = t in _SIGNATURES or t in _RESHAPES or t in _TRANSPOSES
+    supported = t in _SIGNATURES or t in _RESHAPES or t in _TRANSPOSES or t in _EXPANDS or t is operator.getitem
     if not supported or (node.op == "call_method") != isinstance(t, str):
         raise _refuse(node, "not supported by quantize_; supported: " + ", ".join(supported_calls()))
+    if t in _EXPANDS:  # y.expand_as(x) as a factor of x: the product broadcasts a per-channel gate itself
+        if not node.users or any(u.target not in _PRODUCTS for u in node.users):
+            raise _refuse(node, "expanding a tensor is supported only as a factor of a product (x * y.expand_as(x))")
+        node.replace_all_uses_with(node.args[0])
+        ctx.gm.graph.erase_node(node)
+        return
     if t in _TRANSPOSES:
         _check_input_transpose(ctx, node)
         ctx.producer[node.name] = ctx.source(node.args[0], node, f"call {call_name(node)}")
         return
-    if t in _RESHAPES:
+    if t in _RESHAPES or t is operator.getitem:  # getitem: x[:, :, None, None], an unsqueeze
         src = node.args[0] if node.args else node.kwargs.get("input")
         in_shape, out_shape = ctx.shapes.get(getattr(src, "name", "")), ctx.shapes.get(node.name)
         if in_shape is None or out_shape is None or in_shape[0] != out_shape[0] or len(out_shape) < 2:

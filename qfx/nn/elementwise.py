@@ -100,8 +100,9 @@ class QExtremum(nn.Module):
 
 
 class QMul(nn.Module):
-    """The element-wise product ``a * b`` of two tensors of one shape (a gate, ``x * torch.sigmoid(x)``), exact in
-    float64, cast into the output format. The inputs' widths must leave the product within float64's 53 bits
+    """The element-wise product ``a * b`` of two tensors of one shape (a gate, ``x * torch.sigmoid(x)``), or of a
+    feature map and one value per channel (N, C, 1, ...) (squeeze-and-excitation), exact in float64, cast into the
+    output format. The inputs' widths must leave the product within float64's 53 bits
     (checked when the layer is built from its producers' formats, and again at export)."""
 
     def __init__(self, output: FixedFormat | str = DEFAULT_SUM, *, learn: bool = True) -> None:
@@ -109,9 +110,8 @@ class QMul(nn.Module):
         self.output_quantizer = FixedQuantizer(output, learn_binary_point=learn)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if a.shape != b.shape:
-            raise ValueError(f"a product of shapes {tuple(a.shape)} and {tuple(b.shape)}: one shape is needed")
-        return _out(self.output_quantizer, a.to(torch.float64) * b.to(torch.float64), a)
+        like = a if a.dim() >= b.dim() and a.numel() >= b.numel() else b  # the map (the gate broadcasts over it)
+        return _out(self.output_quantizer, a.to(torch.float64) * b.to(torch.float64), like)
 
 
 class QAbs(nn.Module):

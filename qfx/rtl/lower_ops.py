@@ -93,12 +93,15 @@ def _leaky_relu(b: Builder, n: LeakyRelu) -> None:
 
 
 def _mul(b: Builder, n: Mul) -> None:
-    """``a[i] * b[i]``: one multiplier per element, its product wide enough for every pair of codes."""
+    """``a[i] * b[i]`` (or ``* b[channel of i]`` for a per-channel gate): one multiplier per element, its product
+    wide enough for every pair of codes."""
     a, c = n.inputs
     frac = b.g.fmt(a).frac_bits + b.g.fmt(c).frac_bits
     align(n.acc, frac, "the product", n)
-    for i in range(b.g.tensors[n.output].size):
-        x, y = b.element(a, i), b.element(c, i)
+    size = b.g.tensors[n.output].size
+    per = size // b.g.tensors[c].size  # values per gate value: 1, or a channel's positions (a per-channel gate)
+    for i in range(size):
+        x, y = b.element(a, i), b.element(c, i // per)
         corners = [x.lo * y.lo, x.lo * y.hi, x.hi * y.lo, x.hi * y.hi]
         lo, hi = min(corners), max(corners)
         b.net.multipliers += 1

@@ -82,6 +82,22 @@ mul_i:
   }
 }
 
+// y[c * HW + j] = a[c * HW + j] * g[c]: a feature map times one value per channel (squeeze-and-excitation), the
+// exact product assigned into out_t.
+template <class a_t, class g_t, class out_t, int C, int HW>
+void mul_channel(const a_t a[C * HW], const g_t g[C], out_t y[C * HW]) {
+#pragma HLS PIPELINE II=1
+mul_c:
+  for (int c = 0; c < C; ++c) {
+#pragma HLS UNROLL
+  mul_j:
+    for (int j = 0; j < HW; ++j) {
+#pragma HLS UNROLL
+      y[c * HW + j] = a[c * HW + j] * g[c];
+    }
+  }
+}
+
 // Per-channel affine (batch norm as the hardware runs it; also a scalar multiply with C equal scales and zero
 // shifts): for i = c * HW + j, acc_t a = x[i] * scale[c]; a += shift[c]; y[i] = a.
 // sc_t / tc_t: the arrays' element types, s_t / t_t themselves or integer codes of them (constant.h).

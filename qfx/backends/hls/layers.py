@@ -39,6 +39,7 @@ from qfx.ir.graph import (
     SumPool2d,
     Threshold,
     Upsample,
+    is_channel_gate,
     spatial,
 )
 
@@ -213,6 +214,9 @@ class _Lowering:
                                self.code_of[t], self.code_of[v]], [x, out, t, v])  # fmt: skip
         elif isinstance(n, Add):
             call("add", [x_t, ins[1][0], out_t, str(size), "true" if n.subtract else "false"], [x, ins[1][1], out])
+        elif isinstance(n, Mul) and is_channel_gate(*(self.g.tensors[t].shape for t in n.inputs)):
+            channels = self.g.tensors[n.inputs[0]].shape[0]
+            call("mul_channel", [x_t, ins[1][0], out_t, str(channels), str(size // channels)], [x, ins[1][1], out])
         elif isinstance(n, Mul):
             call("mul", [x_t, ins[1][0], out_t, str(size)], [x, ins[1][1], out])
         elif isinstance(n, Relu):

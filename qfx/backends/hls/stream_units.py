@@ -366,6 +366,9 @@ class _Emitter:
 
     def add(self, n: Add | Mul) -> None:
         """A sum, difference (SUB) or product (MUL) of two streams, read in the first one's order."""
+        if isinstance(n, Mul) and self.g.tensors[n.inputs[0]].shape != self.g.tensors[n.inputs[1]].shape:
+            raise UnsupportedNode(f"node {n.name}: a feature map times a per-channel gate (squeeze-and-excitation) has "
+                                  "no streaming unit yet; the fully parallel design computes it")  # fmt: skip
         a = self.take(n.inputs[0], n.name)
         b = self.require(self.take(n.inputs[1], n.name), a.word, a.perm, sanitize(n.name, set()))
         cfg = self.config(n, {"a_t": self.g.fmt(n.inputs[0]), "b_t": self.g.fmt(n.inputs[1]),
