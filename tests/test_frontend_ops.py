@@ -453,13 +453,13 @@ class SqueezeExcite(nn.Module):
 
 
 def test_squeeze_and_excitation(tmp_path, toolchain) -> None:
-    """Per-channel gates in three spellings: PyTorch = qonnx = IR, then fully parallel HLS (g++ C-simulation) and
-    Verilog (Icarus) equal to the IR; the streaming backends refuse the gate by name, writing nothing."""
+    """Per-channel gates in three spellings: PyTorch = qonnx = IR, then HLS (fully parallel and streaming, g++
+    C-simulation) and Verilog (fully parallel, and folded streaming under gaps and stalls at the plan's pace:
+    the map waits in a FIFO for its gate, computed from the same map; Icarus) equal to the IR."""
     import shutil
 
     import qfx.hls
     import qfx.rtl
-    from qfx.backends.hls.stream_units import UnsupportedNode
     from qfx.plan import plan
 
     torch.manual_seed(12)
@@ -469,16 +469,60 @@ def test_squeeze_and_excitation(tmp_path, toolchain) -> None:
     graph = from_qonnx(qfx.export_qonnx(q, x, tmp_path / "se.onnx"))
     xs = x.numpy().astype(np.float64)
     want = np.asarray(graph.run(xs), dtype=np.int64).reshape(len(xs), -1)
-    got = qfx.hls.csim(qfx.hls.generate(graph, tmp_path / "hls"), xs)
-    assert np.array_equal(np.asarray(got, dtype=np.int64).reshape(want.shape), want)
     folded = plan(graph, "ultra96v2", parallel=False)
-    with pytest.raises(UnsupportedNode, match=r"per-channel gate \(squeeze-and-excitation\) has no streaming unit"):
-        qfx.rtl.generate(graph, tmp_path / "stream", architecture="stream", plan=folded)
-    assert not (tmp_path / "stream").exists()
+    for arch in ("parallel", "stream"):
+        project = qfx.hls.generate(graph, tmp_path / f"hls_{arch}", architecture=arch, plan=folded if arch == "stream"
+                                   else None)  # fmt: skip
+        got = np.asarray(qfx.hls.csim(project, xs), dtype=np.int64).reshape(want.shape)
+        assert np.array_equal(got, want), arch
     if shutil.which("iverilog") is None:
         pytest.skip("iverilog not found: install Icarus Verilog (apt install iverilog)")
     rtl = qfx.rtl.simulate(qfx.rtl.generate(graph, tmp_path / "rtl"), xs[:4], simulator="icarus")
     assert np.array_equal(np.asarray(rtl.codes, dtype=np.int64).reshape(want[:4].shape), want[:4])
+    stream = qfx.rtl.generate(graph, tmp_path / "stream", architecture="stream", plan=folded)
+    stressed = qfx.rtl.simulate(stream, xs[:4], simulator="icarus", seed=8, valid_gaps=0.3, ready_stalls=0.3)
+    assert np.array_equal(np.asarray(stressed.codes, dtype=np.int64).reshape(want[:4].shape), want[:4])
+    free = qfx.rtl.simulate(stream, xs[:4], simulator="icarus")
+    assert abs(free.cycles_per_sample - folded.cycles) <= 0.02 * folded.cycles, (free.cycles_per_sample, folded.cycles)
+
+
+class LongGate(nn.Module):
+    """A short 1-D map whose gate takes two dense layers: the gate comes many samples' clocks after its map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc1, self.fc2, self.out = nn.Conv1d(3, 8, 3, padding=1), nn.Linear(8, 2), nn.Linear(2, 8), \
+            nn.Linear(8 * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.conv(x))
+        b, c, _ = y.size()
+        w = torch.sigmoid(self.fc2(F.relu(self.fc1(y.mean(-1))))).view(b, c, 1)
+        return self.out((y * w.expand_as(y)).flatten(1))
+
+
+def test_a_gate_many_samples_behind_its_map_keeps_the_plans_pace(tmp_path) -> None:
+    """The map's FIFO holds the maps of every sample whose gate is still being computed (here about twelve), so
+    the folded stream design keeps the plan's pace (a FIFO of two maps stalls it to 24 clocks for 8)."""
+    import shutil
+
+    if shutil.which("iverilog") is None:
+        pytest.skip("iverilog not found: install Icarus Verilog (apt install iverilog)")
+    import qfx.rtl
+    from qfx.plan import plan
+
+    torch.manual_seed(0)
+    x = _x(16, 3, 6)
+    q = quantize_(LongGate(), QuantizeConfig(), x).eval()
+    graph = from_qonnx(qfx.export_qonnx(q, x, tmp_path / "g.onnx"))
+    xs = x[:3].numpy().astype(np.float64)
+    want = np.asarray(graph.run(xs), dtype=np.int64).reshape(3, -1)
+    p = plan(graph, "ultra96v2", parallel=False)
+    rtl = qfx.rtl.generate(graph, tmp_path / "rtl", architecture="stream", plan=p)
+    stressed = qfx.rtl.simulate(rtl, xs, simulator="icarus", seed=4, valid_gaps=0.3, ready_stalls=0.3)
+    assert np.array_equal(np.asarray(stressed.codes, dtype=np.int64).reshape(want.shape), want)
+    free = qfx.rtl.simulate(rtl, xs, simulator="icarus")
+    assert abs(free.cycles_per_sample - p.cycles) <= 0.02 * p.cycles, (free.cycles_per_sample, p.cycles)
 
 
 @pytest.mark.parametrize(("fn", "message"), [

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from qfx.boards import Board, load_board
-from qfx.ir.graph import Concat, Graph, Reshape
+from qfx.ir.graph import Concat, Graph, Mul, Reshape, is_channel_gate
 from qfx.ir.passes import fuse_casts
 from qfx.plan.cost import Estimate, Folding, Work, estimate, fifo_estimate, work_of
 
@@ -126,16 +126,18 @@ def _divisors(n: int) -> list[int]:
 def _candidates(work: Work) -> list[Folding]:
     """Foldings of a node: every PE x SIMD (divisors). Output positions stay one per clock: the streaming units
     take one pixel per stream word (only the fully parallel design, :func:`fully_parallel`, unrolls them). Units
-    that move values (pad, upsample, concat) take a whole word per clock: one folding."""
-    if work.kind == "move":
+    that move values (pad, upsample, concat) and a per-channel gate take a whole word per clock: one folding."""
+    if work.kind in ("move", "gate"):
         return [Folding(work.pe_dim, 1)]
     return [Folding(pe, simd) for pe in _divisors(work.pe_dim) for simd in _divisors(work.simd_dim)]
 
 
 def _latency(work: Work, f: Folding, cycles: int) -> int:
-    """Clocks from the node's first input to its first output: the line-buffer fill, one output's sum, the
-    pipeline (an adder tree of depth log2 SIMD, a cast)."""
+    """Clocks from the node's first input to its first output: the line-buffer fill (a global sum: its whole
+    map), one output's sum, the pipeline (an adder tree of depth log2 SIMD, a cast)."""
     fill = 0
+    if work.kind == "sum" and not work.window and work.positions > 1:  # a global sum: out after the whole map
+        fill = cycles
     if work.line_buffer_bits and work.in_bits:
         row_bits = work.line_buffer_bits  # (kernel rows - 1) rows of the input
         fill = math.ceil(cycles * min(1.0, row_bits / max(1, row_bits + work.in_bits * work.positions)))
@@ -181,12 +183,17 @@ def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
     for node in graph.nodes:
         la = layers.get(node.name)
         start = max(arrival.get(t, 0) for t in node.inputs)
+        gated = isinstance(node, Mul) and bool(_run_values(graph, node, 0))
+        if gated:  # a per-channel gate: its map waits for all the gate's values, computed from the same map
+            gate = node.inputs[1]
+            start = max(start, arrival.get(gate, 0) + math.ceil(graph.tensors[gate].size / rate.get(gate, 1.0)))
         if len(node.inputs) > 1:
             for k, t in enumerate(node.inputs):
                 behind = start - arrival.get(t, 0)
                 run = _run_values(graph, node, k)
                 need = math.ceil(behind * rate.get(t, 1.0)) + 2 + run
-                depths[t] = min(max(2, 1 << (need - 1).bit_length()), max(2, graph.tensors[t].size + run))
+                cap = need if gated else max(2, graph.tensors[t].size + run)  # a gate's map: maps of several samples
+                depths[t] = min(max(2, 1 << (need - 1).bit_length()), cap)
         for t in node.inputs:
             depths.setdefault(t, 2)
         arrival[node.output] = start + (la.latency if la else 0) + (STREAM_HOP if la else 0)
@@ -196,10 +203,14 @@ def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
 
 
 def _run_values(graph: Graph, node, k: int) -> int:
-    """Values input ``k`` of a concatenation along rows or columns delivers while the others are read: along rows,
+    """Values input ``k`` delivers while the others are read. A per-channel gate's map: the whole map (its gate
+    comes after a global pool of the same map). A concatenation along rows or columns: along rows,
     the first input's map (its producer runs on while the others are read) and twice the others' (a map waits for
     the first input's, the next sample's follows); along columns, its row; 0 for any other node (read word by
     word)."""
+    if isinstance(node, Mul) and k == 0:
+        gate = graph.tensors[node.inputs[1]].shape
+        return graph.tensors[node.inputs[0]].size if is_channel_gate(graph.tensors[node.inputs[0]].shape, gate) else 0
     if not isinstance(node, Concat) or node.axis == 0:
         return 0
     shape = graph.tensors[node.inputs[k]].shape

@@ -335,11 +335,12 @@ def _stream(work: Work, f: Folding) -> Estimate:
         return Estimate(work.pe_dim * (aw + work.out_bits), work.pe_dim * (aw + work.out_bits) + 8)
     if work.kind == "threshold":
         return _threshold_unit(work, lanes)
-    if work.kind == "product":  # a multiplier and a cast per lane: a DSP when wide, else LUTs
+    if work.kind in ("product", "gate"):  # a multiplier and a cast per lane: a DSP when wide, else LUTs
         wide = work.in_bits + work.weight_bits >= DSP_MIN_PRODUCT_BITS
         lut = ELEMENTWISE_LUT * work.pe_dim * (work.acc_bits + work.out_bits)
         lut += 0 if wide else lanes * (work.in_bits * work.weight_bits) // 2
-        return Estimate(int(lut), _elementwise_ff(work, lanes), lanes if wide else 0)
+        ff = _elementwise_ff(work, lanes) + (work.pe_dim * work.weight_bits if work.kind == "gate" else 0)  # gates
+        return Estimate(int(lut), ff, lanes if wide else 0)
     if work.kind == "affine":  # an add and a cast per value of the word; multipliers in the plan's PE lanes
         scales = work.weight_codes if work.weight_bits else None  # no scale: a shift (bias) only
         multiplies = scales is not None and bool(np.any(~_is_power_of_two_or_zero(scales)))
@@ -400,7 +401,7 @@ def _parallel(work: Work, f: Folding) -> Estimate:
             row = f.pe * (work.steps * work.weight_bits + (work.steps + 1) * work.out_bits)
             rom_lut, rom_bram = _rom(row, work.pe_dim // f.pe)
             lut, bram = lut + rom_lut, bram + rom_bram
-    elif work.kind == "product":  # a multiplier per value: a DSP when wide, else LUTs
+    elif work.kind in ("product", "gate"):  # a multiplier per value: a DSP when wide, else LUTs
         if work.in_bits + work.weight_bits >= DSP_MIN_PRODUCT_BITS:
             dsp += ops
         else:

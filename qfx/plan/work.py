@@ -32,6 +32,7 @@ from qfx.ir.graph import (
     Softmax,
     SumPool2d,
     Threshold,
+    is_channel_gate,
     spatial,
 )
 
@@ -57,7 +58,7 @@ class Work:
     pe_dim: int
     simd_dim: int
     kind: str  # "mac" | "xnor" | "affine" | "threshold" | "sum" | "max" | "elementwise" | "table" | "softmax" | "move"
-    # | "product" (two tensors)
+    # | "product" (two tensors) | "gate" (a map times one value per channel)
     in_bits: int  # width of one input element
     out_bits: int  # width of one output element
     acc_bits: int  # width of the exact result
@@ -209,6 +210,11 @@ def work_of(graph: Graph, node: Node) -> Work:
     if isinstance(node, Lookup):
         return Work(positions=positions, pe_dim=channels, simd_dim=1, kind="table",
                     table_entries=len(node.table), table_width=_width(node.acc), **common)  # fmt: skip
+    if isinstance(node, Mul) and is_channel_gate(x.shape, graph.tensors[node.inputs[1]].shape):
+        # a whole map word per clock once the gate's words are in: the map's words plus the gate's per sample
+        words = _input_words(graph, node.inputs[0]) + _input_words(graph, node.inputs[1])
+        return Work(stream_cycles=words, positions=positions, pe_dim=channels, simd_dim=1, kind="gate",
+                    weight_bits=_width(graph.tensors[node.inputs[1]].fmt), **common)  # fmt: skip
     if isinstance(node, Mul):  # the second operand's width stands where a weight's would
         return Work(positions=positions, pe_dim=channels, simd_dim=1, kind="product",
                     weight_bits=_width(graph.tensors[node.inputs[1]].fmt), **common)  # fmt: skip

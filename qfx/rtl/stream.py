@@ -44,8 +44,8 @@ from qfx.rtl.stream_window import conv2d_unit, pool2d_unit
 __all__ = ["RtlDesign", "UnsupportedNode", "render_design"]
 
 PIPELINED = ("mac", "xnor", "sign", "sum")  # fold units whose terms and adder tree are register stages
-SUPPORTED = ("dense", "dense_xnor", "conv2d", "pool2d", "global_sum", "clip", "leaky_relu", "affine", "add", "lookup",
-             "softmax", "argmax", "dup", "threshold", *MOVE_UNITS)  # fmt: skip
+SUPPORTED = ("dense", "dense_xnor", "conv2d", "pool2d", "global_sum", "clip", "leaky_relu", "affine", "add", "gate",
+             "lookup", "softmax", "argmax", "dup", "threshold", *MOVE_UNITS)  # fmt: skip
 
 
 @dataclass
@@ -428,6 +428,26 @@ class _Renderer:
         e = e(module) if callable(e) else e
         self.render(template, module, u=dict(node=call.node, op=call.func, module=module), **{key: e})
         self.unit(module, call.node, call.func, [("s", self.read(x)), ("m", y.name)])
+
+    def u_gate(self, call: Call) -> None:
+        """A map times one value per channel: the gate's words loaded, then a multiplier per lane of the map word,
+        the gate read by a case on the word's phase within the channel table's period."""
+        a, g, y, chan_name = call.args
+        cfg = self.configs[call.targs[0]]
+        fa, fg, out_fmt = (_fmt(cfg.types[k]) for k in ("a_t", "g_t", "out_t"))
+        ints = cfg.ints
+        chan = np.asarray(self.constants[chan_name].values).reshape(-1, a.word)  # (P, W): the channel of each lane
+        bound = max(abs(fa.min_code), fa.max_code) * max(abs(fg.min_code), fg.max_code)
+        aw = _signed_width(-bound, bound) + 1
+        e = dict(W=a.word, IW=fa.width, in_signed=fa.signed, GW=g.word, GIW=fg.width, g_signed=fg.signed,
+                 C=ints["C"], COUNT=ints["COUNT"], GCOUNT=ints["GCOUNT"], P=len(chan), AW=aw,
+                 AF=fa.frac_bits + fg.frac_bits, OW=out_fmt.width, out_fmt=str(out_fmt), cast=_cast(out_fmt),
+                 GB=_bits(ints["GCOUNT"]), NB=_bits(ints["COUNT"]), PB=_bits(len(chan)),
+                 chan=[[(p, int(chan[p, lane])) for p in range(len(chan))] for lane in range(a.word)])  # fmt: skip
+        module = self.module(call.node, "gate")
+        self.out.multipliers += a.word
+        self.render("gate", module, u=dict(node=call.node, op=call.func, module=module), e=e)
+        self.unit(module, call.node, call.func, [("s", self.read(a)), ("s2", self.read(g)), ("m", y.name)])
 
     def u_global_sum(self, call: Call) -> None:
         x, y = call.args

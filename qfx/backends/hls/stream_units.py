@@ -367,8 +367,7 @@ class _Emitter:
     def add(self, n: Add | Mul) -> None:
         """A sum, difference (SUB) or product (MUL) of two streams, read in the first one's order."""
         if isinstance(n, Mul) and self.g.tensors[n.inputs[0]].shape != self.g.tensors[n.inputs[1]].shape:
-            raise UnsupportedNode(f"node {n.name}: a feature map times a per-channel gate (squeeze-and-excitation) has "
-                                  "no streaming unit yet; the fully parallel design computes it")  # fmt: skip
+            return self.gate(n)
         a = self.take(n.inputs[0], n.name)
         b = self.require(self.take(n.inputs[1], n.name), a.word, a.perm, sanitize(n.name, set()))
         cfg = self.config(n, {"a_t": self.g.fmt(n.inputs[0]), "b_t": self.g.fmt(n.inputs[1]),
@@ -377,6 +376,22 @@ class _Emitter:
                                MUL=int(isinstance(n, Mul))))  # fmt: skip
         y = self.out(n, a.word, a.perm)
         self.d.calls.append(Call(n.name, "add", [cfg], [a, b, y]))
+        self.produce(n.output, y)
+
+    def gate(self, n: Mul) -> None:
+        """A feature map times one value per channel (squeeze-and-excitation): the gate's C values are read in
+        channel order, then each map word's lanes are multiplied by the gate of their channel (a table in arrival
+        order, cut to its period as :meth:`channel_tables` does)."""
+        a = self.take(n.inputs[0], n.name)
+        g = self.take(n.inputs[1], n.name)
+        g = self.require(g, g.word, None, sanitize(n.name, set()))
+        (chan,), period = self.channel_tables(n, a, np.arange(self.g.tensors[n.inputs[0]].shape[0]))
+        table = self.constant(f"{n.name}_channels", chan, chan.shape)
+        types = {"a_t": self.g.fmt(n.inputs[0]), "g_t": self.g.fmt(n.inputs[1]), "out_t": self.g.fmt(n.output)}
+        cfg = self.config(n, types, dict(W=a.word, COUNT=a.count, GW=g.word, GCOUNT=g.count, C=g.size, PERIOD=period))
+        y = self.out(n, a.word, a.perm)
+        self.d.multipliers += a.word
+        self.d.calls.append(Call(n.name, "gate", [cfg], [a, g, y, table]))
         self.produce(n.output, y)
 
     def concat(self, n: Concat) -> None:

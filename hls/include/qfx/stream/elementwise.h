@@ -205,6 +205,36 @@ void add(hls::stream<word<typename CFG::a_t, CFG::W> > &a, hls::stream<word<type
                           detail::add_op<CFG>());
 }
 
+// Gate (squeeze-and-excitation): y = a * g[channel], exact, assigned into out_t. The C gate values come first
+// (GCOUNT words of GW, in channel order), then the map's COUNT words; lane l of word n belongs to channel
+// chan[(n * W + l) % PERIOD]. CFG::{a_t, g_t, out_t, W, COUNT, GW, GCOUNT, C, PERIOD}.
+template <class CFG, class ccode_t>
+void gate(hls::stream<word<typename CFG::a_t, CFG::W> > &a, hls::stream<word<typename CFG::g_t, CFG::GW> > &g,
+          hls::stream<word<typename CFG::out_t, CFG::W> > &y, const ccode_t chan[CFG::PERIOD]) {
+  typename CFG::g_t gates[CFG::C];
+#pragma HLS ARRAY_PARTITION variable=gates complete
+gate_load:
+  for (int n = 0; n < CFG::GCOUNT; ++n) {
+#pragma HLS PIPELINE II=1
+    const word<typename CFG::g_t, CFG::GW> v = g.read();
+    for (int l = 0; l < CFG::GW; ++l) {
+#pragma HLS UNROLL
+      gates[n * CFG::GW + l] = v.d[l];
+    }
+  }
+gate_run:
+  for (int n = 0; n < CFG::COUNT; ++n) {
+#pragma HLS PIPELINE II=1
+    const word<typename CFG::a_t, CFG::W> v = a.read();
+    word<typename CFG::out_t, CFG::W> out;
+    for (int l = 0; l < CFG::W; ++l) {
+#pragma HLS UNROLL
+      out.d[l] = v.d[l] * gates[chan[(n * CFG::W + l) % CFG::PERIOD]];
+    }
+    y.write(out);
+  }
+}
+
 // ArgMax over each word of N values (first index on ties), one index per word: CFG::{in_t, acc_t, out_t, N, COUNT}.
 template <class CFG>
 void argmax(hls::stream<word<typename CFG::in_t, CFG::N> > &x, hls::stream<word<typename CFG::out_t, 1> > &y) {
