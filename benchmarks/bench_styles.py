@@ -6,10 +6,10 @@ Each model below is a common idiom: classic LeNet-5 (tanh, average pools, ``x.vi
 a ResNet block with ``+=``, a TCN (strided and dilated 1-D convolutions), a DS-CNN block whose pool reads its kernel
 off the tensor, DCGAN-style 4x4/2 convolutions, PReLU, an MLPerf-Tiny-AD-style autoencoder, a VGG-style CNN, a
 TFC-style MLP with Hardtanh, a KWS DS-CNN with a 10x4 stride-2 first layer, gated units (``tanh(a) * sigmoid(b)``,
-hard-swish spelled out). Random weights, PTQ calibrated on random data (``--qat``: QAT, 3 steps; ``--khot``:
-K = 2 weights).
+hard-swish spelled out), a MobileNetV3 inverted residual with squeeze-and-excitation. Random weights, PTQ
+calibrated on random data (``--qat``: QAT, 3 steps; ``--khot``: K = 2 weights).
 
-    .venv/bin/python benchmarks/bench_styles.py                        # every model (about 5 minutes on 2 cores)
+    .venv/bin/python benchmarks/bench_styles.py                        # every model (about 6 minutes on 2 cores)
     .venv/bin/python benchmarks/bench_styles.py --models tcn gates --khot
 """
 
@@ -173,11 +173,35 @@ class Gates(nn.Module):
         return self.fc((y + z * torch.sigmoid(z)).flatten(1))
 
 
+class MobileNetV3Block(nn.Module):
+    """An inverted residual with squeeze-and-excitation, as torchvision writes it (hard-swish, hard-sigmoid gate)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        def unit(conv: nn.Conv2d) -> nn.Sequential:
+            return nn.Sequential(conv, nn.BatchNorm2d(conv.out_channels), nn.Hardswish())
+
+        self.stem = unit(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False))
+        self.expand = unit(nn.Conv2d(8, 16, 1, bias=False))
+        self.dw = unit(nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False))
+        self.fc1, self.fc2 = nn.Conv2d(16, 4, 1), nn.Conv2d(4, 16, 1)
+        self.project = nn.Sequential(nn.Conv2d(16, 8, 1, bias=False), nn.BatchNorm2d(8))
+        self.classifier = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        y = self.dw(self.expand(x))
+        scale = F.hardsigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(y, 1)))))
+        y = self.project(scale * y) + x
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+
+
 MODELS = {
     "lenet_classic": (LeNetClassic, (1, 28, 28)), "inception": (Inception, (4, 8, 8)),
     "resnet_block": (ResBlock, (3, 8, 8)), "tcn": (TCN, (2, 64)), "ds_cnn_block": (DSBlock, (1, 20, 10)),
     "dcgan": (DCGAN, (3, 16, 16)), "prelu_cnn1d": (PReLUCNN, (3, 32)), "autoencoder": (autoencoder, (128,)),
     "vgg": (vgg, (3, 16, 16)), "tfc": (tfc, (1, 8, 8)), "kws": (KWS, (1, 25, 10)), "gates": (Gates, (2, 8)),
+    "mobilenet_v3_se": (MobileNetV3Block, (3, 16, 16)),
 }  # fmt: skip
 
 

@@ -501,9 +501,26 @@ class LongGate(nn.Module):
         return self.out((y * w.expand_as(y)).flatten(1))
 
 
-def test_a_gate_many_samples_behind_its_map_keeps_the_plans_pace(tmp_path) -> None:
-    """The map's FIFO holds the maps of every sample whose gate is still being computed (here about twelve), so
-    the folded stream design keeps the plan's pace (a FIFO of two maps stalls it to 24 clocks for 8)."""
+class InvertedResidualSE(nn.Module):
+    """MobileNetV3's block: expand, depthwise, squeeze-and-excitation, project, and the residual around them all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand, self.dw = nn.Conv2d(4, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.fc1, self.fc2, self.project = nn.Conv2d(8, 2, 1), nn.Conv2d(2, 8, 1), nn.Conv2d(8, 4, 1)
+        self.out = nn.Linear(4 * 16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.hardswish(self.dw(F.hardswish(self.expand(x))))
+        y = F.hardsigmoid(self.fc2(F.relu(self.fc1(F.adaptive_avg_pool2d(y, 1))))) * y
+        return self.out((self.project(y) + x).flatten(1))
+
+
+@pytest.mark.parametrize(("model", "shape"), [(LongGate, (3, 6)), (InvertedResidualSE, (4, 4, 4))])
+def test_a_gate_many_samples_behind_its_map_keeps_the_plans_pace(model, shape, tmp_path) -> None:
+    """The map's FIFO holds the maps of every sample whose gate is still being computed (about twelve for the
+    1-D map), and so does a residual around the gate: the folded stream design keeps the plan's pace (FIFOs of
+    one or two maps stall them: 24 clocks for 8, 476 for 256 in benchmarks/bench_styles.py)."""
     import shutil
 
     if shutil.which("iverilog") is None:
@@ -512,8 +529,8 @@ def test_a_gate_many_samples_behind_its_map_keeps_the_plans_pace(tmp_path) -> No
     from qfx.plan import plan
 
     torch.manual_seed(0)
-    x = _x(16, 3, 6)
-    q = quantize_(LongGate(), QuantizeConfig(), x).eval()
+    x = _x(16, *shape)
+    q = quantize_(model(), QuantizeConfig(), x).eval()
     graph = from_qonnx(qfx.export_qonnx(q, x, tmp_path / "g.onnx"))
     xs = x[:3].numpy().astype(np.float64)
     want = np.asarray(graph.run(xs), dtype=np.int64).reshape(3, -1)

@@ -180,6 +180,7 @@ def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
     arrival: dict[str, int] = {t: 0 for t in graph.inputs}
     rate: dict[str, float] = {t: 1.0 for t in graph.inputs}  # elements per clock
     depths: dict[str, int] = {}
+    after_gate: set[str] = set()  # tensors computed after a per-channel gate
     for node in graph.nodes:
         la = layers.get(node.name)
         start = max(arrival.get(t, 0) for t in node.inputs)
@@ -187,12 +188,15 @@ def _fifo_depths(graph: Graph, layers: dict[str, LayerPlan]) -> dict[str, int]:
         if gated:  # a per-channel gate: its map waits for all the gate's values, computed from the same map
             gate = node.inputs[1]
             start = max(start, arrival.get(gate, 0) + math.ceil(graph.tensors[gate].size / rate.get(gate, 1.0)))
+        if gated or any(t in after_gate for t in node.inputs):
+            after_gate.add(node.output)
         if len(node.inputs) > 1:
             for k, t in enumerate(node.inputs):
                 behind = start - arrival.get(t, 0)
                 run = _run_values(graph, node, k)
                 need = math.ceil(behind * rate.get(t, 1.0)) + 2 + run
-                cap = need if gated else max(2, graph.tensors[t].size + run)  # a gate's map: maps of several samples
+                # a path through a gate may lag by more than a map (the maps of several samples); others by less
+                cap = need if node.output in after_gate else max(2, graph.tensors[t].size + run)
                 depths[t] = min(max(2, 1 << (need - 1).bit_length()), cap)
         for t in node.inputs:
             depths.setdefault(t, 2)
