@@ -325,14 +325,19 @@ def case_pool(rng, k: int) -> Graph:
     return b.graph()
 
 
+def _two_casts(rng, name: str, k: int):
+    """A graph builder on a random input (a map, 1-D or 2-D by ``k``, or a vector) with two casts of it into
+    random formats: (builder, shape, (tensor, format) twice)."""
+    shape = rand_map(rng, bool(k % 2)) if k % 3 else (int(rng.integers(2, 9)),)
+    b = Builder(name, shape, rand_fmt(rng))
+    fa, fb = rand_fmt(rng), rand_fmt(rng)
+    return b, shape, (b.add(Cast("ca", ["x"], "", fa), shape), fa), (b.add(Cast("cb", ["x"], "", fb), shape), fb)
+
+
 def case_sub(rng, k: int) -> Graph:
     """``a - b`` of two casts of the input (random formats, either signedness): exact in ap_fixed's signed
     difference type, then a random output format."""
-    shape = rand_map(rng, bool(k % 2)) if k % 3 else (int(rng.integers(2, 9)),)
-    x = rand_fmt(rng)
-    b = Builder(f"sub{k}", shape, x)
-    fa, fb = rand_fmt(rng), rand_fmt(rng)
-    ta, tb = b.add(Cast("ca", ["x"], "", fa), shape), b.add(Cast("cb", ["x"], "", fb), shape)
+    b, shape, (ta, fa), (tb, fb) = _two_casts(rng, f"sub{k}", k)
     acc = sub_format(fa, fb)
     b.add(Add("sub", [tb, ta] if k % 2 else [ta, tb], "", acc, subtract=True), shape, out_fmt(rng, acc))
     return b.graph()
@@ -342,11 +347,7 @@ def case_mul(rng, k: int) -> Graph:
     """``a * b`` of two casts of the input (random formats, either signedness, some with negative or more fraction
     than width bits), or of a map and one value per channel (k >= 4): exact in ap_fixed's product type, then a
     random output format (any rounding/overflow)."""
-    shape = rand_map(rng, bool(k % 2)) if k % 3 else (int(rng.integers(2, 9)),)
-    x = rand_fmt(rng)
-    b = Builder(f"mul{k}", shape, x)
-    fa, fb = rand_fmt(rng), rand_fmt(rng)
-    ta, tb = b.add(Cast("ca", ["x"], "", fa), shape), b.add(Cast("cb", ["x"], "", fb), shape)
+    b, shape, (ta, fa), (tb, fb) = _two_casts(rng, f"mul{k}", k)
     acc = product_format(fa, fb)
     if k >= 4 and len(shape) > 1:  # a map times one value per channel (its global sum, cast): squeeze-excitation
         fs = exact_acc(max_abs(fb) * (math.prod(shape) // shape[0]), fb.frac_bits)

@@ -181,7 +181,7 @@ class _Lowering:
         elif isinstance(node, Affine):
             self.affine(node, res)
         elif isinstance(node, (Add, Mul)):
-            if self.g.tensors[node.inputs[0]].shape != self.g.tensors[node.inputs[1]].shape:
+            if isinstance(node, Mul) and self.g.tensors[node.inputs[0]].shape != self.g.tensors[node.inputs[1]].shape:
                 raise self.fail(node, "a feature map times a per-channel gate is not exported to hls4ml (its Merge "
                                 "multiplies tensors of one shape); qfx.hls.generate takes it")  # fmt: skip
             a, b = (self.where[t] for t in node.inputs)

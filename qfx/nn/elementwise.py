@@ -110,8 +110,7 @@ class QMul(nn.Module):
         self.output_quantizer = FixedQuantizer(output, learn_binary_point=learn)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        like = a if a.dim() >= b.dim() and a.numel() >= b.numel() else b  # the map (the gate broadcasts over it)
-        return _out(self.output_quantizer, a.to(torch.float64) * b.to(torch.float64), like)
+        return _out(self.output_quantizer, a.to(torch.float64) * b.to(torch.float64), a)
 
 
 class QAbs(nn.Module):
